@@ -1,0 +1,1 @@
+//! inregion-edge (placeholder)

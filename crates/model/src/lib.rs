@@ -1,0 +1,1 @@
+//! inregion-model (placeholder)

@@ -1,0 +1,1 @@
+//! inregion-table (placeholder)
