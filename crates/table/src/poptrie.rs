@@ -1,0 +1,413 @@
+//! The compiled lookup structure: a Poptrie (Asai & Ohara, SIGCOMM 2015).
+//!
+//! A key is consumed from its most significant bit: the first `TOP` bits index a flat
+//! *direct-pointing* array; every further level consumes a 6-bit *chunk* and lives in a
+//! [`Node`] that describes its 64 slots with two bitmaps:
+//!
+//! - `children`: bit `s` set when slot `s` continues in a child node. The children of a
+//!   node are stored contiguously, so the child of slot `s` is
+//!   `nodes[child_base + popcount(children & bits_up_to(s)) - 1]`.
+//! - `leaf_runs`: bit `s` set when slot `s` is a leaf whose value differs from the
+//!   previous leaf slot of the same node (run-length leaf compression). The value of leaf
+//!   slot `s` is `leaves[leaf_base + popcount(leaf_runs & bits_up_to(s)) - 1]`.
+//!
+//! Leaf values are indices into the table's value dictionary; `0` means "no prefix
+//! matches". The build collapses every subtree whose slots all resolve to one value into
+//! a single leaf, which is what keeps a table with few distinct values small.
+//!
+//! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
+//! prefix comes before the prefixes nested inside it), without duplicates.
+
+/// Bits consumed per node level.
+const STRIDE: u32 = 6;
+
+/// Marks a direct-pointing entry that holds a leaf value instead of a node index.
+const LEAF_FLAG: u32 = 1 << 31;
+
+/// How many lookups a batch walks in lock-step (enough independent loads in flight to
+/// hide most of a cache miss, few enough to stay in registers and L1).
+pub(crate) const BATCH_LANES: usize = 16;
+
+/// One inner node: 64 slots, each a child node or a (run-compressed) leaf.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct Node {
+    children: u64,
+    leaf_runs: u64,
+    leaf_base: u32,
+    child_base: u32,
+}
+
+/// A leaf value as stored: an index into the value dictionary (`0` = no match).
+pub(crate) trait LeafIndex: Copy + Eq + Default + std::fmt::Debug {
+    /// Converts a dictionary index; the caller guarantees that it fits.
+    fn from_index(index: u32) -> Self;
+    /// The dictionary index.
+    fn index(self) -> u32;
+}
+
+impl LeafIndex for u16 {
+    #[inline(always)]
+    fn from_index(index: u32) -> Self {
+        debug_assert!(index <= u32::from(u16::MAX));
+        index as u16
+    }
+    #[inline(always)]
+    fn index(self) -> u32 {
+        u32::from(self)
+    }
+}
+
+impl LeafIndex for u32 {
+    #[inline(always)]
+    fn from_index(index: u32) -> Self {
+        index
+    }
+    #[inline(always)]
+    fn index(self) -> u32 {
+        self
+    }
+}
+
+/// A lookup key: an address as an unsigned integer, most significant bit first.
+pub(crate) trait TrieKey: Copy {
+    /// The first `bits` bits, as an index into the direct-pointing array.
+    fn top(self, bits: u32) -> usize;
+    /// The 6-bit chunk starting at bit `offset` (zero-padded past the key's end).
+    fn chunk(self, offset: u32) -> usize;
+}
+
+impl TrieKey for u32 {
+    #[inline(always)]
+    fn top(self, bits: u32) -> usize {
+        (self >> (32 - bits)) as usize
+    }
+    #[inline(always)]
+    fn chunk(self, offset: u32) -> usize {
+        // Widen so that a chunk running past bit 32 reads zero padding.
+        (((u64::from(self) << 32) << offset) >> (64 - STRIDE)) as usize
+    }
+}
+
+impl TrieKey for u128 {
+    #[inline(always)]
+    fn top(self, bits: u32) -> usize {
+        (self >> (128 - bits)) as usize
+    }
+    #[inline(always)]
+    fn chunk(self, offset: u32) -> usize {
+        ((self << offset) >> (128 - STRIDE)) as usize
+    }
+}
+
+/// A prefix to compile: key left-aligned in a `u128` (an IPv4 address sits in the top 32
+/// bits), host bits zero, and its value's dictionary index (non-zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct CompileEntry {
+    pub key: u128,
+    pub len: u8,
+    pub leaf: u32,
+}
+
+/// A compiled Poptrie with a `TOP`-bit direct-pointing array and leaves of type `L`.
+#[derive(Clone, Debug)]
+pub(crate) struct Poptrie<L, const TOP: u32> {
+    /// `1 << TOP` entries: a node index, or `LEAF_FLAG | leaf`.
+    top: Box<[u32]>,
+    nodes: Box<[Node]>,
+    leaves: Box<[L]>,
+}
+
+/// Bits `0..=slot` set.
+#[inline(always)]
+fn bits_up_to(slot: usize) -> u64 {
+    // For slot 63 the shift yields 0 and the subtraction wraps to all ones.
+    (2u64 << slot).wrapping_sub(1)
+}
+
+impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
+    /// Compiles `entries` (sorted by `(key, len)`, unique, host bits zero).
+    pub(crate) fn build(entries: &[CompileEntry]) -> Self {
+        debug_assert!(entries.windows(2).all(|w| (w[0].key, w[0].len) < (w[1].key, w[1].len)));
+        let top_len = 1usize << TOP;
+        let mut top_leaf = vec![0u32; top_len];
+        // Slots of the direct-pointing array that need a node, with their prefixes.
+        let mut deep: Vec<(usize, usize, usize)> = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let slot = entry.key.top(TOP);
+            if u32::from(entry.len) <= TOP {
+                // Pre-order: a nested prefix paints after the prefix that contains it.
+                let count = 1usize << (TOP - u32::from(entry.len));
+                top_leaf[slot..slot + count].fill(entry.leaf);
+            } else {
+                match deep.last_mut() {
+                    Some((last, _, end)) if *last == slot => *end = i + 1,
+                    _ => deep.push((slot, i, i + 1)),
+                }
+            }
+        }
+        let mut compiler = Compiler::<L> {
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+        };
+        let mut top: Vec<u32> = top_leaf.iter().map(|&leaf| LEAF_FLAG | leaf).collect();
+        for (slot, start, end) in deep {
+            match compiler.node(&entries[start..end], TOP, top_leaf[slot]) {
+                Compiled::Leaf(leaf) => top[slot] = LEAF_FLAG | leaf,
+                Compiled::Node(node) => {
+                    top[slot] = u32::try_from(compiler.nodes.len())
+                        .ok()
+                        .filter(|&i| i < LEAF_FLAG)
+                        .expect("more than 2^31 trie nodes");
+                    compiler.nodes.push(node);
+                }
+            }
+        }
+        Poptrie {
+            top: top.into_boxed_slice(),
+            nodes: compiler.nodes.into_boxed_slice(),
+            leaves: compiler.leaves.into_boxed_slice(),
+        }
+    }
+
+    /// Heap bytes of the compiled structure.
+    pub(crate) fn size_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.top)
+            + std::mem::size_of_val(&*self.nodes)
+            + std::mem::size_of_val(&*self.leaves)
+    }
+
+    /// Number of inner nodes (for diagnostics and tests).
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The leaf (dictionary index, `0` = no match) for `key`.
+    #[inline(always)]
+    pub(crate) fn lookup<K: TrieKey>(&self, key: K) -> u32 {
+        let entry = self.top[key.top(TOP)];
+        if entry & LEAF_FLAG != 0 {
+            return entry & !LEAF_FLAG;
+        }
+        let mut node = &self.nodes[entry as usize];
+        let mut offset = TOP;
+        loop {
+            let slot = key.chunk(offset);
+            let upto = bits_up_to(slot);
+            if node.children & (1u64 << slot) != 0 {
+                let index = node.child_base + (node.children & upto).count_ones() - 1;
+                node = &self.nodes[index as usize];
+                offset += STRIDE;
+            } else {
+                let index = node.leaf_base + (node.leaf_runs & upto).count_ones() - 1;
+                return self.leaves[index as usize].index();
+            }
+        }
+    }
+
+    /// Looks up `keys.len()` keys, writing each leaf to `out` (same length), walking
+    /// [`BATCH_LANES`] lookups level by level in lock-step so that their memory loads
+    /// overlap.
+    #[inline(always)]
+    pub(crate) fn lookup_lanes<K: TrieKey>(&self, keys: &[K; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+        let mut node_index = [0u32; BATCH_LANES];
+        let mut active: u32 = 0;
+        for lane in 0..BATCH_LANES {
+            let entry = self.top[keys[lane].top(TOP)];
+            if entry & LEAF_FLAG != 0 {
+                out[lane] = entry & !LEAF_FLAG;
+            } else {
+                node_index[lane] = entry;
+                active |= 1 << lane;
+            }
+        }
+        let mut offset = TOP;
+        while active != 0 {
+            let mut still = active;
+            let mut lanes = active;
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros() as usize;
+                lanes &= lanes - 1;
+                let node = &self.nodes[node_index[lane] as usize];
+                let slot = keys[lane].chunk(offset);
+                let upto = bits_up_to(slot);
+                if node.children & (1u64 << slot) != 0 {
+                    node_index[lane] = node.child_base + (node.children & upto).count_ones() - 1;
+                } else {
+                    let index = node.leaf_base + (node.leaf_runs & upto).count_ones() - 1;
+                    out[lane] = self.leaves[index as usize].index();
+                    still &= !(1 << lane);
+                }
+            }
+            active = still;
+            offset += STRIDE;
+        }
+    }
+}
+
+/// What compiling one subtree produced.
+enum Compiled {
+    /// Every address in the subtree resolves to this leaf.
+    Leaf(u32),
+    /// An inner node (its children and leaves are already stored).
+    Node(Node),
+}
+
+struct Compiler<L> {
+    nodes: Vec<Node>,
+    leaves: Vec<L>,
+}
+
+impl<L: LeafIndex> Compiler<L> {
+    /// Compiles the subtree whose chunk starts at bit `offset`. `entries` are the prefixes
+    /// inside it (all longer than `offset`), `inherited` the leaf of the longest prefix
+    /// that covers the whole subtree.
+    ///
+    /// Children are compiled first and then stored as one contiguous block (post-order),
+    /// so that a subtree can still collapse into a leaf after its children are known.
+    fn node(&mut self, entries: &[CompileEntry], offset: u32, inherited: u32) -> Compiled {
+        let end = offset + STRIDE;
+        let mut slot_leaf = [inherited; 64];
+        let mut deep_range = [(0usize, 0usize); 64];
+        let mut deep_slots = 0u64;
+        for (i, entry) in entries.iter().enumerate() {
+            let slot = entry.key.chunk(offset);
+            let len = u32::from(entry.len);
+            if len <= end {
+                let count = 1usize << (end - len);
+                slot_leaf[slot..slot + count].fill(entry.leaf);
+            } else {
+                if deep_slots & (1 << slot) == 0 {
+                    deep_slots |= 1 << slot;
+                    deep_range[slot].0 = i;
+                }
+                deep_range[slot].1 = i + 1;
+            }
+        }
+        let mut children = 0u64;
+        let mut child_nodes = [Node::default(); 64];
+        let mut child_count = 0;
+        let mut pending = deep_slots;
+        while pending != 0 {
+            let slot = pending.trailing_zeros() as usize;
+            pending &= pending - 1;
+            let (start, stop) = deep_range[slot];
+            match self.node(&entries[start..stop], end, slot_leaf[slot]) {
+                Compiled::Leaf(leaf) => slot_leaf[slot] = leaf,
+                Compiled::Node(node) => {
+                    children |= 1 << slot;
+                    child_nodes[child_count] = node;
+                    child_count += 1;
+                }
+            }
+        }
+        if children == 0 && slot_leaf.iter().all(|&l| l == slot_leaf[0]) {
+            return Compiled::Leaf(slot_leaf[0]);
+        }
+        let leaf_base = index_u32(self.leaves.len());
+        let mut leaf_runs = 0u64;
+        let mut last: Option<u32> = None;
+        for (slot, &leaf) in slot_leaf.iter().enumerate() {
+            if children & (1 << slot) == 0 && last != Some(leaf) {
+                leaf_runs |= 1 << slot;
+                self.leaves.push(L::from_index(leaf));
+                last = Some(leaf);
+            }
+        }
+        let child_base = index_u32(self.nodes.len());
+        self.nodes.extend_from_slice(&child_nodes[..child_count]);
+        Compiled::Node(Node {
+            children,
+            leaf_runs,
+            leaf_base,
+            child_base,
+        })
+    }
+}
+
+fn index_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("trie array larger than 2^32 entries")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4], len: u8, leaf: u32) -> CompileEntry {
+        CompileEntry {
+            key: u128::from(u32::from_be_bytes(a)) << 96,
+            len,
+            leaf,
+        }
+    }
+
+    #[test]
+    fn chunk_reads_zero_padding_past_the_key() {
+        assert_eq!(0xFFFF_FFFFu32.chunk(30), 0b110000);
+        assert_eq!(0xFFFF_FFFFu32.chunk(0), 63);
+        assert_eq!(u128::MAX.chunk(124), 0b111100);
+        assert_eq!(0x8000_0000u32.top(16), 0x8000);
+    }
+
+    #[test]
+    fn bits_up_to_covers_the_last_slot() {
+        assert_eq!(bits_up_to(0), 1);
+        assert_eq!(bits_up_to(63), u64::MAX);
+    }
+
+    #[test]
+    fn empty_trie_has_no_nodes_and_misses() {
+        let trie = Poptrie::<u16, 16>::build(&[]);
+        assert_eq!(trie.node_count(), 0);
+        assert_eq!(trie.lookup(0u32), 0);
+        assert_eq!(trie.lookup(u32::MAX), 0);
+    }
+
+    #[test]
+    fn nested_prefixes_resolve_to_the_longest() {
+        let entries = [
+            v4([0, 0, 0, 0], 0, 1),
+            v4([10, 0, 0, 0], 8, 2),
+            v4([10, 1, 2, 0], 24, 3),
+            v4([10, 1, 2, 3], 32, 4),
+        ];
+        let trie = Poptrie::<u16, 16>::build(&entries);
+        let at = |a: [u8; 4]| trie.lookup(u32::from_be_bytes(a));
+        assert_eq!(at([9, 255, 255, 255]), 1);
+        assert_eq!(at([10, 0, 0, 0]), 2);
+        assert_eq!(at([10, 1, 2, 2]), 3);
+        assert_eq!(at([10, 1, 2, 3]), 4);
+        assert_eq!(at([10, 1, 2, 4]), 3);
+        assert_eq!(at([10, 1, 3, 0]), 2);
+        assert_eq!(at([11, 0, 0, 0]), 1);
+    }
+
+    #[test]
+    fn a_subtree_with_one_value_collapses_into_a_leaf() {
+        // The /32 carries the same value as its /8: no node is needed.
+        let entries = [v4([10, 0, 0, 0], 8, 2), v4([10, 1, 2, 3], 32, 2)];
+        let trie = Poptrie::<u16, 16>::build(&entries);
+        assert_eq!(trie.node_count(), 0);
+        assert_eq!(trie.lookup(u32::from_be_bytes([10, 1, 2, 3])), 2);
+    }
+
+    #[test]
+    fn lock_step_lanes_agree_with_single_lookups() {
+        let entries = [
+            v4([10, 0, 0, 0], 8, 2),
+            v4([10, 1, 2, 0], 24, 3),
+            v4([10, 1, 2, 3], 32, 4),
+            v4([192, 168, 0, 0], 16, 5),
+        ];
+        let trie = Poptrie::<u32, 16>::build(&entries);
+        let mut keys = [0u32; BATCH_LANES];
+        for (i, key) in keys.iter_mut().enumerate() {
+            *key = u32::from_be_bytes([10, 1, 2, i as u8]) ^ ((i as u32 % 3) << 30);
+        }
+        let mut out = [u32::MAX; BATCH_LANES];
+        trie.lookup_lanes(&keys, &mut out);
+        for (key, got) in keys.iter().zip(out) {
+            assert_eq!(got, trie.lookup(*key), "key {key:#x}");
+        }
+    }
+}

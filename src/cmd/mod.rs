@@ -1,0 +1,6 @@
+//! One module per subcommand: `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
+
+pub mod bench;
+pub mod serve;
+pub mod simulate;
+pub mod trace;
