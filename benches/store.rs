@@ -1,1 +1,199 @@
-fn main() {}
+//! Control-plane store benchmarks (criterion).
+//!
+//! - `durable_create/*`: `ControlPlane::create_binding` over SQLite in a temp dir
+//!   (WAL, `synchronous=FULL`): every measured create has been fsync'd before it returns.
+//!   `single` is one writer; `concurrent_N` is N writer threads sharing one control plane
+//!   (group commit batches whatever is queued while the previous fsync runs).
+//! - `snapshot/*`: `ControlPlane::bindings_in_force(t)` (the data plane's input) over N
+//!   live bindings. 10k is loaded through the API (`create_binding`); 1M is loaded with
+//!   `bulk_create_bindings` (same rules, one commit) into the memory store, because
+//!   creating 1M bindings through fsync'd single creates would take minutes. The measured
+//!   operation is the same in both: only the loading differs.
+//! - `reads/*`: `get_binding` and a 25-item `list_bindings` page over 10k bindings.
+//!
+//! Run: `cargo bench --bench store` (add `-- snapshot` etc. to filter).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use inregion_control::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ACCT: &str = "0123456789abcdef0123456789abcdef";
+const P6: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn seed() -> SeedConfig {
+    SeedConfig::from_toml(&format!(
+        r#"
+[[accounts]]
+id = "{ACCT}"
+entitlements = ["regional_services", "regional_services_byoip"]
+[[prefixes]]
+account = "{ACCT}"
+id = "{P6}"
+cidr = "2001:db8::/32"
+asn = 64496
+"#
+    ))
+    .unwrap()
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_secs(1_800_000_000)
+}
+
+fn cidr(n: u64) -> String {
+    format!("2001:db8:{:x}:{:x}::/64", (n >> 16) & 0xffff, n & 0xffff)
+}
+
+fn sqlite_plane(dir: &tempfile::TempDir) -> ControlPlane {
+    let cp = ControlPlane::open_sqlite(dir.path().join("bench.db"), ControlConfig::default())
+        .unwrap();
+    cp.seed(&seed(), now()).unwrap();
+    cp
+}
+
+fn durable_creates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("durable_create");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(6))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().unwrap();
+    let cp = Arc::new(sqlite_plane(&dir));
+    let next = Arc::new(AtomicU64::new(0));
+    let p = Principal::system();
+    g.bench_function("single", |b| {
+        b.iter(|| {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            cp.create_binding(&p, ACCT, CreateBinding::new(P6, &cidr(n), "eu"), now())
+                .unwrap()
+        })
+    });
+    for threads in [8usize, 32] {
+        g.bench_with_input(
+            BenchmarkId::new("concurrent", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let per = iters.div_ceil(threads as u64);
+                    let start = Instant::now();
+                    let hs: Vec<_> = (0..threads)
+                        .map(|_| {
+                            let cp = cp.clone();
+                            let next = next.clone();
+                            let p = p.clone();
+                            std::thread::spawn(move || {
+                                for _ in 0..per {
+                                    let n = next.fetch_add(1, Ordering::Relaxed);
+                                    cp.create_binding(
+                                        &p,
+                                        ACCT,
+                                        CreateBinding::new(P6, &cidr(n), "eu"),
+                                        now(),
+                                    )
+                                    .unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.join().unwrap();
+                    }
+                    // Scale to the requested count (threads * per >= iters).
+                    start.elapsed().mul_f64(iters as f64 / (per * threads as u64) as f64)
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn load_bulk(cp: &ControlPlane, n: u64) {
+    let chunk = 100_000u64;
+    let mut i = 0;
+    while i < n {
+        let items: Vec<(String, String, String)> = (i..(i + chunk).min(n))
+            .map(|k| (P6.to_string(), cidr(k), if k % 2 == 0 { "eu" } else { "us" }.to_string()))
+            .collect();
+        cp.bulk_create_bindings(ACCT, &items, now()).unwrap();
+        i += chunk;
+    }
+}
+
+fn snapshots(c: &mut Criterion) {
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let active = now().plus(Duration::from_secs(6 * 3600));
+
+    // 10k through the API, durable.
+    let dir = tempfile::tempdir().unwrap();
+    let cp = sqlite_plane(&dir);
+    let p = Principal::system();
+    for n in 0..10_000u64 {
+        cp.create_binding(&p, ACCT, CreateBinding::new(P6, &cidr(n), "eu"), now())
+            .unwrap();
+    }
+    g.throughput(Throughput::Elements(10_000));
+    g.bench_function("bindings_in_force_10k", |b| {
+        b.iter(|| {
+            let s = cp.bindings_in_force(active);
+            assert_eq!(s.entries.len(), 10_000);
+            s
+        })
+    });
+
+    // Reads over the same 10k.
+    let ids: Vec<String> = cp
+        .changes_since(0)
+        .bindings
+        .iter()
+        .map(|b| b.id.to_string())
+        .collect();
+    let mut rg = c.benchmark_group("reads");
+    rg.throughput(Throughput::Elements(1));
+    let mut k = 0usize;
+    rg.bench_function("get_binding_10k", |b| {
+        b.iter(|| {
+            k = (k + 7919) % ids.len();
+            cp.get_binding(&p, ACCT, &ids[k]).unwrap()
+        })
+    });
+    let page = cp.list_bindings(&p, ACCT, &PageRequest::first(25)).unwrap();
+    let mid = cp
+        .list_bindings(&p, ACCT, &PageRequest::first(100))
+        .unwrap()
+        .next_cursor;
+    rg.bench_function("list_bindings_page25_10k", |b| {
+        b.iter(|| {
+            let p2 = cp
+                .list_bindings(&p, ACCT, &PageRequest::after(&mid, 25))
+                .unwrap();
+            assert_eq!(p2.items.len(), 25);
+            p2
+        })
+    });
+    drop(page);
+    rg.finish();
+
+    // 1M via the bulk path, memory store.
+    let mut g = c.benchmark_group("snapshot");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let big = ControlPlane::in_memory(ControlConfig::default());
+    big.seed(&seed(), now()).unwrap();
+    let t0 = Instant::now();
+    load_bulk(&big, 1_000_000);
+    eprintln!("bulk-loaded 1M bindings (memory store) in {:?}", t0.elapsed());
+    g.throughput(Throughput::Elements(1_000_000));
+    g.bench_function("bindings_in_force_1M", |b| {
+        b.iter(|| {
+            let s = big.bindings_in_force(active);
+            assert_eq!(s.entries.len(), 1_000_000);
+            s
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, durable_creates, snapshots);
+criterion_main!(benches);

@@ -1,12 +1,179 @@
-//! `inregion serve` (placeholder).
+//! `inregion serve`: the DLS and Addressing API over HTTP (see `crates/api/README.md`).
+//!
+//! This module only turns flags into [`inregion_api::ServeOptions`], sets up logging and
+//! the runtime, and prints the start-up banner; everything else is in `inregion-api`.
 
+use anyhow::Context;
+use inregion_api::server::{
+    shutdown_signal, DevTokenSource, ServeOptions, Server, DEMO_PREFIX_CIDR, DEMO_PREFIX_ID,
+    DEV_ACCOUNT_ID,
+};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// Log output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Arguments of `inregion serve`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Address to listen on. Port 0 picks a free port; the bound address is printed on
+    /// the first line of stdout ("inregion: listening on http://ADDR").
+    #[arg(long, env = "INREGION_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: String,
+    /// Data directory (SQLite database, dev token, clock offset). Created if missing;
+    /// a restart on the same directory keeps everything.
+    #[arg(long, env = "INREGION_DATA", default_value = "./inregion-data")]
+    data: PathBuf,
+    /// Keep everything in memory instead of the data directory (lost on exit).
+    #[arg(long, conflicts_with = "data")]
+    in_memory: bool,
+    /// Seeding file (TOML): accounts, entitlements, tokens, users, prefixes, custom
+    /// regions. Applied idempotently at every start. See examples/inregion.toml.
+    #[arg(long, env = "INREGION_CONFIG")]
+    config: Option<PathBuf>,
+    /// Secret of the development token (every permission on the dev account). When
+    /// unset: the one saved in the data directory by an earlier start, else a random one.
+    #[arg(long, env = "INREGION_DEV_TOKEN", hide_env_values = true)]
+    dev_token: Option<String>,
+    /// Do not create the development account, token and demo prefix.
+    #[arg(long, conflicts_with = "dev_token")]
+    no_dev: bool,
+    /// How long a created or changed binding takes to become active ("30s", "90m",
+    /// "5h"). Cloudflare takes 4-6 hours; the short default suits pipelines and demos.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    propagation_delay: Duration,
+    /// Enable the admin surface (/__inregion/...: advance the clock, force activation,
+    /// approve prefixes, seed). It needs the admin token, never a Cloudflare credential.
+    #[arg(long)]
+    admin: bool,
+    /// Admin token (header X-Inregion-Admin-Token); random and printed when unset.
+    #[arg(long, env = "INREGION_ADMIN_TOKEN", hide_env_values = true, requires = "admin")]
+    admin_token: Option<String>,
+    /// Largest accepted request body, in bytes (larger: 413).
+    #[arg(long, default_value_t = inregion_api::app::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Log format (logs go to stderr; filter with RUST_LOG, e.g. RUST_LOG=inregion=debug
+    /// logs every request).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
 
-/// Runs `inregion serve`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`inregion serve` is not implemented yet")
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests calling run twice in one process) is harmless: ignore it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs `inregion serve` until SIGTERM or Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let seed = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                inregion_control::SeedConfig::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let admin_token = args
+        .admin
+        .then(|| args.admin_token.clone().unwrap_or_else(inregion_api::server::random_token));
+    let opts = ServeOptions {
+        listen: args.listen.clone(),
+        data_dir: (!args.in_memory).then(|| args.data.clone()),
+        seed,
+        dev: !args.no_dev,
+        dev_token: args.dev_token.clone(),
+        propagation_delay: args.propagation_delay,
+        admin_token,
+        max_body_bytes: args.max_body_bytes,
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let server = Server::bind(opts).await?;
+        print_banner(&server)?;
+        server.run(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(server: &Server) -> anyhow::Result<()> {
+    let s = server.started();
+    let base = format!("http://{}", s.addr);
+    let mut out = std::io::stdout().lock();
+    // First line: machine-readable, tests and scripts wait for it.
+    writeln!(out, "inregion: listening on {base}")?;
+    writeln!(out, "  API base URL       {base}/client/v4")?;
+    match &s.database {
+        Some(db) => writeln!(out, "  database           {}", db.display())?,
+        None => writeln!(out, "  database           in memory (nothing survives exit)")?,
+    }
+    writeln!(
+        out,
+        "  propagation delay  {}",
+        humantime::format_duration(s.propagation_delay)
+    )?;
+    if let Some(token) = &s.dev_token {
+        let origin = match s.dev_token_source {
+            DevTokenSource::Given => "given",
+            DevTokenSource::Reused => "reused from the data directory",
+            DevTokenSource::Generated => "generated; saved in the data directory",
+            DevTokenSource::None => "",
+        };
+        writeln!(
+            out,
+            "  dev account        {DEV_ACCOUNT_ID} (regional_services, regional_services_byoip)"
+        )?;
+        writeln!(out, "  dev token          {token} ({origin}; every permission)")?;
+        writeln!(
+            out,
+            "  demo prefix        {DEMO_PREFIX_ID} {DEMO_PREFIX_CIDR} (approved)"
+        )?;
+    }
+    match &s.admin_token {
+        Some(t) => writeln!(
+            out,
+            "  admin surface      {base}/__inregion/  (header X-Inregion-Admin-Token: {t})"
+        )?,
+        None => writeln!(out, "  admin surface      disabled (--admin)")?,
+    }
+    writeln!(out, "  metrics / openapi  {base}/metrics  {base}/openapi.json")?;
+    if let Some(token) = &s.dev_token {
+        writeln!(out, "Try:")?;
+        writeln!(out, "  export CLOUDFLARE_API_TOKEN={token}")?;
+        writeln!(
+            out,
+            "  curl {base}/client/v4/accounts/{DEV_ACCOUNT_ID}/dls/regions --header \"Authorization: Bearer $CLOUDFLARE_API_TOKEN\""
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -1,12 +1,144 @@
-//! `inregion simulate` (placeholder).
+//! `inregion simulate`: run a scenario through the discrete-event simulator.
 
+use anyhow::Context as _;
+use inregion_model::ReferenceData;
+use inregion_sim::{plots, Report, Scenario, SimTime, Simulation};
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+const AFTER_HELP: &str = "\
+Examples:
+  inregion simulate scenarios/quickstart.toml --out out/quickstart
+      the README's walk-through: summary on the terminal; report.json, CSV files and
+      PNG/SVG plots in out/quickstart/
+  inregion simulate scenarios/quickstart.toml --seed 7 --flows 100000
+      same story, another seed, fewer flows
+  inregion simulate scenarios/jp-fail-closed.toml --duration 3h
+      the first three simulated hours only (the arrival rate is kept)
+  inregion simulate scenarios/scale-10m.toml --quiet --out out/scale
+      for scripts: nothing on the terminal unless it fails (exit status 1)
+
+A scenario is a TOML file: topology, accounts, BYOIP prefixes, a timeline of binding
+operations (applied through the control plane's rules: an invalid one stops the run with
+the API's error code), client populations, workload, propagation delays, failures and
+DNS probes. The shipped ones in scenarios/ are commented; the format is documented in
+the inregion-sim crate (`scenario` module).
+
+report.json is byte-identical for the same scenario and seed; the run time is printed on
+the terminal only.";
 
 /// Arguments of `inregion simulate`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The scenario file (TOML), for example scenarios/quickstart.toml.
+    scenario: PathBuf,
+    /// Write report.json, CSV files and plots (PNG and SVG) into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Override the scenario's seed.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Print nothing but errors (no progress bar, no summary).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Override the number of flows (spread over the scenario's duration).
+    #[arg(long, value_name = "N")]
+    flows: Option<u64>,
+    /// Override the simulated duration (for example 3h); keeps the arrival rate unless
+    /// --flows is given. Timeline operations after it do not happen.
+    #[arg(long, value_name = "TIME")]
+    duration: Option<humantime::Duration>,
+}
+
+/// Applies the command-line overrides to a validated scenario.
+fn apply_overrides(mut sc: Scenario, args: &Args) -> anyhow::Result<Scenario> {
+    if let Some(seed) = args.seed {
+        sc.seed = seed;
+    }
+    if let Some(d) = args.duration {
+        let new = SimTime::from_duration(*d);
+        anyhow::ensure!(new > SimTime::ZERO, "--duration must be > 0");
+        anyhow::ensure!(
+            new.as_nanos() / sc.bucket.as_nanos() <= 10_000,
+            "--duration {d} is more than 10000 buckets of the scenario's bucket"
+        );
+        let rate = sc.workload.flows as f64 / sc.duration.as_secs_f64();
+        sc.workload.flows = (rate * new.as_secs_f64()).round() as u64;
+        sc.duration = new;
+        sc.timeline.retain(|o| o.at <= new);
+        sc.failures.retain(|f| f.at <= new);
+    }
+    if let Some(n) = args.flows {
+        sc.workload.flows = n;
+    }
+    Ok(sc)
+}
 
 /// Runs `inregion simulate`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`inregion simulate` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let scenario = Scenario::from_path(&args.scenario)?;
+    let scenario = apply_overrides(scenario, &args)?;
+    let total = scenario.workload.flows;
+    let refdata = ReferenceData::embedded();
+    let sim = Simulation::new(scenario.clone(), &refdata)?;
+
+    let show_progress = !args.quiet && std::io::stderr().is_terminal() && total >= 200_000;
+    let bar = if show_progress {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} simulating {bar:40} {human_pos}/{human_len} flows ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = Instant::now();
+    let output = sim.run(&mut |done, _| bar.set_position(done))?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+
+    let report = Report::new(&scenario, &output);
+    let mut written = Vec::new();
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let mut write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            written.push(path);
+            Ok(())
+        };
+        write("report.json", report.to_json().as_bytes())?;
+        for (name, text) in report.csv_files() {
+            write(&name, text.as_bytes())?;
+        }
+        for p in plots::render_all(&report)? {
+            write(&format!("{}.png", p.name), &p.png)?;
+            write(&format!("{}.svg", p.name), p.svg.as_bytes())?;
+        }
+    }
+    if !args.quiet {
+        print!("{}", report.summary());
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "\nran in {:.2} s of wall time: {:.0} simulated flows/s",
+            secs,
+            report.flows as f64 / secs
+        );
+        if let Some(dir) = &args.out {
+            println!("wrote {} files to {}:", written.len(), dir.display());
+            for p in &written {
+                if let Some(name) = p.file_name() {
+                    println!("    {}", name.to_string_lossy());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

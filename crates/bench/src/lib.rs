@@ -12,3 +12,4 @@
 
 pub mod edge;
 pub mod table;
+pub mod workload;

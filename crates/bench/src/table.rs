@@ -1,6 +1,478 @@
-//! Table comparison (placeholder, owned by the table work).
+//! Table comparison: our compiled table against `ip_network_table` 0.2, same prefixes,
+//! same address streams, same process. One JSON object per line per case on stdout:
+//!
+//! ```text
+//! {"case":"v4-real-hit-batch","ours_mlps":..,"baseline_mlps":..,"speedup":..,
+//!  "ours_bytes":..,"baseline_bytes":..,"build_ms":.., ...}
+//! ```
+//!
+//! - `ours_mlps` / `baseline_mlps`: million lookups per second, median of several timed
+//!   passes over the stream. The baseline has no batch API: its "batch" cases are the
+//!   same single lookups in a loop.
+//! - `ours_bytes`: [`Table::size_bytes`] (tries + the sorted prefix list kept for
+//!   `longest_match`); `ours_lookup_bytes`: what lookups touch (tries + values).
+//! - `baseline_bytes`: measured, not estimated: the allocated capacity reported by an
+//!   identical copy of the trie inside `ip_network_table` (`treebitmap`'s `mem_usage`).
+//! - `build_ms`: compiling our table from a filled builder (median of several builds);
+//!   `baseline_build_ms`: inserting all prefixes into `ip_network_table`.
+//! - `*-publish-1000hz`: `ours_mlps` is reader throughput while a writer publishes a new
+//!   snapshot every millisecond, `baseline_mlps` the same reader without the writer.
+//! - `*-threads-N`: N reader threads; thread counts from `INREGION_BENCH_THREADS`
+//!   (comma-separated, default `1,2`).
+//!
+//! Progress goes to stderr.
+
+use std::hint::black_box;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use inregion_table::{SharedTable, Table};
+use ip_network_table::IpNetworkTable;
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde_json::json;
+
+use crate::workload;
+
+/// Addresses per batch call: a typical receive batch.
+const BATCH: usize = 256;
+
+/// Timing settings for one run.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    /// Addresses per stream.
+    stream_len: usize,
+    /// Wall time spent measuring one side of one case.
+    per_side: Duration,
+    /// Builds timed for `build_ms`.
+    builds: usize,
+}
 
 /// Runs the table comparison and prints JSON lines to stdout.
-pub fn run(_quick: bool) -> anyhow::Result<()> {
-    anyhow::bail!("table comparison not implemented yet")
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    let budget = if quick {
+        Budget {
+            stream_len: 1 << 20,
+            per_side: Duration::from_millis(600),
+            builds: 3,
+        }
+    } else {
+        Budget {
+            stream_len: 1 << 22,
+            per_side: Duration::from_secs(3),
+            builds: 7,
+        }
+    };
+    let threads = thread_counts()?;
+    eprintln!("table: budget {budget:?}, threads {threads:?}, cpu features {}", cpu_features());
+
+    // INREGION_BENCH_ONLY=v4-real,v6-200k runs only those tables (all by default).
+    let only = std::env::var("INREGION_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+
+    // --- IPv4, BYOIP-sized synthetic (10k) ---
+    if wanted("v4-10k") {
+        let v4_10k = workload::with_regions(&workload::synthetic_v4_byoip(10_000, 1), 11);
+        v4_cases("v4-10k", &v4_10k, budget, &[], true)?;
+    }
+
+    // --- IPv4 and IPv6, real BGP table ---
+    if wanted("v4-real") || wanted("v6-real") {
+        eprintln!("table: loading {}", workload::bgp_path().display());
+        let bgp = workload::load_bgp(&workload::bgp_path())?;
+        eprintln!("table: {} IPv4 and {} IPv6 prefixes", bgp.v4.len(), bgp.v6.len());
+        if wanted("v4-real") {
+            let v4_real = workload::with_regions(&bgp.v4, 12);
+            v4_cases("v4-real", &v4_real, budget, &threads, true)?;
+        }
+        if wanted("v6-real") {
+            let v6_real = workload::with_regions(&bgp.v6, 13);
+            v6_cases("v6-real", &v6_real, budget)?;
+        }
+    }
+
+    // --- IPv6 synthetic (200k, mostly /48) ---
+    if wanted("v6-200k") {
+        let v6_200k = workload::with_regions(&workload::synthetic_v6(200_000, 2), 14);
+        v6_cases("v6-200k", &v6_200k, budget)?;
+    }
+    Ok(())
+}
+
+/// What every case line of one table shares.
+struct Common {
+    ours_bytes: usize,
+    ours_lookup_bytes: usize,
+    baseline_bytes: usize,
+    build_ms: f64,
+    baseline_build_ms: f64,
+    prefixes: usize,
+}
+
+fn emit(case: &str, ours_mlps: f64, baseline_mlps: f64, common: &Common, extra: serde_json::Value) {
+    let mut line = json!({
+        "case": case,
+        "ours_mlps": round2(ours_mlps),
+        "baseline_mlps": round2(baseline_mlps),
+        "speedup": round2(ours_mlps / baseline_mlps),
+        "ours_bytes": common.ours_bytes,
+        "baseline_bytes": common.baseline_bytes,
+        "build_ms": round2(common.build_ms),
+        "ours_lookup_bytes": common.ours_lookup_bytes,
+        "baseline_build_ms": round2(common.baseline_build_ms),
+        "prefixes": common.prefixes,
+    });
+    if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    println!("{line}");
+}
+
+fn v4_cases(
+    name: &str,
+    prefixes: &[(Ipv4Net, u16)],
+    budget: Budget,
+    threads: &[usize],
+    with_publish: bool,
+) -> anyhow::Result<()> {
+    eprintln!("table: {name}: building");
+    let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v4(prefixes));
+    let started = Instant::now();
+    let baseline = workload::build_baseline_v4(prefixes);
+    let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let common = Common {
+        ours_bytes: ours.size_bytes(),
+        ours_lookup_bytes: ours.lookup_size_bytes(),
+        baseline_bytes: workload::baseline_bytes_v4(prefixes),
+        build_ms,
+        baseline_build_ms,
+        prefixes: prefixes.len(),
+    };
+    eprintln!("table: {name}: {:?}", ours.stats());
+    let nets: Vec<Ipv4Net> = prefixes.iter().map(|&(n, _)| n).collect();
+    let hits = workload::hits_v4(&nets, budget.stream_len, 21);
+    let uniform = workload::uniform_v4(budget.stream_len, 22);
+    check_v4(&ours, &baseline, &hits[..10_000])?;
+    check_v4(&ours, &baseline, &uniform[..10_000])?;
+
+    for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
+        eprintln!("table: {name}-{stream_name}");
+        let base = measure(budget, stream.len(), || baseline_pass_v4(&baseline, stream));
+        let batch = measure(budget, stream.len(), || batch_pass_v4(&ours, stream));
+        emit(&format!("{name}-{stream_name}-batch"), batch, base, &common, json!({}));
+        let single = measure(budget, stream.len(), || single_pass_v4(&ours, stream));
+        emit(&format!("{name}-{stream_name}-single"), single, base, &common, json!({}));
+    }
+
+    let steps = budget.stream_len / 4;
+    let ours_dep = measure(budget, steps, || {
+        dependent_pass(steps, hits.len(), |i| ours.lookup_v4(hits[i]))
+    });
+    let base_dep = measure(budget, steps, || {
+        dependent_pass(steps, hits.len(), |i| {
+            baseline.longest_match_ipv4(hits[i]).map(|(_, &v)| v)
+        })
+    });
+    emit(&format!("{name}-hit-dependent"), ours_dep, base_dep, &common, json!({}));
+
+    if with_publish {
+        publish_case(name, &ours, &hits, budget, &common);
+    }
+    for &n in threads {
+        eprintln!("table: {name}-hit-batch-threads-{n}");
+        let ours_mt = threaded(n, budget, &hits, |s| batch_pass_v4(&ours, s));
+        let base_mt = threaded(n, budget, &hits, |s| baseline_pass_v4(&baseline, s));
+        emit(
+            &format!("{name}-hit-batch-threads-{n}"),
+            ours_mt,
+            base_mt,
+            &common,
+            json!({ "threads": n }),
+        );
+    }
+    Ok(())
+}
+
+fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::Result<()> {
+    eprintln!("table: {name}: building");
+    let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v6(prefixes));
+    let started = Instant::now();
+    let baseline = workload::build_baseline_v6(prefixes);
+    let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let common = Common {
+        ours_bytes: ours.size_bytes(),
+        ours_lookup_bytes: ours.lookup_size_bytes(),
+        baseline_bytes: workload::baseline_bytes_v6(prefixes),
+        build_ms,
+        baseline_build_ms,
+        prefixes: prefixes.len(),
+    };
+    eprintln!("table: {name}: {:?}", ours.stats());
+    let nets: Vec<Ipv6Net> = prefixes.iter().map(|&(n, _)| n).collect();
+    let hits = workload::hits_v6(&nets, budget.stream_len, 31);
+    let uniform = workload::uniform_v6(budget.stream_len, 32);
+    check_v6(&ours, &baseline, &hits[..10_000])?;
+    check_v6(&ours, &baseline, &uniform[..10_000])?;
+
+    for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
+        eprintln!("table: {name}-{stream_name}");
+        let base = measure(budget, stream.len(), || baseline_pass_v6(&baseline, stream));
+        let batch = measure(budget, stream.len(), || batch_pass_v6(&ours, stream));
+        emit(&format!("{name}-{stream_name}-batch"), batch, base, &common, json!({}));
+        let single = measure(budget, stream.len(), || single_pass_v6(&ours, stream));
+        emit(&format!("{name}-{stream_name}-single"), single, base, &common, json!({}));
+    }
+    let steps = budget.stream_len / 4;
+    let ours_dep = measure(budget, steps, || {
+        dependent_pass(steps, hits.len(), |i| ours.lookup_v6(hits[i]))
+    });
+    let base_dep = measure(budget, steps, || {
+        dependent_pass(steps, hits.len(), |i| {
+            baseline.longest_match_ipv6(hits[i]).map(|(_, &v)| v)
+        })
+    });
+    emit(&format!("{name}-hit-dependent"), ours_dep, base_dep, &common, json!({}));
+    Ok(())
+}
+
+/// Reader throughput with and without a writer publishing every millisecond. The writer
+/// publishes clones of the table prepared in its own thread (what a control plane
+/// would hand over), so the reader measures the cost of the swaps, not of builds.
+fn publish_case(name: &str, table: &Table<u16>, stream: &[Ipv4Addr], budget: Budget, common: &Common) {
+    eprintln!("table: {name}-publish-1000hz");
+    let shared = SharedTable::new(1, table.clone());
+    let reader = |stop: &AtomicBool| {
+        let mut out = [None; BATCH];
+        let mut lookups = 0u64;
+        let started = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            for group in stream.chunks_exact(BATCH) {
+                let snapshot = shared.load();
+                snapshot.lookup_batch_v4(group, &mut out);
+                black_box(&out);
+            }
+            lookups += (stream.len() / BATCH * BATCH) as u64;
+        }
+        lookups as f64 / started.elapsed().as_secs_f64() / 1e6
+    };
+    let quiet = {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(|| reader(&stop));
+            std::thread::sleep(budget.per_side);
+            stop.store(true, Ordering::Relaxed);
+            handle.join().expect("reader")
+        })
+    };
+    let published = AtomicU64::new(0);
+    let started = Instant::now();
+    let busy = {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(|| reader(&stop));
+            let writer = scope.spawn(|| {
+                let mut version = 1;
+                let mut next = table.clone();
+                let mut due = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    due += Duration::from_millis(1);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    version += 1;
+                    let replacement = next.clone();
+                    shared.publish(version, std::mem::replace(&mut next, replacement)).expect("newer");
+                    published.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            std::thread::sleep(budget.per_side);
+            stop.store(true, Ordering::Relaxed);
+            writer.join().expect("writer");
+            handle.join().expect("reader")
+        })
+    };
+    let rate = published.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    emit(
+        &format!("{name}-publish-1000hz"),
+        busy,
+        quiet,
+        common,
+        json!({
+            "publishes_per_s": round2(rate),
+            "note": "ours_mlps: one reader (batch) while a writer publishes; baseline_mlps: the same reader without the writer",
+        }),
+    );
+}
+
+fn timed_build(builds: usize, build: impl Fn() -> Table<u16>) -> (Table<u16>, f64) {
+    let mut times = Vec::with_capacity(builds);
+    let mut table = None;
+    for _ in 0..builds {
+        let started = Instant::now();
+        let t = build();
+        times.push(started.elapsed().as_secs_f64());
+        table = Some(t);
+    }
+    // `build` includes filling the builder; time the compile step alone too.
+    let builder = table.as_ref().expect("builds >= 1").to_builder();
+    let mut compile = Vec::with_capacity(builds);
+    for _ in 0..builds {
+        let started = Instant::now();
+        black_box(builder.build());
+        compile.push(started.elapsed().as_secs_f64());
+    }
+    (table.expect("builds >= 1"), median(&mut compile) * 1e3)
+}
+
+/// Million lookups per second: the median of timed passes (one pass = `lookups`).
+fn measure(budget: Budget, lookups: usize, mut pass: impl FnMut() -> u64) -> f64 {
+    black_box(pass()); // warm caches and page tables
+    let mut rates = Vec::new();
+    let started = Instant::now();
+    while rates.len() < 3 || started.elapsed() < budget.per_side {
+        let t = Instant::now();
+        black_box(pass());
+        rates.push(lookups as f64 / t.elapsed().as_secs_f64() / 1e6);
+    }
+    median(&mut rates)
+}
+
+fn threaded<A: Sync>(n: usize, budget: Budget, stream: &[A], pass: impl Fn(&[A]) -> u64 + Sync) -> f64 {
+    let stop = AtomicBool::new(false);
+    let total: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..n)
+            .map(|i| {
+                let (stop, pass) = (&stop, &pass);
+                scope.spawn(move || {
+                    // Each thread walks the stream from its own offset.
+                    let slice_len = stream.len() / n.max(1);
+                    let mine = &stream[i * slice_len..(i + 1) * slice_len];
+                    let mut lookups = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        black_box(pass(mine));
+                        lookups += mine.len() as u64;
+                    }
+                    lookups
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        std::thread::sleep(budget.per_side);
+        stop.store(true, Ordering::Relaxed);
+        let total = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+        let _ = started;
+        total
+    });
+    // The threads started before the timer and stop after it: count the window only
+    // approximately, which is fine at this scale (passes are ~10 ms).
+    total as f64 / budget.per_side.as_secs_f64() / 1e6
+}
+
+fn batch_pass_v4(table: &Table<u16>, stream: &[Ipv4Addr]) -> u64 {
+    let mut out = [None; BATCH];
+    let mut sum = 0u64;
+    for group in stream.chunks_exact(BATCH) {
+        table.lookup_batch_v4(group, &mut out);
+        sum += out.iter().map(|v| u64::from(v.unwrap_or(0))).sum::<u64>();
+    }
+    sum
+}
+
+fn single_pass_v4(table: &Table<u16>, stream: &[Ipv4Addr]) -> u64 {
+    stream.iter().map(|&a| u64::from(table.lookup_v4(a).unwrap_or(0))).sum()
+}
+
+fn baseline_pass_v4(table: &IpNetworkTable<u16>, stream: &[Ipv4Addr]) -> u64 {
+    stream
+        .iter()
+        .map(|&a| u64::from(table.longest_match_ipv4(a).map_or(0, |(_, &v)| v)))
+        .sum()
+}
+
+fn batch_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
+    let mut out = [None; BATCH];
+    let mut sum = 0u64;
+    for group in stream.chunks_exact(BATCH) {
+        table.lookup_batch_v6(group, &mut out);
+        sum += out.iter().map(|v| u64::from(v.unwrap_or(0))).sum::<u64>();
+    }
+    sum
+}
+
+fn single_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
+    stream.iter().map(|&a| u64::from(table.lookup_v6(a).unwrap_or(0))).sum()
+}
+
+fn baseline_pass_v6(table: &IpNetworkTable<u16>, stream: &[Ipv6Addr]) -> u64 {
+    stream
+        .iter()
+        .map(|&a| u64::from(table.longest_match_ipv6(a).map_or(0, |(_, &v)| v)))
+        .sum()
+}
+
+/// `steps` lookups where each address index depends on the previous result.
+fn dependent_pass(steps: usize, len: usize, lookup: impl Fn(usize) -> Option<u16>) -> u64 {
+    let mut position = 0;
+    let mut previous = None;
+    let mut sum = 0u64;
+    for _ in 0..steps {
+        position = workload::dependent_next(position, previous, len);
+        previous = lookup(position);
+        sum += u64::from(previous.unwrap_or(0));
+    }
+    sum
+}
+
+fn check_v4(ours: &Table<u16>, baseline: &IpNetworkTable<u16>, addrs: &[Ipv4Addr]) -> anyhow::Result<()> {
+    for &a in addrs {
+        let want = baseline.longest_match_ipv4(a).map(|(_, &v)| v);
+        anyhow::ensure!(ours.lookup_v4(a) == want, "table disagrees with ip_network_table at {a}");
+    }
+    Ok(())
+}
+
+fn check_v6(ours: &Table<u16>, baseline: &IpNetworkTable<u16>, addrs: &[Ipv6Addr]) -> anyhow::Result<()> {
+    for &a in addrs {
+        let want = baseline.longest_match_ipv6(a).map(|(_, &v)| v);
+        anyhow::ensure!(ours.lookup_v6(a) == want, "table disagrees with ip_network_table at {a}");
+    }
+    Ok(())
+}
+
+fn thread_counts() -> anyhow::Result<Vec<usize>> {
+    let spec = std::env::var("INREGION_BENCH_THREADS").unwrap_or_else(|_| "1,2".to_owned());
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| anyhow::anyhow!("INREGION_BENCH_THREADS: bad thread count {s:?}"))
+        })
+        .collect()
+}
+
+/// CPU features the build was compiled to assume (not what the CPU has).
+fn cpu_features() -> String {
+    let features = [
+        ("popcnt", cfg!(target_feature = "popcnt")),
+        ("bmi2", cfg!(target_feature = "bmi2")),
+        ("avx2", cfg!(target_feature = "avx2")),
+    ];
+    let on: Vec<&str> = features.iter().filter(|f| f.1).map(|f| f.0).collect();
+    if on.is_empty() {
+        "baseline x86-64 (no popcnt)".to_owned()
+    } else {
+        on.join("+")
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }

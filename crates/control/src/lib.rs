@@ -1,1 +1,78 @@
-//! inregion-control (placeholder)
+//! # inregion-control: the control plane
+//!
+//! The DLS API's rules (regions, prefix bindings) and the slice of Addressing they touch
+//! (BYOIP prefixes, service-binding status, address maps), with authentication,
+//! permissions, entitlements, pagination, a durable store and a change feed for the data
+//! plane. The HTTP layer (`inregion-api`) only parses requests, calls a
+//! [`ControlPlane`] method and maps the typed error through [`ApiError`] (`code()`,
+//! `http_status()`); the simulator calls the same methods with a [`ManualClock`]'s time.
+//!
+//! ```text
+//!   inregion-api (HTTP)      simulator / library users
+//!          │ Credentials, raw inputs (Option<String>), now
+//!          ▼
+//!   ControlPlane ── authenticate ─► Principal
+//!     │  reads:  Rules over the durable State (RwLock, in memory)
+//!     │  writes: Rules over the speculative State ─► Commit (record upserts, version n)
+//!     │          ─► group commit ─► Store::commit (one transaction, one fsync)
+//!     │          ─► applied to the durable State ─► acknowledged
+//!     ▼
+//!   Store trait ── SqliteStore (default: WAL, synchronous=FULL, migrations, constraints)
+//!               └─ MemoryStore (tests, simulations)
+//!     │
+//!     ▼ change feed: version(), bindings_in_force(t), changes_since(v)
+//!   data plane (inregion-edge): compiles a region table per data center
+//! ```
+//!
+//! ## Invariants
+//!
+//! - Values are parsed once, at this crate's boundary, into checked types
+//!   ([`inregion_model`]: [`Cidr`], [`RegionKey`], ids, [`Timestamp`]).
+//! - Every check runs in the contract's order (§3.2): account reachable by the principal
+//!   → permission → entitlement → input validation → existence → conflict. A refused
+//!   request changes nothing.
+//! - Writes are serialized; an acknowledged write is durable (the store's commit
+//!   returned) and only then visible to readers.
+//! - Time is an argument. A binding's lifecycle (provisioning → active; deleting → gone)
+//!   is derived from its timestamps ([`BindingRecord::state_at`],
+//!   [`BindingRecord::region_in_force`]); nothing runs in the background.
+//! - Each committed operation bumps the global version by one.
+//! - Only SHA-256 digests of token secrets and global keys are stored.
+//!
+//! ## Where to start reading
+//!
+//! [`ControlPlane`] (`plane.rs`): every operation, the rules and the commit pipeline.
+//! Then [`records`] (what is stored), [`error`] (the code table), [`store`].
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+pub mod feed;
+pub mod inputs;
+pub mod page;
+mod plane;
+pub mod records;
+pub mod seed;
+pub mod state;
+pub mod store;
+
+pub use auth::{AuthError, Credentials, Principal, SecretHash, Subject, TokenRecord, UserRecord};
+pub use error::*;
+pub use feed::{BindingCounts, BindingSnapshot, ChangeSet, InForce};
+pub use inputs::{
+    CreateAddressMap, CreateBinding, CreatePrefix, MembershipInput, UpdateAddressMap, UpdateBinding,
+};
+pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
+pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, SERVICES};
+pub use records::*;
+pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
+pub use state::{Change, Commit, State};
+pub use store::{Loaded, MemoryStore, SqliteStore, Store};
+
+pub use inregion_model::{
+    AccountId, AddressMapId, BindingId, Cidr, CidrError, Clock, Entitlement, ManualClock,
+    Permission, PermissionSet, PrefixId, RegionId, RegionKey, RegionKind, Role, ServiceId,
+    SystemClock, Timestamp, TokenId,
+};

@@ -7,6 +7,10 @@
 //!  codes      CountryCode, Iata, RegionKey     (short checked strings)
 //!  geo        GeoPoint + great-circle distance
 //!  reference  DataCenter, RegionDefinition, ReferenceData (embedded data files)
+//!  time       Timestamp (UTC, µs, RFC 3339), Clock, SystemClock, ManualClock
+//!  ids        AccountId, PrefixId, BindingId, RegionId, AddressMapId, TokenId, ServiceId
+//!  cidr       Cidr: strict CIDR parsing, RFC 5952 canonical text
+//!  access     Permission, PermissionSet, Entitlement, Role
 //! ```
 //!
 //! Invariants: a value of these types is always valid (constructors check; `serde`
@@ -25,10 +29,21 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod cidr;
 pub mod codes;
 pub mod geo;
+pub mod ids;
 pub mod reference;
+pub mod time;
 
 pub use codes::{CodeError, CountryCode, Iata, RegionKey};
 pub use geo::{GeoPoint, GeoPointError};
 pub use reference::{DataCenter, ReferenceData, ReferenceDataError, RegionDefinition, RegionKind};
+
+pub use access::{AccessNameError, Entitlement, Permission, PermissionSet, Role};
+pub use cidr::{Cidr, CidrError};
+pub use ids::{
+    AccountId, AddressMapId, BindingId, IdError, PrefixId, RegionId, ServiceId, TokenId,
+};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp, TimestampError};

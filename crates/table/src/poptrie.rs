@@ -18,24 +18,26 @@
 //! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
 //! prefix comes before the prefixes nested inside it), without duplicates.
 
+use crate::prefetch::prefetch;
+
 /// Bits consumed per node level.
-const STRIDE: u32 = 6;
+pub(crate) const STRIDE: u32 = 6;
 
 /// Marks a direct-pointing entry that holds a leaf value instead of a node index.
-const LEAF_FLAG: u32 = 1 << 31;
+pub(crate) const LEAF_FLAG: u32 = 1 << 31;
 
-/// How many lookups a batch walks in lock-step (enough independent loads in flight to
-/// hide most of a cache miss, few enough to stay in registers and L1).
-pub(crate) const BATCH_LANES: usize = 16;
+/// How many lookups a batch prefetches together (enough independent misses in flight to
+/// hide most of the memory latency, few enough to stay within the CPU's miss buffers).
+pub(crate) const BATCH_LANES: usize = 32;
 
 /// One inner node: 64 slots, each a child node or a (run-compressed) leaf.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Node {
-    children: u64,
-    leaf_runs: u64,
-    leaf_base: u32,
-    child_base: u32,
+    pub(crate) children: u64,
+    pub(crate) leaf_runs: u64,
+    pub(crate) leaf_base: u32,
+    pub(crate) child_base: u32,
 }
 
 /// A leaf value as stored: an index into the value dictionary (`0` = no match).
@@ -113,14 +115,14 @@ pub(crate) struct CompileEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct Poptrie<L, const TOP: u32> {
     /// `1 << TOP` entries: a node index, or `LEAF_FLAG | leaf`.
-    top: Box<[u32]>,
-    nodes: Box<[Node]>,
-    leaves: Box<[L]>,
+    pub(crate) top: Box<[u32]>,
+    pub(crate) nodes: Box<[Node]>,
+    pub(crate) leaves: Box<[L]>,
 }
 
 /// Bits `0..=slot` set.
 #[inline(always)]
-fn bits_up_to(slot: usize) -> u64 {
+pub(crate) fn bits_up_to(slot: usize) -> u64 {
     // For slot 63 the shift yields 0 and the subtraction wraps to all ones.
     (2u64 << slot).wrapping_sub(1)
 }
@@ -177,6 +179,28 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
             + std::mem::size_of_val(&*self.leaves)
     }
 
+    /// The leaf of every slot of `node` (children's slots included, with the value of
+    /// the leaf run they sit in; callers skip them).
+    pub(crate) fn slot_leaves(&self, node: &Node) -> [u32; 64] {
+        let mut out = [0u32; 64];
+        for (slot, leaf) in out.iter_mut().enumerate() {
+            let rank = (node.leaf_runs & bits_up_to(slot)).count_ones();
+            if rank > 0 {
+                *leaf = self.leaves[(node.leaf_base + rank - 1) as usize].index();
+            }
+        }
+        out
+    }
+
+    /// Converts the leaf type (every index must fit `M`).
+    pub(crate) fn map_leaves<M: LeafIndex>(self) -> Poptrie<M, TOP> {
+        Poptrie {
+            top: self.top,
+            nodes: self.nodes,
+            leaves: self.leaves.iter().map(|l| M::from_index(l.index())).collect(),
+        }
+    }
+
     /// Number of inner nodes (for diagnostics and tests).
     pub(crate) fn node_count(&self) -> usize {
         self.nodes.len()
@@ -185,7 +209,12 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
     /// The leaf (dictionary index, `0` = no match) for `key`.
     #[inline(always)]
     pub(crate) fn lookup<K: TrieKey>(&self, key: K) -> u32 {
-        let entry = self.top[key.top(TOP)];
+        self.finish(key, self.top[key.top(TOP)])
+    }
+
+    /// The rest of a lookup, from its direct-pointing entry.
+    #[inline(always)]
+    fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
         if entry & LEAF_FLAG != 0 {
             return entry & !LEAF_FLAG;
         }
@@ -205,42 +234,22 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
         }
     }
 
-    /// Looks up `keys.len()` keys, writing each leaf to `out` (same length), walking
-    /// [`BATCH_LANES`] lookups level by level in lock-step so that their memory loads
-    /// overlap.
+    /// Looks up [`BATCH_LANES`] keys with group prefetching (direct-pointing entries,
+    /// then first-level nodes), so that the group's cache misses overlap.
     #[inline(always)]
     pub(crate) fn lookup_lanes<K: TrieKey>(&self, keys: &[K; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
-        let mut node_index = [0u32; BATCH_LANES];
-        let mut active: u32 = 0;
-        for lane in 0..BATCH_LANES {
-            let entry = self.top[keys[lane].top(TOP)];
-            if entry & LEAF_FLAG != 0 {
-                out[lane] = entry & !LEAF_FLAG;
-            } else {
-                node_index[lane] = entry;
-                active |= 1 << lane;
+        for key in keys {
+            prefetch(&self.top, key.top(TOP));
+        }
+        let mut entries = [0u32; BATCH_LANES];
+        for (entry, key) in entries.iter_mut().zip(keys) {
+            *entry = self.top[key.top(TOP)];
+            if *entry & LEAF_FLAG == 0 {
+                prefetch(&self.nodes, *entry as usize);
             }
         }
-        let mut offset = TOP;
-        while active != 0 {
-            let mut still = active;
-            let mut lanes = active;
-            while lanes != 0 {
-                let lane = lanes.trailing_zeros() as usize;
-                lanes &= lanes - 1;
-                let node = &self.nodes[node_index[lane] as usize];
-                let slot = keys[lane].chunk(offset);
-                let upto = bits_up_to(slot);
-                if node.children & (1u64 << slot) != 0 {
-                    node_index[lane] = node.child_base + (node.children & upto).count_ones() - 1;
-                } else {
-                    let index = node.leaf_base + (node.leaf_runs & upto).count_ones() - 1;
-                    out[lane] = self.leaves[index as usize].index();
-                    still &= !(1 << lane);
-                }
-            }
-            active = still;
-            offset += STRIDE;
+        for ((o, &key), &entry) in out.iter_mut().zip(keys).zip(&entries) {
+            *o = self.finish(key, entry);
         }
     }
 }

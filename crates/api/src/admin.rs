@@ -1,0 +1,196 @@
+//! The admin surface, outside Cloudflare's API: `/__inregion/...`.
+//!
+//! It moves the server clock, forces a binding's propagation to finish, approves a
+//! pending prefix and applies seeding documents. It is refused unless the server runs
+//! with `--admin`, and then only with the server's own admin token in
+//! `X-Inregion-Admin-Token`; a request carrying Cloudflare credentials is refused even
+//! with the right admin token, so a Cloudflare token can never reach it.
+//!
+//! | code | HTTP | meaning |
+//! | --- | --- | --- |
+//! | 1901 | 403 | admin surface disabled (start with `--admin`) |
+//! | 1902 | 401 | missing or wrong `X-Inregion-Admin-Token` |
+//! | 1903 | 401 | Cloudflare credentials sent to the admin surface |
+
+use crate::app::App;
+use crate::auth::has_cloudflare_credentials;
+use crate::body;
+use crate::envelope::{HttpError, Success};
+use crate::extract::{PathParams, RawBody};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use inregion_control::{Clock, SeedConfig};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Header carrying the admin token.
+pub const ADMIN_TOKEN_HEADER: &str = "x-inregion-admin-token";
+
+/// The admin routes (state: [`App`]).
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/__inregion/clock", get(clock))
+        .route("/__inregion/clock/advance", post(advance))
+        .route("/__inregion/bindings/{binding_id}/activate", post(activate))
+        .route("/__inregion/prefixes/{prefix_id}/approve", post(approve))
+        .route("/__inregion/seed", post(seed))
+}
+
+/// Checks the switch, the token and the absence of Cloudflare credentials.
+fn guard(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+    let Some(expected) = &app.admin_token else {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            1901,
+            "the admin surface is disabled: start the server with --admin",
+        ));
+    };
+    if has_cloudflare_credentials(headers) {
+        return Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            1903,
+            "Cloudflare credentials are not accepted on the admin surface; send X-Inregion-Admin-Token only",
+        ));
+    }
+    let given = headers
+        .get(ADMIN_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            1902,
+            "missing or wrong X-Inregion-Admin-Token",
+        ));
+    }
+    Ok(())
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn admin_error<E: inregion_control::ApiError>(e: E) -> HttpError {
+    HttpError::from_control(&e)
+}
+
+/// `result` of the clock endpoints.
+#[derive(Serialize)]
+struct ClockView {
+    /// The server's time now.
+    now: inregion_control::Timestamp,
+    /// How far it is ahead of wall time.
+    offset_seconds: f64,
+}
+
+fn clock_view(app: &App) -> ClockView {
+    ClockView {
+        now: app.clock.now(),
+        offset_seconds: app.clock.offset().as_secs_f64(),
+    }
+}
+
+async fn clock(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    Ok(Success::ok(clock_view(&app)).into_response())
+}
+
+/// `POST /__inregion/clock/advance` with `{"seconds": 3600}` or `{"duration": "5h"}`.
+async fn advance(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let map = body::json_object(&bytes)?;
+    let d = match (map.get("seconds"), body::opt_string(&map, "duration")?) {
+        (Some(v), None) => v
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e12)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| body::wrong_type("seconds", "a non-negative number", v))?,
+        (None, Some(text)) => humantime::parse_duration(&text).map_err(|e| {
+            HttpError::bad_request(1100, format!("duration {text:?} is not a duration: {e}"))
+        })?,
+        _ => {
+            return Err(HttpError::bad_request(
+                1101,
+                "give exactly one of `seconds` (number) or `duration` (\"90s\", \"5h\")",
+            ))
+        }
+    };
+    app.clock
+        .advance(d)
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;
+    tracing::info!(advanced_by = ?d, offset = ?app.clock.offset(), "admin: clock advanced");
+    Ok(Success::ok(clock_view(&app)).into_response())
+}
+
+#[derive(Serialize)]
+struct IdView {
+    id: String,
+}
+
+async fn activate(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let (c, now, i) = (app.control.clone(), app.clock.now(), id.clone());
+    tokio::task::spawn_blocking(move || c.force_activate(&i, now))
+        .await
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?
+        .map_err(admin_error)?;
+    tracing::info!(binding = %id, "admin: binding force-activated");
+    Ok(Success::ok(IdView { id }).into_response())
+}
+
+async fn approve(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let (c, now, i) = (app.control.clone(), app.clock.now(), id.clone());
+    tokio::task::spawn_blocking(move || c.approve_prefix(&i, now))
+        .await
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?
+        .map_err(admin_error)?;
+    tracing::info!(prefix = %id, "admin: prefix approved");
+    Ok(Success::ok(IdView { id }).into_response())
+}
+
+/// `POST /__inregion/seed`: a seeding document as JSON (the same fields as the TOML
+/// `--config` file). Idempotent.
+async fn seed(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let cfg: SeedConfig = body::typed(body::json_object(&bytes)?)?;
+    let (c, now) = (app.control.clone(), app.clock.now());
+    tokio::task::spawn_blocking(move || c.seed(&cfg, now))
+        .await
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?
+        .map_err(admin_error)?;
+    Ok(Success::<()>::null().into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

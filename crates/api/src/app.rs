@@ -1,0 +1,685 @@
+//! The router and the Cloudflare-surface handlers.
+//!
+//! Every handler has the same shape: read the clock once, authenticate, call one
+//! [`ControlPlane`] method with the raw inputs, render the result or the typed error.
+//! Reads run on the async worker (they take a shared lock on in-memory state); writes
+//! run on the blocking pool because they wait for the durable group commit.
+
+use crate::admin;
+use crate::auth;
+use crate::body::{self, QueryParams};
+use crate::clock::OffsetClock;
+use crate::envelope::{ErrorItem, HttpError, ResultInfo, Success};
+use crate::extract::{no_route, ClientIp, PathParams, RawBody};
+use crate::metrics::{Metrics, UNMATCHED};
+use axum::extract::{DefaultBodyLimit, MatchedPath, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use inregion_control::{
+    ApiError, Clock, ControlPlane, CreateAddressMap, CreateBinding, CreatePrefix, MembershipKind,
+    Notice, Page, PageRequest, Principal, Timestamp, UpdateAddressMap, UpdateBinding,
+};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The OpenAPI document of everything [`router`] serves (also at `GET /openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Default request body limit (1 MiB): far above any real DLS or Addressing body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Shared state of the HTTP server.
+pub struct App {
+    /// The rules and the state.
+    pub control: Arc<ControlPlane>,
+    /// The server's clock (wall time plus the admin offset).
+    pub clock: Arc<OffsetClock>,
+    /// Request metrics.
+    pub metrics: Metrics,
+    /// `Some(token)`: the admin surface is enabled and needs this token in
+    /// `X-Inregion-Admin-Token`. `None`: the admin surface refuses every request.
+    pub admin_token: Option<String>,
+}
+
+impl App {
+    /// State over `control`, with a non-persisted clock and the admin surface disabled.
+    pub fn new(control: Arc<ControlPlane>) -> Self {
+        Self {
+            control,
+            clock: Arc::new(OffsetClock::new()),
+            metrics: Metrics::new(),
+            admin_token: None,
+        }
+    }
+
+    /// The time used for this request.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+type AppState = Arc<App>;
+
+/// Builds the whole router: `/client/v4/...` (Cloudflare surface), `/metrics`,
+/// `/openapi.json`, `/healthz` and `/__inregion/...` (admin).
+pub fn router(app: AppState, max_body_bytes: usize) -> Router {
+    const A: &str = "/client/v4/accounts/{account_id}";
+    let cf = Router::new()
+        .route(&format!("{A}/dls/regions"), get(list_regions))
+        .route(&format!("{A}/dls/regions/{{region_id}}"), get(get_region))
+        .route(
+            &format!("{A}/dls/regional_services/prefix_bindings"),
+            get(list_bindings).post(create_binding),
+        )
+        .route(
+            &format!("{A}/dls/regional_services/prefix_bindings/{{binding_id}}"),
+            get(get_binding).patch(patch_binding).delete(delete_binding),
+        )
+        .route(
+            &format!("{A}/addressing/prefixes"),
+            get(list_prefixes).post(create_prefix),
+        )
+        .route(&format!("{A}/addressing/prefixes/{{prefix_id}}"), get(get_prefix))
+        .route(&format!("{A}/addressing/services"), get(list_services))
+        .route(
+            &format!("{A}/addressing/prefixes/{{prefix_id}}/bindings"),
+            get(list_service_bindings),
+        )
+        .route(
+            &format!("{A}/addressing/prefixes/{{prefix_id}}/bindings/{{binding_id}}"),
+            get(get_service_binding).delete(delete_service_binding),
+        )
+        .route(
+            &format!("{A}/addressing/address_maps"),
+            get(list_address_maps).post(create_address_map),
+        )
+        .route(
+            &format!("{A}/addressing/address_maps/{{address_map_id}}"),
+            get(get_address_map)
+                .patch(update_address_map)
+                .delete(delete_address_map),
+        )
+        .route(
+            &format!("{A}/addressing/address_maps/{{address_map_id}}/ips/{{ip_address}}"),
+            put(add_ip).delete(remove_ip),
+        )
+        .route(
+            &format!("{A}/addressing/address_maps/{{address_map_id}}/zones/{{zone_id}}"),
+            put(add_zone).delete(remove_zone),
+        )
+        .route(
+            &format!(
+                "{A}/addressing/address_maps/{{address_map_id}}/accounts/{{member_account_id}}"
+            ),
+            put(add_account).delete(remove_account),
+        )
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(admin::routes());
+    cf.method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(app.clone(), track))
+        .fallback(unmatched)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(app)
+}
+
+/// Records metrics and a debug log line for every routed request.
+async fn track(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let route = route.as_ref().map(MatchedPath::as_str).unwrap_or(UNMATCHED);
+    let status = resp.status().as_u16();
+    app.metrics
+        .record(route, method.as_str(), status, elapsed);
+    tracing::debug!(target: "inregion::http", %method, route, status, micros = elapsed.as_micros() as u64, "request");
+    resp
+}
+
+async fn unmatched(State(app): State<AppState>, req: Request) -> Response {
+    let start = Instant::now();
+    let resp = no_route(req.uri().path()).into_response();
+    app.metrics
+        .record(UNMATCHED, req.method().as_str(), 400, start.elapsed());
+    tracing::debug!(target: "inregion::http", method = %req.method(), path = req.uri().path(), status = 400, "no route");
+    resp
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    // axum adds the `Allow` header to a 405 returned from here.
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        7001,
+        format!("Method {} not allowed for this route", req.method()),
+    )
+    .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let mut out = String::with_capacity(8192);
+    app.metrics.render(&mut out);
+    let counts = app.control.binding_counts(app.now());
+    out.push_str("# HELP inregion_bindings Prefix bindings by lifecycle state at scrape time.\n");
+    out.push_str("# TYPE inregion_bindings gauge\n");
+    for (state, n) in [
+        ("provisioning", counts.provisioning),
+        ("active", counts.active),
+        ("deleting", counts.deleting),
+        ("gone", counts.gone),
+    ] {
+        out.push_str(&format!("inregion_bindings{{state=\"{state}\"}} {n}\n"));
+    }
+    out.push_str("# HELP inregion_control_version Committed control-plane changes (change-feed version).\n");
+    out.push_str("# TYPE inregion_control_version gauge\n");
+    out.push_str(&format!(
+        "inregion_control_version {}\n",
+        app.control.version()
+    ));
+    out.push_str("# HELP inregion_clock_offset_seconds How far the admin surface has advanced the server clock.\n");
+    out.push_str("# TYPE inregion_clock_offset_seconds gauge\n");
+    out.push_str(&format!(
+        "inregion_clock_offset_seconds {}\n",
+        app.clock.offset().as_secs_f64()
+    ));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------- helpers
+
+fn ctl<E: ApiError>(e: E) -> HttpError {
+    HttpError::from_control(&e)
+}
+
+/// Clock reading plus authentication, the prologue of every handler.
+fn begin(app: &App, headers: &HeaderMap, ip: ClientIp) -> Result<(Principal, Timestamp), HttpError> {
+    let now = app.now();
+    let p = auth::authenticate(&app.control, headers, ip.0, now)?;
+    Ok((p, now))
+}
+
+fn page_request(q: &QueryParams) -> PageRequest {
+    PageRequest {
+        per_page: q.get("per_page").map(str::to_owned),
+        cursor: q.get("cursor").map(str::to_owned),
+    }
+}
+
+fn page_response<T: serde::Serialize>(page: Page<T>) -> Response {
+    let info = ResultInfo {
+        count: page.count(),
+        per_page: page.per_page,
+        cursor: page.next_cursor,
+    };
+    Success::page(page.items, info).into_response()
+}
+
+fn notices(n: Vec<Notice>) -> Vec<ErrorItem> {
+    n.into_iter()
+        .map(|n| ErrorItem::new(n.code, n.message))
+        .collect()
+}
+
+/// Runs a write on the blocking pool: it waits for the durable commit. The task runs to
+/// completion even if the client goes away, so an acknowledged-or-not write is never
+/// half-done.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HttpError::internal(format!("internal error: worker failed: {e}")))
+}
+
+/// Parses a body; when it is malformed, first lets the control plane check the caller's
+/// access with `probe` (an input that always fails validation, so nothing is written),
+/// so that the contract's precedence holds: 403 before 400/1100.
+async fn parse_or_probe<T, E, F>(
+    bytes: &[u8],
+    parse: impl FnOnce(&[u8]) -> Result<T, HttpError>,
+    probe: F,
+) -> Result<T, HttpError>
+where
+    E: ApiError + Send + 'static,
+    F: FnOnce() -> Result<(), E> + Send + 'static,
+{
+    match parse(bytes) {
+        Ok(v) => Ok(v),
+        Err(malformed) => match blocking(probe).await? {
+            Err(e) if e.http_status() == 403 || e.http_status() == 401 => Err(ctl(e)),
+            _ => Err(malformed),
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------- DLS
+
+async fn list_regions(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let q = QueryParams::parse(q.as_deref());
+    let page = app
+        .control
+        .list_regions(&p, &account, q.get("type"), &page_request(&q))
+        .map_err(ctl)?;
+    Ok(page_response(page))
+}
+
+async fn get_region(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, region)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let r = app.control.get_region(&p, &account, &region).map_err(ctl)?;
+    Ok(Success::ok(r).into_response())
+}
+
+async fn list_bindings(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let q = QueryParams::parse(q.as_deref());
+    let page = app
+        .control
+        .list_bindings(&p, &account, &page_request(&q))
+        .map_err(ctl)?;
+    Ok(page_response(page))
+}
+
+async fn get_binding(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let b = app.control.get_binding(&p, &account, &id).map_err(ctl)?;
+    Ok(Success::ok(b).into_response())
+}
+
+async fn create_binding(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let input: CreateBinding = {
+        let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
+        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), move || {
+            c.create_binding(&p, &a, CreateBinding::default(), now).map(drop)
+        })
+        .await?
+    };
+    let c = app.control.clone();
+    let created = blocking(move || c.create_binding(&p, &account, input, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::created(created.result)
+        .with_messages(notices(created.messages))
+        .into_response())
+}
+
+async fn patch_binding(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let input = {
+        let (c, p, a, i) = (app.control.clone(), p.clone(), account.clone(), id.clone());
+        parse_or_probe(
+            &bytes,
+            |b| {
+                let map = body::json_object(b)?;
+                Ok(UpdateBinding {
+                    region_key: body::opt_string(&map, "region_key")?,
+                    other_fields: map.keys().filter(|k| *k != "region_key").cloned().collect(),
+                })
+            },
+            move || c.patch_binding(&p, &a, &i, UpdateBinding::default(), now).map(drop),
+        )
+        .await?
+    };
+    let c = app.control.clone();
+    let b = blocking(move || c.patch_binding(&p, &account, &id, input, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::ok(b).into_response())
+}
+
+async fn delete_binding(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let c = app.control.clone();
+    blocking(move || c.delete_binding(&p, &account, &id, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::null().into_response())
+}
+
+// ---------------------------------------------------------------------------- Addressing
+
+async fn list_prefixes(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let v = app.control.list_prefixes(&p, &account).map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn get_prefix(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, prefix)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let v = app.control.get_prefix(&p, &account, &prefix).map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn create_prefix(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let input: CreatePrefix = {
+        let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
+        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), move || {
+            c.create_prefix(&p, &a, CreatePrefix::default(), now).map(drop)
+        })
+        .await?
+    };
+    let c = app.control.clone();
+    let v = blocking(move || c.create_prefix(&p, &account, input, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::created(v).into_response())
+}
+
+async fn list_services(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let v = app.control.list_services(&p, &account).map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn list_service_bindings(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, prefix)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let v = app
+        .control
+        .list_service_bindings(&p, &account, &prefix, now)
+        .map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn get_service_binding(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, prefix, id)): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let v = app
+        .control
+        .get_service_binding(&p, &account, &prefix, &id, now)
+        .map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn delete_service_binding(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, prefix, id)): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let c = app.control.clone();
+    blocking(move || c.delete_service_binding(&p, &account, &prefix, &id))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::null().into_response())
+}
+
+async fn list_address_maps(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let v = app.control.list_address_maps(&p, &account).map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn get_address_map(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, _) = begin(&app, &headers, ip)?;
+    let v = app.control.get_address_map(&p, &account, &id).map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn create_address_map(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(account): PathParams<String>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let input: CreateAddressMap = {
+        let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
+        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), move || {
+            // An unparsable IP fails validation right after the access checks.
+            let probe = CreateAddressMap {
+                ips: vec![String::new()],
+                ..CreateAddressMap::default()
+            };
+            c.create_address_map(&p, &a, probe, now).map(drop)
+        })
+        .await?
+    };
+    let c = app.control.clone();
+    let v = blocking(move || c.create_address_map(&p, &account, input, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+fn parse_update_map(b: &[u8]) -> Result<UpdateAddressMap, HttpError> {
+    let map = body::json_object(b)?;
+    let nullable = |field: &str| -> Result<Option<Option<String>>, HttpError> {
+        match map.get(field) {
+            None => Ok(None),
+            Some(serde_json::Value::Null) => Ok(Some(None)),
+            Some(serde_json::Value::String(s)) => Ok(Some(Some(s.clone()))),
+            Some(other) => Err(body::wrong_type(field, "a string or null", other)),
+        }
+    };
+    Ok(UpdateAddressMap {
+        description: nullable("description")?,
+        enabled: body::opt_bool(&map, "enabled")?,
+        default_sni: nullable("default_sni")?,
+    })
+}
+
+async fn update_address_map(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let input = {
+        let (c, p, a, i) = (app.control.clone(), p.clone(), account.clone(), id.clone());
+        parse_or_probe(&bytes, parse_update_map, move || {
+            // Removing an unparsable IP fails validation right after the access checks.
+            c.remove_address_map_ip(&p, &a, &i, "", now).map(drop)
+        })
+        .await?
+    };
+    let c = app.control.clone();
+    let v = blocking(move || c.update_address_map(&p, &account, &id, input, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::ok(v).into_response())
+}
+
+async fn delete_address_map(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let c = app.control.clone();
+    blocking(move || c.delete_address_map(&p, &account, &id, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::null().into_response())
+}
+
+async fn add_ip(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id, addr)): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let c = app.control.clone();
+    blocking(move || c.add_address_map_ip(&p, &account, &id, &addr, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::null().into_response())
+}
+
+async fn remove_ip(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams((account, id, addr)): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let c = app.control.clone();
+    blocking(move || c.remove_address_map_ip(&p, &account, &id, &addr, now))
+        .await?
+        .map_err(ctl)?;
+    Ok(Success::null().into_response())
+}
+
+async fn membership(
+    app: AppState,
+    ip: ClientIp,
+    headers: HeaderMap,
+    (account, id, member): (String, String, String),
+    kind: MembershipKind,
+    add: bool,
+) -> Result<Response, HttpError> {
+    let (p, now) = begin(&app, &headers, ip)?;
+    let c = app.control.clone();
+    blocking(move || {
+        if add {
+            c.add_address_map_membership(&p, &account, &id, kind, &member, now)
+        } else {
+            c.remove_address_map_membership(&p, &account, &id, kind, &member, now)
+        }
+    })
+    .await?
+    .map_err(ctl)?;
+    Ok(Success::null().into_response())
+}
+
+async fn add_zone(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(params): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    membership(app, ip, headers, params, MembershipKind::Zone, true).await
+}
+
+async fn remove_zone(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(params): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    membership(app, ip, headers, params, MembershipKind::Zone, false).await
+}
+
+async fn add_account(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(params): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    membership(app, ip, headers, params, MembershipKind::Account, true).await
+}
+
+async fn remove_account(
+    State(app): State<AppState>,
+    ip: ClientIp,
+    PathParams(params): PathParams<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    membership(app, ip, headers, params, MembershipKind::Account, false).await
+}

@@ -1,0 +1,123 @@
+//! The server's clock: wall time plus an offset that the admin surface can advance.
+//!
+//! Rules never read a clock (they take `now` as an argument); the server reads this one
+//! once per request. The offset is persisted next to the database, because binding states
+//! are derived from stored timestamps and `now`: forgetting an advance at restart would
+//! turn active bindings back into provisioning ones.
+
+use inregion_model::{Clock, SystemClock, Timestamp};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Wall time plus a forward offset (microseconds), optionally persisted to a file.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_us: AtomicI64,
+    file: Option<PathBuf>,
+    /// Serializes advances so the file always holds the latest offset.
+    write: Mutex<()>,
+}
+
+/// Why the clock could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ClockError {
+    /// Reading or writing the offset file failed.
+    #[error("clock offset file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The offset file does not hold an integer.
+    #[error("clock offset file {0} is corrupt (expected an integer of microseconds)")]
+    Corrupt(PathBuf),
+}
+
+impl OffsetClock {
+    /// A clock at wall time, not persisted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A clock whose offset lives in `file` (read now if it exists, written on advance).
+    pub fn persisted(file: PathBuf) -> Result<Self, ClockError> {
+        let offset = match std::fs::read_to_string(&file) {
+            Ok(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ClockError::Corrupt(file.clone()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => return Err(ClockError::Io { path: file, source }),
+        };
+        Ok(Self {
+            offset_us: AtomicI64::new(offset),
+            file: Some(file),
+            write: Mutex::new(()),
+        })
+    }
+
+    /// The current offset from wall time.
+    pub fn offset(&self) -> Duration {
+        Duration::from_micros(self.offset_us.load(Ordering::SeqCst).max(0) as u64)
+    }
+
+    /// Moves the clock forward by `d`; returns the new time. The new offset is on disk
+    /// (written and synced) before this returns.
+    pub fn advance(&self, d: Duration) -> Result<Timestamp, ClockError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let add = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        let new = self.offset_us.load(Ordering::SeqCst).saturating_add(add);
+        if let Some(path) = &self.file {
+            let tmp = path.with_extension("tmp");
+            let io = |source| ClockError::Io {
+                path: path.clone(),
+                source,
+            };
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp).map_err(io)?;
+                f.write_all(new.to_string().as_bytes()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            std::fs::rename(&tmp, path).map_err(io)?;
+        }
+        self.offset_us.store(new, Ordering::SeqCst);
+        Ok(self.now())
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        SystemClock
+            .now()
+            .plus(Duration::from_micros(self.offset_us.load(Ordering::Relaxed).max(0) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advances_and_persists() {
+        let dir = std::env::temp_dir().join(format!("inregion-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("clock-offset");
+        let _ = std::fs::remove_file(&file);
+        let c = OffsetClock::persisted(file.clone()).unwrap();
+        let before = c.now();
+        let after = c.advance(Duration::from_secs(3600)).unwrap();
+        assert!(after.since(before) >= Duration::from_secs(3600));
+        let again = OffsetClock::persisted(file.clone()).unwrap();
+        assert_eq!(again.offset(), Duration::from_secs(3600));
+        std::fs::write(&file, "garbage").unwrap();
+        assert!(matches!(
+            OffsetClock::persisted(file),
+            Err(ClockError::Corrupt(_))
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

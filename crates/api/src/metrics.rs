@@ -1,0 +1,172 @@
+//! Prometheus metrics: requests by route, method and status, a latency histogram per
+//! route, and (filled in at scrape time by the caller) gauges such as bindings by state.
+//!
+//! Hand-rolled rather than a metrics crate: the text format is small, and the hot path
+//! here is one read-locked map lookup plus a few relaxed atomic increments (the server
+//! has to do 30k requests/s on 2 cores).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Label used for requests that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+#[derive(Default)]
+struct RouteStats {
+    /// `(method, status) -> count`; a handful of entries per route, so a vector scan.
+    counts: Mutex<Vec<(String, u16, u64)>>,
+    /// One counter per bucket plus `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+/// Request counters and latency histograms, shared by all connections.
+#[derive(Default)]
+pub struct Metrics {
+    routes: RwLock<HashMap<String, Arc<RouteStats>>>,
+}
+
+impl Metrics {
+    /// A fresh, empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn route(&self, route: &str) -> Arc<RouteStats> {
+        if let Some(r) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
+            return r.clone();
+        }
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(route.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Records one finished request. `route` is the matched route template (such as
+    /// `/client/v4/accounts/{account_id}/dls/regions`), never the raw path, so that ids
+    /// do not explode the label set.
+    pub fn record(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let stats = self.route(route);
+        {
+            let mut counts = stats.counts.lock().unwrap_or_else(|p| p.into_inner());
+            match counts
+                .iter_mut()
+                .find(|(m, s, _)| *s == status && m == method)
+            {
+                Some(entry) => entry.2 += 1,
+                None => counts.push((method.to_owned(), status, 1)),
+            }
+        }
+        let secs = elapsed.as_secs_f64();
+        let idx = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        stats.buckets[idx].fetch_add(1, Ordering::Relaxed);
+        stats
+            .sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        stats.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the request metrics in the Prometheus text exposition format (0.0.4).
+    pub fn render(&self, out: &mut String) {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<&String> = routes.keys().collect();
+        names.sort();
+        out.push_str("# HELP inregion_http_requests_total HTTP requests served, by route template, method and status.\n");
+        out.push_str("# TYPE inregion_http_requests_total counter\n");
+        for name in &names {
+            let mut counts = routes[*name]
+                .counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            counts.sort();
+            for (method, status, n) in counts {
+                let _ = writeln!(
+                    out,
+                    "inregion_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}",
+                    escape(name),
+                    escape(&method),
+                    status,
+                    n
+                );
+            }
+        }
+        out.push_str("# HELP inregion_http_request_duration_seconds Time from request head to response head, by route template.\n");
+        out.push_str("# TYPE inregion_http_request_duration_seconds histogram\n");
+        for name in &names {
+            let s = &routes[*name];
+            let route = escape(name);
+            let mut cumulative = 0;
+            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+                cumulative += s.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "inregion_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += s.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "inregion_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let sum = s.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "inregion_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "inregion_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                s.count.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+pub fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::new();
+        m.record("/a", "GET", 200, Duration::from_micros(50));
+        m.record("/a", "GET", 200, Duration::from_millis(3));
+        m.record("/a", "POST", 409, Duration::from_secs(10));
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("inregion_http_requests_total{route=\"/a\",method=\"GET\",status=\"200\"} 2"));
+        assert!(out.contains("inregion_http_requests_total{route=\"/a\",method=\"POST\",status=\"409\"} 1"));
+        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0001\"} 1"));
+        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.005\"} 2"));
+        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"2.5\"} 2"));
+        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"+Inf\"} 3"));
+        assert!(out.contains("inregion_http_request_duration_seconds_count{route=\"/a\"} 3"));
+    }
+
+    #[test]
+    fn escapes_labels() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

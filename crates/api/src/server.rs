@@ -1,0 +1,368 @@
+//! Start-up and shutdown of `inregion serve`: the data directory, the development
+//! seed, the listener and graceful shutdown.
+//!
+//! Data directory layout (`--data DIR`):
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `inregion.sqlite3` (+ `-wal`, `-shm`) | the control plane's database |
+//! | `dev-token` | the development token's secret (mode 0600), reused at the next start |
+//! | `clock-offset` | how far the admin surface advanced the clock (microseconds) |
+
+use crate::app::{router, App, DEFAULT_MAX_BODY_BYTES};
+use crate::clock::{ClockError, OffsetClock};
+use crate::metrics::Metrics;
+use inregion_control::{
+    AccountSeed, Clock, ControlConfig, ControlPlane, Entitlement, Permission, PrefixId,
+    PrefixSeed, SeedConfig, StoreError, TokenId, TokenSeed,
+};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The development account (the id used throughout Cloudflare's API docs).
+pub const DEV_ACCOUNT_ID: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+/// The demo BYOIP prefix's id: the seed page's example id, so its curl commands run as
+/// written.
+pub const DEMO_PREFIX_ID: &str = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
+/// The demo prefix: strictly contains the seed page's `203.0.113.0/24`.
+pub const DEMO_PREFIX_CIDR: &str = "203.0.112.0/22";
+/// The demo prefix's origin ASN (documentation range, RFC 5398).
+pub const DEMO_PREFIX_ASN: u32 = 64496;
+/// The development token's fixed id: a new dev secret replaces the previous one.
+pub const DEV_TOKEN_ID: &str = "de7de7de7de7de7de7de7de7de7de7de";
+/// Default propagation delay of `inregion serve` (short, for pipelines and demos;
+/// Cloudflare takes 4-6 hours).
+pub const DEFAULT_PROPAGATION_DELAY: Duration = Duration::from_secs(30);
+/// Database file name inside the data directory.
+pub const DB_FILE: &str = "inregion.sqlite3";
+
+/// Everything `inregion serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (`127.0.0.1:8787`; port 0 picks a free port).
+    pub listen: String,
+    /// Data directory; `None` keeps everything in memory (nothing survives a restart).
+    pub data_dir: Option<PathBuf>,
+    /// Seeding document applied at every start (`--config`).
+    pub seed: Option<SeedConfig>,
+    /// Seed the development account, token and demo prefix.
+    pub dev: bool,
+    /// The development token's secret; `None`: reuse the one in the data directory, or
+    /// generate one.
+    pub dev_token: Option<String>,
+    /// How long a binding change takes to become active.
+    pub propagation_delay: Duration,
+    /// `Some(token)`: enable the admin surface with this token.
+    pub admin_token: Option<String>,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8787".into(),
+            data_dir: None,
+            seed: None,
+            dev: true,
+            dev_token: None,
+            propagation_delay: DEFAULT_PROPAGATION_DELAY,
+            admin_token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory or a file in it could not be used.
+    #[error("data directory {path}: {source}")]
+    Data {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The clock offset file is unusable.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// The seeding document (or the development seed) was refused.
+    #[error("seeding: {0}")]
+    Seed(String),
+    /// The token given for development use is not a valid token.
+    #[error("dev token: {0}")]
+    DevToken(String),
+    /// Binding the listener failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What was set up, for the start-up banner.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The database file, or `None` in memory.
+    pub database: Option<PathBuf>,
+    /// The development token's secret (when `dev`).
+    pub dev_token: Option<String>,
+    /// Where the dev token came from.
+    pub dev_token_source: DevTokenSource,
+    /// The admin token (when enabled).
+    pub admin_token: Option<String>,
+    /// The propagation delay in force.
+    pub propagation_delay: Duration,
+}
+
+/// Where the development token's secret came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevTokenSource {
+    /// No development seed.
+    None,
+    /// `--dev-token` / `INREGION_DEV_TOKEN`.
+    Given,
+    /// Reused from the data directory (a previous start).
+    Reused,
+    /// Generated now.
+    Generated,
+}
+
+/// A bound, seeded server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+    max_body_bytes: usize,
+    started: Started,
+}
+
+/// A random token secret: 40 characters of `[A-Za-z0-9]` (the length of real tokens).
+pub fn random_token() -> String {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect()
+}
+
+fn data_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
+    move |source| ServeError::Data {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes a secret file readable by the owner only.
+fn write_secret(path: &Path, text: &str) -> Result<(), ServeError> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(data_err(path))?;
+    f.write_all(text.as_bytes()).map_err(data_err(path))?;
+    f.sync_all().map_err(data_err(path))
+}
+
+/// The development seed: the dev account with both entitlements, a token with every
+/// permission on it, and the demo prefix.
+pub fn dev_seed(token: &str) -> Result<SeedConfig, ServeError> {
+    let account = DEV_ACCOUNT_ID
+        .parse()
+        .map_err(|e| ServeError::Seed(format!("{e}")))?;
+    Ok(SeedConfig {
+        accounts: vec![AccountSeed {
+            id: DEV_ACCOUNT_ID.parse().map_err(|e| ServeError::Seed(format!("{e}")))?,
+            name: "inregion development account".into(),
+            entitlements: vec![
+                Entitlement::RegionalServices,
+                Entitlement::RegionalServicesByoip,
+            ],
+        }],
+        tokens: vec![TokenSeed {
+            id: Some(TokenId::parse(DEV_TOKEN_ID).map_err(|e| ServeError::Seed(e.to_string()))?),
+            name: "inregion dev token (every permission)".into(),
+            secret: token.to_owned(),
+            accounts: vec![account],
+            permissions: Permission::ALL.to_vec(),
+            not_before: None,
+            expires_on: None,
+            allowed_ips: Vec::new(),
+            revoked: false,
+        }],
+        users: Vec::new(),
+        prefixes: vec![PrefixSeed {
+            account: DEV_ACCOUNT_ID.parse().map_err(|e| ServeError::Seed(format!("{e}")))?,
+            id: Some(PrefixId::parse(DEMO_PREFIX_ID).map_err(|e| ServeError::Seed(e.to_string()))?),
+            cidr: DEMO_PREFIX_CIDR.into(),
+            asn: DEMO_PREFIX_ASN,
+            description: "inregion demo prefix (contains the docs' 203.0.113.0/24)".into(),
+            approved: true,
+            service: None,
+        }],
+        regions: Vec::new(),
+    })
+}
+
+impl Server {
+    /// Opens the data directory, seeds, and binds the listener (does not serve yet).
+    pub async fn bind(opts: ServeOptions) -> Result<Self, ServeError> {
+        let config = ControlConfig {
+            propagation_delay: opts.propagation_delay,
+            ..ControlConfig::default()
+        };
+        let (control, clock, database, stored_token) = match &opts.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(data_err(dir))?;
+                let db = dir.join(DB_FILE);
+                let control = {
+                    let db = db.clone();
+                    tokio::task::spawn_blocking(move || ControlPlane::open_sqlite(db, config))
+                        .await
+                        .map_err(|e| ServeError::Seed(e.to_string()))??
+                };
+                let clock = OffsetClock::persisted(dir.join("clock-offset"))?;
+                let token_file = dir.join("dev-token");
+                let stored = match std::fs::read_to_string(&token_file) {
+                    Ok(t) => Some(t.trim().to_owned()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(data_err(&token_file)(e)),
+                };
+                (control, clock, Some(db), stored)
+            }
+            None => (ControlPlane::in_memory(config), OffsetClock::new(), None, None),
+        };
+        let control = Arc::new(control);
+        let now = clock.now();
+
+        let (dev_token, dev_token_source) = if opts.dev {
+            let (t, src) = match (&opts.dev_token, stored_token) {
+                (Some(t), _) => (t.clone(), DevTokenSource::Given),
+                (None, Some(t)) if inregion_control::auth::is_token_syntax(&t) => {
+                    (t, DevTokenSource::Reused)
+                }
+                (None, _) => (random_token(), DevTokenSource::Generated),
+            };
+            if !inregion_control::auth::is_token_syntax(&t) {
+                return Err(ServeError::DevToken(
+                    "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
+                ));
+            }
+            if let Some(dir) = &opts.data_dir {
+                write_secret(&dir.join("dev-token"), &t)?;
+            }
+            (Some(t), src)
+        } else {
+            (None, DevTokenSource::None)
+        };
+
+        let mut seeds = Vec::new();
+        if let Some(t) = &dev_token {
+            seeds.push(dev_seed(t)?);
+        }
+        if let Some(s) = &opts.seed {
+            seeds.push(s.clone());
+        }
+        for s in seeds {
+            let c = control.clone();
+            tokio::task::spawn_blocking(move || c.seed(&s, now))
+                .await
+                .map_err(|e| ServeError::Seed(e.to_string()))?
+                .map_err(|e| ServeError::Seed(e.to_string()))?;
+        }
+
+        let listener = TcpListener::bind(&opts.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: opts.listen.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr()?;
+        let app = Arc::new(App {
+            control,
+            clock: Arc::new(clock),
+            metrics: Metrics::new(),
+            admin_token: opts.admin_token.clone(),
+        });
+        Ok(Self {
+            listener,
+            app,
+            max_body_bytes: opts.max_body_bytes,
+            started: Started {
+                addr,
+                database,
+                dev_token,
+                dev_token_source,
+                admin_token: opts.admin_token,
+                propagation_delay: opts.propagation_delay,
+            },
+        })
+    }
+
+    /// What was set up.
+    pub fn started(&self) -> &Started {
+        &self.started
+    }
+
+    /// The shared state (for in-process tests and embedding).
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and waits for
+    /// the requests in flight to finish (each write is durable once its response is
+    /// sent; writes already handed to the store finish even if their client went away).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let router = router(self.app.clone(), self.max_body_bytes);
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        tracing::info!(version = self.app.control.version(), "server stopped; all acknowledged writes are durable");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}

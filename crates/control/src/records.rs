@@ -1,0 +1,469 @@
+//! Stored records (what the store persists) and the API views built from them.
+//!
+//! Records carry everything the rules need (timestamps, tombstones, previous regions);
+//! views carry exactly the fields Cloudflare returns and serialize with its field names,
+//! so the HTTP layer can put them in the envelope as they are.
+
+use inregion_model::{
+    AccountId, AddressMapId, BindingId, Cidr, Entitlement, PrefixId, RegionDefinition, RegionId,
+    RegionKey, RegionKind, ServiceId, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// An account and its entitlement flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Identifier.
+    pub id: AccountId,
+    /// Display name.
+    pub name: String,
+    /// Entitlement flags.
+    pub entitlements: BTreeSet<Entitlement>,
+}
+
+/// A BYOIP prefix's approval state (`approved` field: `"P"` pending, `"V"` active).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Approval {
+    /// `"P"`: onboarding; bindings are refused (400 / 1114).
+    #[serde(rename = "P")]
+    Pending,
+    /// `"V"`: approved.
+    #[serde(rename = "V")]
+    Approved,
+}
+
+/// A BYOIP prefix owned by an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prefix {
+    /// Identifier.
+    pub id: PrefixId,
+    /// Owner.
+    pub account_id: AccountId,
+    /// The prefix.
+    pub cidr: Cidr,
+    /// Origin ASN.
+    pub asn: u32,
+    /// Free text.
+    pub description: String,
+    /// Approval state.
+    pub approved: Approval,
+    /// The service of the prefix's base service binding (CDN, Spectrum, Magic Transit).
+    pub base_service: ServiceId,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub modified_at: Timestamp,
+}
+
+/// A custom region, defined for one account (§11.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomRegion {
+    /// The account it belongs to.
+    pub account_id: AccountId,
+    /// Key, name, id and membership (countries / data centers / exclusions).
+    pub definition: RegionDefinition,
+    /// Bumped on every edit, starting at 1.
+    pub version: u64,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub modified_at: Timestamp,
+    /// When the current version was created.
+    pub version_created_at: Timestamp,
+}
+
+/// A binding's lifecycle state at some time (derived from its timestamps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingState {
+    /// Created or re-pointed, still propagating.
+    Provisioning,
+    /// Propagated.
+    Active,
+    /// Deleted through the API; the deletion is still propagating, so the data plane
+    /// still applies it.
+    Deleting,
+    /// Deleted and the deletion has propagated.
+    Gone,
+}
+
+/// A prefix binding as stored, with the timestamps its lifecycle is derived from.
+///
+/// Invariants: `created_at <= changed_at <= active_at` unless force-activated
+/// (then `active_at` may be earlier than `changed_at + delay`, never before `changed_at`);
+/// `deleted_at` and `gone_at` are both set or both unset, `deleted_at <= gone_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingRecord {
+    /// Identifier, shared with the Addressing service binding.
+    pub id: BindingId,
+    /// Owner.
+    pub account_id: AccountId,
+    /// The prefix it is cut from.
+    pub prefix_id: PrefixId,
+    /// Canonical CIDR, strictly inside the prefix.
+    pub cidr: Cidr,
+    /// The region the API shows (the latest requested).
+    pub region: RegionKey,
+    /// The region the data plane applies until `active_at` (the region that was in force
+    /// when the last change was made); `None` for a fresh binding.
+    pub previous_region: Option<RegionKey>,
+    /// Creation time (also the list order, §4.3).
+    pub created_at: Timestamp,
+    /// When `region` was last set (creation or a PATCH to another region).
+    pub changed_at: Timestamp,
+    /// When the last change has propagated (`changed_at + delay`, or earlier if forced).
+    pub active_at: Timestamp,
+    /// When it was deleted through the API.
+    pub deleted_at: Option<Timestamp>,
+    /// When the deletion has propagated.
+    pub gone_at: Option<Timestamp>,
+    /// The change-feed version of the last change to this record.
+    pub version: u64,
+}
+
+impl BindingRecord {
+    /// True until deleted through the API.
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+
+    /// The lifecycle state at `t`.
+    pub fn state_at(&self, t: Timestamp) -> BindingState {
+        match (self.deleted_at, self.gone_at) {
+            (Some(_), Some(g)) if t >= g => BindingState::Gone,
+            (Some(d), _) if t >= d => BindingState::Deleting,
+            _ if t >= self.active_at => BindingState::Active,
+            _ => BindingState::Provisioning,
+        }
+    }
+
+    /// The region the data plane applies at `t` (§10), or `None` when the binding is not
+    /// in force:
+    ///
+    /// - before `active_at`: the previous region (a fresh binding is not in force);
+    /// - from `active_at`: the current region;
+    /// - once deleted: what was in force at the deletion, until `gone_at`; a change still
+    ///   propagating at the deletion is cancelled by it.
+    pub fn region_in_force(&self, t: Timestamp) -> Option<&RegionKey> {
+        let t = match (self.deleted_at, self.gone_at) {
+            (Some(_), Some(g)) if t >= g => return None,
+            (Some(d), _) if t > d => d,
+            _ => t,
+        };
+        if t >= self.active_at {
+            Some(&self.region)
+        } else {
+            self.previous_region.as_ref()
+        }
+    }
+
+    /// The DLS view.
+    pub fn view(&self) -> Binding {
+        Binding {
+            id: self.id,
+            prefix_id: self.prefix_id.clone(),
+            cidr: self.cidr,
+            region_key: self.region.clone(),
+        }
+    }
+}
+
+/// A prefix binding as the DLS API returns it: `{id, prefix_id, cidr, region_key}`
+/// (no status field, §5.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Identifier.
+    pub id: BindingId,
+    /// The prefix.
+    pub prefix_id: PrefixId,
+    /// Canonical CIDR.
+    pub cidr: Cidr,
+    /// The region (the latest requested, even while it propagates).
+    pub region_key: RegionKey,
+}
+
+/// A region as the DLS API returns it (§5.1). The kind is not a response field; it is
+/// kept here (skipped by serde) for filtering and callers that want it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// UUID.
+    pub id: RegionId,
+    /// Display name.
+    pub name: String,
+    /// Key.
+    pub region_key: RegionKey,
+    /// Creation time.
+    pub created_on: Timestamp,
+    /// Last change.
+    pub modified_on: Timestamp,
+    /// Definition version.
+    pub version: u64,
+    /// When this version was created.
+    pub version_created_on: Timestamp,
+    /// Managed or custom (not serialized).
+    #[serde(skip, default = "managed")]
+    pub kind: RegionKind,
+}
+
+fn managed() -> RegionKind {
+    RegionKind::Managed
+}
+
+/// An Addressing service (`GET /addressing/services`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Stable identifier.
+    pub id: ServiceId,
+    /// `CDN`, `Spectrum` or `Magic Transit`.
+    pub name: String,
+}
+
+/// `provisioning.state` of a service binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisioningState {
+    /// Still propagating.
+    Provisioning,
+    /// Deployed.
+    Active,
+}
+
+/// `{state}` object of a service binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provisioning {
+    /// The state.
+    pub state: ProvisioningState,
+}
+
+/// An Addressing service binding (§6.3): the prefix's base binding, or a DLS binding seen
+/// through Addressing (same id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceBinding {
+    /// The binding id: a DLS binding's UUID, or the base binding's 32-hex id.
+    pub id: String,
+    /// CIDR.
+    pub cidr: Cidr,
+    /// Provisioning state at the time of the read.
+    pub provisioning: Provisioning,
+    /// The service.
+    pub service_id: ServiceId,
+    /// The service's name.
+    pub service_name: String,
+}
+
+/// A prefix as Addressing returns it (§6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixView {
+    /// Identifier.
+    pub id: PrefixId,
+    /// Owner.
+    pub account_id: AccountId,
+    /// The prefix.
+    pub cidr: Cidr,
+    /// Origin ASN.
+    pub asn: u32,
+    /// Free text.
+    pub description: String,
+    /// `"P"` or `"V"`.
+    pub approved: Approval,
+    /// Always null here.
+    pub loa_document_id: Option<String>,
+    /// Deprecated field; true once approved.
+    pub advertised: bool,
+    /// Deprecated field.
+    pub advertised_modified_at: Option<Timestamp>,
+    /// BGP on demand (not modelled).
+    pub on_demand_enabled: bool,
+    /// BGP on demand (not modelled).
+    pub on_demand_locked: bool,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub modified_at: Timestamp,
+}
+
+impl Prefix {
+    /// The Addressing view.
+    pub fn view(&self) -> PrefixView {
+        PrefixView {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            cidr: self.cidr,
+            asn: self.asn,
+            description: self.description.clone(),
+            approved: self.approved,
+            loa_document_id: None,
+            advertised: self.approved == Approval::Approved,
+            advertised_modified_at: (self.approved == Approval::Approved)
+                .then_some(self.modified_at),
+            on_demand_enabled: false,
+            on_demand_locked: false,
+            created_at: self.created_at,
+            modified_at: self.modified_at,
+        }
+    }
+}
+
+/// `zone` or `account` membership of an address map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipKind {
+    /// A zone (takes priority over an account membership).
+    Zone,
+    /// An account.
+    Account,
+}
+
+impl MembershipKind {
+    /// Parses `zone` / `account`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "zone" => Some(Self::Zone),
+            "account" => Some(Self::Account),
+            _ => None,
+        }
+    }
+}
+
+/// An IP on an address map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressMapIp {
+    /// The address (canonical text when serialized).
+    pub ip: IpAddr,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
+/// A membership of an address map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// Zone or account id (32 hex).
+    pub identifier: String,
+    /// Zone or account.
+    pub kind: MembershipKind,
+    /// Always true here.
+    pub can_delete: bool,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
+
+/// An address map (§6.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressMap {
+    /// Identifier.
+    pub id: AddressMapId,
+    /// Owner (not serialized; implied by the path).
+    #[serde(skip_serializing)]
+    pub account_id: AccountId,
+    /// Free text.
+    pub description: Option<String>,
+    /// SNI used when the client sends none.
+    pub default_sni: Option<String>,
+    /// Whether the map is applied.
+    pub enabled: bool,
+    /// False for Cloudflare-managed maps (never, here).
+    pub can_delete: bool,
+    /// False for Cloudflare-managed maps (never, here).
+    pub can_modify_ips: bool,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub modified_at: Timestamp,
+    /// IPs, in insertion order.
+    pub ips: Vec<AddressMapIp>,
+    /// Memberships, in insertion order.
+    pub memberships: Vec<Membership>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(active: i64, prev: Option<&str>, deleted: Option<(i64, i64)>) -> BindingRecord {
+        BindingRecord {
+            id: BindingId::random(),
+            account_id: AccountId::random(),
+            prefix_id: PrefixId::random(),
+            cidr: Cidr::parse_strict("203.0.113.0/25").unwrap(),
+            region: RegionKey::parse("eu").unwrap(),
+            previous_region: prev.map(|p| RegionKey::parse(p).unwrap()),
+            created_at: Timestamp::from_secs(0),
+            changed_at: Timestamp::from_secs(5),
+            active_at: Timestamp::from_secs(active),
+            deleted_at: deleted.map(|d| Timestamp::from_secs(d.0)),
+            gone_at: deleted.map(|d| Timestamp::from_secs(d.1)),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn lifecycle_is_derived_from_timestamps() {
+        let t = Timestamp::from_secs;
+        let fresh = rec(10, None, None);
+        assert_eq!(fresh.state_at(t(9)), BindingState::Provisioning);
+        assert_eq!(fresh.region_in_force(t(9)), None);
+        assert_eq!(fresh.state_at(t(10)), BindingState::Active);
+        assert_eq!(fresh.region_in_force(t(10)).unwrap().as_str(), "eu");
+
+        let patched = rec(10, Some("us"), None);
+        assert_eq!(patched.region_in_force(t(9)).unwrap().as_str(), "us");
+        assert_eq!(patched.region_in_force(t(10)).unwrap().as_str(), "eu");
+
+        // Deleted while active: stays in force until the deletion has propagated.
+        let del = rec(10, None, Some((20, 30)));
+        assert_eq!(del.state_at(t(25)), BindingState::Deleting);
+        assert_eq!(del.region_in_force(t(29)).unwrap().as_str(), "eu");
+        assert_eq!(del.state_at(t(30)), BindingState::Gone);
+        assert_eq!(del.region_in_force(t(30)), None);
+
+        // Deleted while a PATCH propagated: the PATCH is cancelled, the old region stays.
+        let del = rec(10, Some("us"), Some((7, 17)));
+        assert_eq!(del.region_in_force(t(12)).unwrap().as_str(), "us");
+        assert_eq!(del.region_in_force(t(17)), None);
+
+        // Deleted before it ever became active: never in force.
+        let del = rec(10, None, Some((7, 17)));
+        assert_eq!(del.region_in_force(t(12)), None);
+    }
+
+    #[test]
+    fn views_serialize_with_cloudflare_names() {
+        let b = rec(10, None, None).view();
+        let v = serde_json::to_value(&b).unwrap();
+        let keys: BTreeSet<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["cidr", "id", "prefix_id", "region_key"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        );
+        let r = Region {
+            id: RegionId::random(),
+            name: "Europe".into(),
+            region_key: RegionKey::parse("eu").unwrap(),
+            created_on: Timestamp::EPOCH,
+            modified_on: Timestamp::EPOCH,
+            version: 1,
+            version_created_on: Timestamp::EPOCH,
+            kind: RegionKind::Custom,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 7);
+        assert!(v.get("kind").is_none());
+        let s = serde_json::to_value(ServiceBinding {
+            id: "x".into(),
+            cidr: Cidr::parse_strict("2001:db8::/48").unwrap(),
+            provisioning: Provisioning {
+                state: ProvisioningState::Provisioning,
+            },
+            service_id: ServiceId::random(),
+            service_name: "CDN".into(),
+        })
+        .unwrap();
+        assert_eq!(s["provisioning"]["state"], "provisioning");
+        assert_eq!(s["cidr"], "2001:db8::/48");
+    }
+}

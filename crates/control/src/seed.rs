@@ -1,0 +1,168 @@
+//! Declarative seeding: accounts, tokens, users, prefixes and custom regions from a
+//! TOML (or any serde) document. Seeding is idempotent: applying the same document to a
+//! database that already holds it changes nothing (no version bump), so a server can
+//! apply its `--config` at every start.
+//!
+//! ```toml
+//! [[accounts]]
+//! id = "0123456789abcdef0123456789abcdef"
+//! name = "Demo"
+//! entitlements = ["regional_services", "regional_services_byoip"]
+//!
+//! [[tokens]]
+//! name = "dls-rw"
+//! secret = "local-dev-token-0000000000000000000000"
+//! accounts = ["0123456789abcdef0123456789abcdef"]
+//! permissions = ["DLS: Write", "IP Prefixes: Write"]
+//!
+//! [[prefixes]]
+//! account = "0123456789abcdef0123456789abcdef"
+//! id = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+//! cidr = "203.0.113.0/24"
+//! asn = 64496
+//! ```
+
+use inregion_model::{
+    AccountId, CountryCode, Entitlement, Iata, Permission, PrefixId, RegionId, RegionKey, Role,
+    Timestamp, TokenId,
+};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An account to create or update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSeed {
+    /// Identifier.
+    pub id: AccountId,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Entitlement flags.
+    #[serde(default)]
+    pub entitlements: Vec<Entitlement>,
+}
+
+/// An API token to create or update (matched by `id`, else by secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSeed {
+    /// Identifier; derived from the secret's hash when absent.
+    #[serde(default)]
+    pub id: Option<TokenId>,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The secret clients send as `Bearer <secret>`; only its SHA-256 is stored.
+    pub secret: String,
+    /// Accounts the token is scoped to.
+    pub accounts: Vec<AccountId>,
+    /// Permission groups.
+    pub permissions: Vec<Permission>,
+    /// Not valid before.
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
+    /// Not valid from.
+    #[serde(default)]
+    pub expires_on: Option<Timestamp>,
+    /// Allowed client IP ranges (empty: anywhere).
+    #[serde(default)]
+    pub allowed_ips: Vec<IpNet>,
+    /// Revoked.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+/// A user with a global API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSeed {
+    /// E-mail (case-insensitive).
+    pub email: String,
+    /// The global API key; only its SHA-256 is stored.
+    pub key: String,
+    /// Role per account.
+    pub roles: BTreeMap<AccountId, Role>,
+}
+
+/// A BYOIP prefix (matched by `id`, else by CIDR).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixSeed {
+    /// Owner.
+    pub account: AccountId,
+    /// Identifier; random when absent (a later seed finds the prefix by CIDR).
+    #[serde(default)]
+    pub id: Option<PrefixId>,
+    /// The prefix, strict CIDR text.
+    pub cidr: String,
+    /// Origin ASN.
+    pub asn: u32,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Approved (`"V"`) or pending (`"P"`).
+    #[serde(default = "yes")]
+    pub approved: bool,
+    /// The base binding's service: `CDN` (default), `Spectrum` or `Magic Transit`.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A custom region for one account (matched by `id`, else by key). Editing a region's
+/// definition bumps its `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSeed {
+    /// Owner.
+    pub account: AccountId,
+    /// Key (globally unique: not a managed key, not another account's).
+    pub key: RegionKey,
+    /// Display name.
+    pub name: String,
+    /// Identifier; derived from the key when absent.
+    #[serde(default)]
+    pub id: Option<RegionId>,
+    /// Countries whose data centers are members.
+    #[serde(default)]
+    pub countries: Vec<CountryCode>,
+    /// Data centers that are members.
+    #[serde(default)]
+    pub data_centers: Vec<Iata>,
+    /// Countries excluded afterwards.
+    #[serde(default)]
+    pub exclude_countries: Vec<CountryCode>,
+}
+
+/// A whole seeding document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedConfig {
+    /// Accounts.
+    #[serde(default)]
+    pub accounts: Vec<AccountSeed>,
+    /// Tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenSeed>,
+    /// Users.
+    #[serde(default)]
+    pub users: Vec<UserSeed>,
+    /// Prefixes.
+    #[serde(default)]
+    pub prefixes: Vec<PrefixSeed>,
+    /// Custom regions.
+    #[serde(default)]
+    pub regions: Vec<RegionSeed>,
+}
+
+impl SeedConfig {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}

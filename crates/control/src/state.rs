@@ -1,0 +1,241 @@
+//! The in-memory state: every record plus the indexes the rules and the reads need.
+//!
+//! A [`State`] changes only through [`State::apply_commit`], which upserts whole records.
+//! The same function rebuilds the state from the store at start-up, so what is in memory
+//! is by construction what the store holds.
+
+use crate::auth::{SecretHash, TokenRecord, UserRecord};
+use crate::records::{Account, AddressMap, BindingRecord, CustomRegion, Prefix};
+use inregion_model::{
+    AccountId, AddressMapId, BindingId, Cidr, PrefixId, RegionId, RegionKey, Timestamp, TokenId,
+};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+/// One record-level change. Every change upserts (or removes) one whole record, which
+/// keeps backends simple: a key-value store (etcd) maps each to one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    /// Upsert an account.
+    Account(Account),
+    /// Upsert a token (keyed by id).
+    Token(TokenRecord),
+    /// Upsert a user (keyed by e-mail).
+    User(UserRecord),
+    /// Upsert a prefix.
+    Prefix(Prefix),
+    /// Upsert a custom region (keyed by id).
+    Region(CustomRegion),
+    /// Upsert a binding (live or tombstone).
+    Binding(BindingRecord),
+    /// Upsert an address map.
+    AddressMap(AddressMap),
+    /// Remove an address map.
+    DeleteAddressMap(AddressMapId),
+}
+
+/// One committed operation: its changes and the global version it creates. Versions are
+/// consecutive: commit `n` moves the state from version `n - 1` to `n`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The version after this commit.
+    pub version: u64,
+    /// The record changes, applied in order.
+    pub changes: Vec<Change>,
+}
+
+/// Records and indexes. See the module docs. Compare states with [`State::dump`]: the
+/// indexes may differ in empty entries between two states with the same records.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub(crate) version: u64,
+    pub(crate) accounts: HashMap<AccountId, Account>,
+    pub(crate) tokens: HashMap<SecretHash, TokenRecord>,
+    pub(crate) token_ids: HashMap<TokenId, SecretHash>,
+    pub(crate) users: HashMap<String, UserRecord>,
+    pub(crate) prefixes: HashMap<PrefixId, Prefix>,
+    pub(crate) prefixes_by_account: HashMap<AccountId, BTreeSet<PrefixId>>,
+    pub(crate) regions: HashMap<RegionId, CustomRegion>,
+    pub(crate) region_by_key: HashMap<RegionKey, RegionId>,
+    /// Every binding, live or tombstone.
+    pub(crate) bindings: HashMap<BindingId, BindingRecord>,
+    /// Live bindings per account in list order `(created_at, id)`.
+    pub(crate) live_order: HashMap<AccountId, BTreeSet<(Timestamp, BindingId)>>,
+    /// Live bindings by exact CIDR within a prefix.
+    pub(crate) live_by_cidr: HashMap<(PrefixId, Cidr), BindingId>,
+    /// Live bindings per prefix, by CIDR.
+    pub(crate) live_by_prefix: HashMap<PrefixId, BTreeSet<(Cidr, BindingId)>>,
+    /// Bindings by the version of their last change (the change feed's index).
+    pub(crate) by_version: BTreeSet<(u64, BindingId)>,
+    pub(crate) maps: HashMap<AddressMapId, AddressMap>,
+    pub(crate) maps_by_account: HashMap<AccountId, BTreeSet<AddressMapId>>,
+}
+
+impl State {
+    /// The version of the last applied commit.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Applies a commit (and sets the version).
+    pub fn apply_commit(&mut self, c: &Commit) {
+        for ch in &c.changes {
+            self.apply(ch.clone());
+        }
+        self.version = c.version;
+    }
+
+    /// Applies one change.
+    pub fn apply(&mut self, ch: Change) {
+        match ch {
+            Change::Account(a) => {
+                self.accounts.insert(a.id.clone(), a);
+            }
+            Change::Token(t) => {
+                if let Some(old) = self.token_ids.insert(t.id.clone(), t.secret_hash) {
+                    self.tokens.remove(&old);
+                }
+                self.tokens.insert(t.secret_hash, t);
+            }
+            Change::User(u) => {
+                self.users.insert(u.email.clone(), u);
+            }
+            Change::Prefix(p) => {
+                self.prefixes_by_account
+                    .entry(p.account_id.clone())
+                    .or_default()
+                    .insert(p.id.clone());
+                self.prefixes.insert(p.id.clone(), p);
+            }
+            Change::Region(r) => {
+                if let Some(old) = self.regions.get(&RegionId::from_uuid(r.definition.id)) {
+                    self.region_by_key.remove(&old.definition.key);
+                }
+                self.region_by_key.insert(
+                    r.definition.key.clone(),
+                    RegionId::from_uuid(r.definition.id),
+                );
+                self.regions.insert(RegionId::from_uuid(r.definition.id), r);
+            }
+            Change::Binding(b) => {
+                if let Some(old) = self.bindings.remove(&b.id) {
+                    self.unindex_binding(&old);
+                }
+                self.index_binding(&b);
+                self.bindings.insert(b.id, b);
+            }
+            Change::AddressMap(m) => {
+                self.maps_by_account
+                    .entry(m.account_id.clone())
+                    .or_default()
+                    .insert(m.id.clone());
+                self.maps.insert(m.id.clone(), m);
+            }
+            Change::DeleteAddressMap(id) => {
+                if let Some(m) = self.maps.remove(&id) {
+                    if let Some(s) = self.maps_by_account.get_mut(&m.account_id) {
+                        s.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn index_binding(&mut self, b: &BindingRecord) {
+        self.by_version.insert((b.version, b.id));
+        if b.is_live() {
+            self.live_order
+                .entry(b.account_id.clone())
+                .or_default()
+                .insert((b.created_at, b.id));
+            self.live_by_cidr
+                .insert((b.prefix_id.clone(), b.cidr), b.id);
+            self.live_by_prefix
+                .entry(b.prefix_id.clone())
+                .or_default()
+                .insert((b.cidr, b.id));
+        }
+    }
+
+    fn unindex_binding(&mut self, b: &BindingRecord) {
+        self.by_version.remove(&(b.version, b.id));
+        if b.is_live() {
+            if let Some(s) = self.live_order.get_mut(&b.account_id) {
+                s.remove(&(b.created_at, b.id));
+            }
+            self.live_by_cidr.remove(&(b.prefix_id.clone(), b.cidr));
+            if let Some(s) = self.live_by_prefix.get_mut(&b.prefix_id) {
+                s.remove(&(b.cidr, b.id));
+            }
+        }
+    }
+
+    /// Every record as a list of upserts, in a deterministic order (accounts, users,
+    /// tokens, prefixes, regions, bindings, maps; each sorted by id). Two states are equal
+    /// iff their dumps are.
+    pub fn dump(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        let mut a: Vec<_> = self.accounts.values().cloned().collect();
+        a.sort_by(|x, y| x.id.cmp(&y.id));
+        out.extend(a.into_iter().map(Change::Account));
+        let mut u: Vec<_> = self.users.values().cloned().collect();
+        u.sort_by(|x, y| x.email.cmp(&y.email));
+        out.extend(u.into_iter().map(Change::User));
+        let mut t: Vec<_> = self.tokens.values().cloned().collect();
+        t.sort_by(|x, y| x.id.cmp(&y.id));
+        out.extend(t.into_iter().map(Change::Token));
+        let mut p: Vec<_> = self.prefixes.values().cloned().collect();
+        p.sort_by(|x, y| x.id.cmp(&y.id));
+        out.extend(p.into_iter().map(Change::Prefix));
+        let mut r: Vec<_> = self.regions.values().cloned().collect();
+        r.sort_by_key(|x| x.definition.id);
+        out.extend(r.into_iter().map(Change::Region));
+        let mut b: Vec<_> = self.bindings.values().cloned().collect();
+        b.sort_by_key(|x| x.id);
+        out.extend(b.into_iter().map(Change::Binding));
+        let mut m: Vec<_> = self.maps.values().cloned().collect();
+        m.sort_by(|x, y| x.id.cmp(&y.id));
+        out.extend(m.into_iter().map(Change::AddressMap));
+        out
+    }
+
+    /// The account's prefix containing `ip`, if any (prefixes never overlap).
+    pub(crate) fn owning_prefix(&self, account: &AccountId, ip: IpAddr) -> Option<&Prefix> {
+        self.prefixes_by_account
+            .get(account)?
+            .iter()
+            .filter_map(|id| self.prefixes.get(id))
+            .find(|p| p.cidr.contains_ip(ip))
+    }
+
+    /// Live bindings of the account whose CIDR contains `ip`: at most one per prefix
+    /// length, found by masking `ip` at each length below the owning prefix (≤ 128 hash
+    /// lookups, independent of the number of bindings).
+    pub(crate) fn live_bindings_covering(
+        &self,
+        account: &AccountId,
+        ip: IpAddr,
+    ) -> Vec<&BindingRecord> {
+        let Some(prefix) = self.owning_prefix(account, ip) else {
+            return Vec::new();
+        };
+        let max = if ip.is_ipv6() { 128 } else { 32 };
+        let mut out = Vec::new();
+        for len in prefix.cidr.prefix_len() + 1..=max {
+            let Ok(net) = IpNet::new(ip, len) else {
+                continue;
+            };
+            let key = (prefix.id.clone(), Cidr::from_net(net));
+            if let Some(b) = self
+                .live_by_cidr
+                .get(&key)
+                .and_then(|id| self.bindings.get(id))
+            {
+                out.push(b);
+            }
+        }
+        out
+    }
+}

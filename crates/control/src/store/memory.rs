@@ -1,0 +1,72 @@
+//! The in-memory store.
+
+use super::{Loaded, Store};
+use crate::error::StoreError;
+use crate::state::{Commit, State};
+use std::sync::{Arc, Mutex};
+
+/// Keeps the records in memory. Clones share the same contents, so dropping a
+/// [`crate::ControlPlane`] and opening a new one on a clone is a "restart".
+///
+/// [`MemoryStore::fail_next_commits`] makes the next commits fail, to test the error path.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: State,
+    fail_next: usize,
+    commits: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next `n` calls to `commit` fail (and change nothing).
+    pub fn fail_next_commits(&self, n: usize) {
+        self.lock().fail_next = n;
+    }
+
+    /// How many successful `commit` calls (batches) there were.
+    pub fn commit_calls(&self) -> u64 {
+        self.lock().commits
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave `Inner` half-updated in a way
+        // that matters for tests; recover the guard.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        let g = self.lock();
+        Ok(Loaded {
+            version: g.state.version(),
+            records: g.state.dump(),
+        })
+    }
+
+    fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
+        let mut g = self.lock();
+        if g.fail_next > 0 {
+            g.fail_next -= 1;
+            return Err(StoreError::new("injected commit failure"));
+        }
+        for c in commits {
+            g.state.apply_commit(c);
+        }
+        g.commits += 1;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}

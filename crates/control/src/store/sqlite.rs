@@ -1,0 +1,592 @@
+//! The embedded SQLite store (the default).
+//!
+//! - `journal_mode=WAL`, `synchronous=FULL`: every COMMIT fsyncs the WAL before it
+//!   returns, so a batch acknowledged by [`Store::commit`] survives a crash.
+//! - One `BEGIN IMMEDIATE … COMMIT` per batch: group commit amortises the fsync over
+//!   every operation queued while the previous batch was syncing.
+//! - Schema migrations keyed by `PRAGMA user_version`.
+//! - Constraints mirror the rules: one live binding per `(prefix_id, cidr)` (a partial
+//!   unique index), unique prefix CIDRs, unique token hashes, unique region keys,
+//!   foreign keys to accounts and prefixes.
+
+use super::{Loaded, Store};
+use crate::auth::{TokenRecord, UserRecord};
+use crate::error::StoreError;
+use crate::records::{Account, AddressMap, BindingRecord, CustomRegion, Prefix};
+use crate::state::{Change, Commit};
+use inregion_model::{Cidr, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+/// The schema, one entry per version; entry `i` moves `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT;
+INSERT INTO meta (key, value) VALUES ('version', 0);
+
+CREATE TABLE accounts (
+    id   TEXT PRIMARY KEY CHECK (length(id) = 32),
+    body TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE users (
+    email TEXT PRIMARY KEY,
+    body  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    body        TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE prefixes (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    cidr       TEXT NOT NULL UNIQUE,
+    body       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE regions (
+    id         TEXT PRIMARY KEY,
+    key        TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    body       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE bindings (
+    id              TEXT PRIMARY KEY,
+    account_id      TEXT NOT NULL REFERENCES accounts (id),
+    prefix_id       TEXT NOT NULL REFERENCES prefixes (id),
+    cidr            TEXT NOT NULL,
+    region          TEXT NOT NULL,
+    previous_region TEXT,
+    created_at      INTEGER NOT NULL,
+    changed_at      INTEGER NOT NULL,
+    active_at       INTEGER NOT NULL,
+    deleted_at      INTEGER,
+    gone_at         INTEGER,
+    version         INTEGER NOT NULL,
+    CHECK ((deleted_at IS NULL) = (gone_at IS NULL)),
+    CHECK (created_at <= changed_at)
+) STRICT;
+CREATE UNIQUE INDEX bindings_live_cidr ON bindings (prefix_id, cidr) WHERE deleted_at IS NULL;
+CREATE INDEX bindings_version ON bindings (version);
+
+CREATE TABLE address_maps (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    body       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE address_map_ips (
+    map_id TEXT NOT NULL REFERENCES address_maps (id) ON DELETE CASCADE,
+    ip     TEXT NOT NULL,
+    PRIMARY KEY (map_id, ip)
+) STRICT;
+"#];
+
+/// The SQLite store. See the module docs.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn e(err: impl std::fmt::Display) -> StoreError {
+    StoreError::new(format!("sqlite: {err}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(e)?;
+        // WAL + FULL: a COMMIT returns after the WAL is fsync'd. busy_timeout covers a
+        // second process (e.g. a checker) holding a read lock briefly.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(e)?;
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(e)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(e(format!("journal_mode is {mode}, WAL required")));
+        }
+        let mut s = Self { conn, path };
+        s.migrate()?;
+        Ok(s)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let have: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(e)?;
+        let have = usize::try_from(have).map_err(e)?;
+        if have > MIGRATIONS.len() {
+            return Err(e(format!(
+                "database schema version {have} is newer than this program ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
+            let tx = self.conn.transaction().map_err(e)?;
+            tx.execute_batch(m).map_err(e)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(e)?;
+            tx.commit().map_err(e)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns its rows (`["ok"]` when sound).
+    pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare("PRAGMA integrity_check").map_err(e)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        Ok(rows)
+    }
+
+    /// Number of live (not deleted) bindings, straight from SQL (for checks).
+    pub fn count_live_bindings(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(e)
+    }
+
+    fn write(tx: &rusqlite::Transaction<'_>, ch: &Change) -> Result<(), StoreError> {
+        match ch {
+            Change::Account(a) => {
+                let body = json(a)?;
+                tx.prepare_cached(
+                    "INSERT INTO accounts (id, body) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                )
+                .and_then(|mut s| s.execute(params![a.id.as_str(), body]))
+                .map_err(e)?;
+            }
+            Change::User(u) => {
+                let body = json(u)?;
+                tx.prepare_cached(
+                    "INSERT INTO users (email, body) VALUES (?1, ?2)
+                     ON CONFLICT (email) DO UPDATE SET body = excluded.body",
+                )
+                .and_then(|mut s| s.execute(params![u.email, body]))
+                .map_err(e)?;
+            }
+            Change::Token(t) => {
+                let body = json(t)?;
+                tx.prepare_cached(
+                    "INSERT INTO tokens (id, secret_hash, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash,
+                                                    body = excluded.body",
+                )
+                .and_then(|mut s| s.execute(params![t.id.as_str(), t.secret_hash.to_hex(), body]))
+                .map_err(e)?;
+            }
+            Change::Prefix(p) => {
+                let body = json(p)?;
+                tx.prepare_cached(
+                    "INSERT INTO prefixes (id, account_id, cidr, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+                        cidr = excluded.cidr, body = excluded.body",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        p.id.as_str(),
+                        p.account_id.as_str(),
+                        p.cidr.to_string(),
+                        body
+                    ])
+                })
+                .map_err(e)?;
+            }
+            Change::Region(r) => {
+                let body = json(r)?;
+                tx.prepare_cached(
+                    "INSERT INTO regions (id, key, account_id, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET key = excluded.key,
+                        account_id = excluded.account_id, body = excluded.body",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        r.definition.id.to_string(),
+                        r.definition.key.as_str(),
+                        r.account_id.as_str(),
+                        body
+                    ])
+                })
+                .map_err(e)?;
+            }
+            Change::Binding(b) => {
+                tx.prepare_cached(
+                    "INSERT INTO bindings (id, account_id, prefix_id, cidr, region, previous_region,
+                        created_at, changed_at, active_at, deleted_at, gone_at, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+                        prefix_id = excluded.prefix_id, cidr = excluded.cidr,
+                        region = excluded.region, previous_region = excluded.previous_region,
+                        created_at = excluded.created_at, changed_at = excluded.changed_at,
+                        active_at = excluded.active_at, deleted_at = excluded.deleted_at,
+                        gone_at = excluded.gone_at, version = excluded.version",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        b.id.to_string(),
+                        b.account_id.as_str(),
+                        b.prefix_id.as_str(),
+                        b.cidr.to_string(),
+                        b.region.as_str(),
+                        b.previous_region.as_ref().map(|r| r.as_str()),
+                        b.created_at.as_micros(),
+                        b.changed_at.as_micros(),
+                        b.active_at.as_micros(),
+                        b.deleted_at.map(Timestamp::as_micros),
+                        b.gone_at.map(Timestamp::as_micros),
+                        b.version as i64,
+                    ])
+                })
+                .map_err(e)?;
+            }
+            Change::AddressMap(m) => {
+                let body = json(m)?;
+                tx.prepare_cached(
+                    "INSERT INTO address_maps (id, account_id, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+                        body = excluded.body",
+                )
+                .and_then(|mut s| s.execute(params![m.id.as_str(), m.account_id.as_str(), body]))
+                .map_err(e)?;
+                tx.prepare_cached("DELETE FROM address_map_ips WHERE map_id = ?1")
+                    .and_then(|mut s| s.execute(params![m.id.as_str()]))
+                    .map_err(e)?;
+                let mut ins = tx
+                    .prepare_cached("INSERT INTO address_map_ips (map_id, ip) VALUES (?1, ?2)")
+                    .map_err(e)?;
+                for ip in &m.ips {
+                    ins.execute(params![
+                        m.id.as_str(),
+                        inregion_model::cidr::canonical_ip(ip.ip)
+                    ])
+                    .map_err(e)?;
+                }
+            }
+            Change::DeleteAddressMap(id) => {
+                tx.prepare_cached("DELETE FROM address_maps WHERE id = ?1")
+                    .and_then(|mut s| s.execute(params![id.as_str()]))
+                    .map_err(e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record's JSON document (the `body` columns). Address maps omit their account id
+/// (it has its own column).
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|x| StoreError::new(format!("encode: {x}")))
+}
+
+fn de<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|x| e(format!("decode {x}: {s}")))
+}
+
+fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|x| e(format!("stored value: {x}")))
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        let c = &self.conn;
+        let version: i64 = c
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(e)?
+            .unwrap_or(0);
+        let mut records = Vec::new();
+        let bodies = |sql: &str| -> Result<Vec<(String, String)>, StoreError> {
+            let mut st = c.prepare(sql).map_err(e)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(e)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(e)?;
+            Ok(rows)
+        };
+        for (_, b) in bodies("SELECT id, body FROM accounts ORDER BY id")? {
+            records.push(Change::Account(de::<Account>(&b)?));
+        }
+        for (_, b) in bodies("SELECT email, body FROM users ORDER BY email")? {
+            records.push(Change::User(de::<UserRecord>(&b)?));
+        }
+        for (_, b) in bodies("SELECT id, body FROM tokens ORDER BY id")? {
+            records.push(Change::Token(de::<TokenRecord>(&b)?));
+        }
+        for (_, b) in bodies("SELECT id, body FROM prefixes ORDER BY id")? {
+            records.push(Change::Prefix(de::<Prefix>(&b)?));
+        }
+        for (_, b) in bodies("SELECT id, body FROM regions ORDER BY id")? {
+            records.push(Change::Region(de::<CustomRegion>(&b)?));
+        }
+        {
+            #[derive(serde::Deserialize)]
+            struct MapBody {
+                id: inregion_model::AddressMapId,
+                description: Option<String>,
+                default_sni: Option<String>,
+                enabled: bool,
+                can_delete: bool,
+                can_modify_ips: bool,
+                created_at: Timestamp,
+                modified_at: Timestamp,
+                ips: Vec<crate::records::AddressMapIp>,
+                memberships: Vec<crate::records::Membership>,
+            }
+            let mut st = c
+                .prepare("SELECT account_id, body FROM address_maps ORDER BY id")
+                .map_err(e)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(e)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(e)?;
+            for (account, body) in rows {
+                let m: MapBody = de(&body)?;
+                records.push(Change::AddressMap(AddressMap {
+                    id: m.id,
+                    account_id: parse(inregion_model::AccountId::parse(&account))?,
+                    description: m.description,
+                    default_sni: m.default_sni,
+                    enabled: m.enabled,
+                    can_delete: m.can_delete,
+                    can_modify_ips: m.can_modify_ips,
+                    created_at: m.created_at,
+                    modified_at: m.modified_at,
+                    ips: m.ips,
+                    memberships: m.memberships,
+                }));
+            }
+        }
+        let mut st = c
+            .prepare(
+                "SELECT id, account_id, prefix_id, cidr, region, previous_region, created_at,
+                        changed_at, active_at, deleted_at, gone_at, version
+                 FROM bindings ORDER BY id",
+            )
+            .map_err(e)?;
+        let mut rows = st.query([]).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            let get_s = |i: usize| r.get::<_, String>(i).map_err(e);
+            let prev: Option<String> = r.get(5).map_err(e)?;
+            let deleted: Option<i64> = r.get(9).map_err(e)?;
+            let gone: Option<i64> = r.get(10).map_err(e)?;
+            let b = BindingRecord {
+                id: parse(inregion_model::BindingId::parse(&get_s(0)?))?,
+                account_id: parse(inregion_model::AccountId::parse(&get_s(1)?))?,
+                prefix_id: parse(inregion_model::PrefixId::parse(&get_s(2)?))?,
+                cidr: parse(Cidr::parse_strict(&get_s(3)?))?,
+                region: parse(inregion_model::RegionKey::parse(&get_s(4)?))?,
+                previous_region: match prev {
+                    Some(p) => Some(parse(inregion_model::RegionKey::parse(&p))?),
+                    None => None,
+                },
+                created_at: Timestamp::from_micros(r.get(6).map_err(e)?),
+                changed_at: Timestamp::from_micros(r.get(7).map_err(e)?),
+                active_at: Timestamp::from_micros(r.get(8).map_err(e)?),
+                deleted_at: deleted.map(Timestamp::from_micros),
+                gone_at: gone.map(Timestamp::from_micros),
+                version: r.get::<_, i64>(11).map_err(e)? as u64,
+            };
+            records.push(Change::Binding(b));
+        }
+        Ok(Loaded {
+            version: version as u64,
+            records,
+        })
+    }
+
+    fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
+        let Some(last) = commits.last() else {
+            return Ok(());
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(e)?;
+        for c in commits {
+            for ch in &c.changes {
+                Self::write(&tx, ch)?;
+            }
+        }
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'version'")
+            .and_then(|mut s| s.execute(params![last.version as i64]))
+            .map_err(e)?;
+        // Dropping `tx` on an error above rolls back; COMMIT fsyncs the WAL (FULL).
+        tx.commit().map_err(e)
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{Approval, BindingRecord};
+    use crate::state::State;
+    use inregion_model::{AccountId, BindingId, Entitlement, PrefixId, RegionKey, ServiceId};
+
+    fn account() -> Account {
+        Account {
+            id: AccountId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            name: "a".into(),
+            entitlements: [Entitlement::RegionalServices].into_iter().collect(),
+        }
+    }
+
+    fn prefix(a: &Account) -> Prefix {
+        Prefix {
+            id: PrefixId::parse("a1b2c3d4-e5f6-7890-abcd-ef1234567890").unwrap(),
+            account_id: a.id.clone(),
+            cidr: Cidr::parse_strict("203.0.113.0/24").unwrap(),
+            asn: 64496,
+            description: String::new(),
+            approved: Approval::Approved,
+            base_service: ServiceId::random(),
+            created_at: Timestamp::EPOCH,
+            modified_at: Timestamp::EPOCH,
+        }
+    }
+
+    fn binding(a: &Account, p: &Prefix, cidr: &str, version: u64) -> BindingRecord {
+        BindingRecord {
+            id: BindingId::random(),
+            account_id: a.id.clone(),
+            prefix_id: p.id.clone(),
+            cidr: Cidr::parse_strict(cidr).unwrap(),
+            region: RegionKey::parse("eu").unwrap(),
+            previous_region: Some(RegionKey::parse("us").unwrap()),
+            created_at: Timestamp::from_secs(1),
+            changed_at: Timestamp::from_secs(2),
+            active_at: Timestamp::from_secs(3),
+            deleted_at: None,
+            gone_at: None,
+            version,
+        }
+    }
+
+    #[test]
+    fn pragmas_migrations_round_trip_and_constraints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        let sync: i64 = s
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous must be FULL");
+        let a = account();
+        let p = prefix(&a);
+        let b = binding(&a, &p, "203.0.113.0/25", 1);
+        let c1 = Commit {
+            version: 1,
+            changes: vec![
+                Change::Account(a.clone()),
+                Change::Prefix(p.clone()),
+                Change::Binding(b.clone()),
+            ],
+        };
+        s.commit(&[&c1]).unwrap();
+        // A second live binding on the same (prefix, cidr) violates the partial unique
+        // index, and the whole batch is rolled back.
+        let dup = binding(&a, &p, "203.0.113.0/25", 2);
+        let c2 = Commit {
+            version: 2,
+            changes: vec![Change::Binding(dup.clone())],
+        };
+        assert!(s.commit(&[&c2]).is_err());
+        // Once the first is a tombstone, the CIDR is free.
+        let mut gone = b.clone();
+        gone.deleted_at = Some(Timestamp::from_secs(4));
+        gone.gone_at = Some(Timestamp::from_secs(5));
+        gone.version = 2;
+        let c2 = Commit {
+            version: 2,
+            changes: vec![Change::Binding(gone.clone()), Change::Binding(dup.clone())],
+        };
+        s.commit(&[&c2]).unwrap();
+        // Tombstone columns must be set together (CHECK).
+        let mut half = dup.clone();
+        half.deleted_at = Some(Timestamp::from_secs(9));
+        assert!(s
+            .commit(&[&Commit {
+                version: 3,
+                changes: vec![Change::Binding(half)]
+            }])
+            .is_err());
+        // A binding on an unknown prefix violates the foreign key.
+        let mut orphan = binding(&a, &p, "203.0.113.128/25", 3);
+        orphan.prefix_id = PrefixId::random();
+        assert!(s
+            .commit(&[&Commit {
+                version: 3,
+                changes: vec![Change::Binding(orphan)]
+            }])
+            .is_err());
+        assert_eq!(s.integrity_check().unwrap(), vec!["ok".to_string()]);
+        assert_eq!(s.count_live_bindings().unwrap(), 1);
+        drop(s);
+        // Reopen: migrations are idempotent, everything is back.
+        let mut s = SqliteStore::open(&path).unwrap();
+        let l = s.load().unwrap();
+        assert_eq!(l.version, 2);
+        let mut want = State::default();
+        want.apply_commit(&c1);
+        want.apply_commit(&c2);
+        let mut got = State::default();
+        for r in l.records {
+            got.apply(r);
+        }
+        got.version = l.version;
+        assert_eq!(got.dump(), want.dump());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(SqliteStore::open(&path).is_err());
+    }
+}

@@ -1,0 +1,776 @@
+//! The edge: health, the precomputed route plan, per-DC tables and flow tables.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use inregion_model::{GeoPoint, ReferenceData, RegionKey};
+use inregion_table::{Snapshot, Table};
+use ipnet::IpNet;
+use rand::RngCore;
+
+use crate::decision::{Candidate, Decision, Explanation, RefuseReason, ResetReason, Verdict};
+use crate::flow::{FlowKey, FlowStats, FlowTable, FlowTableConfig, Probe, TcpFlags, Timeouts};
+use crate::propagation::{DcTable, DelayDistribution, Propagation, VersionStatus};
+use crate::time::SimTime;
+use crate::topology::{DcId, RegionId, Topology, TopologyError, RTT_UNREACHABLE};
+
+/// What happens to established flows when the binding of their destination changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AffinityMode {
+    /// A flow keeps the decision (and table version) of its first packet until FIN/RST or
+    /// idle timeout, whatever is published meanwhile: "existing traffic keeps being
+    /// served" (Cloudflare's original documentation). The default.
+    #[default]
+    Pinned,
+    /// Stricter behaviour from Cloudflare's newer documentation: addresses in use see
+    /// TCP resets while a binding propagates. When the ingress's table version differs
+    /// from a flow's pinned version and the destination's region changed, the next
+    /// packet gets [`Verdict::Reset`] and the pin is dropped (the next packet starts a new
+    /// flow).
+    ResetOnChange,
+}
+
+/// Configuration of an [`Edge`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EdgeConfig {
+    /// Behaviour of established flows across table changes.
+    pub affinity: AffinityMode,
+    /// Flow-table sizing and idle timeouts (per data center).
+    pub flows: FlowTableConfig,
+    /// Per-data-center delay of [`Edge::publish`].
+    pub propagation: DelayDistribution,
+}
+
+/// Why an edge operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EdgeError {
+    /// Versions must increase.
+    #[error("version {offered} is not newer than version {current}")]
+    StaleVersion {
+        /// The newest version already published or installed.
+        current: u64,
+        /// The version offered.
+        offered: u64,
+    },
+    /// A table value is not a region of the topology.
+    #[error("table maps {prefix} to {region}, but the topology has {regions} regions")]
+    UnknownRegion {
+        /// The prefix.
+        prefix: IpNet,
+        /// The bad value.
+        region: RegionId,
+        /// Number of regions.
+        regions: usize,
+    },
+    /// A region key that the topology does not have.
+    #[error("unknown region key {0}")]
+    UnknownRegionKey(String),
+    /// Could not build the topology.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+}
+
+/// What [`Edge::tick`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Table deliveries applied (one per data center per version).
+    pub delivered: u32,
+    /// Deliveries skipped because the data center already had a newer version.
+    pub stale: u32,
+    /// Versions that became active (majority reached) in this tick.
+    pub activated: u32,
+    /// Idle flows reclaimed by the sweep.
+    pub expired: u64,
+}
+
+/// Precomputed route for one (ingress, region-or-unbound) pair.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    verdict: Verdict,
+    processed_at: Option<DcId>,
+    added_rtt_us: u32,
+}
+
+/// Health and the dense route array derived from it.
+#[derive(Clone, Debug)]
+struct Plan {
+    healthy: Vec<bool>,
+    /// `[ingress * cols + col]`, col 0 = unbound, col r+1 = region r.
+    routes: Vec<Route>,
+    cols: usize,
+}
+
+impl Plan {
+    fn new(topo: &Topology) -> Self {
+        let mut p = Plan {
+            healthy: vec![true; topo.dc_count()],
+            routes: Vec::new(),
+            cols: topo.region_count() + 1,
+        };
+        p.recompute(topo);
+        p
+    }
+
+    /// O(data centers × total region membership): microseconds for the real topology.
+    fn recompute(&mut self, topo: &Topology) {
+        let n = topo.dc_count();
+        let refuse = |reason| Route {
+            verdict: Verdict::Refused(reason),
+            processed_at: None,
+            added_rtt_us: 0,
+        };
+        self.routes.clear();
+        self.routes.reserve(n * self.cols);
+        for i in 0..n {
+            let ingress = DcId(i as u16);
+            if !self.healthy[i] {
+                self.routes
+                    .extend((0..self.cols).map(|_| refuse(RefuseReason::IngressDown)));
+                continue;
+            }
+            self.routes.push(Route {
+                verdict: Verdict::Global,
+                processed_at: Some(ingress),
+                added_rtt_us: 0,
+            });
+            for (r, region) in topo.regions().iter().enumerate() {
+                let route = if topo.is_member(ingress, RegionId(r as u16)) {
+                    Route {
+                        verdict: Verdict::InRegion,
+                        processed_at: Some(ingress),
+                        added_rtt_us: 0,
+                    }
+                } else {
+                    best_target(topo, &self.healthy, ingress, &region.members).map_or(
+                        refuse(RefuseReason::NoHealthyInRegion),
+                        |(dc, rtt)| Route {
+                            verdict: Verdict::Forwarded,
+                            processed_at: Some(dc),
+                            added_rtt_us: rtt,
+                        },
+                    )
+                };
+                self.routes.push(route);
+            }
+        }
+    }
+
+    #[inline]
+    fn decision(&self, ingress: DcId, region: Option<RegionId>, version: u64) -> Decision {
+        let col = region.map_or(0, |r| r.index() + 1);
+        let r = self.routes[ingress.index() * self.cols + col];
+        Decision {
+            verdict: r.verdict,
+            ingress,
+            processed_at: r.processed_at,
+            region,
+            added_rtt_us: r.added_rtt_us,
+            table_version: version,
+            established: false,
+        }
+    }
+}
+
+/// The default forwarding policy: the healthy member with the lowest RTT from the
+/// ingress (ties: lowest index); members without a known RTT are skipped.
+fn best_target(topo: &Topology, healthy: &[bool], ingress: DcId, members: &[DcId]) -> Option<(DcId, u32)> {
+    members
+        .iter()
+        .filter(|m| healthy[m.index()])
+        .map(|&m| (topo.rtt_us(ingress, m), m))
+        .filter(|&(rtt, _)| rtt != RTT_UNREACHABLE)
+        .min()
+        .map(|(rtt, m)| (m, rtt))
+}
+
+#[inline]
+fn lookup(snap: &Snapshot<RegionId>, flow: &FlowKey) -> Option<RegionId> {
+    let (v6, dst) = flow.dst_bits();
+    if v6 {
+        snap.lookup_v6(Ipv6Addr::from_bits(dst))
+    } else {
+        snap.lookup_v4(Ipv4Addr::from_bits(dst as u32))
+    }
+}
+
+/// The per-packet core, shared by `decide`, `decide_many` and `packet`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn decide_one(
+    ft: &mut FlowTable,
+    plan: &Plan,
+    affinity: AffinityMode,
+    timeouts: &Timeouts,
+    ingress: DcId,
+    snap: &Snapshot<RegionId>,
+    flow: &FlowKey,
+    hash: u64,
+    now: u64,
+    pin: bool,
+) -> Decision {
+    match ft.probe(flow, hash) {
+        Probe::Found(slot) => {
+            if ft.is_expired(slot, now, timeouts) {
+                // Idle past its timeout: the old pin is gone; this packet starts anew.
+                ft.stats.expired += 1;
+                let d = plan.decision(ingress, lookup(snap, flow), snap.version());
+                if pin && d.verdict.is_processed() {
+                    ft.repin(slot, &d, now);
+                    ft.stats.pinned += 1;
+                } else {
+                    ft.remove_at(slot);
+                }
+                return d;
+            }
+            let e = ft.entry(slot);
+            let processing = e.target as usize;
+            let reset = if !plan.healthy[processing] || !plan.healthy[ingress.index()] {
+                Some(ResetReason::ProcessingDown)
+            } else if affinity == AffinityMode::ResetOnChange
+                && e.version != snap.version()
+                && lookup(snap, flow) != e.region()
+            {
+                Some(ResetReason::BindingChanged)
+            } else {
+                None
+            };
+            if let Some(reason) = reset {
+                let d = Decision {
+                    verdict: Verdict::Reset(reason),
+                    ingress,
+                    processed_at: None,
+                    region: e.region(),
+                    added_rtt_us: 0,
+                    table_version: e.version,
+                    established: true,
+                };
+                ft.remove_at(slot);
+                ft.stats.resets += 1;
+                return d;
+            }
+            let d = e.decision(ingress, true);
+            ft.touch_seen(slot, now);
+            ft.stats.hits += 1;
+            d
+        }
+        Probe::Vacant(slot) => {
+            let d = plan.decision(ingress, lookup(snap, flow), snap.version());
+            // Refusals are not pinned: a retransmitted SYN is decided again, and may
+            // succeed once health recovers.
+            if pin && d.verdict.is_processed() {
+                ft.insert(flow, hash, slot, &d, now, timeouts);
+            }
+            d
+        }
+    }
+}
+
+/// Packets per group of [`Edge::decide_many`]'s pipeline.
+const LANES: usize = 16;
+
+/// Hashes a group of flows, then reads each home slot: the hashing is pure arithmetic
+/// and the loads are independent, so all of the group's cache misses overlap.
+#[inline(always)]
+fn prefetch_group(ft: &FlowTable, flows: &[FlowKey], hashes: &mut [u64; LANES]) {
+    for (h, f) in hashes.iter_mut().zip(flows) {
+        *h = ft.hash(f);
+    }
+    let mut touched = 0u64;
+    for &h in &hashes[..flows.len()] {
+        touched ^= ft.touch(h);
+    }
+    std::hint::black_box(touched);
+}
+
+/// Builds a region table from `(prefix, region key)` pairs, resolving keys against
+/// `topology` (the last value given for a prefix wins).
+pub fn region_table<'a>(
+    topology: &Topology,
+    bindings: impl IntoIterator<Item = (IpNet, &'a RegionKey)>,
+) -> Result<Table<RegionId>, EdgeError> {
+    let mut b = Table::builder();
+    for (net, key) in bindings {
+        let r = topology
+            .region_by_key(key.as_str())
+            .ok_or_else(|| EdgeError::UnknownRegionKey(key.as_str().to_owned()))?;
+        b.insert(net, r);
+    }
+    Ok(b.build())
+}
+
+/// Sweeps per idle timeout (a slice of each flow table per sweep).
+const SWEEPS_PER_TIMEOUT: u64 = 8;
+
+/// The edge of one simulated network: every data center's region table, health and
+/// flow table, and the propagation of published tables.
+///
+/// Sans-IO: no threads, no clock (time is an argument), no randomness of its own (an RNG
+/// is an argument). `Send`: shard by data center with [`Edge::shard`].
+///
+/// Methods taking a [`DcId`] panic if it is not a data center of the topology.
+pub struct Edge {
+    topo: Arc<Topology>,
+    config: EdgeConfig,
+    timeouts: Timeouts,
+    plan: Plan,
+    tables: Arc<[DcTable]>,
+    flows: Vec<FlowTable>,
+    propagation: Propagation,
+    next_sweep: SimTime,
+    sweep_interval: u64,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("data_centers", &self.topo.dc_count())
+            .field("regions", &self.topo.region_count())
+            .field("config", &self.config)
+            .field("pending_deliveries", &self.propagation.pending_len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Edge {
+    /// Every data center healthy, every table empty at version 0, no flows.
+    pub fn new(topology: Arc<Topology>, config: EdgeConfig) -> Self {
+        let empty = Arc::new(Snapshot::new(0, Table::empty()));
+        let tables: Arc<[DcTable]> = (0..topology.dc_count())
+            .map(|_| DcTable::new(Arc::clone(&empty)))
+            .collect();
+        let timeouts = Timeouts::new(&config.flows);
+        Edge {
+            plan: Plan::new(&topology),
+            flows: (0..topology.dc_count())
+                .map(|_| FlowTable::new(&config.flows))
+                .collect(),
+            tables,
+            timeouts,
+            propagation: Propagation::default(),
+            next_sweep: SimTime::MAX,
+            sweep_interval: (timeouts.min() / SWEEPS_PER_TIMEOUT).max(1),
+            topo: topology,
+            config,
+        }
+    }
+
+    /// An edge over the reference data's data centers and managed regions (geometric RTT
+    /// model with default parameters).
+    pub fn from_reference(refdata: &ReferenceData, config: EdgeConfig) -> Result<Self, EdgeError> {
+        Ok(Self::new(Arc::new(Topology::from_reference(refdata)?), config))
+    }
+
+    /// Another edge sharing this one's topology and per-data-center table handles (a
+    /// version delivered by either is seen by both), with a copy of the health state,
+    /// empty flow tables and no pending deliveries. Give each thread a shard and route
+    /// each data center's packets to one shard; publish and tick deliveries on one.
+    pub fn shard(&self) -> Edge {
+        Edge {
+            topo: Arc::clone(&self.topo),
+            config: self.config,
+            timeouts: self.timeouts,
+            plan: self.plan.clone(),
+            tables: Arc::clone(&self.tables),
+            flows: (0..self.topo.dc_count())
+                .map(|_| FlowTable::new(&self.config.flows))
+                .collect(),
+            propagation: Propagation::after(self.propagation.last_published),
+            next_sweep: SimTime::MAX,
+            sweep_interval: self.sweep_interval,
+        }
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topo
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EdgeConfig {
+        &self.config
+    }
+
+    // ---- health -------------------------------------------------------------------
+
+    /// Whether `dc` is healthy.
+    pub fn is_healthy(&self, dc: DcId) -> bool {
+        self.plan.healthy[dc.index()]
+    }
+
+    /// Marks one data center healthy or not and recomputes the route plan.
+    pub fn set_healthy(&mut self, dc: DcId, healthy: bool) {
+        self.set_health(&[(dc, healthy)]);
+    }
+
+    /// Applies several health changes, then recomputes the route plan once. Established
+    /// flows whose processing data center (or ingress) is now unhealthy are reset at
+    /// their next packet.
+    pub fn set_health(&mut self, changes: &[(DcId, bool)]) {
+        let mut changed = false;
+        for &(dc, h) in changes {
+            changed |= std::mem::replace(&mut self.plan.healthy[dc.index()], h) != h;
+        }
+        if changed {
+            self.plan.recompute(&self.topo);
+        }
+    }
+
+    // ---- ingress ------------------------------------------------------------------
+
+    /// The anycast ingress of a client at `location`: the nearest healthy data center
+    /// with coordinates (lowest RTT under the geometric model), or `None` when none is.
+    pub fn ingress_for(&self, location: &GeoPoint) -> Option<DcId> {
+        self.topo
+            .nearest(location, |dc| self.plan.healthy[dc.index()])
+    }
+
+    // ---- decisions ----------------------------------------------------------------
+
+    /// Decides one packet of `flow` arriving at `ingress` at `now`.
+    ///
+    /// A known flow gets its pinned decision (`established: true`); an unknown one a
+    /// fresh decision from the ingress's current table, pinned if it is processed.
+    /// Allocation-free except when the ingress's flow table grows.
+    #[inline]
+    pub fn decide(&mut self, ingress: DcId, flow: &FlowKey, now: SimTime) -> Decision {
+        let i = ingress.index();
+        let snap = self.tables[i].load();
+        let ft = &mut self.flows[i];
+        let hash = ft.hash(flow);
+        let d = decide_one(
+            ft,
+            &self.plan,
+            self.config.affinity,
+            &self.timeouts,
+            ingress,
+            &snap,
+            flow,
+            hash,
+            now.as_nanos(),
+            true,
+        );
+        if self.next_sweep == SimTime::MAX && ft.len() > 0 {
+            self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
+        }
+        d
+    }
+
+    /// Decides a batch of packets that arrived at `ingress` at `now` into `out` (same
+    /// length), as [`decide`](Self::decide) on each in order, but on one table snapshot
+    /// and with the flow-table reads of each group of packets overlapped.
+    ///
+    /// # Panics
+    /// If `flows` and `out` differ in length.
+    pub fn decide_many(&mut self, ingress: DcId, flows: &[FlowKey], now: SimTime, out: &mut [Decision]) {
+        assert_eq!(flows.len(), out.len(), "decide_many: flows and out differ in length");
+        let i = ingress.index();
+        let snap = self.tables[i].load();
+        let ft = &mut self.flows[i];
+        let now_ns = now.as_nanos();
+        // Software pipeline: the home slots of group g+1 are loaded (their cache misses
+        // in flight together) while group g is decided from lines already fetched.
+        let mut hashes = [[0u64; LANES]; 2];
+        let groups = flows.len().div_ceil(LANES);
+        let group = |g: usize| g * LANES..((g + 1) * LANES).min(flows.len());
+        if groups > 0 {
+            prefetch_group(ft, &flows[group(0)], &mut hashes[0]);
+        }
+        for g in 0..groups {
+            if g + 1 < groups {
+                prefetch_group(ft, &flows[group(g + 1)], &mut hashes[(g + 1) & 1]);
+            }
+            let r = group(g);
+            let hs = &hashes[g & 1];
+            for ((f, o), &h) in flows[r.clone()].iter().zip(&mut out[r]).zip(hs) {
+                *o = decide_one(
+                    ft,
+                    &self.plan,
+                    self.config.affinity,
+                    &self.timeouts,
+                    ingress,
+                    &snap,
+                    f,
+                    h,
+                    now_ns,
+                    true,
+                );
+            }
+        }
+        if self.next_sweep == SimTime::MAX && ft.len() > 0 {
+            self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
+        }
+    }
+
+    /// Decides a packet with its TCP flags: like [`decide`](Self::decide), and a FIN or
+    /// RST then ends the flow (an unknown flow's FIN/RST is decided without pinning).
+    pub fn packet(&mut self, ingress: DcId, flow: &FlowKey, flags: TcpFlags, now: SimTime) -> Decision {
+        if !flags.ends_flow() {
+            return self.decide(ingress, flow, now);
+        }
+        let i = ingress.index();
+        let snap = self.tables[i].load();
+        let ft = &mut self.flows[i];
+        let hash = ft.hash(flow);
+        let d = decide_one(
+            ft,
+            &self.plan,
+            self.config.affinity,
+            &self.timeouts,
+            ingress,
+            &snap,
+            flow,
+            hash,
+            now.as_nanos(),
+            false,
+        );
+        if let Probe::Found(slot) = ft.probe(flow, hash) {
+            ft.remove_at(slot);
+            ft.stats.ended += 1;
+        }
+        d
+    }
+
+    /// Ends `flow` at `ingress` (FIN/RST seen, or the caller's own bookkeeping): drops its
+    /// pin and returns the pinned decision, or `None` when it was not pinned.
+    pub fn flow_end(&mut self, ingress: DcId, flow: &FlowKey, _now: SimTime) -> Option<Decision> {
+        let ft = &mut self.flows[ingress.index()];
+        let hash = ft.hash(flow);
+        match ft.probe(flow, hash) {
+            Probe::Found(slot) => {
+                let d = ft.entry(slot).decision(ingress, true);
+                ft.remove_at(slot);
+                ft.stats.ended += 1;
+                Some(d)
+            }
+            Probe::Vacant(_) => None,
+        }
+    }
+
+    /// The decision a new flow to `dst` arriving at `ingress` would get now, without
+    /// touching any flow table (for one-shot traffic such as DNS, and for what-ifs).
+    pub fn route(&self, ingress: DcId, dst: IpAddr) -> Decision {
+        let snap = self.tables[ingress.index()].load();
+        self.plan.decision(ingress, snap.lookup(dst), snap.version())
+    }
+
+    /// A step-by-step account of how `flow` arriving at `ingress` is decided now: the
+    /// matched binding (prefix and region), the in-region candidates with their RTTs,
+    /// the fresh decision and the pinned one if the flow is live. Changes nothing.
+    pub fn explain(&self, ingress: DcId, flow: &FlowKey, now: SimTime) -> Explanation {
+        let i = ingress.index();
+        let snap = self.tables[i].load();
+        let matched = snap.longest_match(flow.dst());
+        let region = matched.map(|(_, r)| r);
+        let fresh = self.plan.decision(ingress, region, snap.version());
+        let ingress_in_region = region.map(|r| self.topo.is_member(ingress, r));
+        let mut candidates = Vec::new();
+        if let (Some(r), Some(false)) = (region, ingress_in_region) {
+            for &m in &self.topo.region(r).members {
+                let rtt = self.topo.rtt_us(ingress, m);
+                candidates.push(Candidate {
+                    dc: m,
+                    healthy: self.plan.healthy[m.index()],
+                    rtt_us: (rtt != RTT_UNREACHABLE).then_some(rtt),
+                    chosen: fresh.processed_at == Some(m),
+                });
+            }
+            candidates.sort_by_key(|c| (c.rtt_us.is_none(), c.rtt_us, c.dc));
+        }
+        let ft = &self.flows[i];
+        let pinned = match ft.probe(flow, ft.hash(flow)) {
+            Probe::Found(slot) if !ft.is_expired(slot, now.as_nanos(), &self.timeouts) => {
+                Some(ft.entry(slot).decision(ingress, true))
+            }
+            _ => None,
+        };
+        Explanation {
+            at: now,
+            ingress,
+            ingress_healthy: self.plan.healthy[i],
+            table_version: snap.version(),
+            matched,
+            ingress_in_region,
+            candidates,
+            fresh,
+            pinned,
+        }
+    }
+
+    // ---- tables and propagation ---------------------------------------------------
+
+    fn check_table(&self, version: u64, table: &Table<RegionId>) -> Result<(), EdgeError> {
+        let current = self.propagation.last_published;
+        if version <= current {
+            return Err(EdgeError::StaleVersion {
+                current,
+                offered: version,
+            });
+        }
+        let regions = self.topo.region_count();
+        if let Some((prefix, region)) = table.iter().find(|(_, r)| r.index() >= regions) {
+            return Err(EdgeError::UnknownRegion {
+                prefix,
+                region,
+                regions,
+            });
+        }
+        Ok(())
+    }
+
+    /// Installs `table` as `version` at every data center at once (initial state, or a
+    /// world without propagation delay). The version is active and complete at `now`.
+    pub fn install(&mut self, version: u64, table: Table<RegionId>, now: SimTime) -> Result<(), EdgeError> {
+        self.check_table(version, &table)?;
+        let snap = Arc::new(Snapshot::new(version, table));
+        let n = self.topo.dc_count();
+        self.propagation.last_published = version;
+        self.propagation.versions.push(VersionStatus {
+            version,
+            published_at: now,
+            reached: 0,
+            total: n,
+            active_at: None,
+            complete_at: None,
+        });
+        for dc in self.tables.iter() {
+            if let Some(from) = dc.offer(&snap) {
+                self.propagation.reached(from, version, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes `table` as `version` from the control plane at `now`: each data center
+    /// receives it after its own delay drawn from the configured distribution (drawn in
+    /// data-center order from `rng`, so a seeded RNG gives a reproducible schedule).
+    /// Deliveries happen in [`tick`](Self::tick); zero delays are delivered at once.
+    pub fn publish<R: RngCore + ?Sized>(
+        &mut self,
+        version: u64,
+        table: Table<RegionId>,
+        now: SimTime,
+        rng: &mut R,
+    ) -> Result<(), EdgeError> {
+        self.check_table(version, &table)?;
+        let snap = Arc::new(Snapshot::new(version, table));
+        let n = self.topo.dc_count();
+        self.propagation.last_published = version;
+        self.propagation.versions.push(VersionStatus {
+            version,
+            published_at: now,
+            reached: 0,
+            total: n,
+            active_at: None,
+            complete_at: None,
+        });
+        for dc in 0..n {
+            let delay = self.config.propagation.sample(rng);
+            self.propagation
+                .schedule(now.saturating_add(delay), dc as u16, Arc::clone(&snap));
+        }
+        self.deliver_due(now);
+        Ok(())
+    }
+
+    fn deliver_due(&mut self, now: SimTime) -> TickReport {
+        let mut report = TickReport::default();
+        while let Some((at, dc, snap)) = self.propagation.pop_due(now) {
+            match self.tables[usize::from(dc)].offer(&snap) {
+                Some(from) => {
+                    report.delivered += 1;
+                    report.activated += self.propagation.reached(from, snap.version(), at) as u32;
+                }
+                None => report.stale += 1,
+            }
+        }
+        report
+    }
+
+    /// Advances timers to `now`: applies the table deliveries due (in time order) and, when
+    /// due, sweeps a slice of every flow table for idle flows.
+    pub fn tick(&mut self, now: SimTime) -> TickReport {
+        let mut report = self.deliver_due(now);
+        if now >= self.next_sweep {
+            let late = now.as_nanos() - self.next_sweep.as_nanos();
+            let slices = (1 + late / self.sweep_interval).min(SWEEPS_PER_TIMEOUT);
+            let mut live = 0;
+            for ft in &mut self.flows {
+                if ft.len() > 0 {
+                    let budget = (ft.capacity() as u64 * slices).div_ceil(SWEEPS_PER_TIMEOUT);
+                    report.expired += ft.sweep(now.as_nanos(), budget as usize, &self.timeouts);
+                }
+                live += ft.len();
+            }
+            self.next_sweep = if live > 0 {
+                now.saturating_add(Duration::from_nanos(self.sweep_interval))
+            } else {
+                SimTime::MAX
+            };
+        }
+        report
+    }
+
+    /// The next time [`tick`](Self::tick) has work: a pending delivery or a flow-table
+    /// sweep; `None` when there is none.
+    pub fn next_deadline(&self) -> Option<SimTime> {
+        let sweep = (self.next_sweep != SimTime::MAX).then_some(self.next_sweep);
+        match (self.propagation.next_at(), sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Version of `dc`'s current table.
+    pub fn table_version(&self, dc: DcId) -> u64 {
+        self.tables[dc.index()].version()
+    }
+
+    /// `dc`'s current table snapshot (the table crate's type).
+    pub fn table(&self, dc: DcId) -> Arc<Snapshot<RegionId>> {
+        arc_swap::Guard::into_inner(self.tables[dc.index()].load())
+    }
+
+    /// Status of a version published or installed by this edge.
+    pub fn version_status(&self, version: u64) -> Option<VersionStatus> {
+        self.propagation
+            .versions
+            .iter()
+            .find(|s| s.version == version)
+            .copied()
+    }
+
+    /// The newest version that is active (held by a majority of data centers), or 0.
+    pub fn active_version(&self) -> u64 {
+        self.propagation
+            .versions
+            .iter()
+            .rev()
+            .find(|s| s.active_at.is_some())
+            .map_or(0, |s| s.version)
+    }
+
+    /// Table deliveries scheduled but not yet applied.
+    pub fn pending_deliveries(&self) -> usize {
+        self.propagation.pending_len()
+    }
+
+    // ---- flow tables --------------------------------------------------------------
+
+    /// Counters of `dc`'s flow table.
+    pub fn flow_stats(&self, dc: DcId) -> FlowStats {
+        self.flows[dc.index()].stats()
+    }
+
+    /// Counters summed over all data centers.
+    pub fn total_flow_stats(&self) -> FlowStats {
+        let mut s = FlowStats::default();
+        for ft in &self.flows {
+            s += ft.stats();
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

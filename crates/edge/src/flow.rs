@@ -1,0 +1,828 @@
+//! Flow identity and the per-data-center flow table (connection affinity).
+//!
+//! The flow table is an open-addressing hash table with linear probing and
+//! backward-shift deletion (no tombstones), one 64-byte cache line per entry, a fixed
+//! maximum size, lazy idle expiry on lookup, a clock-sweep that reclaims idle entries a
+//! slice at a time from [`Edge::tick`](crate::Edge::tick), and eviction of the
+//! least-recently-seen entry of a small window when full.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use crate::decision::{Decision, Verdict};
+use crate::time::duration_nanos;
+use crate::topology::{DcId, RegionId};
+
+/// An IP protocol number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Protocol(pub u8);
+
+impl Protocol {
+    /// ICMP (1).
+    pub const ICMP: Protocol = Protocol(1);
+    /// TCP (6).
+    pub const TCP: Protocol = Protocol(6);
+    /// UDP (17).
+    pub const UDP: Protocol = Protocol(17);
+    /// ICMPv6 (58).
+    pub const ICMPV6: Protocol = Protocol(58);
+}
+
+/// TCP header flags that matter to the flow table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// No flag (a data packet, or not TCP).
+    pub const NONE: TcpFlags = TcpFlags(0);
+    /// FIN: the flow ends.
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    /// SYN: a flow starts.
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    /// RST: the flow is aborted.
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    /// ACK.
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+
+    /// Whether any flag of `other` is set in `self`.
+    #[inline]
+    pub const fn contains(self, other: TcpFlags) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether this packet ends the flow (FIN or RST).
+    #[inline]
+    pub const fn ends_flow(self) -> bool {
+        self.0 & (Self::FIN.0 | Self::RST.0) != 0
+    }
+}
+
+impl std::ops::BitOr for TcpFlags {
+    type Output = TcpFlags;
+    fn bitor(self, rhs: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | rhs.0)
+    }
+}
+
+/// Why a [`FlowKey`] could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FlowKeyError {
+    /// Source and destination are of different IP families.
+    #[error("source and destination must be both IPv4 or both IPv6")]
+    MixedFamilies,
+}
+
+/// A flow's 5-tuple, stored packed (addresses as integers) so that hashing and
+/// comparing it is a handful of integer operations.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    src: u128,
+    dst: u128,
+    src_port: u16,
+    dst_port: u16,
+    protocol: Protocol,
+    v6: bool,
+}
+
+impl FlowKey {
+    /// An IPv4 flow.
+    #[inline]
+    pub const fn v4(
+        protocol: Protocol,
+        src: Ipv4Addr,
+        src_port: u16,
+        dst: Ipv4Addr,
+        dst_port: u16,
+    ) -> Self {
+        FlowKey {
+            src: src.to_bits() as u128,
+            dst: dst.to_bits() as u128,
+            src_port,
+            dst_port,
+            protocol,
+            v6: false,
+        }
+    }
+
+    /// An IPv6 flow.
+    #[inline]
+    pub const fn v6(
+        protocol: Protocol,
+        src: Ipv6Addr,
+        src_port: u16,
+        dst: Ipv6Addr,
+        dst_port: u16,
+    ) -> Self {
+        FlowKey {
+            src: src.to_bits(),
+            dst: dst.to_bits(),
+            src_port,
+            dst_port,
+            protocol,
+            v6: true,
+        }
+    }
+
+    /// A flow from addresses of either family (both must be of the same family).
+    pub fn new(
+        protocol: Protocol,
+        src: IpAddr,
+        src_port: u16,
+        dst: IpAddr,
+        dst_port: u16,
+    ) -> Result<Self, FlowKeyError> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Ok(Self::v4(protocol, s, src_port, d, dst_port)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => Ok(Self::v6(protocol, s, src_port, d, dst_port)),
+            _ => Err(FlowKeyError::MixedFamilies),
+        }
+    }
+
+    /// Source address.
+    pub fn src(&self) -> IpAddr {
+        if self.v6 {
+            IpAddr::V6(Ipv6Addr::from_bits(self.src))
+        } else {
+            IpAddr::V4(Ipv4Addr::from_bits(self.src as u32))
+        }
+    }
+
+    /// Destination address.
+    pub fn dst(&self) -> IpAddr {
+        if self.v6 {
+            IpAddr::V6(Ipv6Addr::from_bits(self.dst))
+        } else {
+            IpAddr::V4(Ipv4Addr::from_bits(self.dst as u32))
+        }
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        self.src_port
+    }
+
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        self.dst_port
+    }
+
+    /// Protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether the flow is IPv6.
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// The destination as the integer the region table is keyed by.
+    #[inline]
+    pub(crate) fn dst_bits(&self) -> (bool, u128) {
+        (self.v6, self.dst)
+    }
+
+    #[inline]
+    fn tail(&self) -> u64 {
+        u64::from(self.src_port) << 32
+            | u64::from(self.dst_port) << 16
+            | u64::from(self.protocol.0) << 8
+            | TAIL_OCCUPIED
+            | u64::from(self.v6)
+    }
+}
+
+impl std::fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, d) = (self.src(), self.dst());
+        write!(
+            f,
+            "FlowKey({} {}:{} -> {}:{})",
+            self.protocol.0, s, self.src_port, d, self.dst_port
+        )
+    }
+}
+
+/// Sizing and timeouts of the per-data-center flow tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTableConfig {
+    /// Most live flows one data center pins; beyond it the least recently seen flow of a
+    /// small window is evicted (counted in [`FlowStats::evicted`]). Memory per data
+    /// center is at most `64 B × next_power_of_two(max_flows × 8 / 5)`.
+    pub max_flows: usize,
+    /// Slots allocated at a data center's first flow (grown ×2 up to the maximum).
+    pub initial_capacity: usize,
+    /// A TCP flow idle for longer is forgotten.
+    pub tcp_idle_timeout: Duration,
+    /// A non-TCP flow (UDP, ...) idle for longer is forgotten.
+    pub other_idle_timeout: Duration,
+    /// Seed of the flow hash (keeps runs deterministic; change it to decorrelate shards).
+    pub hash_seed: u64,
+}
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig {
+            max_flows: 1 << 20,
+            initial_capacity: 1 << 10,
+            tcp_idle_timeout: Duration::from_secs(300),
+            other_idle_timeout: Duration::from_secs(60),
+            hash_seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+/// Counters of one flow table (or the sum over data centers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Flows pinned now.
+    pub live: u64,
+    /// Slots allocated now.
+    pub capacity: u64,
+    /// Packets answered from a pin.
+    pub hits: u64,
+    /// Flows pinned.
+    pub pinned: u64,
+    /// Flows ended by FIN/RST or [`Edge::flow_end`](crate::Edge::flow_end).
+    pub ended: u64,
+    /// Pins dropped because the flow was idle past its timeout.
+    pub expired: u64,
+    /// Pins dropped to make room (the table was full).
+    pub evicted: u64,
+    /// Established flows reset (see [`ResetReason`](crate::ResetReason)).
+    pub resets: u64,
+    /// Times the table doubled.
+    pub grows: u64,
+}
+
+impl std::ops::AddAssign for FlowStats {
+    fn add_assign(&mut self, o: FlowStats) {
+        self.live += o.live;
+        self.capacity += o.capacity;
+        self.hits += o.hits;
+        self.pinned += o.pinned;
+        self.ended += o.ended;
+        self.expired += o.expired;
+        self.evicted += o.evicted;
+        self.resets += o.resets;
+        self.grows += o.grows;
+    }
+}
+
+/// Set in every key's tail word, so an empty slot (all zero) never matches a key.
+const TAIL_OCCUPIED: u64 = 0x80;
+/// Load factor ceiling 5/8: linear probing stays near 1.5 probes per hit.
+const LOAD_NUM: usize = 5;
+const LOAD_DEN: usize = 8;
+/// Entries examined when choosing an eviction victim.
+const EVICT_WINDOW: usize = 32;
+const NO_REGION: u16 = u16::MAX;
+
+/// One pinned flow: exactly one cache line. Only processed decisions are pinned, so the
+/// verdict is implied: `target != ingress` → forwarded, else in-region when bound, else
+/// global.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+pub(crate) struct Entry {
+    src: u128,
+    dst: u128,
+    /// Ports, protocol, family and [`TAIL_OCCUPIED`]; 0 in an empty slot.
+    tail: u64,
+    pub(crate) version: u64,
+    last_seen: u64,
+    pub(crate) added_rtt_us: u32,
+    pub(crate) target: u16,
+    pub(crate) region: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+
+impl Entry {
+    #[inline]
+    fn occupied(&self) -> bool {
+        self.tail & TAIL_OCCUPIED != 0
+    }
+
+    #[inline]
+    fn matches(&self, k: &FlowKey) -> bool {
+        self.tail == k.tail() && self.src == k.src && self.dst == k.dst
+    }
+
+    pub(crate) fn key(&self) -> FlowKey {
+        FlowKey {
+            src: self.src,
+            dst: self.dst,
+            src_port: (self.tail >> 32) as u16,
+            dst_port: (self.tail >> 16) as u16,
+            protocol: Protocol((self.tail >> 8) as u8),
+            v6: self.tail & 1 != 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn decision(&self, ingress: DcId, established: bool) -> Decision {
+        let region = self.region();
+        let verdict = if self.target != ingress.0 {
+            Verdict::Forwarded
+        } else if region.is_some() {
+            Verdict::InRegion
+        } else {
+            Verdict::Global
+        };
+        Decision {
+            verdict,
+            ingress,
+            processed_at: Some(DcId(self.target)),
+            region,
+            added_rtt_us: self.added_rtt_us,
+            table_version: self.version,
+            established,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn region(&self) -> Option<RegionId> {
+        (self.region != NO_REGION).then_some(RegionId(self.region))
+    }
+}
+
+/// Where a key is, or where it would go.
+pub(crate) enum Probe {
+    Found(usize),
+    Vacant(usize),
+}
+
+/// Idle timeouts in nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    tcp: u64,
+    other: u64,
+}
+
+impl Timeouts {
+    pub(crate) fn new(c: &FlowTableConfig) -> Self {
+        Timeouts {
+            tcp: duration_nanos(c.tcp_idle_timeout),
+            other: duration_nanos(c.other_idle_timeout),
+        }
+    }
+
+    #[inline]
+    fn expired(&self, e: &Entry, now: u64) -> bool {
+        let proto = (e.tail >> 8) as u8;
+        let t = if proto == Protocol::TCP.0 { self.tcp } else { self.other };
+        now.saturating_sub(e.last_seen) > t
+    }
+
+    pub(crate) fn min(&self) -> u64 {
+        self.tcp.min(self.other)
+    }
+}
+
+/// The flow table of one data center.
+#[derive(Clone)]
+pub(crate) struct FlowTable {
+    entries: Vec<Entry>,
+    mask: usize,
+    shift: u32,
+    len: usize,
+    max_len: usize,
+    max_capacity: usize,
+    initial_capacity: usize,
+    seed: u64,
+    hand: usize,
+    pub(crate) stats: FlowStats,
+}
+
+impl FlowTable {
+    pub(crate) fn new(c: &FlowTableConfig) -> Self {
+        let max_len = c.max_flows.max(1);
+        let max_capacity = (max_len * LOAD_DEN).div_ceil(LOAD_NUM).next_power_of_two();
+        FlowTable {
+            entries: Vec::new(),
+            mask: 0,
+            shift: 64,
+            len: 0,
+            max_len,
+            max_capacity,
+            initial_capacity: c.initial_capacity.clamp(8, max_capacity).next_power_of_two(),
+            seed: c.hash_seed,
+            hand: 0,
+            stats: FlowStats::default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// FxHash-style multiply-rotate over the key's words, finished with a xor-shift so
+    /// that the top bits (the slot index) depend on every word.
+    #[inline]
+    pub(crate) fn hash(&self, k: &FlowKey) -> u64 {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut h = self.seed;
+        for w in [
+            k.src as u64,
+            (k.src >> 64) as u64,
+            k.dst as u64,
+            (k.dst >> 64) as u64,
+            k.tail(),
+        ] {
+            h = (h.rotate_left(26) ^ w).wrapping_mul(K);
+        }
+        h ^ (h >> 32)
+    }
+
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        // Multiply again so the top bits are well mixed, then take them.
+        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    /// Reads the home slot of `hash` so that its cache line is on its way (a batch
+    /// touches all its slots before probing any). Returns a value to fold into a
+    /// `black_box` so the load is not optimised away.
+    #[inline]
+    pub(crate) fn touch(&self, hash: u64) -> u64 {
+        if self.entries.is_empty() {
+            return 0;
+        }
+        self.entries[self.home(hash)].tail
+    }
+
+    #[inline]
+    pub(crate) fn probe(&self, k: &FlowKey, hash: u64) -> Probe {
+        if self.entries.is_empty() {
+            return Probe::Vacant(usize::MAX);
+        }
+        let mut i = self.home(hash);
+        loop {
+            let e = &self.entries[i];
+            if !e.occupied() {
+                return Probe::Vacant(i);
+            }
+            if e.matches(k) {
+                return Probe::Found(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn entry(&self, slot: usize) -> &Entry {
+        &self.entries[slot]
+    }
+
+    #[inline]
+    pub(crate) fn is_expired(&self, slot: usize, now: u64, t: &Timeouts) -> bool {
+        t.expired(&self.entries[slot], now)
+    }
+
+    #[inline]
+    pub(crate) fn touch_seen(&mut self, slot: usize, now: u64) {
+        let e = &mut self.entries[slot];
+        e.last_seen = e.last_seen.max(now);
+    }
+
+    /// Overwrites the decision of an existing slot (an expired pin reused by its key).
+    #[inline]
+    pub(crate) fn repin(&mut self, slot: usize, d: &Decision, now: u64) {
+        let e = &mut self.entries[slot];
+        fill(e, d, now);
+    }
+
+    /// Pins `d` for `k` (absent from the table; `vacant` is the slot `probe` returned,
+    /// or `usize::MAX` to force a new probe). Grows or evicts first when needed.
+    pub(crate) fn insert(
+        &mut self,
+        k: &FlowKey,
+        hash: u64,
+        mut vacant: usize,
+        d: &Decision,
+        now: u64,
+        t: &Timeouts,
+    ) {
+        if self.entries.is_empty() {
+            self.resize(self.initial_capacity);
+            vacant = usize::MAX;
+        }
+        if self.len >= self.max_len {
+            self.evict_one(now, t);
+            vacant = usize::MAX;
+        } else if (self.len + 1) * LOAD_DEN > self.entries.len() * LOAD_NUM
+            && self.entries.len() < self.max_capacity
+        {
+            self.resize(self.entries.len() * 2);
+            self.stats.grows += 1;
+            vacant = usize::MAX;
+        }
+        if vacant == usize::MAX {
+            vacant = match self.probe(k, hash) {
+                Probe::Vacant(i) => i,
+                Probe::Found(i) => i,
+            };
+        }
+        let e = &mut self.entries[vacant];
+        e.src = k.src;
+        e.dst = k.dst;
+        e.tail = k.tail();
+        fill(e, d, now);
+        self.len += 1;
+        self.stats.pinned += 1;
+    }
+
+    fn resize(&mut self, capacity: usize) {
+        let old = std::mem::replace(&mut self.entries, vec![Entry::default(); capacity]);
+        self.mask = capacity - 1;
+        self.shift = 64 - capacity.trailing_zeros();
+        self.hand = 0;
+        for e in old.into_iter().filter(Entry::occupied) {
+            let mut i = self.home(self.hash(&e.key()));
+            while self.entries[i].occupied() {
+                i = (i + 1) & self.mask;
+            }
+            self.entries[i] = e;
+        }
+    }
+
+    /// Removes slot `i`, shifting later entries of its cluster back (no tombstones).
+    pub(crate) fn remove_at(&mut self, mut i: usize) {
+        debug_assert!(self.entries[i].occupied());
+        self.len -= 1;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            if !self.entries[j].occupied() {
+                break;
+            }
+            let home = self.home(self.hash(&self.entries[j].key()));
+            // Entry j may move to i when its home is not cyclically within (i, j].
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !stays {
+                self.entries[i] = self.entries[j];
+                i = j;
+            }
+        }
+        self.entries[i] = Entry::default();
+    }
+
+    /// Removes the least recently seen of the next [`EVICT_WINDOW`] live entries after
+    /// the hand (an expired one first).
+    fn evict_one(&mut self, now: u64, t: &Timeouts) {
+        let cap = self.entries.len();
+        // (last_seen, slot, expired)
+        let mut best: Option<(u64, usize, bool)> = None;
+        let mut seen = 0;
+        let mut i = self.hand;
+        for _ in 0..cap {
+            let e = &self.entries[i];
+            if e.occupied() {
+                if t.expired(e, now) {
+                    best = Some((e.last_seen, i, true));
+                    break;
+                }
+                if best.is_none_or(|(s, _, _)| e.last_seen < s) {
+                    best = Some((e.last_seen, i, false));
+                }
+                seen += 1;
+                if seen == EVICT_WINDOW {
+                    break;
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+        if let Some((_, slot, expired)) = best {
+            self.remove_at(slot);
+            if expired {
+                self.stats.expired += 1;
+            } else {
+                self.stats.evicted += 1;
+            }
+            self.hand = (i + 1) & self.mask;
+        }
+    }
+
+    /// Examines up to `budget` slots from the hand and drops the expired entries.
+    /// Returns how many were dropped.
+    pub(crate) fn sweep(&mut self, now: u64, budget: usize, t: &Timeouts) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
+        let mut dropped = 0;
+        let mut left = budget.min(self.entries.len());
+        // Only advancing the hand spends budget; removals are bounded by `len`.
+        while left > 0 && self.len > 0 {
+            let i = self.hand;
+            if self.entries[i].occupied() && t.expired(&self.entries[i], now) {
+                // A later entry may shift into `i`: examine it again.
+                self.remove_at(i);
+                dropped += 1;
+            } else {
+                self.hand = (i + 1) & self.mask;
+                left -= 1;
+            }
+        }
+        self.stats.expired += dropped;
+        dropped
+    }
+
+    pub(crate) fn stats(&self) -> FlowStats {
+        FlowStats {
+            live: self.len as u64,
+            capacity: self.entries.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// All live entries (for tests and explanations).
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.occupied())
+    }
+}
+
+#[inline]
+fn fill(e: &mut Entry, d: &Decision, now: u64) {
+    e.version = d.table_version;
+    e.last_seen = now;
+    e.added_rtt_us = d.added_rtt_us;
+    e.target = d.processed_at.map_or(d.ingress.0, |t| t.0);
+    e.region = d.region.map_or(NO_REGION, |r| r.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn key(i: u32) -> FlowKey {
+        FlowKey::v4(
+            Protocol::TCP,
+            Ipv4Addr::from_bits(0x0a00_0000 | i),
+            (i % 60_000) as u16,
+            Ipv4Addr::new(203, 0, 113, 1),
+            443,
+        )
+    }
+
+    fn dec(i: u32) -> Decision {
+        Decision {
+            verdict: Verdict::Forwarded,
+            ingress: DcId(0),
+            processed_at: Some(DcId((i % 7) as u16 + 1)),
+            region: Some(RegionId(1)),
+            added_rtt_us: i,
+            table_version: u64::from(i),
+            established: false,
+        }
+    }
+
+    fn config(max: usize) -> FlowTableConfig {
+        FlowTableConfig {
+            max_flows: max,
+            initial_capacity: 8,
+            ..FlowTableConfig::default()
+        }
+    }
+
+    fn get(t: &FlowTable, k: &FlowKey) -> Option<Decision> {
+        match t.probe(k, t.hash(k)) {
+            Probe::Found(s) => Some(t.entry(s).decision(DcId(0), false)),
+            Probe::Vacant(_) => None,
+        }
+    }
+
+    fn put(t: &mut FlowTable, k: &FlowKey, d: &Decision, now: u64, to: &Timeouts) {
+        let h = t.hash(k);
+        match t.probe(k, h) {
+            Probe::Found(_) => panic!("already there"),
+            Probe::Vacant(s) => t.insert(k, h, s, d, now, to),
+        }
+    }
+
+    #[test]
+    fn key_round_trips() {
+        let k = FlowKey::new(
+            Protocol::UDP,
+            "2001:db8::1".parse().unwrap(),
+            5353,
+            "2001:db8::2".parse().unwrap(),
+            53,
+        )
+        .unwrap();
+        let e = Entry {
+            src: k.src,
+            dst: k.dst,
+            tail: k.tail(),
+            ..Entry::default()
+        };
+        assert_eq!(e.key(), k);
+        assert!(e.matches(&k));
+        assert_eq!(k.dst(), "2001:db8::2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            FlowKey::new(
+                Protocol::TCP,
+                "10.0.0.1".parse().unwrap(),
+                1,
+                "::1".parse().unwrap(),
+                2
+            ),
+            Err(FlowKeyError::MixedFamilies)
+        );
+        // The two families never collide, even with the same integer values.
+        let a = FlowKey::v4(Protocol::TCP, Ipv4Addr::from_bits(1), 1, Ipv4Addr::from_bits(2), 2);
+        let b = FlowKey::v6(Protocol::TCP, Ipv6Addr::from_bits(1), 1, Ipv6Addr::from_bits(2), 2);
+        assert_ne!(a, b);
+        assert_ne!(a.tail(), b.tail());
+    }
+
+    /// Random inserts and removes against a `HashMap` model, through growth.
+    #[test]
+    fn matches_a_hashmap_model() {
+        let to = Timeouts::new(&FlowTableConfig::default());
+        let mut t = FlowTable::new(&config(10_000));
+        let mut model = HashMap::new();
+        let mut x: u64 = 12345;
+        for step in 0..40_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = (x % 3000) as u32;
+            let k = key(i);
+            if x % 3 == 0 {
+                let h = t.hash(&k);
+                if let Probe::Found(s) = t.probe(&k, h) {
+                    t.remove_at(s);
+                    assert!(model.remove(&k).is_some());
+                } else {
+                    assert!(!model.contains_key(&k));
+                }
+            } else if let std::collections::hash_map::Entry::Vacant(v) = model.entry(k) {
+                put(&mut t, &k, &dec(step), 0, &to);
+                v.insert(dec(step));
+            }
+            if step % 997 == 0 {
+                for (k, d) in &model {
+                    assert_eq!(get(&t, k), Some(*d));
+                }
+            }
+        }
+        assert_eq!(t.len(), model.len());
+        assert_eq!(t.iter().count(), model.len());
+        for i in 0..3000 {
+            assert_eq!(get(&t, &key(i)), model.get(&key(i)).copied());
+        }
+        assert!(t.stats().grows > 0);
+    }
+
+    #[test]
+    fn full_table_evicts_least_recently_seen() {
+        let to = Timeouts::new(&FlowTableConfig::default());
+        let mut t = FlowTable::new(&config(16));
+        for i in 0..16 {
+            put(&mut t, &key(i), &dec(i), u64::from(i) + 1, &to);
+        }
+        assert_eq!(t.len(), 16);
+        // Refresh everything but key 5: it is the least recently seen.
+        for i in (0..16).filter(|&i| i != 5) {
+            let h = t.hash(&key(i));
+            let Probe::Found(s) = t.probe(&key(i), h) else { panic!() };
+            t.touch_seen(s, 100);
+        }
+        put(&mut t, &key(99), &dec(99), 101, &to);
+        assert_eq!(t.len(), 16);
+        assert_eq!(t.stats().evicted, 1);
+        assert_eq!(get(&t, &key(5)), None);
+        assert!(get(&t, &key(99)).is_some());
+        assert!(t.capacity() <= 32);
+    }
+
+    #[test]
+    fn sweep_drops_only_idle_entries() {
+        let c = FlowTableConfig {
+            tcp_idle_timeout: Duration::from_nanos(100),
+            ..config(1000)
+        };
+        let to = Timeouts::new(&c);
+        let mut t = FlowTable::new(&c);
+        for i in 0..200 {
+            put(&mut t, &key(i), &dec(i), if i % 2 == 0 { 0 } else { 500 }, &to);
+        }
+        let dropped = t.sweep(550, usize::MAX, &to);
+        assert_eq!(dropped, 100);
+        assert_eq!(t.len(), 100);
+        for i in 0..200 {
+            assert_eq!(get(&t, &key(i)).is_some(), i % 2 == 1, "{i}");
+        }
+        assert_eq!(t.stats().expired, 100);
+    }
+}

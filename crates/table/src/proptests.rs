@@ -1,0 +1,252 @@
+//! Property tests: the compiled table against a linear-scan model and against
+//! `ip_network_table` (the baseline), on random nested prefix sets and on addresses at
+//! and around every prefix boundary.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ip_network::{Ipv4Network, Ipv6Network};
+use ip_network_table::IpNetworkTable;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use proptest::prelude::*;
+
+use crate::{Table, TableBuilder};
+
+/// The obvious implementation: scan every prefix, keep the longest that contains `addr`.
+/// Inserts in order, so a later duplicate replaces the earlier one (the builder's rule).
+struct LinearModel {
+    prefixes: Vec<(IpNet, u16)>,
+}
+
+impl LinearModel {
+    fn new(inserts: &[(IpNet, u16)]) -> Self {
+        let mut prefixes: Vec<(IpNet, u16)> = Vec::new();
+        for &(net, value) in inserts {
+            let net = net.trunc();
+            match prefixes.iter_mut().find(|(n, _)| *n == net) {
+                Some(slot) => slot.1 = value,
+                None => prefixes.push((net, value)),
+            }
+        }
+        LinearModel { prefixes }
+    }
+
+    fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, u16)> {
+        self.prefixes
+            .iter()
+            .filter(|(net, _)| net.contains(&addr))
+            .max_by_key(|(net, _)| net.prefix_len())
+            .copied()
+    }
+}
+
+fn baseline(inserts: &[(IpNet, u16)]) -> IpNetworkTable<u16> {
+    let mut table = IpNetworkTable::new();
+    for &(net, value) in inserts {
+        match net.trunc() {
+            IpNet::V4(n) => {
+                table.insert(Ipv4Network::new(n.network(), n.prefix_len()).unwrap(), value);
+            }
+            IpNet::V6(n) => {
+                table.insert(Ipv6Network::new(n.network(), n.prefix_len()).unwrap(), value);
+            }
+        }
+    }
+    table
+}
+
+fn baseline_match(table: &IpNetworkTable<u16>, addr: IpAddr) -> Option<(IpNet, u16)> {
+    table.longest_match(addr).map(|(net, &v)| {
+        let net = match net {
+            ip_network::IpNetwork::V4(n) => {
+                IpNet::V4(Ipv4Net::new(n.network_address(), n.netmask()).unwrap())
+            }
+            ip_network::IpNetwork::V6(n) => {
+                IpNet::V6(Ipv6Net::new(n.network_address(), n.netmask()).unwrap())
+            }
+        };
+        (net, v)
+    })
+}
+
+/// Addresses that exercise every boundary: first and last address of each prefix and
+/// their neighbours, the extremes of both families, plus the random `extra` ones.
+fn probe_addresses(inserts: &[(IpNet, u16)], extra: &[IpAddr]) -> Vec<IpAddr> {
+    let mut addrs = vec![
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V4(Ipv4Addr::BROADCAST),
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+    ];
+    for (net, _) in inserts {
+        match net.trunc() {
+            IpNet::V4(n) => {
+                let (first, last) = (u32::from(n.network()), u32::from(n.broadcast()));
+                for a in [first.wrapping_sub(1), first, first.wrapping_add(1)] {
+                    addrs.push(IpAddr::V4(a.into()));
+                }
+                for a in [last.wrapping_sub(1), last, last.wrapping_add(1)] {
+                    addrs.push(IpAddr::V4(a.into()));
+                }
+            }
+            IpNet::V6(n) => {
+                let (first, last) = (u128::from(n.network()), u128::from(n.broadcast()));
+                for a in [first.wrapping_sub(1), first, first.wrapping_add(1)] {
+                    addrs.push(IpAddr::V6(a.into()));
+                }
+                for a in [last.wrapping_sub(1), last, last.wrapping_add(1)] {
+                    addrs.push(IpAddr::V6(a.into()));
+                }
+            }
+        }
+    }
+    addrs.extend_from_slice(extra);
+    addrs
+}
+
+/// IPv4 prefixes clustered under a few roots so that they nest often; lengths cover
+/// /0, short, chunk boundaries (18, 24, 30) and /32. Host bits are left random on
+/// purpose (the builder truncates).
+fn v4_prefix() -> impl Strategy<Value = IpNet> {
+    let root = prop_oneof![Just(0x0A00_0000u32), Just(0xC0A8_0000), Just(0xFFFF_FF00), any::<u32>()];
+    let len = prop_oneof![
+        Just(0u8),
+        1u8..=17,
+        Just(18),
+        19u8..=24,
+        25u8..=31,
+        Just(32),
+        Just(30),
+        Just(24)
+    ];
+    (root, any::<u32>(), len).prop_map(|(root, noise, len)| {
+        // Keep the root's top 16 bits most of the time so prefixes overlap.
+        let addr = if noise % 4 == 0 { noise } else { (root & 0xFFFF_0000) | (noise & 0xFFFF) };
+        IpNet::V4(Ipv4Net::new(addr.into(), len).unwrap())
+    })
+}
+
+fn v6_prefix() -> impl Strategy<Value = IpNet> {
+    let root = prop_oneof![
+        Just(0x2001_0db8u128 << 96),
+        Just(0x2a00u128 << 112),
+        Just(u128::MAX),
+        any::<u128>()
+    ];
+    let len = prop_oneof![
+        Just(0u8),
+        1u8..=16,
+        17u8..=32,
+        Just(48),
+        33u8..=64,
+        65u8..=127,
+        Just(124),
+        Just(128)
+    ];
+    (root, any::<u128>(), len).prop_map(|(root, noise, len)| {
+        let addr = if noise % 4 == 0 { noise } else { (root & !(u128::MAX >> 40)) | (noise >> 40) };
+        IpNet::V6(Ipv6Net::new(addr.into(), len).unwrap())
+    })
+}
+
+fn inserts() -> impl Strategy<Value = Vec<(IpNet, u16)>> {
+    // Few distinct values (like region ids) so that leaf aggregation is exercised, or up
+    // to 40 so that tables with more than 15 values (the leaf-array layout) are covered
+    // too; and duplicates of earlier prefixes with new values.
+    prop_oneof![Just(6u16), Just(40u16)].prop_flat_map(inserts_with_values_below)
+}
+
+fn inserts_with_values_below(max_value: u16) -> impl Strategy<Value = Vec<(IpNet, u16)>> {
+    let one = (prop_oneof![v4_prefix(), v6_prefix()], 1u16..max_value);
+    prop::collection::vec(one, 0..60).prop_flat_map(move |list| {
+        let len = list.len();
+        prop::collection::vec((0..len.max(1), 1u16..max_value), 0..4).prop_map(move |dups| {
+            let mut list = list.clone();
+            for (i, value) in dups {
+                if let Some(&(net, _)) = list.get(i) {
+                    list.push((net, value));
+                }
+            }
+            list
+        })
+    })
+}
+
+fn random_addrs() -> impl Strategy<Value = Vec<IpAddr>> {
+    prop::collection::vec(
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(a.into())),
+            any::<u128>().prop_map(|a| IpAddr::V6(a.into())),
+            // Near the clustered roots, where the prefixes are.
+            any::<u16>().prop_map(|a| IpAddr::V4((0x0A00_0000 | u32::from(a)).into())),
+            any::<u64>().prop_map(|a| IpAddr::V6(((0x2001_0db8u128 << 96) | u128::from(a)).into())),
+        ],
+        0..40,
+    )
+}
+
+fn build(inserts: &[(IpNet, u16)]) -> (Table<u16>, Vec<Option<u16>>) {
+    let mut builder = TableBuilder::new();
+    let mut previous = Vec::new();
+    for &(net, value) in inserts {
+        previous.push(builder.insert(net, value));
+    }
+    (builder.build(), previous)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn table_agrees_with_linear_model_and_ip_network_table(
+        inserts in inserts(),
+        extra in random_addrs(),
+    ) {
+        let (table, _) = build(&inserts);
+        let model = LinearModel::new(&inserts);
+        let base = baseline(&inserts);
+        prop_assert_eq!(table.len(), model.prefixes.len());
+        for addr in probe_addresses(&inserts, &extra) {
+            let want = model.longest_match(addr);
+            prop_assert_eq!(baseline_match(&base, addr), want, "baseline disagrees at {}", addr);
+            prop_assert_eq!(table.lookup(addr), want.map(|(_, v)| v), "lookup at {}", addr);
+            prop_assert_eq!(table.longest_match(addr), want, "longest_match at {}", addr);
+            match addr {
+                IpAddr::V4(a) => prop_assert_eq!(table.lookup_v4(a), want.map(|(_, v)| v)),
+                IpAddr::V6(a) => prop_assert_eq!(table.lookup_v6(a), want.map(|(_, v)| v)),
+            }
+        }
+    }
+
+    #[test]
+    fn batch_lookup_equals_single_lookup(inserts in inserts(), extra in random_addrs()) {
+        let (table, _) = build(&inserts);
+        let addrs = probe_addresses(&inserts, &extra);
+        let single: Vec<Option<u16>> = addrs.iter().map(|&a| table.lookup(a)).collect();
+        let mut mixed = vec![Some(u16::MAX); addrs.len()];
+        table.lookup_batch(&addrs, &mut mixed);
+        prop_assert_eq!(&mixed, &single);
+
+        let v4: Vec<Ipv4Addr> = addrs.iter().filter_map(|a| match a { IpAddr::V4(a) => Some(*a), _ => None }).collect();
+        let mut out4 = vec![Some(u16::MAX); v4.len()];
+        table.lookup_batch_v4(&v4, &mut out4);
+        prop_assert_eq!(out4, v4.iter().map(|&a| table.lookup_v4(a)).collect::<Vec<_>>());
+
+        let v6: Vec<Ipv6Addr> = addrs.iter().filter_map(|a| match a { IpAddr::V6(a) => Some(*a), _ => None }).collect();
+        let mut out6 = vec![Some(u16::MAX); v6.len()];
+        table.lookup_batch_v6(&v6, &mut out6);
+        prop_assert_eq!(out6, v6.iter().map(|&a| table.lookup_v6(a)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn insert_returns_the_previous_value_and_iter_lists_the_last_one(inserts in inserts()) {
+        let (table, previous) = build(&inserts);
+        for (i, &(net, _)) in inserts.iter().enumerate() {
+            let earlier = inserts[..i].iter().rev().find(|(n, _)| n.trunc() == net.trunc());
+            prop_assert_eq!(previous[i], earlier.map(|&(_, v)| v));
+        }
+        let model = LinearModel::new(&inserts);
+        let mut want = model.prefixes.clone();
+        want.sort_by_key(|&(net, _)| (matches!(net, IpNet::V6(_)), net));
+        prop_assert_eq!(table.iter().collect::<Vec<_>>(), want);
+    }
+}

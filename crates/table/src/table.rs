@@ -1,0 +1,533 @@
+//! The immutable, compiled table and its read path.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::builder::TableBuilder;
+use crate::nibble::{NibbleNode, NibbleTrie};
+use crate::poptrie::{CompileEntry, Poptrie, TrieKey, BATCH_LANES};
+
+/// Direct-pointing bits of the IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper found 18
+/// the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30.
+const V4_TOP: u32 = 18;
+/// Direct-pointing bits of the IPv6 trie: 2^16 entries (256 KiB); routed IPv6 prefixes
+/// are /16 and longer.
+const V6_TOP: u32 = 16;
+
+/// The inline-leaf layout is used while its nodes take at most this many bytes; past
+/// that the 2.7x larger nodes cost more in cache misses than the saved leaf read.
+const NIBBLE_MAX_NODE_BYTES: usize = 12 << 20;
+
+/// A compiled trie in the fastest layout that fits the table.
+#[derive(Clone, Debug)]
+enum Trie<const TOP: u32> {
+    /// At most 15 distinct values: leaves inline in 64-byte nodes.
+    Nibble(NibbleTrie<TOP>),
+    /// Up to 65,535 distinct values (or too many nodes for the inline layout).
+    Narrow(Poptrie<u16, TOP>),
+    /// More distinct values than fit a `u16`.
+    Wide(Poptrie<u32, TOP>),
+}
+
+impl<const TOP: u32> Trie<TOP> {
+    fn build(entries: &[CompileEntry], distinct_values: usize) -> Self {
+        let trie = Poptrie::<u32, TOP>::build(entries);
+        if trie.node_count() * std::mem::size_of::<NibbleNode>() <= NIBBLE_MAX_NODE_BYTES {
+            if let Some(nibble) = NibbleTrie::from_poptrie(&trie) {
+                return Trie::Nibble(nibble);
+            }
+        }
+        if distinct_values <= usize::from(u16::MAX) {
+            Trie::Narrow(trie.map_leaves())
+        } else {
+            Trie::Wide(trie)
+        }
+    }
+
+    fn size_bytes(&self) -> usize {
+        match self {
+            Trie::Nibble(t) => t.size_bytes(),
+            Trie::Narrow(t) => t.size_bytes(),
+            Trie::Wide(t) => t.size_bytes(),
+        }
+    }
+
+    fn node_count(&self) -> usize {
+        match self {
+            Trie::Nibble(t) => t.node_count(),
+            Trie::Narrow(t) => t.node_count(),
+            Trie::Wide(t) => t.node_count(),
+        }
+    }
+
+    fn layout(&self) -> &'static str {
+        match self {
+            Trie::Nibble(_) => "nibble",
+            Trie::Narrow(_) => "poptrie-u16",
+            Trie::Wide(_) => "poptrie-u32",
+        }
+    }
+
+    #[inline(always)]
+    fn lookup<K: TrieKey>(&self, key: K) -> u32 {
+        match self {
+            Trie::Nibble(t) => t.lookup(key),
+            Trie::Narrow(t) => t.lookup(key),
+            Trie::Wide(t) => t.lookup(key),
+        }
+    }
+}
+
+/// An immutable longest-prefix-match table from IPv4/IPv6 prefixes to values `V`,
+/// compiled for fast reads by [`TableBuilder::build`].
+///
+/// Lookups never allocate. Cloning copies the whole table; share it with an `Arc` or a
+/// [`SharedTable`](crate::SharedTable) instead.
+#[derive(Clone, Debug)]
+pub struct Table<V> {
+    /// Value dictionary: leaf index `i` means `values[i]`; index 0 is `None` (no match).
+    values: Box<[Option<V>]>,
+    v4: Trie<V4_TOP>,
+    v6: Trie<V6_TOP>,
+    /// Source prefixes sorted by (address, length): for `longest_match` and `iter`.
+    v4_prefixes: Box<[(Ipv4Net, V)]>,
+    v6_prefixes: Box<[(Ipv6Net, V)]>,
+    /// Prefix lengths present, longest first (`longest_match` probes each).
+    v4_lengths: Box<[u8]>,
+    v6_lengths: Box<[u8]>,
+}
+
+impl<V: Copy + Eq + Hash> Default for Table<V> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<V: Copy + Eq + Hash> Table<V> {
+    /// A new, empty [`TableBuilder`].
+    pub fn builder() -> TableBuilder<V> {
+        TableBuilder::new()
+    }
+
+    /// A table without prefixes: every lookup returns `None`.
+    pub fn empty() -> Self {
+        Self::compile(std::iter::empty(), std::iter::empty())
+    }
+
+    /// Compiles sorted, unique, truncated prefixes (the builder's invariant).
+    pub(crate) fn compile(
+        v4: impl Iterator<Item = (Ipv4Net, V)>,
+        v6: impl Iterator<Item = (Ipv6Net, V)>,
+    ) -> Self {
+        let v4_prefixes: Box<[(Ipv4Net, V)]> = v4.collect();
+        let v6_prefixes: Box<[(Ipv6Net, V)]> = v6.collect();
+        let mut dictionary: HashMap<V, u32> = HashMap::new();
+        let mut values: Vec<Option<V>> = vec![None];
+        let mut index_of = |value: V| {
+            *dictionary.entry(value).or_insert_with(|| {
+                values.push(Some(value));
+                u32::try_from(values.len() - 1).expect("fewer than 2^32 distinct values")
+            })
+        };
+        let v4_entries: Vec<CompileEntry> = v4_prefixes
+            .iter()
+            .map(|&(net, value)| CompileEntry {
+                key: u128::from(u32::from(net.network())) << 96,
+                len: net.prefix_len(),
+                leaf: index_of(value),
+            })
+            .collect();
+        let v6_entries: Vec<CompileEntry> = v6_prefixes
+            .iter()
+            .map(|&(net, value)| CompileEntry {
+                key: u128::from(net.network()),
+                len: net.prefix_len(),
+                leaf: index_of(value),
+            })
+            .collect();
+        let distinct = values.len();
+        Table {
+            values: values.into_boxed_slice(),
+            v4: Trie::build(&v4_entries, distinct),
+            v6: Trie::build(&v6_entries, distinct),
+            v4_lengths: lengths_longest_first(v4_prefixes.iter().map(|(n, _)| n.prefix_len())),
+            v6_lengths: lengths_longest_first(v6_prefixes.iter().map(|(n, _)| n.prefix_len())),
+            v4_prefixes,
+            v6_prefixes,
+        }
+    }
+
+    /// The value of the longest prefix containing `addr`, if any.
+    #[inline]
+    pub fn lookup(&self, addr: IpAddr) -> Option<V> {
+        match addr {
+            IpAddr::V4(a) => self.lookup_v4(a),
+            IpAddr::V6(a) => self.lookup_v6(a),
+        }
+    }
+
+    /// The value of the longest IPv4 prefix containing `addr`, if any.
+    #[inline]
+    pub fn lookup_v4(&self, addr: Ipv4Addr) -> Option<V> {
+        self.values[self.v4.lookup(u32::from(addr)) as usize]
+    }
+
+    /// The value of the longest IPv6 prefix containing `addr`, if any.
+    #[inline]
+    pub fn lookup_v6(&self, addr: Ipv6Addr) -> Option<V> {
+        self.values[self.v6.lookup(u128::from(addr)) as usize]
+    }
+
+    /// Looks up every address of `addrs` into the same position of `out`.
+    ///
+    /// Equivalent to calling [`lookup_v4`](Self::lookup_v4) for each address, but walks
+    /// groups of lookups with software prefetching so that their cache misses overlap: use it when
+    /// addresses come in groups (a receive batch). Does not allocate.
+    ///
+    /// # Panics
+    /// If `addrs` and `out` differ in length.
+    pub fn lookup_batch_v4(&self, addrs: &[Ipv4Addr], out: &mut [Option<V>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_batch_v4: addrs and out differ in length");
+        self.batch(&self.v4, addrs, out, |a| u32::from(*a));
+    }
+
+    /// [`lookup_batch_v4`](Self::lookup_batch_v4) for IPv6 addresses.
+    ///
+    /// # Panics
+    /// If `addrs` and `out` differ in length.
+    pub fn lookup_batch_v6(&self, addrs: &[Ipv6Addr], out: &mut [Option<V>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_batch_v6: addrs and out differ in length");
+        self.batch(&self.v6, addrs, out, |a| u128::from(*a));
+    }
+
+    /// [`lookup_batch_v4`](Self::lookup_batch_v4) for mixed addresses: each is looked
+    /// up in the trie of its family.
+    ///
+    /// # Panics
+    /// If `addrs` and `out` differ in length.
+    pub fn lookup_batch(&self, addrs: &[IpAddr], out: &mut [Option<V>]) {
+        assert_eq!(addrs.len(), out.len(), "lookup_batch: addrs and out differ in length");
+        // Runs of one family go through the prefetching path; mixed groups of fewer than a
+        // batch's lanes are looked up one by one.
+        let mut start = 0;
+        while start < addrs.len() {
+            let family_v4 = addrs[start].is_ipv4();
+            let run = addrs[start..]
+                .iter()
+                .take_while(|a| a.is_ipv4() == family_v4)
+                .count();
+            let end = start + run;
+            let (group, group_out) = (&addrs[start..end], &mut out[start..end]);
+            if family_v4 {
+                self.batch(&self.v4, group, group_out, ip_v4_key);
+            } else {
+                self.batch(&self.v6, group, group_out, ip_v6_key);
+            }
+            start = end;
+        }
+    }
+
+    /// Dispatches on the layout once per call, then runs the prefetching walk.
+    #[inline(always)]
+    fn batch<A, K: TrieKey + Default, const TOP: u32>(
+        &self,
+        trie: &Trie<TOP>,
+        addrs: &[A],
+        out: &mut [Option<V>],
+        key: impl Fn(&A) -> K,
+    ) {
+        match trie {
+            Trie::Nibble(t) => self.batch_with(addrs, out, key, |k, o| t.lookup_lanes(k, o), |k| t.lookup(k)),
+            Trie::Narrow(t) => self.batch_with(addrs, out, key, |k, o| t.lookup_lanes(k, o), |k| t.lookup(k)),
+            Trie::Wide(t) => self.batch_with(addrs, out, key, |k, o| t.lookup_lanes(k, o), |k| t.lookup(k)),
+        }
+    }
+
+    #[inline(always)]
+    fn batch_with<A, K: TrieKey + Default>(
+        &self,
+        addrs: &[A],
+        out: &mut [Option<V>],
+        key: impl Fn(&A) -> K,
+        lanes: impl Fn(&[K; BATCH_LANES], &mut [u32; BATCH_LANES]),
+        single: impl Fn(K) -> u32,
+    ) {
+        let mut addr_chunks = addrs.chunks_exact(BATCH_LANES);
+        let mut out_chunks = out.chunks_exact_mut(BATCH_LANES);
+        let mut keys = [K::default(); BATCH_LANES];
+        let mut leaves = [0u32; BATCH_LANES];
+        for (group, group_out) in (&mut addr_chunks).zip(&mut out_chunks) {
+            for (k, a) in keys.iter_mut().zip(group) {
+                *k = key(a);
+            }
+            lanes(&keys, &mut leaves);
+            for (o, &leaf) in group_out.iter_mut().zip(&leaves) {
+                *o = self.values[leaf as usize];
+            }
+        }
+        for (a, o) in addr_chunks.remainder().iter().zip(out_chunks.into_remainder()) {
+            *o = self.values[single(key(a)) as usize];
+        }
+    }
+
+    /// The longest prefix containing `addr` and its value, if any.
+    ///
+    /// Slower than [`lookup`](Self::lookup): probes the sorted prefix list once per
+    /// distinct prefix length (binary search), longest first.
+    pub fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, V)> {
+        match addr {
+            IpAddr::V4(a) => self.longest_match_v4(a).map(|(n, v)| (IpNet::V4(n), v)),
+            IpAddr::V6(a) => self.longest_match_v6(a).map(|(n, v)| (IpNet::V6(n), v)),
+        }
+    }
+
+    /// [`longest_match`](Self::longest_match) for an IPv4 address.
+    pub fn longest_match_v4(&self, addr: Ipv4Addr) -> Option<(Ipv4Net, V)> {
+        self.v4_lengths.iter().find_map(|&len| {
+            let net = Ipv4Net::new(addr, len).ok()?.trunc();
+            let i = self.v4_prefixes.binary_search_by(|(n, _)| n.cmp(&net)).ok()?;
+            Some(self.v4_prefixes[i])
+        })
+    }
+
+    /// [`longest_match`](Self::longest_match) for an IPv6 address.
+    pub fn longest_match_v6(&self, addr: Ipv6Addr) -> Option<(Ipv6Net, V)> {
+        self.v6_lengths.iter().find_map(|&len| {
+            let net = Ipv6Net::new(addr, len).ok()?.trunc();
+            let i = self.v6_prefixes.binary_search_by(|(n, _)| n.cmp(&net)).ok()?;
+            Some(self.v6_prefixes[i])
+        })
+    }
+
+    /// Number of prefixes (IPv4 and IPv6).
+    pub fn len(&self) -> usize {
+        self.v4_prefixes.len() + self.v6_prefixes.len()
+    }
+
+    /// Whether the table has no prefix.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The prefixes and their values: IPv4 first, then IPv6, each sorted by address and
+    /// then prefix length (a prefix before the prefixes nested inside it).
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, V)> + '_ {
+        let v4 = self.v4_prefixes.iter().map(|&(n, v)| (IpNet::V4(n), v));
+        let v6 = self.v6_prefixes.iter().map(|&(n, v)| (IpNet::V6(n), v));
+        v4.chain(v6)
+    }
+
+    /// A builder holding this table's prefixes, to derive a changed table.
+    pub fn to_builder(&self) -> TableBuilder<V> {
+        self.iter().collect()
+    }
+
+    /// Heap and inline bytes of the whole table: the lookup tries plus the sorted prefix
+    /// list kept for [`longest_match`](Self::longest_match) and [`iter`](Self::iter).
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.lookup_size_bytes() + self.prefix_list_bytes()
+    }
+
+    /// Bytes that the lookup path touches: the two tries and the value dictionary.
+    pub fn lookup_size_bytes(&self) -> usize {
+        self.v4.size_bytes() + self.v6.size_bytes() + std::mem::size_of_val(&*self.values)
+    }
+
+    fn prefix_list_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.v4_prefixes)
+            + std::mem::size_of_val(&*self.v6_prefixes)
+            + self.v4_lengths.len()
+            + self.v6_lengths.len()
+    }
+
+    /// Shape of the compiled tries (for diagnostics and benchmarks).
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            v4_prefixes: self.v4_prefixes.len(),
+            v6_prefixes: self.v6_prefixes.len(),
+            distinct_values: self.values.len() - 1,
+            v4_nodes: self.v4.node_count(),
+            v6_nodes: self.v6.node_count(),
+            v4_trie_bytes: self.v4.size_bytes(),
+            v6_trie_bytes: self.v6.size_bytes(),
+            v4_layout: self.v4.layout(),
+            v6_layout: self.v6.layout(),
+        }
+    }
+}
+
+/// The shape of a compiled [`Table`], from [`Table::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableStats {
+    /// IPv4 prefixes.
+    pub v4_prefixes: usize,
+    /// IPv6 prefixes.
+    pub v6_prefixes: usize,
+    /// Distinct values.
+    pub distinct_values: usize,
+    /// Inner nodes of the IPv4 trie.
+    pub v4_nodes: usize,
+    /// Inner nodes of the IPv6 trie.
+    pub v6_nodes: usize,
+    /// Bytes of the IPv4 trie (direct-pointing array, nodes, leaves).
+    pub v4_trie_bytes: usize,
+    /// Bytes of the IPv6 trie.
+    pub v6_trie_bytes: usize,
+    /// Node layout of the IPv4 trie: `nibble` (inline 4-bit leaves, at most 15 distinct
+    /// values), `poptrie-u16` or `poptrie-u32` (leaf array).
+    pub v4_layout: &'static str,
+    /// Node layout of the IPv6 trie.
+    pub v6_layout: &'static str,
+}
+
+fn ip_v4_key(addr: &IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => u32::from(*a),
+        IpAddr::V6(_) => unreachable!("run of IPv4 addresses"),
+    }
+}
+
+fn ip_v6_key(addr: &IpAddr) -> u128 {
+    match addr {
+        IpAddr::V6(a) => u128::from(*a),
+        IpAddr::V4(_) => unreachable!("run of IPv6 addresses"),
+    }
+}
+
+fn lengths_longest_first(lengths: impl Iterator<Item = u8>) -> Box<[u8]> {
+    let mut present = [false; 129];
+    for len in lengths {
+        present[usize::from(len)] = true;
+    }
+    (0..=128u8).rev().filter(|&l| present[usize::from(l)]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+    fn a(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn sample() -> Table<u16> {
+        let mut b = Table::builder();
+        b.insert(p("0.0.0.0/0"), 1);
+        b.insert(p("10.0.0.0/8"), 2);
+        b.insert(p("10.1.0.0/16"), 3);
+        b.insert(p("10.1.2.3/32"), 4);
+        b.insert(p("255.255.255.255/32"), 5);
+        b.insert(p("2001:db8::/32"), 6);
+        b.insert(p("2001:db8:1::/48"), 7);
+        b.insert(p("2001:db8:1::1/128"), 8);
+        b.insert(p("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"), 9);
+        b.build()
+    }
+
+    #[test]
+    fn empty_table_matches_nothing() {
+        let t = Table::<u16>::empty();
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(a("0.0.0.0")), None);
+        assert_eq!(t.lookup(a("::")), None);
+        assert_eq!(t.longest_match(a("1.2.3.4")), None);
+        assert_eq!(t.iter().count(), 0);
+    }
+
+    #[test]
+    fn longest_prefix_wins_for_both_families() {
+        let t = sample();
+        assert_eq!(t.len(), 9);
+        assert_eq!(t.lookup(a("9.9.9.9")), Some(1));
+        assert_eq!(t.lookup(a("10.200.0.1")), Some(2));
+        assert_eq!(t.lookup(a("10.1.2.2")), Some(3));
+        assert_eq!(t.lookup(a("10.1.2.3")), Some(4));
+        assert_eq!(t.lookup(a("255.255.255.254")), Some(1));
+        assert_eq!(t.lookup(a("255.255.255.255")), Some(5));
+        assert_eq!(t.lookup(a("2001:db8:2::")), Some(6));
+        assert_eq!(t.lookup(a("2001:db8:1::2")), Some(7));
+        assert_eq!(t.lookup(a("2001:db8:1::1")), Some(8));
+        assert_eq!(t.lookup(a("2001:db9::")), None);
+        assert_eq!(t.lookup(a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), Some(9));
+        assert_eq!(t.lookup(a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")), None);
+    }
+
+    #[test]
+    fn longest_match_returns_the_prefix() {
+        let t = sample();
+        assert_eq!(t.longest_match(a("10.1.9.9")), Some((p("10.1.0.0/16"), 3)));
+        assert_eq!(t.longest_match(a("11.0.0.0")), Some((p("0.0.0.0/0"), 1)));
+        assert_eq!(t.longest_match(a("2001:db8:1::1")), Some((p("2001:db8:1::1/128"), 8)));
+        assert_eq!(t.longest_match(a("::1")), None);
+    }
+
+    #[test]
+    fn ipv6_default_route_covers_everything() {
+        let t: Table<u16> = [(p("::/0"), 1)].into_iter().collect::<TableBuilder<_>>().build();
+        assert_eq!(t.lookup(a("::")), Some(1));
+        assert_eq!(t.lookup(a("ffff::1")), Some(1));
+        assert_eq!(t.lookup(a("1.2.3.4")), None);
+    }
+
+    #[test]
+    fn batches_agree_with_single_lookups_including_the_remainder() {
+        let t = sample();
+        let addrs: Vec<IpAddr> = (0..37u32)
+            .map(|i| {
+                if i % 5 == 0 {
+                    a("2001:db8:1::1")
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(0x0A01_0200 + i))
+                }
+            })
+            .collect();
+        let mut out = vec![None; addrs.len()];
+        t.lookup_batch(&addrs, &mut out);
+        let expected: Vec<_> = addrs.iter().map(|&x| t.lookup(x)).collect();
+        assert_eq!(out, expected);
+
+        let v4: Vec<Ipv4Addr> = (0..40u32).map(|i| Ipv4Addr::from(0x0A01_0200 + i)).collect();
+        let mut out4 = vec![Some(0); v4.len()];
+        t.lookup_batch_v4(&v4, &mut out4);
+        assert_eq!(out4, v4.iter().map(|&x| t.lookup_v4(x)).collect::<Vec<_>>());
+
+        let v6: Vec<Ipv6Addr> = (0..20u128).map(|i| Ipv6Addr::from((0x2001_0db8_0001u128 << 80) + i)).collect();
+        let mut out6 = vec![None; v6.len()];
+        t.lookup_batch_v6(&v6, &mut out6);
+        assert_eq!(out6, v6.iter().map(|&x| t.lookup_v6(x)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    #[should_panic(expected = "differ in length")]
+    fn batch_with_mismatched_lengths_panics() {
+        let t = sample();
+        t.lookup_batch_v4(&[Ipv4Addr::LOCALHOST], &mut []);
+    }
+
+    #[test]
+    fn more_than_u16_distinct_values_use_wide_leaves() {
+        let mut b = Table::builder();
+        for i in 0..70_000u32 {
+            b.insert_v4(Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap(), i);
+        }
+        let t = b.build();
+        assert!(matches!(t.v4, Trie::Wide(_)));
+        assert_eq!(t.stats().v4_layout, "poptrie-u32");
+        assert_eq!(t.lookup_v4(Ipv4Addr::from((69_999u32 << 8) + 7)), Some(69_999));
+        assert_eq!(t.stats().distinct_values, 70_000);
+    }
+
+    #[test]
+    fn iter_and_to_builder_round_trip() {
+        let t = sample();
+        let again = t.to_builder().build();
+        assert_eq!(t.iter().collect::<Vec<_>>(), again.iter().collect::<Vec<_>>());
+        assert!(t.size_bytes() > t.lookup_size_bytes());
+    }
+}
