@@ -53,7 +53,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let budget = if quick {
         Budget {
             stream_len: 1 << 20,
-            per_side: Duration::from_millis(600),
+            per_side: Duration::from_millis(1000),
             builds: 3,
         }
     } else {
@@ -157,22 +157,32 @@ fn v4_cases(
 
     for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
         eprintln!("table: {name}-{stream_name}");
-        let base = measure(budget, stream.len(), || baseline_pass_v4(&baseline, stream));
-        let batch = measure(budget, stream.len(), || batch_pass_v4(&ours, stream));
+        let [batch, single, base] = measure(
+            budget,
+            stream.len(),
+            [
+                &mut || batch_pass_v4(&ours, stream),
+                &mut || single_pass_v4(&ours, stream),
+                &mut || baseline_pass_v4(&baseline, stream),
+            ],
+        );
         emit(&format!("{name}-{stream_name}-batch"), batch, base, &common, json!({}));
-        let single = measure(budget, stream.len(), || single_pass_v4(&ours, stream));
         emit(&format!("{name}-{stream_name}-single"), single, base, &common, json!({}));
     }
 
     let steps = budget.stream_len / 4;
-    let ours_dep = measure(budget, steps, || {
-        dependent_pass(steps, hits.len(), |i| ours.lookup_v4(hits[i]))
-    });
-    let base_dep = measure(budget, steps, || {
-        dependent_pass(steps, hits.len(), |i| {
-            baseline.longest_match_ipv4(hits[i]).map(|(_, &v)| v)
-        })
-    });
+    let [ours_dep, base_dep] = measure(
+        budget,
+        steps,
+        [
+            &mut || dependent_pass(steps, hits.len(), |i| ours.lookup_v4(hits[i])),
+            &mut || {
+                dependent_pass(steps, hits.len(), |i| {
+                    baseline.longest_match_ipv4(hits[i]).map(|(_, &v)| v)
+                })
+            },
+        ],
+    );
     emit(&format!("{name}-hit-dependent"), ours_dep, base_dep, &common, json!({}));
 
     if with_publish {
@@ -216,21 +226,31 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
 
     for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
         eprintln!("table: {name}-{stream_name}");
-        let base = measure(budget, stream.len(), || baseline_pass_v6(&baseline, stream));
-        let batch = measure(budget, stream.len(), || batch_pass_v6(&ours, stream));
+        let [batch, single, base] = measure(
+            budget,
+            stream.len(),
+            [
+                &mut || batch_pass_v6(&ours, stream),
+                &mut || single_pass_v6(&ours, stream),
+                &mut || baseline_pass_v6(&baseline, stream),
+            ],
+        );
         emit(&format!("{name}-{stream_name}-batch"), batch, base, &common, json!({}));
-        let single = measure(budget, stream.len(), || single_pass_v6(&ours, stream));
         emit(&format!("{name}-{stream_name}-single"), single, base, &common, json!({}));
     }
     let steps = budget.stream_len / 4;
-    let ours_dep = measure(budget, steps, || {
-        dependent_pass(steps, hits.len(), |i| ours.lookup_v6(hits[i]))
-    });
-    let base_dep = measure(budget, steps, || {
-        dependent_pass(steps, hits.len(), |i| {
-            baseline.longest_match_ipv6(hits[i]).map(|(_, &v)| v)
-        })
-    });
+    let [ours_dep, base_dep] = measure(
+        budget,
+        steps,
+        [
+            &mut || dependent_pass(steps, hits.len(), |i| ours.lookup_v6(hits[i])),
+            &mut || {
+                dependent_pass(steps, hits.len(), |i| {
+                    baseline.longest_match_ipv6(hits[i]).map(|(_, &v)| v)
+                })
+            },
+        ],
+    );
     emit(&format!("{name}-hit-dependent"), ours_dep, base_dep, &common, json!({}));
     Ok(())
 }
@@ -324,17 +344,27 @@ fn timed_build(builds: usize, build: impl Fn() -> Table<u16>) -> (Table<u16>, f6
     (table.expect("builds >= 1"), median(&mut compile) * 1e3)
 }
 
-/// Million lookups per second: the median of timed passes (one pass = `lookups`).
-fn measure(budget: Budget, lookups: usize, mut pass: impl FnMut() -> u64) -> f64 {
-    black_box(pass()); // warm caches and page tables
-    let mut rates = Vec::new();
-    let started = Instant::now();
-    while rates.len() < 3 || started.elapsed() < budget.per_side {
-        let t = Instant::now();
-        black_box(pass());
-        rates.push(lookups as f64 / t.elapsed().as_secs_f64() / 1e6);
+/// Million lookups per second of each contender: the median of timed passes (one pass =
+/// `lookups`). The contenders' passes alternate, so a change in machine load (other
+/// processes, frequency) hits all of them alike.
+fn measure<const N: usize>(
+    budget: Budget,
+    lookups: usize,
+    mut passes: [&mut dyn FnMut() -> u64; N],
+) -> [f64; N] {
+    for pass in passes.iter_mut() {
+        black_box(pass()); // warm caches and page tables
     }
-    median(&mut rates)
+    let mut rates: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    let started = Instant::now();
+    while rates[0].len() < 3 || started.elapsed() < budget.per_side * N as u32 {
+        for (pass, rates) in passes.iter_mut().zip(rates.iter_mut()) {
+            let t = Instant::now();
+            black_box(pass());
+            rates.push(lookups as f64 / t.elapsed().as_secs_f64() / 1e6);
+        }
+    }
+    rates.map(|mut r| median(&mut r))
 }
 
 fn threaded<A: Sync>(n: usize, budget: Budget, stream: &[A], pass: impl Fn(&[A]) -> u64 + Sync) -> f64 {
@@ -356,15 +386,12 @@ fn threaded<A: Sync>(n: usize, budget: Budget, stream: &[A], pass: impl Fn(&[A])
                 })
             })
             .collect();
-        let started = Instant::now();
         std::thread::sleep(budget.per_side);
         stop.store(true, Ordering::Relaxed);
-        let total = workers.into_iter().map(|w| w.join().expect("worker")).sum();
-        let _ = started;
-        total
+        workers.into_iter().map(|w| w.join().expect("worker")).sum()
     });
-    // The threads started before the timer and stop after it: count the window only
-    // approximately, which is fine at this scale (passes are ~10 ms).
+    // Passes that straddle the window's ends are counted whole: approximate to about one
+    // pass per thread (a pass is ~1/20 of the window).
     total as f64 / budget.per_side.as_secs_f64() / 1e6
 }
 

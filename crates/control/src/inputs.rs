@@ -95,3 +95,72 @@ pub struct UpdateAddressMap {
     /// `default_sni`.
     pub default_sni: Option<Option<String>>,
 }
+
+/// A JSON field of the wrong type (the HTTP layer answers 400 / 1100).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field {0} has the wrong JSON type")]
+pub struct WrongType(pub String);
+
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// A string field: absent or `null` → `None`; a string → `Some`; anything else → error.
+fn str_field(obj: &JsonObject, key: &str) -> Result<Option<String>, WrongType> {
+    match obj.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(WrongType(key.to_owned())),
+    }
+}
+
+impl CreateBinding {
+    /// From a decoded JSON object (unknown keys ignored, §1). A non-string value for one
+    /// of the three fields is a [`WrongType`] (1100).
+    pub fn from_json_object(obj: &JsonObject) -> Result<Self, WrongType> {
+        Ok(Self {
+            prefix_id: str_field(obj, "prefix_id")?,
+            cidr: str_field(obj, "cidr")?,
+            region_key: str_field(obj, "region_key")?,
+        })
+    }
+}
+
+impl UpdateBinding {
+    /// From a decoded JSON object: `region_key` must be a string when present; every
+    /// other key is recorded in `other_fields` (→ 1113).
+    pub fn from_json_object(obj: &JsonObject) -> Result<Self, WrongType> {
+        Ok(Self {
+            region_key: str_field(obj, "region_key")?,
+            other_fields: obj.keys().filter(|k| *k != "region_key").cloned().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(s: &str) -> JsonObject {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn json_objects() {
+        let c = CreateBinding::from_json_object(&obj(
+            r#"{"prefix_id":"p","cidr":"c","region_key":"eu","extra":1}"#,
+        ))
+        .unwrap();
+        assert_eq!(c, CreateBinding::new("p", "c", "eu"));
+        assert_eq!(
+            CreateBinding::from_json_object(&obj(r#"{"cidr":24}"#)),
+            Err(WrongType("cidr".into()))
+        );
+        assert_eq!(
+            CreateBinding::from_json_object(&obj(r#"{}"#)).unwrap(),
+            CreateBinding::default()
+        );
+        let u = UpdateBinding::from_json_object(&obj(r#"{"region_key":"us","cidr":"x"}"#))
+            .unwrap();
+        assert_eq!(u.region_key.as_deref(), Some("us"));
+        assert_eq!(u.other_fields, vec!["cidr".to_string()]);
+    }
+}

@@ -330,10 +330,15 @@ impl MembershipKind {
 /// An IP on an address map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressMapIp {
-    /// The address (canonical text when serialized).
+    /// The address (canonical text when serialized: RFC 5952 for IPv6).
+    #[serde(serialize_with = "canonical_ip_ser")]
     pub ip: IpAddr,
     /// When it was added.
     pub created_at: Timestamp,
+}
+
+fn canonical_ip_ser<S: serde::Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&inregion_model::cidr::canonical_ip(*ip))
 }
 
 /// A membership of an address map.

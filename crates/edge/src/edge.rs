@@ -208,13 +208,15 @@ fn decide_one(
     hash: u64,
     now: u64,
     pin: bool,
+    pre: Option<Option<RegionId>>,
 ) -> Decision {
+    let region = |snap: &Snapshot<RegionId>| pre.unwrap_or_else(|| lookup(snap, flow));
     match ft.probe(flow, hash) {
         Probe::Found(slot) => {
             if ft.is_expired(slot, now, timeouts) {
                 // Idle past its timeout: the old pin is gone; this packet starts anew.
                 ft.stats.expired += 1;
-                let d = plan.decision(ingress, lookup(snap, flow), snap.version());
+                let d = plan.decision(ingress, region(snap), snap.version());
                 if pin && d.verdict.is_processed() {
                     ft.repin(slot, &d, now);
                     ft.stats.pinned += 1;
@@ -255,7 +257,7 @@ fn decide_one(
             d
         }
         Probe::Vacant(slot) => {
-            let d = plan.decision(ingress, lookup(snap, flow), snap.version());
+            let d = plan.decision(ingress, region(snap), snap.version());
             // Refusals are not pinned: a retransmitted SYN is decided again, and may
             // succeed once health recovers.
             if pin && d.verdict.is_processed() {
@@ -269,16 +271,28 @@ fn decide_one(
 /// Packets per group of [`Edge::decide_many`]'s pipeline.
 const LANES: usize = 16;
 
-/// Hashes a group of flows, then reads each home slot: the hashing is pure arithmetic
-/// and the loads are independent, so all of the group's cache misses overlap.
+/// One group of [`Edge::decide_many`]'s pipeline: each flow's hash and, for flows that
+/// are probably new, its region looked up ahead (`None`: not looked up).
+#[derive(Clone, Copy)]
+struct Lanes {
+    hashes: [u64; LANES],
+    regions: [Option<Option<RegionId>>; LANES],
+}
+
+/// Hashes a group of flows (pure arithmetic), then starts every flow's flow-table reads
+/// (independent loads, so their cache misses overlap) and looks up the region of the
+/// flows whose home group has no matching tag (almost surely new flows; the lookups are
+/// independent too).
 #[inline(always)]
-fn prefetch_group(ft: &FlowTable, flows: &[FlowKey], hashes: &mut [u64; LANES]) {
-    for (h, f) in hashes.iter_mut().zip(flows) {
+fn prefetch_group(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
+    for (h, f) in lanes.hashes.iter_mut().zip(flows) {
         *h = ft.hash(f);
     }
     let mut touched = 0u64;
-    for &h in &hashes[..flows.len()] {
-        touched ^= ft.touch(h);
+    for ((&h, r), f) in lanes.hashes.iter().zip(&mut lanes.regions).zip(flows) {
+        let (t, known) = ft.touch(h);
+        touched ^= t;
+        *r = if known { None } else { Some(lookup(snap, f)) };
     }
     std::hint::black_box(touched);
 }
@@ -449,6 +463,7 @@ impl Edge {
             hash,
             now.as_nanos(),
             true,
+            None,
         );
         if self.next_sweep == SimTime::MAX && ft.len() > 0 {
             self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
@@ -468,21 +483,30 @@ impl Edge {
         let snap = self.tables[i].load();
         let ft = &mut self.flows[i];
         let now_ns = now.as_nanos();
-        // Software pipeline: the home slots of group g+1 are loaded (their cache misses
-        // in flight together) while group g is decided from lines already fetched.
-        let mut hashes = [[0u64; LANES]; 2];
+        // Software pipeline: the memory reads of group g+1 are in flight (their cache
+        // misses overlapping) while group g is decided from lines already fetched.
+        let empty = Lanes {
+            hashes: [0; LANES],
+            regions: [None; LANES],
+        };
+        let mut lanes = [empty; 2];
         let groups = flows.len().div_ceil(LANES);
         let group = |g: usize| g * LANES..((g + 1) * LANES).min(flows.len());
         if groups > 0 {
-            prefetch_group(ft, &flows[group(0)], &mut hashes[0]);
+            prefetch_group(ft, &snap, &flows[group(0)], &mut lanes[0]);
         }
         for g in 0..groups {
             if g + 1 < groups {
-                prefetch_group(ft, &flows[group(g + 1)], &mut hashes[(g + 1) & 1]);
+                prefetch_group(ft, &snap, &flows[group(g + 1)], &mut lanes[(g + 1) & 1]);
             }
             let r = group(g);
-            let hs = &hashes[g & 1];
-            for ((f, o), &h) in flows[r.clone()].iter().zip(&mut out[r]).zip(hs) {
+            let l = &lanes[g & 1];
+            for (((f, o), &h), &pre) in flows[r.clone()]
+                .iter()
+                .zip(&mut out[r])
+                .zip(&l.hashes)
+                .zip(&l.regions)
+            {
                 *o = decide_one(
                     ft,
                     &self.plan,
@@ -494,6 +518,7 @@ impl Edge {
                     h,
                     now_ns,
                     true,
+                    pre,
                 );
             }
         }
@@ -523,6 +548,7 @@ impl Edge {
             hash,
             now.as_nanos(),
             false,
+            None,
         );
         if let Probe::Found(slot) = ft.probe(flow, hash) {
             ft.remove_at(slot);

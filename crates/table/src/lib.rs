@@ -43,21 +43,31 @@
 //!  TableBuilder<V>        BTreeMaps of (prefix -> value); insert truncates host bits,
 //!        │ build()        the last insert of a prefix wins
 //!        ▼
-//!  Table<V>               immutable; per family:
-//!   ├─ values             dictionary: leaf index -> Option<V> (0 = no match)
-//!   ├─ v4 Poptrie         2^18-entry direct array ─► nodes (6-bit chunks) ─► leaves
-//!   ├─ v6 Poptrie         2^16-entry direct array ─► nodes (6-bit chunks) ─► leaves
+//!  compile.rs             sorted prefixes -> trie shape (painting, subtree collapse,
+//!        │                optional path compression); one pass, O(n · 64)
+//!        ▼
+//!  Table<V>               immutable; per family one trie in one of two layouts:
+//!   ├─ values             dictionary: leaf index -> Option<V> (index 0 = no match)
+//!   ├─ v4 trie            2^18-entry direct array ─► 6-bit nodes ─► leaf
+//!   ├─ v6 trie            2^16-entry direct array ─► 6-bit nodes ─► leaf
+//!   │    layouts:  nibble.rs   ≤ 15 distinct values: 64-byte nodes with 64 inline
+//!   │                          4-bit leaves and path compression (one line per level)
+//!   │              poptrie.rs  otherwise: 24-byte Poptrie nodes + run-compressed
+//!   │                          leaf array (u16 or u32 leaves)
 //!   └─ sorted prefixes    (prefix, value) list for longest_match() and iter()
 //!        │ publish()
 //!        ▼
 //!  SharedTable<V>         ArcSwap<Snapshot { version, table }>; readers load() a guard
 //! ```
 //!
-//! Each trie is a Poptrie (Asai & Ohara, SIGCOMM 2015): after the direct-pointing array,
-//! a node stores 64 slots with two `u64` bitmaps, one marking slots that continue in a
-//! child node, one marking the starts of runs of equal leaves; children and leaves are
-//! stored contiguously and found with a popcount. Start reading at [`TableBuilder::build`]
-//! and `poptrie.rs`.
+//! Both layouts are Poptries (Asai & Ohara, SIGCOMM 2015): after the direct-pointing
+//! array, a node covers 6 key bits with 64 slots; a `u64` bitmap marks the slots that
+//! continue in a child node, children are stored contiguously and found with a popcount.
+//! Where to start reading: [`TableBuilder::build`] → `compile.rs` → `nibble.rs`
+//! (the layout used for region ids) → `table.rs` (dispatch, batch, `longest_match`).
+//! Batch lookups prefetch the direct-pointing entries and first nodes of 32 addresses
+//! before finishing them, so that their cache misses overlap (`prefetch.rs` holds the
+//! crate's only `unsafe`: the prefetch intrinsic).
 //!
 //! # Invariants
 //!
@@ -67,17 +77,26 @@
 //! - Subtrees in which every address resolves to the same value are collapsed into one
 //!   leaf, so the compiled size depends on how values are laid out, not only on the
 //!   number of prefixes (few distinct region ids compress well).
+//! - In the nibble layout a node whose slots all say the same thing except for one
+//!   child is skipped; the child checks the key bits it expects and answers its
+//!   `fallback` leaf when they differ.
 //! - A [`Table`] never changes after it is built; new versions are new tables.
 //!
 //! # Complexity
 //!
-//! - `lookup`: at most `1 + ceil((32 - 18) / 6) = 4` dependent memory reads for IPv4,
-//!   `1 + ceil((128 - 16) / 6) = 20` for IPv6 (typically 3-5 for routed prefixes); no
-//!   allocation. `lookup_batch_*` prefetch groups of 32 lookups so their misses overlap.
+//! - `lookup`: one direct-pointing read plus one node per 6 bits past it: at most 3 nodes
+//!   for IPv4, at most 19 for IPv6 (typically 1-4 after path compression); no allocation.
+//! - `lookup_batch_*`: the same work, with the first two levels of 32 lookups overlapped.
 //! - `longest_match`: one binary search per distinct prefix length present.
-//! - `build`: O(n · 64) time; the compiled trie of a full BGP IPv4 table (~1M prefixes,
-//!   12 values) is a few MiB; [`Table::size_bytes`] also counts the sorted prefix list.
+//! - `build`: O(n · 64) time; a full BGP IPv4 table (~1M prefixes, 12 values) compiles in
+//!   about 0.2 s to ~8 MiB of trie; [`Table::size_bytes`] also counts the sorted prefix
+//!   list (~8 bytes per IPv4 prefix, ~20 per IPv6 prefix).
 //! - [`SharedTable::publish`]: O(1).
+//!
+//! # CPU features
+//!
+//! Nothing beyond the x86-64 baseline is required. `popcnt` (x86-64-v2) makes node
+//! steps cheaper; build with `-C target-cpu=native` (or `x86-64-v2`) to use it.
 //!
 //! The crate does no I/O and has no threads, globals or clocks.
 
@@ -85,6 +104,7 @@
 #![deny(unsafe_code)]
 
 mod builder;
+mod compile;
 mod nibble;
 mod poptrie;
 mod prefetch;

@@ -16,10 +16,15 @@
 //!           leaf   leaves nibble s                                    otherwise
 //! ```
 //!
-//! Built by converting a compiled [`Poptrie`] (same node tree, same order), so the two
-//! layouts cannot disagree about the structure.
+//! Nodes also carry the key bits they expect (`path`, `offset`) and a `fallback` leaf,
+//! so that pass-through nodes can be skipped (path compression, see `compile.rs`): a key
+//! that differs from a node's path gets the fallback. A 64-byte line has room for it.
+//!
+//! Built from the same [`Compiled`] shape as the Poptrie layout, so the two layouts
+//! cannot disagree about the structure.
 
-use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES, LEAF_FLAG, STRIDE};
+use crate::compile::Compiled;
+use crate::poptrie::{TrieKey, BATCH_LANES, LEAF_FLAG};
 use crate::prefetch::prefetch;
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
@@ -29,8 +34,14 @@ pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub(crate) struct NibbleNode {
+    /// Key bits `0..offset` of every address below this node (left-aligned).
+    path: u128,
     children: u64,
     child_base: u32,
+    /// Bit at which this node's chunk starts.
+    offset: u8,
+    /// Leaf for keys that reach this node but differ from `path` (path compression).
+    fallback: u8,
     /// Leaf of slot `s`: bits `4 * (s % 2)..` of byte `s / 2`.
     leaves: [u8; 32],
 }
@@ -57,21 +68,18 @@ pub(crate) struct NibbleTrie<const TOP: u32> {
 }
 
 impl<const TOP: u32> NibbleTrie<TOP> {
-    /// Converts `trie`; `None` if a leaf index exceeds [`MAX_NIBBLE_LEAF`].
-    pub(crate) fn from_poptrie(trie: &Poptrie<u32, TOP>) -> Option<Self> {
-        if trie.leaves.iter().any(|&l| l > MAX_NIBBLE_LEAF)
-            || trie
-                .top
-                .iter()
-                .any(|&e| e & LEAF_FLAG != 0 && e & !LEAF_FLAG > MAX_NIBBLE_LEAF)
-        {
+    /// Lays out `compiled`; `None` if a leaf index exceeds [`MAX_NIBBLE_LEAF`].
+    pub(crate) fn from_compiled(compiled: Compiled) -> Option<Self> {
+        // Every leaf, fallback and direct leaf is one of the entries' leaves (or 0).
+        if compiled.max_leaf > MAX_NIBBLE_LEAF {
             return None;
         }
-        let nodes = trie
+        let nodes = compiled
             .nodes
             .iter()
-            .map(|node| {
-                let slot_leaves = trie.slot_leaves(node);
+            .map(|built| {
+                let node = &built.node;
+                let slot_leaves = compiled.slot_leaves(node);
                 let mut leaves = [0u8; 32];
                 for (slot, &leaf) in slot_leaves.iter().enumerate() {
                     if node.children & (1 << slot) == 0 {
@@ -79,14 +87,17 @@ impl<const TOP: u32> NibbleTrie<TOP> {
                     }
                 }
                 NibbleNode {
+                    path: built.path,
                     children: node.children,
                     child_base: node.child_base,
+                    offset: built.offset,
+                    fallback: built.fallback as u8,
                     leaves,
                 }
             })
             .collect();
         Some(NibbleTrie {
-            top: trie.top.clone(),
+            top: compiled.top.into_boxed_slice(),
             nodes,
         })
     }
@@ -135,14 +146,17 @@ impl<const TOP: u32> NibbleTrie<TOP> {
             return entry & !LEAF_FLAG;
         }
         let mut node = &self.nodes[entry as usize];
-        let mut offset = TOP;
         loop {
+            let offset = u32::from(node.offset);
+            // Always true unless pass-through nodes above were skipped (compression).
+            if !key.has_prefix(node.path, offset) {
+                return u32::from(node.fallback);
+            }
             let slot = key.chunk(offset);
             if node.children & (1u64 << slot) == 0 {
                 return node.leaf(slot);
             }
             node = &self.nodes[node.child(slot) as usize];
-            offset += STRIDE;
         }
     }
 }
@@ -150,7 +164,8 @@ impl<const TOP: u32> NibbleTrie<TOP> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poptrie::CompileEntry;
+    use crate::compile::{compile, CompileEntry};
+    use crate::poptrie::Poptrie;
 
     fn v4(a: [u8; 4], len: u8, leaf: u32) -> CompileEntry {
         CompileEntry {
@@ -158,6 +173,22 @@ mod tests {
             len,
             leaf,
         }
+    }
+
+    #[test]
+    fn compressed_paths_fall_back_when_the_key_leaves_them() {
+        // A lone /32 under a /8: compression leaves one node at offset 30 whose path is
+        // 10.1.2.0/30; keys in the /8 but off that path must get the /8's value.
+        let entries = [v4([10, 0, 0, 0], 8, 2), v4([10, 1, 2, 3], 32, 4)];
+        let nibble = NibbleTrie::<16>::from_compiled(compile(&entries, 16, true)).unwrap();
+        assert_eq!(nibble.node_count(), 1);
+        let at = |a: [u8; 4]| nibble.lookup(u32::from_be_bytes(a));
+        assert_eq!(at([10, 1, 2, 3]), 4);
+        assert_eq!(at([10, 1, 2, 2]), 2);
+        assert_eq!(at([10, 1, 3, 3]), 2);
+        assert_eq!(at([10, 1, 130, 3]), 2);
+        assert_eq!(at([10, 0, 2, 3]), 2);
+        assert_eq!(at([11, 1, 2, 3]), 0);
     }
 
     #[test]
@@ -178,8 +209,8 @@ mod tests {
             v4([10, 1, 2, 64], 26, 6),
         ];
         let poptrie = Poptrie::<u32, 16>::build(&entries);
-        let nibble = NibbleTrie::from_poptrie(&poptrie).expect("leaves fit");
-        assert_eq!(nibble.node_count(), poptrie.node_count());
+        let nibble = NibbleTrie::<16>::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
+        assert!(nibble.node_count() <= poptrie.node_count());
         let keys: Vec<u32> = (0..512u32)
             .map(|i| u32::from_be_bytes([10, 1, 2, 0]).wrapping_add(i.wrapping_mul(0x0101_0007) >> (i % 24)))
             .chain([0, u32::MAX, u32::from_be_bytes([10, 1, 2, 63])])
@@ -199,9 +230,9 @@ mod tests {
 
     #[test]
     fn refuses_leaves_that_do_not_fit_a_nibble() {
-        let poptrie = Poptrie::<u32, 16>::build(&[v4([10, 1, 2, 3], 32, 16)]);
-        assert!(NibbleTrie::from_poptrie(&poptrie).is_none());
-        let top_only = Poptrie::<u32, 16>::build(&[v4([10, 0, 0, 0], 8, 16)]);
-        assert!(NibbleTrie::from_poptrie(&top_only).is_none());
+        let deep = compile(&[v4([10, 1, 2, 3], 32, 16)], 16, true);
+        assert!(NibbleTrie::<16>::from_compiled(deep).is_none());
+        let top_only = compile(&[v4([10, 0, 0, 0], 8, 16)], 16, true);
+        assert!(NibbleTrie::<16>::from_compiled(top_only).is_none());
     }
 }

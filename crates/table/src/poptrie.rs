@@ -18,6 +18,9 @@
 //! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
 //! prefix comes before the prefixes nested inside it), without duplicates.
 
+#[cfg(test)]
+use crate::compile::{compile, CompileEntry};
+use crate::compile::Compiled;
 use crate::prefetch::prefetch;
 
 /// Bits consumed per node level.
@@ -77,6 +80,9 @@ pub(crate) trait TrieKey: Copy {
     fn top(self, bits: u32) -> usize;
     /// The 6-bit chunk starting at bit `offset` (zero-padded past the key's end).
     fn chunk(self, offset: u32) -> usize;
+    /// Whether the first `len` bits (`1..=127`) equal those of `path`, a left-aligned
+    /// `u128` key.
+    fn has_prefix(self, path: u128, len: u32) -> bool;
 }
 
 impl TrieKey for u32 {
@@ -89,6 +95,10 @@ impl TrieKey for u32 {
         // Widen so that a chunk running past bit 32 reads zero padding.
         (((u64::from(self) << 32) << offset) >> (64 - STRIDE)) as usize
     }
+    #[inline(always)]
+    fn has_prefix(self, path: u128, len: u32) -> bool {
+        ((u128::from(self) << 96) ^ path) >> (128 - len) == 0
+    }
 }
 
 impl TrieKey for u128 {
@@ -100,15 +110,10 @@ impl TrieKey for u128 {
     fn chunk(self, offset: u32) -> usize {
         ((self << offset) >> (128 - STRIDE)) as usize
     }
-}
-
-/// A prefix to compile: key left-aligned in a `u128` (an IPv4 address sits in the top 32
-/// bits), host bits zero, and its value's dictionary index (non-zero).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct CompileEntry {
-    pub key: u128,
-    pub len: u8,
-    pub leaf: u32,
+    #[inline(always)]
+    fn has_prefix(self, path: u128, len: u32) -> bool {
+        (self ^ path) >> (128 - len) == 0
+    }
 }
 
 /// A compiled Poptrie with a `TOP`-bit direct-pointing array and leaves of type `L`.
@@ -129,46 +134,18 @@ pub(crate) fn bits_up_to(slot: usize) -> u64 {
 
 impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
     /// Compiles `entries` (sorted by `(key, len)`, unique, host bits zero).
+    #[cfg(test)]
     pub(crate) fn build(entries: &[CompileEntry]) -> Self {
-        debug_assert!(entries.windows(2).all(|w| (w[0].key, w[0].len) < (w[1].key, w[1].len)));
-        let top_len = 1usize << TOP;
-        let mut top_leaf = vec![0u32; top_len];
-        // Slots of the direct-pointing array that need a node, with their prefixes.
-        let mut deep: Vec<(usize, usize, usize)> = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
-            let slot = entry.key.top(TOP);
-            if u32::from(entry.len) <= TOP {
-                // Pre-order: a nested prefix paints after the prefix that contains it.
-                let count = 1usize << (TOP - u32::from(entry.len));
-                top_leaf[slot..slot + count].fill(entry.leaf);
-            } else {
-                match deep.last_mut() {
-                    Some((last, _, end)) if *last == slot => *end = i + 1,
-                    _ => deep.push((slot, i, i + 1)),
-                }
-            }
-        }
-        let mut compiler = Compiler::<L> {
-            nodes: Vec::new(),
-            leaves: Vec::new(),
-        };
-        let mut top: Vec<u32> = top_leaf.iter().map(|&leaf| LEAF_FLAG | leaf).collect();
-        for (slot, start, end) in deep {
-            match compiler.node(&entries[start..end], TOP, top_leaf[slot]) {
-                Compiled::Leaf(leaf) => top[slot] = LEAF_FLAG | leaf,
-                Compiled::Node(node) => {
-                    top[slot] = u32::try_from(compiler.nodes.len())
-                        .ok()
-                        .filter(|&i| i < LEAF_FLAG)
-                        .expect("more than 2^31 trie nodes");
-                    compiler.nodes.push(node);
-                }
-            }
-        }
+        Self::from_compiled(compile(entries, TOP, false))
+    }
+
+    /// Lays out an uncompressed compiled trie.
+    pub(crate) fn from_compiled(compiled: Compiled) -> Self {
+        debug_assert!(!compiled.compressed, "Poptrie nodes have no room for skipped paths");
         Poptrie {
-            top: top.into_boxed_slice(),
-            nodes: compiler.nodes.into_boxed_slice(),
-            leaves: compiler.leaves.into_boxed_slice(),
+            top: compiled.top.into_boxed_slice(),
+            nodes: compiled.nodes.iter().map(|n| n.node).collect(),
+            leaves: compiled.leaves.iter().map(|&l| L::from_index(l)).collect(),
         }
     }
 
@@ -177,28 +154,6 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
         std::mem::size_of_val(&*self.top)
             + std::mem::size_of_val(&*self.nodes)
             + std::mem::size_of_val(&*self.leaves)
-    }
-
-    /// The leaf of every slot of `node` (children's slots included, with the value of
-    /// the leaf run they sit in; callers skip them).
-    pub(crate) fn slot_leaves(&self, node: &Node) -> [u32; 64] {
-        let mut out = [0u32; 64];
-        for (slot, leaf) in out.iter_mut().enumerate() {
-            let rank = (node.leaf_runs & bits_up_to(slot)).count_ones();
-            if rank > 0 {
-                *leaf = self.leaves[(node.leaf_base + rank - 1) as usize].index();
-            }
-        }
-        out
-    }
-
-    /// Converts the leaf type (every index must fit `M`).
-    pub(crate) fn map_leaves<M: LeafIndex>(self) -> Poptrie<M, TOP> {
-        Poptrie {
-            top: self.top,
-            nodes: self.nodes,
-            leaves: self.leaves.iter().map(|l| M::from_index(l.index())).collect(),
-        }
     }
 
     /// Number of inner nodes (for diagnostics and tests).
@@ -252,90 +207,6 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
             *o = self.finish(key, entry);
         }
     }
-}
-
-/// What compiling one subtree produced.
-enum Compiled {
-    /// Every address in the subtree resolves to this leaf.
-    Leaf(u32),
-    /// An inner node (its children and leaves are already stored).
-    Node(Node),
-}
-
-struct Compiler<L> {
-    nodes: Vec<Node>,
-    leaves: Vec<L>,
-}
-
-impl<L: LeafIndex> Compiler<L> {
-    /// Compiles the subtree whose chunk starts at bit `offset`. `entries` are the prefixes
-    /// inside it (all longer than `offset`), `inherited` the leaf of the longest prefix
-    /// that covers the whole subtree.
-    ///
-    /// Children are compiled first and then stored as one contiguous block (post-order),
-    /// so that a subtree can still collapse into a leaf after its children are known.
-    fn node(&mut self, entries: &[CompileEntry], offset: u32, inherited: u32) -> Compiled {
-        let end = offset + STRIDE;
-        let mut slot_leaf = [inherited; 64];
-        let mut deep_range = [(0usize, 0usize); 64];
-        let mut deep_slots = 0u64;
-        for (i, entry) in entries.iter().enumerate() {
-            let slot = entry.key.chunk(offset);
-            let len = u32::from(entry.len);
-            if len <= end {
-                let count = 1usize << (end - len);
-                slot_leaf[slot..slot + count].fill(entry.leaf);
-            } else {
-                if deep_slots & (1 << slot) == 0 {
-                    deep_slots |= 1 << slot;
-                    deep_range[slot].0 = i;
-                }
-                deep_range[slot].1 = i + 1;
-            }
-        }
-        let mut children = 0u64;
-        let mut child_nodes = [Node::default(); 64];
-        let mut child_count = 0;
-        let mut pending = deep_slots;
-        while pending != 0 {
-            let slot = pending.trailing_zeros() as usize;
-            pending &= pending - 1;
-            let (start, stop) = deep_range[slot];
-            match self.node(&entries[start..stop], end, slot_leaf[slot]) {
-                Compiled::Leaf(leaf) => slot_leaf[slot] = leaf,
-                Compiled::Node(node) => {
-                    children |= 1 << slot;
-                    child_nodes[child_count] = node;
-                    child_count += 1;
-                }
-            }
-        }
-        if children == 0 && slot_leaf.iter().all(|&l| l == slot_leaf[0]) {
-            return Compiled::Leaf(slot_leaf[0]);
-        }
-        let leaf_base = index_u32(self.leaves.len());
-        let mut leaf_runs = 0u64;
-        let mut last: Option<u32> = None;
-        for (slot, &leaf) in slot_leaf.iter().enumerate() {
-            if children & (1 << slot) == 0 && last != Some(leaf) {
-                leaf_runs |= 1 << slot;
-                self.leaves.push(L::from_index(leaf));
-                last = Some(leaf);
-            }
-        }
-        let child_base = index_u32(self.nodes.len());
-        self.nodes.extend_from_slice(&child_nodes[..child_count]);
-        Compiled::Node(Node {
-            children,
-            leaf_runs,
-            leaf_base,
-            child_base,
-        })
-    }
-}
-
-fn index_u32(len: usize) -> u32 {
-    u32::try_from(len).expect("trie array larger than 2^32 entries")
 }
 
 #[cfg(test)]

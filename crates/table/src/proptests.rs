@@ -194,7 +194,7 @@ fn build(inserts: &[(IpNet, u16)]) -> (Table<u16>, Vec<Option<u16>>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn table_agrees_with_linear_model_and_ip_network_table(

@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::builder::TableBuilder;
-use crate::nibble::{NibbleNode, NibbleTrie};
-use crate::poptrie::{CompileEntry, Poptrie, TrieKey, BATCH_LANES};
+use crate::compile::{compile, CompileEntry};
+use crate::nibble::{NibbleNode, NibbleTrie, MAX_NIBBLE_LEAF};
+use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES};
 
 /// Direct-pointing bits of the IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper found 18
 /// the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30.
@@ -34,16 +35,20 @@ enum Trie<const TOP: u32> {
 
 impl<const TOP: u32> Trie<TOP> {
     fn build(entries: &[CompileEntry], distinct_values: usize) -> Self {
-        let trie = Poptrie::<u32, TOP>::build(entries);
-        if trie.node_count() * std::mem::size_of::<NibbleNode>() <= NIBBLE_MAX_NODE_BYTES {
-            if let Some(nibble) = NibbleTrie::from_poptrie(&trie) {
-                return Trie::Nibble(nibble);
+        if distinct_values <= MAX_NIBBLE_LEAF as usize + 1 {
+            let compressed = compile(entries, TOP, true);
+            let node_bytes = compressed.nodes.len() * std::mem::size_of::<NibbleNode>();
+            if node_bytes <= NIBBLE_MAX_NODE_BYTES {
+                if let Some(nibble) = NibbleTrie::from_compiled(compressed) {
+                    return Trie::Nibble(nibble);
+                }
             }
         }
+        let plain = compile(entries, TOP, false);
         if distinct_values <= usize::from(u16::MAX) {
-            Trie::Narrow(trie.map_leaves())
+            Trie::Narrow(Poptrie::from_compiled(plain))
         } else {
-            Trie::Wide(trie)
+            Trie::Wide(Poptrie::from_compiled(plain))
         }
     }
 

@@ -1,0 +1,247 @@
+//! From a sorted prefix list to a compiled trie shape, shared by both node layouts
+//! ([`Poptrie`](crate::poptrie::Poptrie) and [`NibbleTrie`](crate::nibble::NibbleTrie)).
+//!
+//! Input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` — so every prefix
+//! comes before the prefixes nested inside it (pre-order) — unique, host bits zero.
+//!
+//! One recursive pass per node: prefixes that end inside the node's 6-bit chunk *paint*
+//! the slots they cover (in pre-order, so a nested prefix paints over its parent: the
+//! longest wins); prefixes that go deeper form the contiguous sub-slice of their slot's
+//! child. Children are compiled first and stored as one contiguous block afterwards
+//! (post-order), which lets a finished subtree still be simplified:
+//!
+//! - a subtree whose 64 slots all hold one value becomes a single leaf;
+//! - with `compress`, a node that only passes through to one child (all its slots hold
+//!   one value besides that child) is skipped: the child records the key bits it expects
+//!   (`path`, `offset`) and the value to answer when a key deviates from them
+//!   (`fallback`). This path compression removes the long single-child chains of sparse
+//!   IPv6 tables.
+
+use crate::poptrie::{bits_up_to, Node, TrieKey, LEAF_FLAG, STRIDE};
+
+/// A prefix to compile: key left-aligned in a `u128` (an IPv4 address sits in the top 32
+/// bits), host bits zero, and its value's dictionary index (non-zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct CompileEntry {
+    pub key: u128,
+    pub len: u8,
+    pub leaf: u32,
+}
+
+/// A compiled node: its Poptrie bitmaps plus where it sits in the key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BuiltNode {
+    pub node: Node,
+    /// The key bits `0..offset` shared by every address below this node (left-aligned).
+    pub path: u128,
+    /// Bit at which this node's 6-bit chunk starts.
+    pub offset: u8,
+    /// The leaf for keys that reach this node but differ from `path` (only possible when
+    /// skipped pass-through nodes sit above it).
+    pub fallback: u32,
+}
+
+/// The compiled shape: direct-pointing array, nodes (children of a node contiguous),
+/// leaf runs (the leaves of a node contiguous), as in a Poptrie.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Compiled {
+    pub top: Vec<u32>,
+    pub nodes: Vec<BuiltNode>,
+    pub leaves: Vec<u32>,
+    /// Whether pass-through nodes were skipped (nodes may start below their parent's end).
+    pub compressed: bool,
+    /// The largest leaf index anywhere in the trie (`0` when empty).
+    pub max_leaf: u32,
+}
+
+impl Compiled {
+    /// The leaf of every slot of `node` (a child's slot gets the value of the leaf run it
+    /// sits in; callers skip those).
+    pub(crate) fn slot_leaves(&self, node: &Node) -> [u32; 64] {
+        let mut out = [0u32; 64];
+        for (slot, leaf) in out.iter_mut().enumerate() {
+            let rank = (node.leaf_runs & bits_up_to(slot)).count_ones();
+            if rank > 0 {
+                *leaf = self.leaves[(node.leaf_base + rank - 1) as usize];
+            }
+        }
+        out
+    }
+}
+
+/// Compiles `entries` with a `top_bits` direct-pointing array.
+pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -> Compiled {
+    debug_assert!(entries.windows(2).all(|w| (w[0].key, w[0].len) < (w[1].key, w[1].len)));
+    // Painted with `LEAF_FLAG | leaf`; slots that need a node are replaced below.
+    let mut top = vec![LEAF_FLAG; 1usize << top_bits];
+    // Slots of the direct-pointing array that need a node, with their prefixes.
+    let mut deep: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let slot = entry.key.top(top_bits);
+        if u32::from(entry.len) <= top_bits {
+            // Pre-order: a nested prefix paints after the prefix that contains it.
+            let count = 1usize << (top_bits - u32::from(entry.len));
+            top[slot..slot + count].fill(LEAF_FLAG | entry.leaf);
+        } else {
+            match deep.last_mut() {
+                Some((last, _, end)) if *last == slot => *end = i + 1,
+                _ => deep.push((slot, i, i + 1)),
+            }
+        }
+    }
+    let mut compiler = Compiler {
+        compiled: Compiled {
+            compressed: compress,
+            max_leaf: entries.iter().map(|e| e.leaf).max().unwrap_or(0),
+            ..Compiled::default()
+        },
+    };
+    for (slot, start, end) in deep {
+        let inherited = top[slot] & !LEAF_FLAG;
+        match compiler.node(&entries[start..end], top_bits, inherited) {
+            Subtree::Leaf(leaf) => top[slot] = LEAF_FLAG | leaf,
+            Subtree::Node(node) => {
+                let index = index_u32(compiler.compiled.nodes.len());
+                assert!(index < LEAF_FLAG, "more than 2^31 trie nodes");
+                top[slot] = index;
+                compiler.compiled.nodes.push(node);
+            }
+        }
+    }
+    compiler.compiled.top = top;
+    compiler.compiled
+}
+
+/// What compiling one subtree produced.
+enum Subtree {
+    /// Every address in the subtree resolves to this leaf.
+    Leaf(u32),
+    /// An inner node (its children and leaves are already stored).
+    Node(BuiltNode),
+}
+
+struct Compiler {
+    compiled: Compiled,
+}
+
+impl Compiler {
+    /// Compiles the subtree whose chunk starts at bit `offset`. `entries` are the prefixes
+    /// inside it (all longer than `offset`), `inherited` the leaf of the longest prefix
+    /// that covers the whole subtree.
+    fn node(&mut self, entries: &[CompileEntry], offset: u32, inherited: u32) -> Subtree {
+        let end = offset + STRIDE;
+        let mut slot_leaf = [inherited; 64];
+        let mut deep_range = [(0usize, 0usize); 64];
+        let mut deep_slots = 0u64;
+        for (i, entry) in entries.iter().enumerate() {
+            let slot = entry.key.chunk(offset);
+            let len = u32::from(entry.len);
+            if len <= end {
+                let count = 1usize << (end - len);
+                slot_leaf[slot..slot + count].fill(entry.leaf);
+            } else {
+                if deep_slots & (1 << slot) == 0 {
+                    deep_slots |= 1 << slot;
+                    deep_range[slot].0 = i;
+                }
+                deep_range[slot].1 = i + 1;
+            }
+        }
+        let mut children = 0u64;
+        let mut child_nodes = [BuiltNode::default(); 64];
+        let mut child_count = 0;
+        let mut pending = deep_slots;
+        while pending != 0 {
+            let slot = pending.trailing_zeros() as usize;
+            pending &= pending - 1;
+            let (start, stop) = deep_range[slot];
+            match self.node(&entries[start..stop], end, slot_leaf[slot]) {
+                Subtree::Leaf(leaf) => slot_leaf[slot] = leaf,
+                Subtree::Node(node) => {
+                    children |= 1 << slot;
+                    child_nodes[child_count] = node;
+                    child_count += 1;
+                }
+            }
+        }
+        let uniform = slot_leaf.iter().all(|&l| l == slot_leaf[0]);
+        if children == 0 && uniform {
+            return Subtree::Leaf(slot_leaf[0]);
+        }
+        if self.compiled.compressed && child_count == 1 && uniform {
+            // Pass-through: keys that stay on the child's path go on to it, every other
+            // key (at this level or at a level skipped below) gets the one value here.
+            let mut only = child_nodes[0];
+            only.fallback = slot_leaf[0];
+            return Subtree::Node(only);
+        }
+        let leaf_base = index_u32(self.compiled.leaves.len());
+        let mut leaf_runs = 0u64;
+        let mut last: Option<u32> = None;
+        for (slot, &leaf) in slot_leaf.iter().enumerate() {
+            if children & (1 << slot) == 0 && last != Some(leaf) {
+                leaf_runs |= 1 << slot;
+                self.compiled.leaves.push(leaf);
+                last = Some(leaf);
+            }
+        }
+        let child_base = index_u32(self.compiled.nodes.len());
+        self.compiled.nodes.extend_from_slice(&child_nodes[..child_count]);
+        let path = entries[0].key & !(u128::MAX >> offset);
+        Subtree::Node(BuiltNode {
+            node: Node {
+                children,
+                leaf_runs,
+                leaf_base,
+                child_base,
+            },
+            path,
+            offset: u8::try_from(offset).expect("offset < 128"),
+            fallback: inherited,
+        })
+    }
+}
+
+fn index_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("trie array larger than 2^32 entries")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6(segments: [u16; 8], len: u8, leaf: u32) -> CompileEntry {
+        CompileEntry {
+            key: u128::from(std::net::Ipv6Addr::from(segments)),
+            len,
+            leaf,
+        }
+    }
+
+    #[test]
+    fn compression_skips_single_child_chains() {
+        // A lone /64 below a /16 slot: 16 -> 22 -> ... -> 58 is a chain of pass-through
+        // nodes that compression collapses into the one node that holds the /64.
+        let entries = [v6([0x2001, 0xdb8, 1, 2, 0, 0, 0, 0], 64, 3)];
+        let plain = compile(&entries, 16, false);
+        let compressed = compile(&entries, 16, true);
+        assert_eq!(plain.nodes.len(), 8);
+        assert_eq!(compressed.nodes.len(), 1);
+        assert_eq!(compressed.nodes[0].offset, 58);
+        assert_eq!(compressed.nodes[0].fallback, 0);
+    }
+
+    #[test]
+    fn compression_keeps_nodes_whose_slots_differ() {
+        // The /40 paints the slot of the /64's chain with another value: the node where it
+        // ends must stay, or keys leaving the path below it would get the wrong fallback.
+        let entries = [
+            v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, 1),
+            v6([0x2001, 0xdb8, 0x0100, 0, 0, 0, 0, 0], 40, 2),
+            v6([0x2001, 0xdb8, 0x0100, 2, 0, 0, 0, 0], 64, 3),
+        ];
+        let compressed = compile(&entries, 16, true);
+        assert!(compressed.nodes.iter().any(|n| n.offset == 34), "{:?}", compressed.nodes);
+        assert!(compressed.nodes.iter().any(|n| n.offset == 58 && n.fallback == 2));
+    }
+}
