@@ -61,6 +61,9 @@ pub struct Args {
     /// Largest accepted request body, in bytes (larger: 413).
     #[arg(long, default_value_t = inregion_api::app::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Cap on live bindings per prefix (more: 400 / 1117). No cap when unset.
+    #[arg(long)]
+    max_bindings_per_prefix: Option<usize>,
     /// Worker threads of the async runtime (default: one per CPU core).
     #[arg(long)]
     workers: Option<usize>,
@@ -109,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         propagation_delay: args.propagation_delay,
         admin_token,
         max_body_bytes: args.max_body_bytes,
+        max_bindings_per_prefix: args.max_bindings_per_prefix,
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

@@ -60,6 +60,8 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
     /// Request body limit in bytes.
     pub max_body_bytes: usize,
+    /// Optional cap on live bindings per prefix (400 / 1117); `None`: no cap.
+    pub max_bindings_per_prefix: Option<usize>,
 }
 
 impl Default for ServeOptions {
@@ -73,6 +75,7 @@ impl Default for ServeOptions {
             propagation_delay: DEFAULT_PROPAGATION_DELAY,
             admin_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_bindings_per_prefix: None,
         }
     }
 }
@@ -229,6 +232,7 @@ impl Server {
     pub async fn bind(opts: ServeOptions) -> Result<Self, ServeError> {
         let config = ControlConfig {
             propagation_delay: opts.propagation_delay,
+            max_bindings_per_prefix: opts.max_bindings_per_prefix,
             ..ControlConfig::default()
         };
         let (control, clock, database, stored_token) = match &opts.data_dir {

@@ -127,8 +127,16 @@ impl World {
         let flows: Vec<FlowKey> = (0..total)
             .map(|i| {
                 // 80 % to bound customer addresses, 20 % anywhere (mostly unbound).
-                let dst = if rng.gen_ratio(4, 5) { hits[i] } else { random[i] };
-                let proto = if rng.gen_ratio(9, 10) { Protocol::TCP } else { Protocol::UDP };
+                let dst = if rng.gen_ratio(4, 5) {
+                    hits[i]
+                } else {
+                    random[i]
+                };
+                let proto = if rng.gen_ratio(9, 10) {
+                    Protocol::TCP
+                } else {
+                    Protocol::UDP
+                };
                 // Distinct by construction: the source encodes the index.
                 let src = Ipv4Addr::from(0x6400_0000 | i as u32);
                 FlowKey::v4(proto, src, rng.gen_range(1024..=65535), dst, 443)
@@ -323,7 +331,8 @@ pub fn agree(ours: &Decision, base: &BaselineDecision) -> bool {
         && ours.added_rtt_us == base.added_rtt_us
         && ours.established == base.established
         && ours.table_version == base.version
-        && (ours.verdict == Verdict::Forwarded) == (base.processed_at.is_some_and(|p| p != ours.ingress.index()))
+        && (ours.verdict == Verdict::Forwarded)
+            == (base.processed_at.is_some_and(|p| p != ours.ingress.index()))
 }
 
 // ---- one thread's contestants --------------------------------------------------
@@ -346,7 +355,13 @@ pub struct Contest {
 impl Contest {
     /// Builds both sides, fills their flow tables and checks that they agree on every
     /// live flow, a sample of established packets and every fresh flow.
-    pub fn new(world: &World, edge: Edge, ingress: &str, live: usize, seed: u64) -> anyhow::Result<Contest> {
+    pub fn new(
+        world: &World,
+        edge: Edge,
+        ingress: &str,
+        live: usize,
+        seed: u64,
+    ) -> anyhow::Result<Contest> {
         let ingress = world.dc(ingress);
         let traffic = world.traffic(ingress, live, FRESH_PER_PASS, seed);
         let mut edge = edge;
@@ -356,7 +371,10 @@ impl Contest {
             edge.decide_many(ingress, chunk, NOW, &mut out[..chunk.len()]);
             for (k, d) in chunk.iter().zip(&out) {
                 let b = baseline.decide(&BaselineKey::from(k), NOW.as_nanos());
-                anyhow::ensure!(agree(d, &b), "ours {d:?} and baseline {b:?} disagree on {k:?}");
+                anyhow::ensure!(
+                    agree(d, &b),
+                    "ours {d:?} and baseline {b:?} disagree on {k:?}"
+                );
             }
         }
         let fresh_keys: Vec<BaselineKey> = traffic.fresh.iter().map(BaselineKey::from).collect();
@@ -370,7 +388,13 @@ impl Contest {
             established_keys,
             out,
         };
-        for (k, b) in c.traffic.established.iter().zip(&c.established_keys).step_by(97) {
+        for (k, b) in c
+            .traffic
+            .established
+            .iter()
+            .zip(&c.established_keys)
+            .step_by(97)
+        {
             let d = c.edge.decide(ingress, k, NOW);
             let e = c.baseline.decide(b, NOW.as_nanos());
             anyhow::ensure!(agree(&d, &e), "established: {d:?} vs {e:?}");
@@ -510,46 +534,47 @@ fn pass(c: &mut Contest, side: Side, kind: Kind, round: usize) -> (usize, f64) {
     (n, secs)
 }
 
-/// Million decisions per second of thread CPU time: the best of `passes` timed passes
-/// (after one warm-up), on one thread, or on each contest's own thread at once (then
-/// the sum of the threads' rates).
-fn rate(contests: &mut [Contest], side: Side, kind: Kind, passes: usize) -> f64 {
-    if contests.len() == 1 {
-        let c = &mut contests[0];
-        pass(c, side, kind, 0);
-        let mut best = 0.0f64;
-        for round in 1..=passes {
-            let (n, s) = pass(c, side, kind, round);
-            best = best.max(n as f64 / s / 1e6);
-        }
-        return best;
+/// One round on one thread, or on each contest's own thread at once: the sum of the
+/// threads' rates in million decisions per second of thread CPU time.
+fn round_rate(contests: &mut [Contest], side: Side, kind: Kind, round: usize) -> f64 {
+    if let [c] = contests {
+        let (n, s) = pass(c, side, kind, round);
+        return n as f64 / s / 1e6;
     }
     let barrier = Barrier::new(contests.len());
-    let mut best = 0.0f64;
-    for round in 0..=passes {
-        let results: Vec<(usize, f64)> = std::thread::scope(|s| {
-            let handles: Vec<_> = contests
-                .iter_mut()
-                .map(|c| {
-                    let barrier = &barrier;
-                    s.spawn(move || {
-                        barrier.wait();
-                        pass(c, side, kind, round)
-                    })
+    let results: Vec<(usize, f64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = contests
+            .iter_mut()
+            .map(|c| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    pass(c, side, kind, round)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("bench thread"))
-                .collect()
-        });
-        // The threads ran at the same time; each rate is per its own CPU time.
-        let total: f64 = results.iter().map(|&(n, s)| n as f64 / s / 1e6).sum();
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread"))
+            .collect()
+    });
+    // The threads ran at the same time; each rate is per its own CPU time.
+    results.iter().map(|&(n, s)| n as f64 / s / 1e6).sum()
+}
+
+/// Ours and the baseline in alternating rounds (so that both see the same machine
+/// load), after one warm-up round each: the best rate of each.
+fn compare(contests: &mut [Contest], ours: Side, kind: Kind, passes: usize) -> (f64, f64) {
+    let (mut best_ours, mut best_base) = (0.0f64, 0.0f64);
+    for round in 0..=passes {
+        let o = round_rate(contests, ours, kind, round);
+        let b = round_rate(contests, Side::Baseline, kind, round);
         if round > 0 {
-            best = best.max(total);
+            best_ours = best_ours.max(o);
+            best_base = best_base.max(b);
         }
     }
-    best
+    (best_ours, best_base)
 }
 
 fn emit(case: &str, ours: f64, baseline: f64, extra: serde_json::Value) {
@@ -567,7 +592,8 @@ fn emit(case: &str, ours: f64, baseline: f64, extra: serde_json::Value) {
 
 /// Runs the edge comparison and prints JSON lines to stdout.
 ///
-/// `quick`: 3 timed passes per case (else 10). Takes about a minute on 2 cores.
+/// `quick`: 3 timed rounds per side and case (else 10), alternating ours and the
+/// baseline. The quick run takes under a minute on 2 cores.
 pub fn run(quick: bool) -> anyhow::Result<()> {
     let passes = if quick { 3 } else { 10 };
     let started = Instant::now();
@@ -581,48 +607,48 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         Contest::new(&world, second, "SIN", LIVE_FLOWS, 8)?,
     ];
     let setup_s = started.elapsed().as_secs_f64();
-    let live = contests[0].edge.flow_stats(contests[0].traffic.ingress).live;
-    let note = serde_json::json!({ "live_flows": live, "batch": BATCH, "bindings": BINDINGS });
+    let live = contests[0]
+        .edge
+        .flow_stats(contests[0].traffic.ingress)
+        .live;
 
     // INREGION_EDGE_CASES=new-flows,established-flows runs only those cases.
     let only = std::env::var("INREGION_EDGE_CASES").ok();
-    let wanted = |case: &str| only.as_deref().is_none_or(|o| o.split(',').any(|c| c == case));
-    let one = &mut contests[..1];
-    let mut base_new = None;
-    if wanted("new-flows") {
-        let ours = rate(one, Side::Ours, Kind::New, passes);
-        let base = *base_new.get_or_insert_with(|| rate(one, Side::Baseline, Kind::New, passes));
-        emit("new-flows", ours, base, note.clone());
-    }
-    if wanted("new-flows-unbatched") {
-        let ours = rate(one, Side::OursUnbatched, Kind::New, passes);
-        let base = *base_new.get_or_insert_with(|| rate(one, Side::Baseline, Kind::New, passes));
-        emit("new-flows-unbatched", ours, base, note.clone());
-    }
-    let mut base_est = None;
-    if wanted("established-flows") {
-        let ours = rate(one, Side::Ours, Kind::Established, passes);
-        let base = *base_est
-            .get_or_insert_with(|| rate(one, Side::Baseline, Kind::Established, passes));
-        emit("established-flows", ours, base, note.clone());
-    }
-    if wanted("established-flows-unbatched") {
-        let ours = rate(one, Side::OursUnbatched, Kind::Established, passes);
-        let base = *base_est
-            .get_or_insert_with(|| rate(one, Side::Baseline, Kind::Established, passes));
-        emit("established-flows-unbatched", ours, base, note.clone());
-    }
-    let two = &mut contests[..];
-    let threads = serde_json::json!({ "threads": 2, "live_flows_per_thread": live, "batch": BATCH });
-    if wanted("new-flows-2-threads") {
-        let ours = rate(two, Side::Ours, Kind::New, passes);
-        let base = rate(two, Side::Baseline, Kind::New, passes);
-        emit("new-flows-2-threads", ours, base, threads.clone());
-    }
-    if wanted("established-flows-2-threads") {
-        let ours = rate(two, Side::Ours, Kind::Established, passes);
-        let base = rate(two, Side::Baseline, Kind::Established, passes);
-        emit("established-flows-2-threads", ours, base, threads);
+    let wanted = |case: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|c| c == case))
+    };
+    let cases: [(&str, usize, Side, Kind); 6] = [
+        ("new-flows", 1, Side::Ours, Kind::New),
+        ("new-flows-unbatched", 1, Side::OursUnbatched, Kind::New),
+        ("established-flows", 1, Side::Ours, Kind::Established),
+        (
+            "established-flows-unbatched",
+            1,
+            Side::OursUnbatched,
+            Kind::Established,
+        ),
+        ("new-flows-2-threads", 2, Side::Ours, Kind::New),
+        (
+            "established-flows-2-threads",
+            2,
+            Side::Ours,
+            Kind::Established,
+        ),
+    ];
+    for (case, threads, side, kind) in cases {
+        if !wanted(case) {
+            continue;
+        }
+        let (ours, base) = compare(&mut contests[..threads], side, kind, passes);
+        let extra = serde_json::json!({
+            "threads": threads,
+            "live_flows_per_thread": live,
+            "batch": if matches!(side, Side::Ours) { BATCH } else { 1 },
+            "bindings": BINDINGS,
+            "clock": "thread-cpu",
+        });
+        emit(case, ours, base, extra);
     }
     eprintln!(
         "edge comparison: setup {setup_s:.1} s, total {:.1} s",

@@ -17,15 +17,15 @@ const USAGE: &str = "usage: inregion-bench <table|edge> [--quick]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let which = args.iter().find(|a| !a.starts_with('-')).map(String::as_str);
+    let which = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map(String::as_str);
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if let Some(bad) = args
-        .iter()
-        .find(|a| a.starts_with('-') && *a != "--quick")
-    {
+    if let Some(bad) = args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
         eprintln!("inregion-bench: unknown option {bad}\n\n{USAGE}");
         return ExitCode::from(2);
     }

@@ -64,7 +64,10 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         }
     };
     let threads = thread_counts()?;
-    eprintln!("table: budget {budget:?}, threads {threads:?}, cpu features {}", cpu_features());
+    eprintln!(
+        "table: budget {budget:?}, threads {threads:?}, cpu features {}",
+        cpu_features()
+    );
 
     // INREGION_BENCH_ONLY=v4-real,v6-200k runs only those tables (all by default).
     let only = std::env::var("INREGION_BENCH_ONLY").unwrap_or_default();
@@ -80,7 +83,11 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     if wanted("v4-real") || wanted("v6-real") {
         eprintln!("table: loading {}", workload::bgp_path().display());
         let bgp = workload::load_bgp(&workload::bgp_path())?;
-        eprintln!("table: {} IPv4 and {} IPv6 prefixes", bgp.v4.len(), bgp.v6.len());
+        eprintln!(
+            "table: {} IPv4 and {} IPv6 prefixes",
+            bgp.v4.len(),
+            bgp.v6.len()
+        );
         if wanted("v4-real") {
             let v4_real = workload::with_regions(&bgp.v4, 12);
             v4_cases("v4-real", &v4_real, budget, &threads, true)?;
@@ -166,8 +173,20 @@ fn v4_cases(
                 &mut || baseline_pass_v4(&baseline, stream),
             ],
         );
-        emit(&format!("{name}-{stream_name}-batch"), batch, base, &common, json!({}));
-        emit(&format!("{name}-{stream_name}-single"), single, base, &common, json!({}));
+        emit(
+            &format!("{name}-{stream_name}-batch"),
+            batch,
+            base,
+            &common,
+            json!({}),
+        );
+        emit(
+            &format!("{name}-{stream_name}-single"),
+            single,
+            base,
+            &common,
+            json!({}),
+        );
     }
 
     let steps = budget.stream_len / 4;
@@ -183,7 +202,13 @@ fn v4_cases(
             },
         ],
     );
-    emit(&format!("{name}-hit-dependent"), ours_dep, base_dep, &common, json!({}));
+    emit(
+        &format!("{name}-hit-dependent"),
+        ours_dep,
+        base_dep,
+        &common,
+        json!({}),
+    );
 
     if with_publish {
         publish_case(name, &ours, &hits, budget, &common);
@@ -235,8 +260,20 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
                 &mut || baseline_pass_v6(&baseline, stream),
             ],
         );
-        emit(&format!("{name}-{stream_name}-batch"), batch, base, &common, json!({}));
-        emit(&format!("{name}-{stream_name}-single"), single, base, &common, json!({}));
+        emit(
+            &format!("{name}-{stream_name}-batch"),
+            batch,
+            base,
+            &common,
+            json!({}),
+        );
+        emit(
+            &format!("{name}-{stream_name}-single"),
+            single,
+            base,
+            &common,
+            json!({}),
+        );
     }
     let steps = budget.stream_len / 4;
     let [ours_dep, base_dep] = measure(
@@ -251,14 +288,27 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
             },
         ],
     );
-    emit(&format!("{name}-hit-dependent"), ours_dep, base_dep, &common, json!({}));
+    emit(
+        &format!("{name}-hit-dependent"),
+        ours_dep,
+        base_dep,
+        &common,
+        json!({}),
+    );
     Ok(())
 }
 
 /// Reader throughput with and without a writer publishing every millisecond. The writer
-/// publishes clones of the table prepared in its own thread (what a control plane
-/// would hand over), so the reader measures the cost of the swaps, not of builds.
-fn publish_case(name: &str, table: &Table<u16>, stream: &[Ipv4Addr], budget: Budget, common: &Common) {
+/// publishes clones of the table (O(1): clones share the compiled data), so the case
+/// measures what publishing costs readers (swaps, reclamation of old snapshots), not the
+/// cost of building tables on a shared core.
+fn publish_case(
+    name: &str,
+    table: &Table<u16>,
+    stream: &[Ipv4Addr],
+    budget: Budget,
+    common: &Common,
+) {
     eprintln!("table: {name}-publish-1000hz");
     let shared = SharedTable::new(1, table.clone());
     let reader = |stop: &AtomicBool| {
@@ -292,7 +342,6 @@ fn publish_case(name: &str, table: &Table<u16>, stream: &[Ipv4Addr], budget: Bud
             let handle = scope.spawn(|| reader(&stop));
             let writer = scope.spawn(|| {
                 let mut version = 1;
-                let mut next = table.clone();
                 let mut due = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     due += Duration::from_millis(1);
@@ -300,8 +349,7 @@ fn publish_case(name: &str, table: &Table<u16>, stream: &[Ipv4Addr], budget: Bud
                         std::thread::sleep(wait);
                     }
                     version += 1;
-                    let replacement = next.clone();
-                    shared.publish(version, std::mem::replace(&mut next, replacement)).expect("newer");
+                    shared.publish(version, table.clone()).expect("newer");
                     published.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -367,7 +415,12 @@ fn measure<const N: usize>(
     rates.map(|mut r| median(&mut r))
 }
 
-fn threaded<A: Sync>(n: usize, budget: Budget, stream: &[A], pass: impl Fn(&[A]) -> u64 + Sync) -> f64 {
+fn threaded<A: Sync>(
+    n: usize,
+    budget: Budget,
+    stream: &[A],
+    pass: impl Fn(&[A]) -> u64 + Sync,
+) -> f64 {
     let stop = AtomicBool::new(false);
     let total: u64 = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..n)
@@ -406,7 +459,10 @@ fn batch_pass_v4(table: &Table<u16>, stream: &[Ipv4Addr]) -> u64 {
 }
 
 fn single_pass_v4(table: &Table<u16>, stream: &[Ipv4Addr]) -> u64 {
-    stream.iter().map(|&a| u64::from(table.lookup_v4(a).unwrap_or(0))).sum()
+    stream
+        .iter()
+        .map(|&a| u64::from(table.lookup_v4(a).unwrap_or(0)))
+        .sum()
 }
 
 fn baseline_pass_v4(table: &IpNetworkTable<u16>, stream: &[Ipv4Addr]) -> u64 {
@@ -427,7 +483,10 @@ fn batch_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
 }
 
 fn single_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
-    stream.iter().map(|&a| u64::from(table.lookup_v6(a).unwrap_or(0))).sum()
+    stream
+        .iter()
+        .map(|&a| u64::from(table.lookup_v6(a).unwrap_or(0)))
+        .sum()
 }
 
 fn baseline_pass_v6(table: &IpNetworkTable<u16>, stream: &[Ipv6Addr]) -> u64 {
@@ -450,18 +509,32 @@ fn dependent_pass(steps: usize, len: usize, lookup: impl Fn(usize) -> Option<u16
     sum
 }
 
-fn check_v4(ours: &Table<u16>, baseline: &IpNetworkTable<u16>, addrs: &[Ipv4Addr]) -> anyhow::Result<()> {
+fn check_v4(
+    ours: &Table<u16>,
+    baseline: &IpNetworkTable<u16>,
+    addrs: &[Ipv4Addr],
+) -> anyhow::Result<()> {
     for &a in addrs {
         let want = baseline.longest_match_ipv4(a).map(|(_, &v)| v);
-        anyhow::ensure!(ours.lookup_v4(a) == want, "table disagrees with ip_network_table at {a}");
+        anyhow::ensure!(
+            ours.lookup_v4(a) == want,
+            "table disagrees with ip_network_table at {a}"
+        );
     }
     Ok(())
 }
 
-fn check_v6(ours: &Table<u16>, baseline: &IpNetworkTable<u16>, addrs: &[Ipv6Addr]) -> anyhow::Result<()> {
+fn check_v6(
+    ours: &Table<u16>,
+    baseline: &IpNetworkTable<u16>,
+    addrs: &[Ipv6Addr],
+) -> anyhow::Result<()> {
     for &a in addrs {
         let want = baseline.longest_match_ipv6(a).map(|(_, &v)| v);
-        anyhow::ensure!(ours.lookup_v6(a) == want, "table disagrees with ip_network_table at {a}");
+        anyhow::ensure!(
+            ours.lookup_v6(a) == want,
+            "table disagrees with ip_network_table at {a}"
+        );
     }
     Ok(())
 }

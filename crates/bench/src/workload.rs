@@ -63,7 +63,10 @@ pub fn load_bgp(path: &Path) -> anyhow::Result<BgpTable> {
 /// Gives each prefix one of [`REGIONS`] region ids, uniformly at random.
 pub fn with_regions<N: Copy>(prefixes: &[N], seed: u64) -> Vec<(N, u16)> {
     let mut rng = rng(seed);
-    prefixes.iter().map(|&n| (n, rng.gen_range(0..REGIONS))).collect()
+    prefixes
+        .iter()
+        .map(|&n| (n, rng.gen_range(0..REGIONS)))
+        .collect()
 }
 
 /// `count` distinct IPv4 prefixes /16-/32 shaped like BYOIP customers: a tenth are
@@ -76,7 +79,9 @@ pub fn synthetic_v4_byoip(count: usize, seed: u64) -> Vec<Ipv4Net> {
     while prefixes.len() < count {
         let net = if prefixes.len() < count / 10 || rng.gen_ratio(1, 10) {
             let len = rng.gen_range(16..=22);
-            Ipv4Net::new(Ipv4Addr::from(rng.gen::<u32>()), len).expect("len <= 32").trunc()
+            Ipv4Net::new(Ipv4Addr::from(rng.gen::<u32>()), len)
+                .expect("len <= 32")
+                .trunc()
         } else {
             let parent = prefixes[rng.gen_range(0..prefixes.len())];
             if parent.prefix_len() == 32 {
@@ -89,7 +94,9 @@ pub fn synthetic_v4_byoip(count: usize, seed: u64) -> Vec<Ipv4Net> {
             };
             let host = rng.gen::<u32>() & (u32::MAX >> parent.prefix_len());
             let addr = u32::from(parent.network()) | host;
-            Ipv4Net::new(Ipv4Addr::from(addr), len).expect("len <= 32").trunc()
+            Ipv4Net::new(Ipv4Addr::from(addr), len)
+                .expect("len <= 32")
+                .trunc()
         };
         if seen.insert(net) {
             prefixes.push(net);
@@ -122,7 +129,9 @@ pub fn synthetic_v6(count: usize, seed: u64) -> Vec<Ipv6Net> {
             _ => rng.gen_range(36..=44),
         };
         let addr = root | (rng.gen::<u128>() >> 32);
-        let net = Ipv6Net::new(Ipv6Addr::from(addr), len).expect("len <= 128").trunc();
+        let net = Ipv6Net::new(Ipv6Addr::from(addr), len)
+            .expect("len <= 128")
+            .trunc();
         if seen.insert(net) {
             prefixes.push(net);
         }
@@ -133,7 +142,9 @@ pub fn synthetic_v6(count: usize, seed: u64) -> Vec<Ipv6Net> {
 /// `count` uniformly random IPv4 addresses.
 pub fn uniform_v4(count: usize, seed: u64) -> Vec<Ipv4Addr> {
     let mut rng = rng(seed);
-    (0..count).map(|_| Ipv4Addr::from(rng.gen::<u32>())).collect()
+    (0..count)
+        .map(|_| Ipv4Addr::from(rng.gen::<u32>()))
+        .collect()
 }
 
 /// `count` uniformly random IPv6 addresses inside 2000::/3 (global unicast; outside it
@@ -152,7 +163,10 @@ pub fn hits_v4(prefixes: &[Ipv4Net], count: usize, seed: u64) -> Vec<Ipv4Addr> {
     (0..count)
         .map(|_| {
             let net = prefixes[rng.gen_range(0..prefixes.len())];
-            let host = rng.gen::<u32>().checked_shr(u32::from(net.prefix_len())).unwrap_or(0);
+            let host = rng
+                .gen::<u32>()
+                .checked_shr(u32::from(net.prefix_len()))
+                .unwrap_or(0);
             Ipv4Addr::from(u32::from(net.network()) | host)
         })
         .collect()
@@ -164,7 +178,10 @@ pub fn hits_v6(prefixes: &[Ipv6Net], count: usize, seed: u64) -> Vec<Ipv6Addr> {
     (0..count)
         .map(|_| {
             let net = prefixes[rng.gen_range(0..prefixes.len())];
-            let host = rng.gen::<u128>().checked_shr(u32::from(net.prefix_len())).unwrap_or(0);
+            let host = rng
+                .gen::<u128>()
+                .checked_shr(u32::from(net.prefix_len()))
+                .unwrap_or(0);
             Ipv6Addr::from(u128::from(net.network()) | host)
         })
         .collect()
@@ -253,8 +270,13 @@ mod tests {
     fn synthetic_sets_have_the_requested_shape() {
         let v4 = synthetic_v4_byoip(2_000, 1);
         assert_eq!(v4.len(), 2_000);
-        assert!(v4.iter().all(|n| (16..=32).contains(&n.prefix_len()) && n.trunc() == *n));
-        let nested = v4.iter().filter(|n| v4.iter().any(|m| m != *n && m.contains(*n))).count();
+        assert!(v4
+            .iter()
+            .all(|n| (16..=32).contains(&n.prefix_len()) && n.trunc() == *n));
+        let nested = v4
+            .iter()
+            .filter(|n| v4.iter().any(|m| m != *n && m.contains(*n)))
+            .count();
         assert!(nested > 1_000, "only {nested} nested prefixes");
         let v6 = synthetic_v6(5_000, 2);
         assert_eq!(v6.len(), 5_000);

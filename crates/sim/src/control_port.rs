@@ -6,9 +6,15 @@
 //! 1301 for an address-map add blocked by a propagating binding, ...). [`Control`] is the
 //! adapter over the `inregion-control` crate's rules.
 
+use crate::scenario::Scenario;
 use crate::time::SimTime;
+use inregion_control::{
+    AccountSeed, ApiError, ControlConfig, ControlPlane, CreateAddressMap, CreateBinding,
+    PrefixSeed, Principal, UpdateBinding,
+};
+use inregion_model::{AccountId, Entitlement, ReferenceData, Timestamp};
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::sync::Arc;
 
 /// An operation the control plane refused: the API's code and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,269 +68,203 @@ pub trait ControlPort {
     fn live_bindings(&self) -> Vec<LiveBinding>;
 }
 
-pub use interim::Control;
+/// The adapter over `inregion-control`'s [`ControlPlane`]: the scenario's accounts and
+/// prefixes are seeded through its admin operations; every timeline operation is the
+/// API's own method, called by the trusted [`Principal::system`] (permissions granted,
+/// entitlements and every validation rule still applied).
+pub struct Control {
+    plane: ControlPlane,
+    /// Account ids, by scenario account index.
+    accounts: Vec<String>,
+    /// Prefix ids and owning account index, by scenario prefix index.
+    prefixes: Vec<(String, usize)>,
+    /// Address-map id → owning account index.
+    maps: Vec<(String, usize)>,
+    principal: Principal,
+}
 
-/// The adapter used until `inregion-control` exposes its service API (see the crate's
-/// report): the §7/§9 rules the simulator's scenarios exercise, with the contract's codes.
-mod interim {
-    use super::*;
-    use crate::scenario::Scenario;
-    use inregion_model::{ReferenceData, RegionKey};
+/// Simulated time 0 is 2026-01-01T00:00:00Z for the control plane's timestamps.
+const EPOCH_SECS: i64 = 1_767_225_600;
 
-    struct Binding {
-        id: String,
-        account: usize,
-        cidr: IpNet,
-        region: String,
-        changed_at: SimTime,
-        deleted: bool,
+fn ts(t: SimTime) -> Timestamp {
+    Timestamp::from_secs(EPOCH_SECS).plus(t.as_duration())
+}
+
+fn refusal<E: ApiError + ?Sized>(e: &E) -> Refusal {
+    Refusal {
+        code: e.code(),
+        http_status: e.http_status(),
+        message: e.to_string(),
     }
+}
 
-    struct AddressMap {
-        id: String,
-        account: usize,
-        ips: Vec<IpAddr>,
-    }
-
-    /// The control plane of one simulation run.
-    pub struct Control {
-        accounts: Vec<(bool, bool)>,
-        prefixes: Vec<(usize, IpNet, bool, String)>,
-        regions: Vec<RegionKey>,
-        bindings: Vec<Binding>,
-        maps: Vec<AddressMap>,
+impl Control {
+    /// The control plane of `scenario`: its accounts (with their entitlements) and
+    /// prefixes seeded, the regions of `refdata`, and `delay` between a change and its
+    /// `active` state (the address-map gate). Ids are seeded from `seed`.
+    pub fn new(
+        scenario: &Scenario,
+        refdata: &ReferenceData,
         delay: SimTime,
-    }
-
-    fn refuse(code: u32, http_status: u16, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            http_status,
-            message: message.into(),
-        }
-    }
-
-    /// Strict CIDR parsing (§7): no host bits, no leading zeros, a length.
-    fn strict_cidr(s: &str) -> Result<IpNet, Refusal> {
-        let bad = |why: &str| refuse(1102, 400, format!("invalid cidr {s:?}: {why}"));
-        let (addr, len) = s.split_once('/').ok_or_else(|| bad("no prefix length"))?;
-        if len.len() > 1 && len.starts_with('0') {
-            return Err(bad("leading zero in the length"));
-        }
-        if !addr.contains(':') && addr.split('.').any(|o| o.len() > 1 && o.starts_with('0')) {
-            return Err(bad("leading zeros"));
-        }
-        let net: IpNet = s.parse().map_err(|_| bad("not a CIDR"))?;
-        if net.trunc() != net {
-            return Err(bad("host bits set"));
-        }
-        Ok(net)
-    }
-
-    impl Control {
-        /// The control plane for `scenario`: its accounts and prefixes, the regions of
-        /// `refdata`, and `delay` between a change and its `active` state.
-        pub fn new(scenario: &Scenario, refdata: &ReferenceData, delay: SimTime) -> Self {
-            Control {
-                accounts: scenario
-                    .accounts
-                    .iter()
-                    .map(|a| (a.regional_services, a.regional_services_byoip))
-                    .collect(),
-                prefixes: scenario
-                    .prefixes
-                    .iter()
-                    .map(|p| (p.account, p.cidr, p.approved, p.id.clone()))
-                    .collect(),
-                regions: refdata.regions().iter().map(|r| r.key.clone()).collect(),
-                bindings: Vec::new(),
-                maps: Vec::new(),
-                delay,
+        seed: u64,
+    ) -> Result<Self, String> {
+        let plane = ControlPlane::in_memory(ControlConfig {
+            propagation_delay: delay.as_duration(),
+            reference: Arc::new(refdata.clone()),
+            id_seed: Some(seed),
+            ..ControlConfig::default()
+        });
+        let now = ts(SimTime::ZERO);
+        let mut accounts = Vec::new();
+        for (i, a) in scenario.accounts.iter().enumerate() {
+            let id = format!("{:032x}", 0xacc0_0000_u64 + i as u64 + 1);
+            let mut entitlements = Vec::new();
+            if a.regional_services {
+                entitlements.push(Entitlement::RegionalServices);
             }
-        }
-
-        fn region(&self, key: &str) -> Result<(), Refusal> {
-            if RegionKey::parse(key).is_err() {
-                return Err(refuse(
-                    1107,
-                    400,
-                    format!("region_key {key:?} must match ^[a-z0-9_-]+$ (1-128 characters)"),
-                ));
+            if a.regional_services_byoip {
+                entitlements.push(Entitlement::RegionalServicesByoip);
             }
-            if !self.regions.iter().any(|r| r.as_str() == key) {
-                return Err(refuse(
-                    1106,
-                    400,
-                    format!("region_key {key:?} is not available to this account"),
-                ));
-            }
-            Ok(())
-        }
-
-        fn entitled(&self, account: usize) -> Result<(), Refusal> {
-            let (rs, byoip) = self.accounts[account];
-            if !rs || !byoip {
-                return Err(refuse(
-                    1115,
-                    403,
-                    "the account lacks the Regional Services (BYOIP) entitlement",
-                ));
-            }
-            Ok(())
-        }
-
-        fn live(&mut self, id: &str) -> Result<&mut Binding, Refusal> {
-            self.bindings
-                .iter_mut()
-                .find(|b| b.id == id && !b.deleted)
-                .ok_or_else(|| refuse(1109, 404, format!("binding {id:?} not found")))
-        }
-
-        fn gate(&self, account: usize, ip: &str, at: SimTime) -> Result<IpAddr, Refusal> {
-            let addr: IpAddr = ip
-                .parse()
-                .map_err(|_| refuse(1305, 400, format!("{ip:?} is not an IP address")))?;
-            if !self
-                .prefixes
-                .iter()
-                .any(|p| p.0 == account && p.1.contains(&addr))
-            {
-                return Err(refuse(1302, 400, format!("IP {ip} is not in a prefix of this account")));
-            }
-            for b in &self.bindings {
-                if !b.deleted
-                    && b.account == account
-                    && b.cidr.contains(&addr)
-                    && at < b.changed_at.saturating_add(self.delay)
-                {
-                    return Err(refuse(
-                        1301,
-                        409,
-                        format!(
-                            "IP {ip} is covered by prefix binding {} ({}) which is not active yet",
-                            b.id, b.cidr
-                        ),
-                    ));
-                }
-            }
-            Ok(addr)
-        }
-    }
-
-    impl ControlPort for Control {
-        fn create_binding(
-            &mut self,
-            prefix: usize,
-            cidr: &str,
-            region: &str,
-            at: SimTime,
-        ) -> Result<String, Refusal> {
-            let (account, pnet, approved, pid) = self.prefixes[prefix].clone();
-            self.entitled(account)?;
-            let net = strict_cidr(cidr)?;
-            if !approved {
-                return Err(refuse(1114, 400, format!("prefix {pid} is not approved yet")));
-            }
-            let inside = match (net, pnet) {
-                (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_)) => pnet.contains(&net),
-                _ => false,
+            let seed = AccountSeed {
+                id: AccountId::parse(&id).map_err(|e| e.to_string())?,
+                name: a.id.clone(),
+                entitlements,
             };
-            if !inside {
-                return Err(refuse(1103, 400, format!("cidr {net} is not inside prefix {pnet}")));
-            }
-            self.region(region)?;
-            if net == pnet || self.bindings.iter().any(|b| !b.deleted && b.cidr == net) {
-                return Err(refuse(
-                    1108,
-                    409,
-                    format!("conflict: binding already exists for CIDR {net}"),
-                ));
-            }
-            let id = format!("{:032x}", self.bindings.len() + 1);
-            self.bindings.push(Binding {
-                id: id.clone(),
+            plane
+                .upsert_account(&seed, now)
+                .map_err(|e| format!("accounts[{i}]: {e}"))?;
+            accounts.push(id);
+        }
+        let mut prefixes = Vec::new();
+        for (i, p) in scenario.prefixes.iter().enumerate() {
+            let seed = PrefixSeed {
+                account: AccountId::parse(&accounts[p.account]).map_err(|e| e.to_string())?,
+                id: None,
+                cidr: p.cidr.to_string(),
+                asn: 64_512,
+                description: p.id.clone(),
+                approved: p.approved,
+                service: None,
+            };
+            let id = plane
+                .add_prefix(&seed, now)
+                .map_err(|e| format!("prefixes[{i}]: {e}"))?;
+            prefixes.push((id.to_string(), p.account));
+        }
+        Ok(Control {
+            plane,
+            accounts,
+            prefixes,
+            maps: Vec::new(),
+            principal: Principal::system(),
+        })
+    }
+
+    fn map_account(&self, map: &str) -> &str {
+        let i = self.maps.iter().find(|m| m.0 == map).map_or(0, |m| m.1);
+        &self.accounts[i]
+    }
+}
+
+impl ControlPort for Control {
+    fn create_binding(
+        &mut self,
+        prefix: usize,
+        cidr: &str,
+        region: &str,
+        at: SimTime,
+    ) -> Result<String, Refusal> {
+        let (pid, account) = &self.prefixes[prefix];
+        let created = self
+            .plane
+            .create_binding(
+                &self.principal,
+                &self.accounts[*account],
+                CreateBinding::new(pid, cidr, region),
+                ts(at),
+            )
+            .map_err(|e| refusal(&e))?;
+        Ok(created.result.id.to_string())
+    }
+
+    fn patch_binding(&mut self, id: &str, region: &str, at: SimTime) -> Result<(), Refusal> {
+        // Bindings live in the account of their prefix; scenarios use one account per
+        // prefix, so try each account (the API answers 1109 for the wrong one).
+        let mut last = None;
+        for account in &self.accounts {
+            match self.plane.patch_binding(
+                &self.principal,
                 account,
-                cidr: net,
-                region: region.to_owned(),
-                changed_at: at,
-                deleted: false,
-            });
-            Ok(id)
-        }
-
-        fn patch_binding(&mut self, id: &str, region: &str, at: SimTime) -> Result<(), Refusal> {
-            self.region(region)?;
-            let b = self.live(id)?;
-            if b.region != region {
-                b.region = region.to_owned();
-                b.changed_at = at;
+                id,
+                UpdateBinding::region(region),
+                ts(at),
+            ) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(refusal(&e)),
             }
-            Ok(())
         }
+        Err(last.expect("a scenario has at least one account"))
+    }
 
-        fn delete_binding(&mut self, id: &str, _at: SimTime) -> Result<(), Refusal> {
-            self.live(id)?.deleted = true;
-            Ok(())
-        }
-
-        fn create_address_map(
-            &mut self,
-            account: usize,
-            ips: &[String],
-            at: SimTime,
-        ) -> Result<String, Refusal> {
-            let mut addrs = Vec::new();
-            for ip in ips {
-                addrs.push(self.gate(account, ip, at)?);
+    fn delete_binding(&mut self, id: &str, at: SimTime) -> Result<(), Refusal> {
+        let mut last = None;
+        for account in &self.accounts {
+            match self.plane.delete_binding(&self.principal, account, id, ts(at)) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(refusal(&e)),
             }
-            let id = format!("{:032x}", 0x1000 + self.maps.len() + 1);
-            self.maps.push(AddressMap {
-                id: id.clone(),
-                account,
-                ips: addrs,
-            });
-            Ok(id)
         }
+        Err(last.expect("a scenario has at least one account"))
+    }
 
-        fn add_address_map_ip(&mut self, map: &str, ip: &str, at: SimTime) -> Result<(), Refusal> {
-            let i = self
-                .maps
-                .iter()
-                .position(|m| m.id == map)
-                .ok_or_else(|| refuse(1303, 404, format!("address map {map:?} not found")))?;
-            let addr = self.gate(self.maps[i].account, ip, at)?;
-            if !self.maps[i].ips.contains(&addr) {
-                self.maps[i].ips.push(addr);
-            }
-            Ok(())
-        }
+    fn create_address_map(
+        &mut self,
+        account: usize,
+        ips: &[String],
+        at: SimTime,
+    ) -> Result<String, Refusal> {
+        let input = CreateAddressMap {
+            ips: ips.to_vec(),
+            ..CreateAddressMap::default()
+        };
+        let m = self
+            .plane
+            .create_address_map(&self.principal, &self.accounts[account], input, ts(at))
+            .map_err(|e| refusal(&e))?;
+        let id = m.id.to_string();
+        self.maps.push((id.clone(), account));
+        Ok(id)
+    }
 
-        fn remove_address_map_ip(&mut self, map: &str, ip: &str, _at: SimTime) -> Result<(), Refusal> {
-            let m = self
-                .maps
-                .iter_mut()
-                .find(|m| m.id == map)
-                .ok_or_else(|| refuse(1303, 404, format!("address map {map:?} not found")))?;
-            let addr: IpAddr = ip
-                .parse()
-                .map_err(|_| refuse(1305, 400, format!("{ip:?} is not an IP address")))?;
-            let before = m.ips.len();
-            m.ips.retain(|a| *a != addr);
-            if m.ips.len() == before {
-                return Err(refuse(1303, 404, format!("IP {ip} is not on address map {map}")));
-            }
-            Ok(())
-        }
+    fn add_address_map_ip(&mut self, map: &str, ip: &str, at: SimTime) -> Result<(), Refusal> {
+        let account = self.map_account(map).to_owned();
+        self.plane
+            .add_address_map_ip(&self.principal, &account, map, ip, ts(at))
+            .map(|_| ())
+            .map_err(|e| refusal(&e))
+    }
 
-        fn live_bindings(&self) -> Vec<LiveBinding> {
-            self.bindings
-                .iter()
-                .filter(|b| !b.deleted)
-                .map(|b| LiveBinding {
-                    cidr: b.cidr,
-                    region: b.region.clone(),
-                })
-                .collect()
-        }
+    fn remove_address_map_ip(&mut self, map: &str, ip: &str, at: SimTime) -> Result<(), Refusal> {
+        let account = self.map_account(map).to_owned();
+        self.plane
+            .remove_address_map_ip(&self.principal, &account, map, ip, ts(at))
+            .map(|_| ())
+            .map_err(|e| refusal(&e))
+    }
+
+    fn live_bindings(&self) -> Vec<LiveBinding> {
+        let mut live: Vec<LiveBinding> = self
+            .plane
+            .changes_since(0)
+            .bindings
+            .into_iter()
+            .filter(|b| b.is_live())
+            .map(|b| LiveBinding {
+                cidr: b.cidr.net(),
+                region: b.region.to_string(),
+            })
+            .collect();
+        live.sort_by(|a, b| (a.cidr, &a.region).cmp(&(b.cidr, &b.region)));
+        live
     }
 }

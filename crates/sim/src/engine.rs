@@ -332,7 +332,8 @@ impl Simulation {
             propagation,
         };
         let edge = Edge::new(Arc::clone(&topo), config);
-        let control = Control::new(&scenario, &refdata, max_delay);
+        let control = Control::new(&scenario, &refdata, max_delay, scenario.seed)
+            .map_err(|m| world(m))?;
         let points = resolve_clients(&refdata, &scenario.clients)
             .map_err(|(key, m)| world(format!("{key}: {m}")))?;
         let mut probes = Vec::new();

@@ -99,8 +99,14 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
 
     /// The prefixes in order (IPv4 first, then IPv6; each by address, then length).
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, V)> + '_ {
-        let v4 = self.v4.iter().map(|(&(addr, len), &v)| (IpNet::V4(net4(addr, len)), v));
-        let v6 = self.v6.iter().map(|(&(addr, len), &v)| (IpNet::V6(net6(addr, len)), v));
+        let v4 = self
+            .v4
+            .iter()
+            .map(|(&(addr, len), &v)| (IpNet::V4(net4(addr, len)), v));
+        let v6 = self
+            .v6
+            .iter()
+            .map(|(&(addr, len), &v)| (IpNet::V6(net6(addr, len)), v));
         v4.chain(v6)
     }
 
@@ -110,8 +116,12 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
     /// BGP table in a release build); the builder is left unchanged.
     pub fn build(&self) -> Table<V> {
         Table::compile(
-            self.v4.iter().map(|(&(addr, len), &v)| (net4(addr, len), v)),
-            self.v6.iter().map(|(&(addr, len), &v)| (net6(addr, len), v)),
+            self.v4
+                .iter()
+                .map(|(&(addr, len), &v)| (net4(addr, len), v)),
+            self.v6
+                .iter()
+                .map(|(&(addr, len), &v)| (net6(addr, len), v)),
         )
     }
 }

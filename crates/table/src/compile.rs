@@ -71,7 +71,9 @@ impl Compiled {
 
 /// Compiles `entries` with a `top_bits` direct-pointing array.
 pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -> Compiled {
-    debug_assert!(entries.windows(2).all(|w| (w[0].key, w[0].len) < (w[1].key, w[1].len)));
+    debug_assert!(entries
+        .windows(2)
+        .all(|w| (w[0].key, w[0].len) < (w[1].key, w[1].len)));
     // Painted with `LEAF_FLAG | leaf`; slots that need a node are replaced below.
     let mut top = vec![LEAF_FLAG; 1usize << top_bits];
     // Slots of the direct-pointing array that need a node, with their prefixes.
@@ -186,7 +188,9 @@ impl Compiler {
             }
         }
         let child_base = index_u32(self.compiled.nodes.len());
-        self.compiled.nodes.extend_from_slice(&child_nodes[..child_count]);
+        self.compiled
+            .nodes
+            .extend_from_slice(&child_nodes[..child_count]);
         let path = entries[0].key & !(u128::MAX >> offset);
         Subtree::Node(BuiltNode {
             node: Node {
@@ -241,7 +245,14 @@ mod tests {
             v6([0x2001, 0xdb8, 0x0100, 2, 0, 0, 0, 0], 64, 3),
         ];
         let compressed = compile(&entries, 16, true);
-        assert!(compressed.nodes.iter().any(|n| n.offset == 34), "{:?}", compressed.nodes);
-        assert!(compressed.nodes.iter().any(|n| n.offset == 58 && n.fallback == 2));
+        assert!(
+            compressed.nodes.iter().any(|n| n.offset == 34),
+            "{:?}",
+            compressed.nodes
+        );
+        assert!(compressed
+            .nodes
+            .iter()
+            .any(|n| n.offset == 58 && n.fallback == 2));
     }
 }

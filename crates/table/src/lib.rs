@@ -91,7 +91,7 @@
 //! - `build`: O(n · 64) time; a full BGP IPv4 table (~1M prefixes, 12 values) compiles in
 //!   about 0.2 s to ~8 MiB of trie; [`Table::size_bytes`] also counts the sorted prefix
 //!   list (~8 bytes per IPv4 prefix, ~20 per IPv6 prefix).
-//! - [`SharedTable::publish`]: O(1).
+//! - Publishing with [`SharedTable::publish`] is O(1).
 //!
 //! # CPU features
 //!

@@ -123,7 +123,11 @@ impl<const TOP: u32> NibbleTrie<TOP> {
     /// to prefetched, and only then are the lookups finished. The group's cache misses of
     /// each stage overlap instead of queueing behind each other.
     #[inline(always)]
-    pub(crate) fn lookup_lanes<K: TrieKey>(&self, keys: &[K; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+    pub(crate) fn lookup_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        out: &mut [u32; BATCH_LANES],
+    ) {
         for key in keys {
             prefetch(&self.top, key.top(TOP));
         }
@@ -209,10 +213,14 @@ mod tests {
             v4([10, 1, 2, 64], 26, 6),
         ];
         let poptrie = Poptrie::<u32, 16>::build(&entries);
-        let nibble = NibbleTrie::<16>::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
+        let nibble =
+            NibbleTrie::<16>::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
         assert!(nibble.node_count() <= poptrie.node_count());
         let keys: Vec<u32> = (0..512u32)
-            .map(|i| u32::from_be_bytes([10, 1, 2, 0]).wrapping_add(i.wrapping_mul(0x0101_0007) >> (i % 24)))
+            .map(|i| {
+                u32::from_be_bytes([10, 1, 2, 0])
+                    .wrapping_add(i.wrapping_mul(0x0101_0007) >> (i % 24))
+            })
             .chain([0, u32::MAX, u32::from_be_bytes([10, 1, 2, 63])])
             .collect();
         for &key in &keys {

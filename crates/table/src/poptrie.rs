@@ -18,9 +18,9 @@
 //! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
 //! prefix comes before the prefixes nested inside it), without duplicates.
 
+use crate::compile::Compiled;
 #[cfg(test)]
 use crate::compile::{compile, CompileEntry};
-use crate::compile::Compiled;
 use crate::prefetch::prefetch;
 
 /// Bits consumed per node level.
@@ -141,7 +141,10 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
 
     /// Lays out an uncompressed compiled trie.
     pub(crate) fn from_compiled(compiled: Compiled) -> Self {
-        debug_assert!(!compiled.compressed, "Poptrie nodes have no room for skipped paths");
+        debug_assert!(
+            !compiled.compressed,
+            "Poptrie nodes have no room for skipped paths"
+        );
         Poptrie {
             top: compiled.top.into_boxed_slice(),
             nodes: compiled.nodes.iter().map(|n| n.node).collect(),
@@ -192,7 +195,11 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
     /// Looks up [`BATCH_LANES`] keys with group prefetching (direct-pointing entries,
     /// then first-level nodes), so that the group's cache misses overlap.
     #[inline(always)]
-    pub(crate) fn lookup_lanes<K: TrieKey>(&self, keys: &[K; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+    pub(crate) fn lookup_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        out: &mut [u32; BATCH_LANES],
+    ) {
         for key in keys {
             prefetch(&self.top, key.top(TOP));
         }

@@ -44,10 +44,16 @@ fn baseline(inserts: &[(IpNet, u16)]) -> IpNetworkTable<u16> {
     for &(net, value) in inserts {
         match net.trunc() {
             IpNet::V4(n) => {
-                table.insert(Ipv4Network::new(n.network(), n.prefix_len()).unwrap(), value);
+                table.insert(
+                    Ipv4Network::new(n.network(), n.prefix_len()).unwrap(),
+                    value,
+                );
             }
             IpNet::V6(n) => {
-                table.insert(Ipv6Network::new(n.network(), n.prefix_len()).unwrap(), value);
+                table.insert(
+                    Ipv6Network::new(n.network(), n.prefix_len()).unwrap(),
+                    value,
+                );
             }
         }
     }
@@ -107,7 +113,12 @@ fn probe_addresses(inserts: &[(IpNet, u16)], extra: &[IpAddr]) -> Vec<IpAddr> {
 /// /0, short, chunk boundaries (18, 24, 30) and /32. Host bits are left random on
 /// purpose (the builder truncates).
 fn v4_prefix() -> impl Strategy<Value = IpNet> {
-    let root = prop_oneof![Just(0x0A00_0000u32), Just(0xC0A8_0000), Just(0xFFFF_FF00), any::<u32>()];
+    let root = prop_oneof![
+        Just(0x0A00_0000u32),
+        Just(0xC0A8_0000),
+        Just(0xFFFF_FF00),
+        any::<u32>()
+    ];
     let len = prop_oneof![
         Just(0u8),
         1u8..=17,
@@ -120,7 +131,11 @@ fn v4_prefix() -> impl Strategy<Value = IpNet> {
     ];
     (root, any::<u32>(), len).prop_map(|(root, noise, len)| {
         // Keep the root's top 16 bits most of the time so prefixes overlap.
-        let addr = if noise % 4 == 0 { noise } else { (root & 0xFFFF_0000) | (noise & 0xFFFF) };
+        let addr = if noise % 4 == 0 {
+            noise
+        } else {
+            (root & 0xFFFF_0000) | (noise & 0xFFFF)
+        };
         IpNet::V4(Ipv4Net::new(addr.into(), len).unwrap())
     })
 }
@@ -143,7 +158,11 @@ fn v6_prefix() -> impl Strategy<Value = IpNet> {
         Just(128)
     ];
     (root, any::<u128>(), len).prop_map(|(root, noise, len)| {
-        let addr = if noise % 4 == 0 { noise } else { (root & !(u128::MAX >> 40)) | (noise >> 40) };
+        let addr = if noise % 4 == 0 {
+            noise
+        } else {
+            (root & !(u128::MAX >> 40)) | (noise >> 40)
+        };
         IpNet::V6(Ipv6Net::new(addr.into(), len).unwrap())
     })
 }

@@ -187,7 +187,10 @@ mod tests {
         let shared = SharedTable::new(5, table_with(10));
         assert_eq!(
             shared.publish(5, table_with(20)),
-            Err(PublishError::StaleVersion { current: 5, offered: 5 })
+            Err(PublishError::StaleVersion {
+                current: 5,
+                offered: 5
+            })
         );
         assert!(shared.publish(4, table_with(20)).is_err());
         assert_eq!(shared.load().lookup("10.0.0.1".parse().unwrap()), Some(10));
@@ -198,7 +201,11 @@ mod tests {
         let shared = SharedTable::new(1, table_with(10));
         let held = shared.load().into_arc();
         shared.publish(2, table_with(20)).unwrap();
-        assert_eq!(Arc::strong_count(&held), 1, "only the reader holds version 1");
+        assert_eq!(
+            Arc::strong_count(&held),
+            1,
+            "only the reader holds version 1"
+        );
         let weak = Arc::downgrade(&held);
         drop(held);
         assert!(weak.upgrade().is_none());
@@ -234,7 +241,11 @@ mod tests {
                         while !stop.load(Ordering::Relaxed) || batches < 100 {
                             let snapshot = shared.load();
                             snapshot.lookup_batch(&addrs, &mut out);
-                            let want = if snapshot.version() % 2 == 1 { &odd } else { &even };
+                            let want = if snapshot.version() % 2 == 1 {
+                                &odd
+                            } else {
+                                &even
+                            };
                             assert_eq!(&out, want, "version {}", snapshot.version());
                             versions_seen.insert(snapshot.version());
                             batches += 1;

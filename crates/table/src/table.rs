@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -89,10 +90,24 @@ impl<const TOP: u32> Trie<TOP> {
 /// An immutable longest-prefix-match table from IPv4/IPv6 prefixes to values `V`,
 /// compiled for fast reads by [`TableBuilder::build`].
 ///
-/// Lookups never allocate. Cloning copies the whole table; share it with an `Arc` or a
-/// [`SharedTable`](crate::SharedTable) instead.
-#[derive(Clone, Debug)]
+/// Lookups never allocate. Cloning is O(1): clones share the compiled data (it never
+/// changes). Publish new versions through a [`SharedTable`](crate::SharedTable).
+#[derive(Debug)]
 pub struct Table<V> {
+    data: Arc<TableData<V>>,
+}
+
+impl<V> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        Table {
+            data: Arc::clone(&self.data),
+        }
+    }
+}
+
+/// What a [`Table`] shares between its clones.
+#[derive(Debug)]
+struct TableData<V> {
     /// Value dictionary: leaf index `i` means `values[i]`; index 0 is `None` (no match).
     values: Box<[Option<V>]>,
     v4: Trie<V4_TOP>,
@@ -154,7 +169,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
             })
             .collect();
         let distinct = values.len();
-        Table {
+        let data = TableData {
             values: values.into_boxed_slice(),
             v4: Trie::build(&v4_entries, distinct),
             v6: Trie::build(&v6_entries, distinct),
@@ -162,6 +177,9 @@ impl<V: Copy + Eq + Hash> Table<V> {
             v6_lengths: lengths_longest_first(v6_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v4_prefixes,
             v6_prefixes,
+        };
+        Table {
+            data: Arc::new(data),
         }
     }
 
@@ -177,13 +195,13 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// The value of the longest IPv4 prefix containing `addr`, if any.
     #[inline]
     pub fn lookup_v4(&self, addr: Ipv4Addr) -> Option<V> {
-        self.values[self.v4.lookup(u32::from(addr)) as usize]
+        self.data.values[self.data.v4.lookup(u32::from(addr)) as usize]
     }
 
     /// The value of the longest IPv6 prefix containing `addr`, if any.
     #[inline]
     pub fn lookup_v6(&self, addr: Ipv6Addr) -> Option<V> {
-        self.values[self.v6.lookup(u128::from(addr)) as usize]
+        self.data.values[self.data.v6.lookup(u128::from(addr)) as usize]
     }
 
     /// Looks up every address of `addrs` into the same position of `out`.
@@ -195,8 +213,12 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// # Panics
     /// If `addrs` and `out` differ in length.
     pub fn lookup_batch_v4(&self, addrs: &[Ipv4Addr], out: &mut [Option<V>]) {
-        assert_eq!(addrs.len(), out.len(), "lookup_batch_v4: addrs and out differ in length");
-        self.batch(&self.v4, addrs, out, |a| u32::from(*a));
+        assert_eq!(
+            addrs.len(),
+            out.len(),
+            "lookup_batch_v4: addrs and out differ in length"
+        );
+        self.batch(&self.data.v4, addrs, out, |a| u32::from(*a));
     }
 
     /// [`lookup_batch_v4`](Self::lookup_batch_v4) for IPv6 addresses.
@@ -204,8 +226,12 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// # Panics
     /// If `addrs` and `out` differ in length.
     pub fn lookup_batch_v6(&self, addrs: &[Ipv6Addr], out: &mut [Option<V>]) {
-        assert_eq!(addrs.len(), out.len(), "lookup_batch_v6: addrs and out differ in length");
-        self.batch(&self.v6, addrs, out, |a| u128::from(*a));
+        assert_eq!(
+            addrs.len(),
+            out.len(),
+            "lookup_batch_v6: addrs and out differ in length"
+        );
+        self.batch(&self.data.v6, addrs, out, |a| u128::from(*a));
     }
 
     /// [`lookup_batch_v4`](Self::lookup_batch_v4) for mixed addresses: each is looked
@@ -214,7 +240,11 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// # Panics
     /// If `addrs` and `out` differ in length.
     pub fn lookup_batch(&self, addrs: &[IpAddr], out: &mut [Option<V>]) {
-        assert_eq!(addrs.len(), out.len(), "lookup_batch: addrs and out differ in length");
+        assert_eq!(
+            addrs.len(),
+            out.len(),
+            "lookup_batch: addrs and out differ in length"
+        );
         // Runs of one family go through the prefetching path; mixed groups of fewer than a
         // batch's lanes are looked up one by one.
         let mut start = 0;
@@ -227,9 +257,9 @@ impl<V: Copy + Eq + Hash> Table<V> {
             let end = start + run;
             let (group, group_out) = (&addrs[start..end], &mut out[start..end]);
             if family_v4 {
-                self.batch(&self.v4, group, group_out, ip_v4_key);
+                self.batch(&self.data.v4, group, group_out, ip_v4_key);
             } else {
-                self.batch(&self.v6, group, group_out, ip_v6_key);
+                self.batch(&self.data.v6, group, group_out, ip_v6_key);
             }
             start = end;
         }
@@ -245,9 +275,27 @@ impl<V: Copy + Eq + Hash> Table<V> {
         key: impl Fn(&A) -> K,
     ) {
         match trie {
-            Trie::Nibble(t) => self.batch_with(addrs, out, key, |k, o| t.lookup_lanes(k, o), |k| t.lookup(k)),
-            Trie::Narrow(t) => self.batch_with(addrs, out, key, |k, o| t.lookup_lanes(k, o), |k| t.lookup(k)),
-            Trie::Wide(t) => self.batch_with(addrs, out, key, |k, o| t.lookup_lanes(k, o), |k| t.lookup(k)),
+            Trie::Nibble(t) => self.batch_with(
+                addrs,
+                out,
+                key,
+                |k, o| t.lookup_lanes(k, o),
+                |k| t.lookup(k),
+            ),
+            Trie::Narrow(t) => self.batch_with(
+                addrs,
+                out,
+                key,
+                |k, o| t.lookup_lanes(k, o),
+                |k| t.lookup(k),
+            ),
+            Trie::Wide(t) => self.batch_with(
+                addrs,
+                out,
+                key,
+                |k, o| t.lookup_lanes(k, o),
+                |k| t.lookup(k),
+            ),
         }
     }
 
@@ -270,11 +318,15 @@ impl<V: Copy + Eq + Hash> Table<V> {
             }
             lanes(&keys, &mut leaves);
             for (o, &leaf) in group_out.iter_mut().zip(&leaves) {
-                *o = self.values[leaf as usize];
+                *o = self.data.values[leaf as usize];
             }
         }
-        for (a, o) in addr_chunks.remainder().iter().zip(out_chunks.into_remainder()) {
-            *o = self.values[single(key(a)) as usize];
+        for (a, o) in addr_chunks
+            .remainder()
+            .iter()
+            .zip(out_chunks.into_remainder())
+        {
+            *o = self.data.values[single(key(a)) as usize];
         }
     }
 
@@ -291,25 +343,33 @@ impl<V: Copy + Eq + Hash> Table<V> {
 
     /// [`longest_match`](Self::longest_match) for an IPv4 address.
     pub fn longest_match_v4(&self, addr: Ipv4Addr) -> Option<(Ipv4Net, V)> {
-        self.v4_lengths.iter().find_map(|&len| {
+        self.data.v4_lengths.iter().find_map(|&len| {
             let net = Ipv4Net::new(addr, len).ok()?.trunc();
-            let i = self.v4_prefixes.binary_search_by(|(n, _)| n.cmp(&net)).ok()?;
-            Some(self.v4_prefixes[i])
+            let i = self
+                .data
+                .v4_prefixes
+                .binary_search_by(|(n, _)| n.cmp(&net))
+                .ok()?;
+            Some(self.data.v4_prefixes[i])
         })
     }
 
     /// [`longest_match`](Self::longest_match) for an IPv6 address.
     pub fn longest_match_v6(&self, addr: Ipv6Addr) -> Option<(Ipv6Net, V)> {
-        self.v6_lengths.iter().find_map(|&len| {
+        self.data.v6_lengths.iter().find_map(|&len| {
             let net = Ipv6Net::new(addr, len).ok()?.trunc();
-            let i = self.v6_prefixes.binary_search_by(|(n, _)| n.cmp(&net)).ok()?;
-            Some(self.v6_prefixes[i])
+            let i = self
+                .data
+                .v6_prefixes
+                .binary_search_by(|(n, _)| n.cmp(&net))
+                .ok()?;
+            Some(self.data.v6_prefixes[i])
         })
     }
 
     /// Number of prefixes (IPv4 and IPv6).
     pub fn len(&self) -> usize {
-        self.v4_prefixes.len() + self.v6_prefixes.len()
+        self.data.v4_prefixes.len() + self.data.v6_prefixes.len()
     }
 
     /// Whether the table has no prefix.
@@ -320,8 +380,16 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// The prefixes and their values: IPv4 first, then IPv6, each sorted by address and
     /// then prefix length (a prefix before the prefixes nested inside it).
     pub fn iter(&self) -> impl Iterator<Item = (IpNet, V)> + '_ {
-        let v4 = self.v4_prefixes.iter().map(|&(n, v)| (IpNet::V4(n), v));
-        let v6 = self.v6_prefixes.iter().map(|&(n, v)| (IpNet::V6(n), v));
+        let v4 = self
+            .data
+            .v4_prefixes
+            .iter()
+            .map(|&(n, v)| (IpNet::V4(n), v));
+        let v6 = self
+            .data
+            .v6_prefixes
+            .iter()
+            .map(|&(n, v)| (IpNet::V6(n), v));
         v4.chain(v6)
     }
 
@@ -333,33 +401,35 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// Heap and inline bytes of the whole table: the lookup tries plus the sorted prefix
     /// list kept for [`longest_match`](Self::longest_match) and [`iter`](Self::iter).
     pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.lookup_size_bytes() + self.prefix_list_bytes()
+        std::mem::size_of::<TableData<V>>() + self.lookup_size_bytes() + self.prefix_list_bytes()
     }
 
     /// Bytes that the lookup path touches: the two tries and the value dictionary.
     pub fn lookup_size_bytes(&self) -> usize {
-        self.v4.size_bytes() + self.v6.size_bytes() + std::mem::size_of_val(&*self.values)
+        self.data.v4.size_bytes()
+            + self.data.v6.size_bytes()
+            + std::mem::size_of_val(&*self.data.values)
     }
 
     fn prefix_list_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.v4_prefixes)
-            + std::mem::size_of_val(&*self.v6_prefixes)
-            + self.v4_lengths.len()
-            + self.v6_lengths.len()
+        std::mem::size_of_val(&*self.data.v4_prefixes)
+            + std::mem::size_of_val(&*self.data.v6_prefixes)
+            + self.data.v4_lengths.len()
+            + self.data.v6_lengths.len()
     }
 
     /// Shape of the compiled tries (for diagnostics and benchmarks).
     pub fn stats(&self) -> TableStats {
         TableStats {
-            v4_prefixes: self.v4_prefixes.len(),
-            v6_prefixes: self.v6_prefixes.len(),
-            distinct_values: self.values.len() - 1,
-            v4_nodes: self.v4.node_count(),
-            v6_nodes: self.v6.node_count(),
-            v4_trie_bytes: self.v4.size_bytes(),
-            v6_trie_bytes: self.v6.size_bytes(),
-            v4_layout: self.v4.layout(),
-            v6_layout: self.v6.layout(),
+            v4_prefixes: self.data.v4_prefixes.len(),
+            v6_prefixes: self.data.v6_prefixes.len(),
+            distinct_values: self.data.values.len() - 1,
+            v4_nodes: self.data.v4.node_count(),
+            v6_nodes: self.data.v6.node_count(),
+            v4_trie_bytes: self.data.v4.size_bytes(),
+            v6_trie_bytes: self.data.v6.size_bytes(),
+            v4_layout: self.data.v4.layout(),
+            v6_layout: self.data.v6.layout(),
         }
     }
 }
@@ -407,7 +477,10 @@ fn lengths_longest_first(lengths: impl Iterator<Item = u8>) -> Box<[u8]> {
     for len in lengths {
         present[usize::from(len)] = true;
     }
-    (0..=128u8).rev().filter(|&l| present[usize::from(l)]).collect()
+    (0..=128u8)
+        .rev()
+        .filter(|&l| present[usize::from(l)])
+        .collect()
 }
 
 #[cfg(test)]
@@ -459,7 +532,10 @@ mod tests {
         assert_eq!(t.lookup(a("2001:db8:1::2")), Some(7));
         assert_eq!(t.lookup(a("2001:db8:1::1")), Some(8));
         assert_eq!(t.lookup(a("2001:db9::")), None);
-        assert_eq!(t.lookup(a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), Some(9));
+        assert_eq!(
+            t.lookup(a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+            Some(9)
+        );
         assert_eq!(t.lookup(a("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")), None);
     }
 
@@ -468,13 +544,19 @@ mod tests {
         let t = sample();
         assert_eq!(t.longest_match(a("10.1.9.9")), Some((p("10.1.0.0/16"), 3)));
         assert_eq!(t.longest_match(a("11.0.0.0")), Some((p("0.0.0.0/0"), 1)));
-        assert_eq!(t.longest_match(a("2001:db8:1::1")), Some((p("2001:db8:1::1/128"), 8)));
+        assert_eq!(
+            t.longest_match(a("2001:db8:1::1")),
+            Some((p("2001:db8:1::1/128"), 8))
+        );
         assert_eq!(t.longest_match(a("::1")), None);
     }
 
     #[test]
     fn ipv6_default_route_covers_everything() {
-        let t: Table<u16> = [(p("::/0"), 1)].into_iter().collect::<TableBuilder<_>>().build();
+        let t: Table<u16> = [(p("::/0"), 1)]
+            .into_iter()
+            .collect::<TableBuilder<_>>()
+            .build();
         assert_eq!(t.lookup(a("::")), Some(1));
         assert_eq!(t.lookup(a("ffff::1")), Some(1));
         assert_eq!(t.lookup(a("1.2.3.4")), None);
@@ -497,12 +579,16 @@ mod tests {
         let expected: Vec<_> = addrs.iter().map(|&x| t.lookup(x)).collect();
         assert_eq!(out, expected);
 
-        let v4: Vec<Ipv4Addr> = (0..40u32).map(|i| Ipv4Addr::from(0x0A01_0200 + i)).collect();
+        let v4: Vec<Ipv4Addr> = (0..40u32)
+            .map(|i| Ipv4Addr::from(0x0A01_0200 + i))
+            .collect();
         let mut out4 = vec![Some(0); v4.len()];
         t.lookup_batch_v4(&v4, &mut out4);
         assert_eq!(out4, v4.iter().map(|&x| t.lookup_v4(x)).collect::<Vec<_>>());
 
-        let v6: Vec<Ipv6Addr> = (0..20u128).map(|i| Ipv6Addr::from((0x2001_0db8_0001u128 << 80) + i)).collect();
+        let v6: Vec<Ipv6Addr> = (0..20u128)
+            .map(|i| Ipv6Addr::from((0x2001_0db8_0001u128 << 80) + i))
+            .collect();
         let mut out6 = vec![None; v6.len()];
         t.lookup_batch_v6(&v6, &mut out6);
         assert_eq!(out6, v6.iter().map(|&x| t.lookup_v6(x)).collect::<Vec<_>>());
@@ -522,9 +608,12 @@ mod tests {
             b.insert_v4(Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap(), i);
         }
         let t = b.build();
-        assert!(matches!(t.v4, Trie::Wide(_)));
+        assert!(matches!(t.data.v4, Trie::Wide(_)));
         assert_eq!(t.stats().v4_layout, "poptrie-u32");
-        assert_eq!(t.lookup_v4(Ipv4Addr::from((69_999u32 << 8) + 7)), Some(69_999));
+        assert_eq!(
+            t.lookup_v4(Ipv4Addr::from((69_999u32 << 8) + 7)),
+            Some(69_999)
+        );
         assert_eq!(t.stats().distinct_values, 70_000);
     }
 
@@ -532,7 +621,10 @@ mod tests {
     fn iter_and_to_builder_round_trip() {
         let t = sample();
         let again = t.to_builder().build();
-        assert_eq!(t.iter().collect::<Vec<_>>(), again.iter().collect::<Vec<_>>());
+        assert_eq!(
+            t.iter().collect::<Vec<_>>(),
+            again.iter().collect::<Vec<_>>()
+        );
         assert!(t.size_bytes() > t.lookup_size_bytes());
     }
 }

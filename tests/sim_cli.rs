@@ -1,0 +1,107 @@
+//! The `simulate` and `trace` subcommands, end to end through the binary.
+
+use std::process::Command;
+
+fn inregion() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_inregion"))
+}
+
+fn scenario(name: &str) -> String {
+    format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn simulate_writes_report_csv_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("qs");
+    let o = inregion()
+        .args(["simulate", &scenario("quickstart"), "--flows", "30000", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("flows 30000"), "{stdout}");
+    assert!(stdout.contains("out-of-region processed: 0"), "{stdout}");
+    assert!(stdout.contains("simulated flows/s"), "{stdout}");
+    for f in [
+        "report.json",
+        "timeseries.csv",
+        "by_bound_region.csv",
+        "data_centers.csv",
+        "added_rtt_cdf.csv",
+        "dns.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    for p in ["outcomes_over_time", "added_rtt_cdf", "top_forwarded_dcs"] {
+        let png = std::fs::read(out.join(format!("{p}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{p}.png");
+        let svg = std::fs::read_to_string(out.join(format!("{p}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("<text"), "{p}.svg");
+    }
+    let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert!(json.contains("\"out_of_region_processed\": 0"));
+
+    // --quiet prints nothing; same seed, same report.json bytes.
+    let out2 = dir.path().join("qs2");
+    let o = inregion()
+        .args(["simulate", &scenario("quickstart"), "--flows", "30000", "--quiet", "--out"])
+        .arg(&out2)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    assert_eq!(json, std::fs::read_to_string(out2.join("report.json")).unwrap());
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nduration = \"soon\"\n[workload]\ndestinations = []\n").unwrap();
+    let o = inregion().args(["simulate"]).arg(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("duration"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let o = inregion().args(["simulate", "/nonexistent.toml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let o = inregion().args(["trace", "not-an-ip", "--from", "GRU"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an IP address"));
+    let o = inregion().args(["trace", "203.0.113.7", "--from", "Atlantis"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn help_teaches_with_examples() {
+    for sub in ["simulate", "trace"] {
+        let o = inregion().args([sub, "--help"]).output().unwrap();
+        assert!(o.status.success());
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("Examples:"), "{sub}: {s}");
+    }
+}
+
+#[test]
+fn trace_explains_ingress_binding_region_and_choice() {
+    // T+7h: the eu binding has reached every data center; São Paulo is forwarded.
+    let o = inregion()
+        .args(["trace", "203.0.113.7", "--from", "GRU", "--at", "7h"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("ingress: anycast lands on GRU"), "{s}");
+    assert!(s.contains("203.0.113.0/25 → region eu"), "{s}");
+    assert!(s.contains("forwarded"), "{s}");
+    // The jp scenario's failure window: refused, fail closed.
+    let o = inregion()
+        .args(["trace", "198.51.100.10", "--from", "NRT", "--at", "3h", "--scenario", &scenario("jp-fail-closed")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("refused"), "{s}");
+}
