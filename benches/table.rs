@@ -173,7 +173,7 @@ fn build_group(c: &mut Criterion, v4_10k: &[(Ipv4Net, u16)], v4_real: &[(Ipv4Net
         let shared = SharedTable::new(0, workload::build_ours_v4(&v4_10k[..100]));
         let mut version = 0;
         b.iter_batched(
-            || Table::empty(),
+            Table::empty,
             |table| {
                 version += 1;
                 shared.publish(version, table).expect("newer")

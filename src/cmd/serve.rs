@@ -56,7 +56,12 @@ pub struct Args {
     #[arg(long)]
     admin: bool,
     /// Admin token (header X-Inregion-Admin-Token); random and printed when unset.
-    #[arg(long, env = "INREGION_ADMIN_TOKEN", hide_env_values = true, requires = "admin")]
+    #[arg(
+        long,
+        env = "INREGION_ADMIN_TOKEN",
+        hide_env_values = true,
+        requires = "admin"
+    )]
     admin_token: Option<String>,
     /// Largest accepted request body, in bytes (larger: 413).
     #[arg(long, default_value_t = inregion_api::app::DEFAULT_MAX_BODY_BYTES)]
@@ -100,9 +105,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let admin_token = args
-        .admin
-        .then(|| args.admin_token.clone().unwrap_or_else(inregion_api::server::random_token));
+    let admin_token = args.admin.then(|| {
+        args.admin_token
+            .clone()
+            .unwrap_or_else(inregion_api::server::random_token)
+    });
     let opts = ServeOptions {
         listen: args.listen.clone(),
         data_dir: (!args.in_memory).then(|| args.data.clone()),
@@ -138,7 +145,10 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
     writeln!(out, "  API base URL       {base}/client/v4")?;
     match &s.database {
         Some(db) => writeln!(out, "  database           {}", db.display())?,
-        None => writeln!(out, "  database           in memory (nothing survives exit)")?,
+        None => writeln!(
+            out,
+            "  database           in memory (nothing survives exit)"
+        )?,
     }
     writeln!(
         out,
@@ -156,7 +166,10 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
             out,
             "  dev account        {DEV_ACCOUNT_ID} (regional_services, regional_services_byoip)"
         )?;
-        writeln!(out, "  dev token          {token} ({origin}; every permission)")?;
+        writeln!(
+            out,
+            "  dev token          {token} ({origin}; every permission)"
+        )?;
         writeln!(
             out,
             "  demo prefix        {DEMO_PREFIX_ID} {DEMO_PREFIX_CIDR} (approved)"
@@ -169,7 +182,10 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
         )?,
         None => writeln!(out, "  admin surface      disabled (--admin)")?,
     }
-    writeln!(out, "  metrics / openapi  {base}/metrics  {base}/openapi.json")?;
+    writeln!(
+        out,
+        "  metrics / openapi  {base}/metrics  {base}/openapi.json"
+    )?;
     if let Some(token) = &s.dev_token {
         writeln!(out, "Try:")?;
         writeln!(out, "  export CLOUDFLARE_API_TOKEN={token}")?;

@@ -96,7 +96,9 @@ impl Resp {
         assert!(self.body["messages"].is_array(), "{}", self.text);
         if (400..500).contains(&self.status) {
             assert_eq!(
-                self.headers.get("x-should-retry").map(|v| v.to_str().unwrap()),
+                self.headers
+                    .get("x-should-retry")
+                    .map(|v| v.to_str().unwrap()),
                 Some("false"),
                 "4xx must carry x-should-retry: false"
             );
@@ -113,7 +115,9 @@ impl Resp {
         assert!(self.body["messages"].is_array(), "{}", self.text);
         assert!(self.body.get("result").is_some(), "{}", self.text);
         assert_eq!(
-            self.headers.get("content-type").map(|v| v.to_str().unwrap()),
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
             Some("application/json")
         );
         &self.body["result"]
@@ -260,7 +264,14 @@ impl Server {
     }
 
     /// A request to the dev account's `path` with `token`, optional JSON body.
-    pub fn call(&self, method: &str, token: &str, account: &str, path: &str, body: Option<Value>) -> Resp {
+    pub fn call(
+        &self,
+        method: &str,
+        token: &str,
+        account: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
         let mut rb = self
             .raw(method, &self.url(account, path))
             .bearer_auth(token);
@@ -317,7 +328,10 @@ impl Server {
                 assert!(status.success(), "server exited with {status}");
                 return;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -326,7 +326,7 @@ def admin(op_id, summary, body=None, params=()):
          "description": "Only when the server runs with --admin; needs the X-Inregion-Admin-Token header. Cloudflare credentials are never accepted here.",
          "security": [{"adminToken": []}],
          "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
-         "responses": {"200": resp("success", success({"type": "object"})), "401": FAIL, "404": FAIL, "400": FAIL}}
+         "responses": {"200": resp("success", success({"type": "object"})), "400": FAIL, "401": FAIL, "403": FAIL, "404": FAIL, "409": FAIL, "500": FAIL}}
     if body:
         o["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     return o
@@ -337,6 +337,9 @@ paths["/__inregion/clock/advance"] = {"post": admin("adminAdvanceClock", "Advanc
 paths["/__inregion/bindings/{binding_id}/activate"] = {"post": admin("adminActivateBinding",
     "Force a binding's propagation to complete now", params=["binding_id"])}
 paths["/__inregion/prefixes/{prefix_id}/approve"] = {"post": admin("adminApprovePrefix", "Approve a pending prefix", params=["prefix_id"])}
+paths["/__inregion/seed"] = {"post": admin("adminSeed", "Apply a seeding document (the --config TOML fields, as JSON); idempotent",
+    body={"type": "object", "properties": {k: {"type": "array", "items": {"type": "object"}}
+                                           for k in ["accounts", "tokens", "users", "prefixes", "regions"]}})}
 
 def path_param(name, desc, **kw):
     return {"name": name, "in": "path", "required": True, "description": desc, "schema": {"type": "string", **kw}}

@@ -82,7 +82,10 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
             &format!("{A}/addressing/prefixes"),
             get(list_prefixes).post(create_prefix),
         )
-        .route(&format!("{A}/addressing/prefixes/{{prefix_id}}"), get(get_prefix))
+        .route(
+            &format!("{A}/addressing/prefixes/{{prefix_id}}"),
+            get(get_prefix),
+        )
         .route(&format!("{A}/addressing/services"), get(list_services))
         .route(
             &format!("{A}/addressing/prefixes/{{prefix_id}}/bindings"),
@@ -136,8 +139,7 @@ async fn track(State(app): State<AppState>, req: Request, next: Next) -> Respons
     let elapsed = start.elapsed();
     let route = route.as_ref().map(MatchedPath::as_str).unwrap_or(UNMATCHED);
     let status = resp.status().as_u16();
-    app.metrics
-        .record(route, method.as_str(), status, elapsed);
+    app.metrics.record(route, method.as_str(), status, elapsed);
     tracing::debug!(target: "inregion::http", %method, route, status, micros = elapsed.as_micros() as u64, "request");
     resp
 }
@@ -163,7 +165,10 @@ async fn method_not_allowed(req: Request) -> Response {
 
 async fn openapi() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         OPENAPI_JSON,
     )
         .into_response()
@@ -183,7 +188,9 @@ async fn metrics(State(app): State<AppState>) -> Response {
     ] {
         out.push_str(&format!("inregion_bindings{{state=\"{state}\"}} {n}\n"));
     }
-    out.push_str("# HELP inregion_control_version Committed control-plane changes (change-feed version).\n");
+    out.push_str(
+        "# HELP inregion_control_version Committed control-plane changes (change-feed version).\n",
+    );
     out.push_str("# TYPE inregion_control_version gauge\n");
     out.push_str(&format!(
         "inregion_control_version {}\n",
@@ -212,7 +219,11 @@ fn ctl<E: ApiError>(e: E) -> HttpError {
 }
 
 /// Clock reading plus authentication, the prologue of every handler.
-fn begin(app: &App, headers: &HeaderMap, ip: ClientIp) -> Result<(Principal, Timestamp), HttpError> {
+fn begin(
+    app: &App,
+    headers: &HeaderMap,
+    ip: ClientIp,
+) -> Result<(Principal, Timestamp), HttpError> {
     let now = app.now();
     let p = auth::authenticate(&app.control, headers, ip.0, now)?;
     Ok((p, now))
@@ -338,9 +349,14 @@ async fn create_binding(
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreateBinding = {
         let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
-        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), move || {
-            c.create_binding(&p, &a, CreateBinding::default(), now).map(drop)
-        })
+        parse_or_probe(
+            &bytes,
+            |b| body::typed(body::json_object(b)?),
+            move || {
+                c.create_binding(&p, &a, CreateBinding::default(), now)
+                    .map(drop)
+            },
+        )
         .await?
     };
     let c = app.control.clone();
@@ -371,7 +387,10 @@ async fn patch_binding(
                     other_fields: map.keys().filter(|k| *k != "region_key").cloned().collect(),
                 })
             },
-            move || c.patch_binding(&p, &a, &i, UpdateBinding::default(), now).map(drop),
+            move || {
+                c.patch_binding(&p, &a, &i, UpdateBinding::default(), now)
+                    .map(drop)
+            },
         )
         .await?
     };
@@ -430,9 +449,14 @@ async fn create_prefix(
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreatePrefix = {
         let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
-        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), move || {
-            c.create_prefix(&p, &a, CreatePrefix::default(), now).map(drop)
-        })
+        parse_or_probe(
+            &bytes,
+            |b| body::typed(body::json_object(b)?),
+            move || {
+                c.create_prefix(&p, &a, CreatePrefix::default(), now)
+                    .map(drop)
+            },
+        )
         .await?
     };
     let c = app.control.clone();
@@ -513,7 +537,10 @@ async fn get_address_map(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (p, _) = begin(&app, &headers, ip)?;
-    let v = app.control.get_address_map(&p, &account, &id).map_err(ctl)?;
+    let v = app
+        .control
+        .get_address_map(&p, &account, &id)
+        .map_err(ctl)?;
     Ok(Success::ok(v).into_response())
 }
 
@@ -527,14 +554,18 @@ async fn create_address_map(
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreateAddressMap = {
         let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
-        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), move || {
-            // An unparsable IP fails validation right after the access checks.
-            let probe = CreateAddressMap {
-                ips: vec![String::new()],
-                ..CreateAddressMap::default()
-            };
-            c.create_address_map(&p, &a, probe, now).map(drop)
-        })
+        parse_or_probe(
+            &bytes,
+            |b| body::typed(body::json_object(b)?),
+            move || {
+                // An unparsable IP fails validation right after the access checks.
+                let probe = CreateAddressMap {
+                    ips: vec![String::new()],
+                    ..CreateAddressMap::default()
+                };
+                c.create_address_map(&p, &a, probe, now).map(drop)
+            },
+        )
         .await?
     };
     let c = app.control.clone();

@@ -73,7 +73,10 @@ mod tests {
         let e = credentials(&HeaderMap::new()).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code()), (400, 9106));
         let e = credentials(&h(&[("authorization", b"Basic abc")])).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code(), chain(&e)), (400, 6003, vec![6111]));
+        assert_eq!(
+            (e.status.as_u16(), e.code(), chain(&e)),
+            (400, 6003, vec![6111])
+        );
         // Non-ASCII bytes in the header: malformed, not a panic and not "missing".
         let e = credentials(&h(&[("authorization", b"Bearer \xff\xfe")])).unwrap_err();
         assert_eq!(chain(&e), vec![6111]);

@@ -5,7 +5,7 @@
 //! (authentication → permission → entitlement → validation): a caller without access
 //! learns nothing from a malformed body.
 
-use crate::envelope::{HttpError, ErrorItem};
+use crate::envelope::{ErrorItem, HttpError};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -144,15 +144,13 @@ fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -173,7 +171,15 @@ mod tests {
         assert!(json_object(b"").unwrap().is_empty());
         assert!(json_object(b"  \n").unwrap().is_empty());
         assert_eq!(json_object(br#"{"a":1}"#).unwrap().len(), 1);
-        for bad in [&b"[]"[..], b"1", b"\"x\"", b"null", b"{", b"{\"a\":}", b"\xff"] {
+        for bad in [
+            &b"[]"[..],
+            b"1",
+            b"\"x\"",
+            b"null",
+            b"{",
+            b"{\"a\":}",
+            b"\xff",
+        ] {
             let e = json_object(bad).unwrap_err();
             assert_eq!((e.status.as_u16(), e.code()), (400, 1100));
         }
@@ -191,7 +197,9 @@ mod tests {
 
     #[test]
     fn query_decoding() {
-        let q = QueryParams::parse(Some("per_page=10&cursor=a%3D%3D&type=man+aged&x&per_page=5"));
+        let q = QueryParams::parse(Some(
+            "per_page=10&cursor=a%3D%3D&type=man+aged&x&per_page=5",
+        ));
         assert_eq!(q.get("per_page"), Some("5"));
         assert_eq!(q.get("cursor"), Some("a=="));
         assert_eq!(q.get("type"), Some("man aged"));

@@ -91,9 +91,9 @@ impl OffsetClock {
 
 impl Clock for OffsetClock {
     fn now(&self) -> Timestamp {
-        SystemClock
-            .now()
-            .plus(Duration::from_micros(self.offset_us.load(Ordering::Relaxed).max(0) as u64))
+        SystemClock.now().plus(Duration::from_micros(
+            self.offset_us.load(Ordering::Relaxed).max(0) as u64,
+        ))
     }
 }
 

@@ -304,8 +304,10 @@ mod tests {
     async fn failure_envelope_and_retry_header() {
         let err = HttpError::from_item(
             StatusCode::BAD_REQUEST,
-            ErrorItem::new(6003, "Invalid request headers")
-                .with_chain(vec![ErrorItem::new(6111, "Invalid format for Authorization header")]),
+            ErrorItem::new(6003, "Invalid request headers").with_chain(vec![ErrorItem::new(
+                6111,
+                "Invalid format for Authorization header",
+            )]),
         );
         let resp = err.into_response();
         assert_eq!(resp.headers()["x-should-retry"], "false");

@@ -42,7 +42,12 @@ impl Metrics {
     }
 
     fn route(&self, route: &str) -> Arc<RouteStats> {
-        if let Some(r) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
+        if let Some(r) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+        {
             return r.clone();
         }
         self.routes
@@ -156,12 +161,22 @@ mod tests {
         m.record("/a", "POST", 409, Duration::from_secs(10));
         let mut out = String::new();
         m.render(&mut out);
-        assert!(out.contains("inregion_http_requests_total{route=\"/a\",method=\"GET\",status=\"200\"} 2"));
-        assert!(out.contains("inregion_http_requests_total{route=\"/a\",method=\"POST\",status=\"409\"} 1"));
-        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0001\"} 1"));
-        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.005\"} 2"));
-        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"2.5\"} 2"));
-        assert!(out.contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"+Inf\"} 3"));
+        assert!(out.contains(
+            "inregion_http_requests_total{route=\"/a\",method=\"GET\",status=\"200\"} 2"
+        ));
+        assert!(out.contains(
+            "inregion_http_requests_total{route=\"/a\",method=\"POST\",status=\"409\"} 1"
+        ));
+        assert!(out.contains(
+            "inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.0001\"} 1"
+        ));
+        assert!(out.contains(
+            "inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"0.005\"} 2"
+        ));
+        assert!(out
+            .contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"2.5\"} 2"));
+        assert!(out
+            .contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"+Inf\"} 3"));
         assert!(out.contains("inregion_http_request_duration_seconds_count{route=\"/a\"} 3"));
     }
 

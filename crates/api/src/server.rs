@@ -13,8 +13,8 @@ use crate::app::{router, App, DEFAULT_MAX_BODY_BYTES};
 use crate::clock::{ClockError, OffsetClock};
 use crate::metrics::Metrics;
 use inregion_control::{
-    AccountSeed, Clock, ControlConfig, ControlPlane, Entitlement, Permission, PrefixId,
-    PrefixSeed, SeedConfig, StoreError, TokenId, TokenSeed,
+    AccountSeed, Clock, ControlConfig, ControlPlane, Entitlement, Permission, PrefixId, PrefixSeed,
+    SeedConfig, StoreError, TokenId, TokenSeed,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -195,7 +195,9 @@ pub fn dev_seed(token: &str) -> Result<SeedConfig, ServeError> {
         .map_err(|e| ServeError::Seed(format!("{e}")))?;
     Ok(SeedConfig {
         accounts: vec![AccountSeed {
-            id: DEV_ACCOUNT_ID.parse().map_err(|e| ServeError::Seed(format!("{e}")))?,
+            id: DEV_ACCOUNT_ID
+                .parse()
+                .map_err(|e| ServeError::Seed(format!("{e}")))?,
             name: "inregion development account".into(),
             entitlements: vec![
                 Entitlement::RegionalServices,
@@ -215,7 +217,9 @@ pub fn dev_seed(token: &str) -> Result<SeedConfig, ServeError> {
         }],
         users: Vec::new(),
         prefixes: vec![PrefixSeed {
-            account: DEV_ACCOUNT_ID.parse().map_err(|e| ServeError::Seed(format!("{e}")))?,
+            account: DEV_ACCOUNT_ID
+                .parse()
+                .map_err(|e| ServeError::Seed(format!("{e}")))?,
             id: Some(PrefixId::parse(DEMO_PREFIX_ID).map_err(|e| ServeError::Seed(e.to_string()))?),
             cidr: DEMO_PREFIX_CIDR.into(),
             asn: DEMO_PREFIX_ASN,
@@ -254,7 +258,12 @@ impl Server {
                 };
                 (control, clock, Some(db), stored)
             }
-            None => (ControlPlane::in_memory(config), OffsetClock::new(), None, None),
+            None => (
+                ControlPlane::in_memory(config),
+                OffsetClock::new(),
+                None,
+                None,
+            ),
         };
         let control = Arc::new(control);
         let now = clock.now();
@@ -295,12 +304,13 @@ impl Server {
                 .map_err(|e| ServeError::Seed(e.to_string()))?;
         }
 
-        let listener = TcpListener::bind(&opts.listen)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: opts.listen.clone(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(&opts.listen)
+                .await
+                .map_err(|source| ServeError::Listen {
+                    addr: opts.listen.clone(),
+                    source,
+                })?;
         let addr = listener.local_addr()?;
         let app = Arc::new(App {
             control,
@@ -336,7 +346,10 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting connections and waits for
     /// the requests in flight to finish (each write is durable once its response is
     /// sent; writes already handed to the store finish even if their client went away).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let router = router(self.app.clone(), self.max_body_bytes);
         axum::serve(
             self.listener,
@@ -344,7 +357,10 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
-        tracing::info!(version = self.app.control.version(), "server stopped; all acknowledged writes are durable");
+        tracing::info!(
+            version = self.app.control.version(),
+            "server stopped; all acknowledged writes are durable"
+        );
         Ok(())
     }
 }

@@ -31,6 +31,49 @@ pub enum AffinityMode {
     ResetOnChange,
 }
 
+/// Chooses the forwarding target for traffic bound to a region the ingress is not in
+/// (pluggable, for load-aware choices). Fail closed by construction: it can only pick
+/// one of the candidates, which are the region's healthy members with a known RTT from
+/// the ingress; `None` (or an index out of range) refuses the traffic.
+///
+/// Choices are precomputed per (ingress, region) whenever health changes or
+/// [`Edge::refresh_routes`] is called, so a policy driven by load should be refreshed
+/// when its inputs change; a decision then stays one array read.
+pub trait TargetPolicy: Send + Sync + std::fmt::Debug {
+    /// Index into `candidates` (`(data center, RTT µs)`, sorted by RTT, then index) of
+    /// the target for traffic arriving at `ingress` bound to `region`.
+    fn choose(&self, ingress: DcId, region: RegionId, candidates: &[(DcId, u32)]) -> Option<usize>;
+}
+
+/// The default policy: the candidate with the lowest RTT from the ingress (ties: lowest
+/// index), the simulator's reading of Cloudflare's "free connections, latency and load"
+/// score (api-contract §10).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LowestRtt;
+
+impl TargetPolicy for LowestRtt {
+    fn choose(&self, _: DcId, _: RegionId, candidates: &[(DcId, u32)]) -> Option<usize> {
+        (!candidates.is_empty()).then_some(0)
+    }
+}
+
+/// A load-aware policy: the candidate with the lowest RTT plus a per-data-center penalty
+/// in microseconds (for example derived from its load; missing entries count 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PenalizedRtt {
+    /// Penalty per data center, indexed by [`DcId`].
+    pub penalty_us: Vec<u32>,
+}
+
+impl TargetPolicy for PenalizedRtt {
+    fn choose(&self, _: DcId, _: RegionId, candidates: &[(DcId, u32)]) -> Option<usize> {
+        let cost = |&(dc, rtt): &(DcId, u32)| {
+            u64::from(rtt) + u64::from(self.penalty_us.get(dc.index()).copied().unwrap_or(0))
+        };
+        (0..candidates.len()).min_by_key(|&i| (cost(&candidates[i]), i))
+    }
+}
+
 /// Configuration of an [`Edge`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EdgeConfig {
@@ -95,6 +138,7 @@ struct Route {
 /// Health and the dense route array derived from it.
 #[derive(Clone, Debug)]
 struct Plan {
+    policy: Arc<dyn TargetPolicy>,
     healthy: Vec<bool>,
     /// `[ingress * cols + col]`, col 0 = unbound, col r+1 = region r.
     routes: Vec<Route>,
@@ -104,6 +148,7 @@ struct Plan {
 impl Plan {
     fn new(topo: &Topology) -> Self {
         let mut p = Plan {
+            policy: Arc::new(LowestRtt),
             healthy: vec![true; topo.dc_count()],
             routes: Vec::new(),
             cols: topo.region_count() + 1,
@@ -122,6 +167,7 @@ impl Plan {
         };
         self.routes.clear();
         self.routes.reserve(n * self.cols);
+        let mut candidates = Vec::new();
         for i in 0..n {
             let ingress = DcId(i as u16);
             if !self.healthy[i] {
@@ -142,14 +188,25 @@ impl Plan {
                         added_rtt_us: 0,
                     }
                 } else {
-                    best_target(topo, &self.healthy, ingress, &region.members).map_or(
-                        refuse(RefuseReason::NoHealthyInRegion),
-                        |(dc, rtt)| Route {
-                            verdict: Verdict::Forwarded,
-                            processed_at: Some(dc),
-                            added_rtt_us: rtt,
-                        },
-                    )
+                    candidates.clear();
+                    candidates.extend(
+                        region
+                            .members
+                            .iter()
+                            .filter(|m| self.healthy[m.index()])
+                            .map(|&m| (m, topo.rtt_us(ingress, m)))
+                            .filter(|&(_, rtt)| rtt != RTT_UNREACHABLE),
+                    );
+                    candidates.sort_unstable_by_key(|&(m, rtt)| (rtt, m));
+                    let chosen = self
+                        .policy
+                        .choose(ingress, RegionId(r as u16), &candidates)
+                        .and_then(|i| candidates.get(i));
+                    chosen.map_or(refuse(RefuseReason::NoHealthyInRegion), |&(dc, rtt)| Route {
+                        verdict: Verdict::Forwarded,
+                        processed_at: Some(dc),
+                        added_rtt_us: rtt,
+                    })
                 };
                 self.routes.push(route);
             }
@@ -170,18 +227,6 @@ impl Plan {
             established: false,
         }
     }
-}
-
-/// The default forwarding policy: the healthy member with the lowest RTT from the
-/// ingress (ties: lowest index); members without a known RTT are skipped.
-fn best_target(topo: &Topology, healthy: &[bool], ingress: DcId, members: &[DcId]) -> Option<(DcId, u32)> {
-    members
-        .iter()
-        .filter(|m| healthy[m.index()])
-        .map(|&m| (topo.rtt_us(ingress, m), m))
-        .filter(|&(rtt, _)| rtt != RTT_UNREACHABLE)
-        .min()
-        .map(|(rtt, m)| (m, rtt))
 }
 
 #[inline]
@@ -428,6 +473,18 @@ impl Edge {
         if changed {
             self.plan.recompute(&self.topo);
         }
+    }
+
+    /// Replaces the forwarding policy (default [`LowestRtt`]) and recomputes the routes.
+    pub fn set_policy(&mut self, policy: Arc<dyn TargetPolicy>) {
+        self.plan.policy = policy;
+        self.plan.recompute(&self.topo);
+    }
+
+    /// Recomputes the routes (after the inputs of a load-aware policy changed).
+    /// O(data centers × total region membership).
+    pub fn refresh_routes(&mut self) {
+        self.plan.recompute(&self.topo);
     }
 
     // ---- ingress ------------------------------------------------------------------

@@ -96,7 +96,10 @@ mod time;
 mod topology;
 
 pub use decision::{Candidate, Decision, Explanation, RefuseReason, ResetReason, Verdict};
-pub use edge::{region_table, AffinityMode, Edge, EdgeConfig, EdgeError, TickReport};
+pub use edge::{
+    region_table, AffinityMode, Edge, EdgeConfig, EdgeError, LowestRtt, PenalizedRtt, TargetPolicy,
+    TickReport,
+};
 pub use flow::{FlowKey, FlowKeyError, FlowStats, FlowTableConfig, Protocol, TcpFlags};
 pub use propagation::{DelayDistribution, VersionStatus};
 pub use time::SimTime;

@@ -698,3 +698,35 @@ proptest! {
         prop_assert_eq!(scenario(seed, AffinityMode::Pinned), scenario(seed, AffinityMode::Pinned));
     }
 }
+
+#[test]
+fn policies_choose_among_in_region_candidates_only() {
+    let mut e = tiny_edge(EdgeConfig::default());
+    let f = |p| tcp(p, [203, 0, 113, 1]);
+    let t = SimTime::from_secs(1);
+    assert_eq!(e.decide(DcId(2), &f(1), t).forwarded_to(), Some(DcId(1)));
+    // DC 1 is loaded: a penalty larger than the RTT difference moves new flows to DC 3;
+    // the established flow stays.
+    e.set_policy(Arc::new(PenalizedRtt {
+        penalty_us: vec![0, 1_000_000],
+    }));
+    assert_eq!(e.decide(DcId(2), &f(2), t).forwarded_to(), Some(DcId(3)));
+    assert_eq!(e.decide(DcId(2), &f(1), t).forwarded_to(), Some(DcId(1)));
+
+    /// A broken policy: an index past the candidates.
+    #[derive(Debug)]
+    struct OutOfRange;
+    impl TargetPolicy for OutOfRange {
+        fn choose(&self, _: DcId, _: RegionId, c: &[(DcId, u32)]) -> Option<usize> {
+            Some(c.len())
+        }
+    }
+    e.set_policy(Arc::new(OutOfRange));
+    assert_eq!(
+        e.decide(DcId(2), &f(3), t).verdict,
+        Verdict::Refused(RefuseReason::NoHealthyInRegion),
+        "fail closed whatever the policy"
+    );
+    e.set_policy(Arc::new(LowestRtt));
+    assert_eq!(e.decide(DcId(2), &f(4), t).forwarded_to(), Some(DcId(1)));
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Load test of `inregion serve` on loopback with wrk (Debian package `wrk`).
+#
+#   scripts/bench-api.sh            # 10 s per phase
+#   DURATION=30s scripts/bench-api.sh
+#
+# Phases, against one account holding >= 10,000 bindings:
+#   1. durable create   POST /dls/regional_services/prefix_bindings (SQLite, fsync'd
+#                       group commit; also fills the account up to >= 10k bindings)
+#   2. get one          GET  /dls/regional_services/prefix_bindings/{id}
+#   3. list (25 items)  GET  /dls/regional_services/prefix_bindings?per_page=25
+# wrk prints requests/s and latency percentiles (p50/p75/p90/p99) per phase; a summary
+# line per phase is printed at the end. Targets (2 cores): get >= 30,000 req/s,
+# list >= 10,000 req/s, create >= 2,000 req/s, p99 <= 5 ms.
+#
+# Traffic goes to 127.0.0.1 only. Environment: DURATION (default 10s), CONNECTIONS
+# (default 64), THREADS (wrk threads, default 1), WORKERS (server threads, default 2),
+# CARGO_TARGET_DIR (default ./target).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
+WORKERS=${WORKERS:-2}
+TARGET=${CARGO_TARGET_DIR:-target}
+ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
+TOKEN=bench-token-00000000000000000000000000
+PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
+
+if ! command -v wrk >/dev/null; then
+  echo "wrk not found: installing the Debian package" >&2
+  apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release -q -p inregion
+BIN="$TARGET/release/inregion"
+
+WORK=$(mktemp -d)
+cleanup() {
+  [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat >"$WORK/bench.toml" <<TOML
+[[prefixes]]
+account = "$ACCOUNT"
+id = "$PREFIX"
+cidr = "2001:db8::/32"
+asn = 64496
+description = "bench prefix"
+TOML
+
+RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --config "$WORK/bench.toml" \
+  --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" >"$WORK/out" &
+PID=$!
+for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+BASE=$(head -1 "$WORK/out" | awk '{print $4}')
+[[ "$BASE" == http://127.0.0.1:* ]] || { echo "server did not start" >&2; exit 1; }
+URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
+echo "server: $BASE (pid $PID, $WORKERS workers); wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per phase"
+
+# Lua: unique CIDRs per run, thread and request (2001:db8:RUN:THREAD:HI:LO::/96).
+cat >"$WORK/create.lua" <<LUA
+local run = tonumber(os.getenv("RUN"))
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Authorization"] = "Bearer $TOKEN"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local cidr = string.format("2001:db8:%x:%x:%x:%x::/96", run, tid, math.floor(counter / 65536), counter % 65536)
+  local body = '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}'
+  return wrk.format(nil, nil, nil, body)
+end
+LUA
+
+bindings() {
+  curl -s "$BASE/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'
+}
+
+summary=()
+phase() { # name, wrk args...
+  local name=$1; shift
+  echo; echo "=== $name"
+  wrk --latency -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@" | tee "$WORK/wrk.out"
+  local rps p99 non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
+  p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.out")
+  summary+=("$(printf '%-18s %10s req/s   p99 %8s   non-2xx %s' "$name" "$rps" "$p99" "${non2xx:-0}")")
+}
+
+RUN=1 phase "durable create" -s "$WORK/create.lua" "$URL"
+run=2
+while (( $(bindings) < 10000 )); do
+  echo "topping up: $(bindings) bindings"
+  RUN=$run wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s "$WORK/create.lua" "$URL" >/dev/null
+  run=$((run + 1))
+done
+echo "account holds $(bindings) bindings"
+
+ID=$(curl -s "$URL?per_page=100" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][50]["id"])')
+phase "get one" -H "Authorization: Bearer $TOKEN" "$URL/$ID"
+phase "list (25 items)" -H "Authorization: Bearer $TOKEN" "$URL?per_page=25"
+
+echo; echo "=== summary ($(nproc) cores, $(bindings) bindings)"
+printf '%s\n' "${summary[@]}"
