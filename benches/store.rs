@@ -47,8 +47,8 @@ fn cidr(n: u64) -> String {
 }
 
 fn sqlite_plane(dir: &tempfile::TempDir) -> ControlPlane {
-    let cp = ControlPlane::open_sqlite(dir.path().join("bench.db"), ControlConfig::default())
-        .unwrap();
+    let cp =
+        ControlPlane::open_sqlite(dir.path().join("bench.db"), ControlConfig::default()).unwrap();
     cp.seed(&seed(), now()).unwrap();
     cp
 }
@@ -101,7 +101,9 @@ fn durable_creates(c: &mut Criterion) {
                         h.join().unwrap();
                     }
                     // Scale to the requested count (threads * per >= iters).
-                    start.elapsed().mul_f64(iters as f64 / (per * threads as u64) as f64)
+                    start
+                        .elapsed()
+                        .mul_f64(iters as f64 / (per * threads as u64) as f64)
                 })
             },
         );
@@ -114,7 +116,13 @@ fn load_bulk(cp: &ControlPlane, n: u64) {
     let mut i = 0;
     while i < n {
         let items: Vec<(String, String, String)> = (i..(i + chunk).min(n))
-            .map(|k| (P6.to_string(), cidr(k), if k % 2 == 0 { "eu" } else { "us" }.to_string()))
+            .map(|k| {
+                (
+                    P6.to_string(),
+                    cidr(k),
+                    if k % 2 == 0 { "eu" } else { "us" }.to_string(),
+                )
+            })
             .collect();
         cp.bulk_create_bindings(ACCT, &items, now()).unwrap();
         i += chunk;
@@ -142,6 +150,7 @@ fn snapshots(c: &mut Criterion) {
             s
         })
     });
+    g.finish();
 
     // Reads over the same 10k.
     let ids: Vec<String> = cp
@@ -159,7 +168,6 @@ fn snapshots(c: &mut Criterion) {
             cp.get_binding(&p, ACCT, &ids[k]).unwrap()
         })
     });
-    let page = cp.list_bindings(&p, ACCT, &PageRequest::first(25)).unwrap();
     let mid = cp
         .list_bindings(&p, ACCT, &PageRequest::first(100))
         .unwrap()
@@ -173,7 +181,6 @@ fn snapshots(c: &mut Criterion) {
             p2
         })
     });
-    drop(page);
     rg.finish();
 
     // 1M via the bulk path, memory store.
@@ -183,7 +190,10 @@ fn snapshots(c: &mut Criterion) {
     big.seed(&seed(), now()).unwrap();
     let t0 = Instant::now();
     load_bulk(&big, 1_000_000);
-    eprintln!("bulk-loaded 1M bindings (memory store) in {:?}", t0.elapsed());
+    eprintln!(
+        "bulk-loaded 1M bindings (memory store) in {:?}",
+        t0.elapsed()
+    );
     g.throughput(Throughput::Elements(1_000_000));
     g.bench_function("bindings_in_force_1M", |b| {
         b.iter(|| {

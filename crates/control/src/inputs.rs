@@ -158,8 +158,7 @@ mod tests {
             CreateBinding::from_json_object(&obj(r#"{}"#)).unwrap(),
             CreateBinding::default()
         );
-        let u = UpdateBinding::from_json_object(&obj(r#"{"region_key":"us","cidr":"x"}"#))
-            .unwrap();
+        let u = UpdateBinding::from_json_object(&obj(r#"{"region_key":"us","cidr":"x"}"#)).unwrap();
         assert_eq!(u.region_key.as_deref(), Some("us"));
         assert_eq!(u.other_fields, vec!["cidr".to_string()]);
     }

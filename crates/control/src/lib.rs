@@ -62,7 +62,8 @@ pub use auth::{AuthError, Credentials, Principal, SecretHash, Subject, TokenReco
 pub use error::*;
 pub use feed::{BindingCounts, BindingSnapshot, ChangeSet, InForce};
 pub use inputs::{
-    CreateAddressMap, CreateBinding, CreatePrefix, MembershipInput, UpdateAddressMap, UpdateBinding, WrongType,
+    CreateAddressMap, CreateBinding, CreatePrefix, MembershipInput, UpdateAddressMap,
+    UpdateBinding, WrongType,
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, SERVICES};

@@ -1712,7 +1712,7 @@ impl ControlPlane {
             .collect();
         let version = st.version;
         drop(st);
-        entries.sort_unstable_by(|a, b| (a.cidr, a.binding_id).cmp(&(b.cidr, b.binding_id)));
+        entries.sort_unstable_by_key(|e| (e.cidr, e.binding_id));
         BindingSnapshot {
             version,
             at,

@@ -117,7 +117,13 @@ fn fx() -> Fx {
 }
 
 impl Fx {
-    fn create(&self, prefix: &str, cidr: &str, key: &str, now: Timestamp) -> Result<Binding, CreateBindingError> {
+    fn create(
+        &self,
+        prefix: &str,
+        cidr: &str,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<Binding, CreateBindingError> {
         self.cp
             .create_binding(&self.rw, ACCT, CreateBinding::new(prefix, cidr, key), now)
             .map(|c| c.result)
@@ -149,9 +155,14 @@ fn create_echoes_canonical_cidr_and_starts_provisioning() {
     let b = f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
     assert_eq!(b.cidr.to_string(), "203.0.113.0/25");
     assert_eq!(b.prefix_id.as_str(), DEMO);
-    let b6 = f.create(V6, "2001:0DB8:0000:0001::/64", "us", t(0)).unwrap();
+    let b6 = f
+        .create(V6, "2001:0DB8:0000:0001::/64", "us", t(0))
+        .unwrap();
     assert_eq!(b6.cidr.to_string(), "2001:db8:0:1::/64");
-    assert_eq!(f.sb_state(&b.id, DEMO, t(0)), ProvisioningState::Provisioning);
+    assert_eq!(
+        f.sb_state(&b.id, DEMO, t(0)),
+        ProvisioningState::Provisioning
+    );
     assert_eq!(f.sb_state(&b.id, DEMO, t(5)), ProvisioningState::Active);
     assert_eq!(f.cp.get_binding(&f.ro, ACCT, &b.id.to_string()).unwrap(), b);
     // Not in force until active (§10).
@@ -199,15 +210,30 @@ fn create_validation_errors() {
         assert_eq!(c(Some(DEMO), Some(bad), Some("eu")), (1102, 400), "{bad}");
     }
     // 1105: unknown prefix, another account's prefix, too long, malformed.
-    assert_eq!(c(Some(OTHER_PREFIX), Some("192.0.2.0/25"), Some("eu")), (1105, 400));
+    assert_eq!(
+        c(Some(OTHER_PREFIX), Some("192.0.2.0/25"), Some("eu")),
+        (1105, 400)
+    );
     assert_eq!(c(Some(&"a".repeat(65)), ok, Some("eu")), (1105, 400));
     assert_eq!(c(Some("nope"), ok, Some("eu")), (1105, 400));
     // 1114: pending prefix.
-    assert_eq!(c(Some(PENDING), Some("198.51.100.0/25"), Some("eu")), (1114, 400));
+    assert_eq!(
+        c(Some(PENDING), Some("198.51.100.0/25"), Some("eu")),
+        (1114, 400)
+    );
     // 1103: outside, wider, other family, IPv4-mapped IPv6 against an IPv4 prefix.
-    assert_eq!(c(Some(DEMO), Some("203.0.114.0/25"), Some("eu")), (1103, 400));
-    assert_eq!(c(Some(DEMO), Some("203.0.112.0/23"), Some("eu")), (1103, 400));
-    assert_eq!(c(Some(DEMO), Some("2001:db8::/48"), Some("eu")), (1103, 400));
+    assert_eq!(
+        c(Some(DEMO), Some("203.0.114.0/25"), Some("eu")),
+        (1103, 400)
+    );
+    assert_eq!(
+        c(Some(DEMO), Some("203.0.112.0/23"), Some("eu")),
+        (1103, 400)
+    );
+    assert_eq!(
+        c(Some(DEMO), Some("2001:db8::/48"), Some("eu")),
+        (1103, 400)
+    );
     assert_eq!(
         c(Some(DEMO), Some("::ffff:203.0.113.0/120"), Some("eu")),
         (1103, 400)
@@ -229,19 +255,32 @@ fn conflicts_and_overlaps() {
     // Exact duplicate, whatever the region.
     let e = f.create(DEMO, "203.0.113.0/25", "us", t(0)).unwrap_err();
     assert_eq!((e.code(), e.http_status()), (1108, 409));
-    assert_eq!(e.to_string(), "conflict: binding already exists for CIDR 203.0.113.0/25");
+    assert_eq!(
+        e.to_string(),
+        "conflict: binding already exists for CIDR 203.0.113.0/25"
+    );
     // The whole prefix.
-    assert_eq!(Fx::code(f.create(DEMO, "203.0.113.0/24", "eu", t(0))), (1108, 409));
-    assert_eq!(Fx::code(f.create(V6, "2001:db8::/32", "eu", t(0))), (1108, 409));
+    assert_eq!(
+        Fx::code(f.create(DEMO, "203.0.113.0/24", "eu", t(0))),
+        (1108, 409)
+    );
+    assert_eq!(
+        Fx::code(f.create(V6, "2001:db8::/32", "eu", t(0))),
+        (1108, 409)
+    );
     // Same network written differently (IPv6) is the same CIDR.
     f.create(V6, "2001:db8:1::/48", "eu", t(0)).unwrap();
-    assert_eq!(Fx::code(f.create(V6, "2001:DB8:1:0::/48", "us", t(0))), (1108, 409));
+    assert_eq!(
+        Fx::code(f.create(V6, "2001:DB8:1:0::/48", "us", t(0))),
+        (1108, 409)
+    );
     // Different overlapping CIDRs coexist.
     f.create(DEMO, "203.0.113.0/26", "us", t(0)).unwrap();
     f.create(DEMO, "203.0.113.7/32", "ca", t(0)).unwrap();
     // After delete, the CIDR is free again.
     let b = f.create(DEMO, "203.0.113.128/25", "eu", t(0)).unwrap();
-    f.cp.delete_binding(&f.rw, ACCT, &b.id.to_string(), t(1)).unwrap();
+    f.cp.delete_binding(&f.rw, ACCT, &b.id.to_string(), t(1))
+        .unwrap();
     f.create(DEMO, "203.0.113.128/25", "us", t(1)).unwrap();
 }
 
@@ -253,7 +292,10 @@ fn per_prefix_cap() {
     });
     f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
     f.create(DEMO, "203.0.113.128/25", "eu", t(0)).unwrap();
-    assert_eq!(Fx::code(f.create(DEMO, "203.0.113.0/26", "eu", t(0))), (1117, 400));
+    assert_eq!(
+        Fx::code(f.create(DEMO, "203.0.113.0/26", "eu", t(0))),
+        (1117, 400)
+    );
     f.create(V6, "2001:db8::/48", "eu", t(0)).unwrap();
 }
 
@@ -278,7 +320,10 @@ fn precedence_account_permission_entitlement_validation() {
         (10000, 403)
     );
     // DLS: Write alone can read but not write (§3.1).
-    assert!(f.cp.list_bindings(&f.dlsw, ACCT, &PageRequest::default()).is_ok());
+    assert!(f
+        .cp
+        .list_bindings(&f.dlsw, ACCT, &PageRequest::default())
+        .is_ok());
     assert_eq!(
         Fx::code(f.cp.create_binding(&f.dlsw, ACCT, body.clone(), t(0))),
         (10000, 403)
@@ -289,13 +334,18 @@ fn precedence_account_permission_entitlement_validation() {
     );
     // Entitlements: regions need regional_services; bindings need both. Before
     // validation.
-    assert!(f.cp.list_regions(&f.rw, BARE, None, &PageRequest::default()).is_ok());
-    let e = f
+    assert!(f
         .cp
-        .create_binding(&f.rw, BARE, body.clone(), t(0))
-        .unwrap_err();
+        .list_regions(&f.rw, BARE, None, &PageRequest::default())
+        .is_ok());
+    let e =
+        f.cp.create_binding(&f.rw, BARE, body.clone(), t(0))
+            .unwrap_err();
     assert_eq!((e.code(), e.http_status()), (1115, 403));
-    assert_eq!(e.to_string(), "account is not entitled to regional_services_byoip");
+    assert_eq!(
+        e.to_string(),
+        "account is not entitled to regional_services_byoip"
+    );
     assert_eq!(
         Fx::code(f.cp.list_bindings(&f.rw, BARE, &PageRequest::default())),
         (1115, 403)
@@ -317,11 +367,19 @@ fn precedence_account_permission_entitlement_validation() {
     // Existence before conflict: unknown prefix with a duplicate-looking CIDR → 1105.
     f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
     assert_eq!(
-        Fx::code(f.create("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "203.0.113.0/25", "eu", t(0))),
+        Fx::code(f.create(
+            "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+            "203.0.113.0/25",
+            "eu",
+            t(0)
+        )),
         (1105, 400)
     );
     // Unknown region before conflict.
-    assert_eq!(Fx::code(f.create(DEMO, "203.0.113.0/25", "mars", t(0))), (1106, 400));
+    assert_eq!(
+        Fx::code(f.create(DEMO, "203.0.113.0/25", "mars", t(0))),
+        (1106, 400)
+    );
 }
 
 #[test]
@@ -334,7 +392,10 @@ fn global_key_user_with_roles() {
             key: key.into(),
             roles: [
                 (AccountId::parse(ACCT).unwrap(), Role::Administrator),
-                (AccountId::parse(OTHER).unwrap(), Role::AdministratorReadOnly),
+                (
+                    AccountId::parse(OTHER).unwrap(),
+                    Role::AdministratorReadOnly,
+                ),
             ]
             .into_iter()
             .collect(),
@@ -342,9 +403,8 @@ fn global_key_user_with_roles() {
         t(0),
     )
     .unwrap();
-    let p = f
-        .cp
-        .authenticate(
+    let p =
+        f.cp.authenticate(
             &Credentials::GlobalKey {
                 email: "ops@example.com".into(),
                 key: key.into(),
@@ -353,16 +413,28 @@ fn global_key_user_with_roles() {
             t(0),
         )
         .unwrap();
-    f.cp.create_binding(&p, ACCT, CreateBinding::new(DEMO, "203.0.113.0/25", "eu"), t(0))
-        .unwrap();
+    f.cp.create_binding(
+        &p,
+        ACCT,
+        CreateBinding::new(DEMO, "203.0.113.0/25", "eu"),
+        t(0),
+    )
+    .unwrap();
     assert_eq!(
-        Fx::code(f.cp.create_binding(&p, OTHER, CreateBinding::new(OTHER_PREFIX, "192.0.2.0/25", "eu"), t(0))),
+        Fx::code(f.cp.create_binding(
+            &p,
+            OTHER,
+            CreateBinding::new(OTHER_PREFIX, "192.0.2.0/25", "eu"),
+            t(0)
+        )),
         (10000, 403)
     );
-    assert!(f.cp.list_bindings(&p, OTHER, &PageRequest::default()).is_ok());
-    let e = f
+    assert!(f
         .cp
-        .authenticate(
+        .list_bindings(&p, OTHER, &PageRequest::default())
+        .is_ok());
+    let e =
+        f.cp.authenticate(
             &Credentials::GlobalKey {
                 email: "ops@example.com".into(),
                 key: "0123456789abcdef0123456789abcdef00000".into(),
@@ -372,10 +444,9 @@ fn global_key_user_with_roles() {
         )
         .unwrap_err();
     assert_eq!((e.code(), e.http_status()), (9103, 403));
-    let e = f
-        .cp
-        .authenticate(&Credentials::ApiToken("x".repeat(40)), None, t(0))
-        .unwrap_err();
+    let e =
+        f.cp.authenticate(&Credentials::ApiToken("x".repeat(40)), None, t(0))
+            .unwrap_err();
     assert_eq!((e.code(), e.http_status()), (9109, 401));
 }
 
@@ -384,16 +455,33 @@ fn patch_changes_region_and_restarts_propagation() {
     let f = fx();
     let b = f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
     let id = b.id.to_string();
-    let patch = |k: &str, now| f.cp.patch_binding(&f.rw, ACCT, &id, UpdateBinding::region(k), now);
+    let patch = |k: &str, now| {
+        f.cp.patch_binding(&f.rw, ACCT, &id, UpdateBinding::region(k), now)
+    };
     // Active in eu at t5. PATCH to us at t6.
     let v0 = f.cp.version();
     assert_eq!(patch("us", t(6)).unwrap().region_key.as_str(), "us");
     assert_eq!(f.cp.version(), v0 + 1);
-    assert_eq!(f.sb_state(&b.id, DEMO, t(6)), ProvisioningState::Provisioning);
+    assert_eq!(
+        f.sb_state(&b.id, DEMO, t(6)),
+        ProvisioningState::Provisioning
+    );
     // The API shows us at once; the data plane keeps eu until t11.
-    assert_eq!(f.cp.get_binding(&f.ro, ACCT, &id).unwrap().region_key.as_str(), "us");
-    assert_eq!(f.in_force(t(10)), vec![("203.0.113.0/25".into(), "eu".into())]);
-    assert_eq!(f.in_force(t(11)), vec![("203.0.113.0/25".into(), "us".into())]);
+    assert_eq!(
+        f.cp.get_binding(&f.ro, ACCT, &id)
+            .unwrap()
+            .region_key
+            .as_str(),
+        "us"
+    );
+    assert_eq!(
+        f.in_force(t(10)),
+        vec![("203.0.113.0/25".into(), "eu".into())]
+    );
+    assert_eq!(
+        f.in_force(t(11)),
+        vec![("203.0.113.0/25".into(), "us".into())]
+    );
     // Same region: a no-op, no version bump, no state reset.
     assert_eq!(patch("us", t(12)).unwrap().region_key.as_str(), "us");
     assert_eq!(f.cp.version(), v0 + 1);
@@ -401,12 +489,24 @@ fn patch_changes_region_and_restarts_propagation() {
     // PATCH during propagation: the region in force stays the previous one.
     patch("ca", t(13)).unwrap();
     patch("eu", t(14)).unwrap();
-    assert_eq!(f.in_force(t(15)), vec![("203.0.113.0/25".into(), "us".into())]);
-    assert_eq!(f.in_force(t(19)), vec![("203.0.113.0/25".into(), "eu".into())]);
+    assert_eq!(
+        f.in_force(t(15)),
+        vec![("203.0.113.0/25".into(), "us".into())]
+    );
+    assert_eq!(
+        f.in_force(t(19)),
+        vec![("203.0.113.0/25".into(), "eu".into())]
+    );
     // A fresh binding patched before it was ever active is still not in force.
     let n = f.create(DEMO, "203.0.113.128/25", "eu", t(20)).unwrap();
-    f.cp.patch_binding(&f.rw, ACCT, &n.id.to_string(), UpdateBinding::region("us"), t(21))
-        .unwrap();
+    f.cp.patch_binding(
+        &f.rw,
+        ACCT,
+        &n.id.to_string(),
+        UpdateBinding::region("us"),
+        t(21),
+    )
+    .unwrap();
     assert_eq!(f.in_force(t(25)).len(), 1);
     assert_eq!(f.in_force(t(26)).len(), 2);
 }
@@ -431,7 +531,13 @@ fn patch_errors() {
     assert_eq!(p(UpdateBinding::region(""), &id), (1101, 400));
     assert_eq!(p(UpdateBinding::region("US"), &id), (1107, 400));
     assert_eq!(p(UpdateBinding::region("us"), "not-a-uuid"), (1109, 404));
-    assert_eq!(p(UpdateBinding::region("us"), &BindingId::random().to_string()), (1109, 404));
+    assert_eq!(
+        p(
+            UpdateBinding::region("us"),
+            &BindingId::random().to_string()
+        ),
+        (1109, 404)
+    );
     assert_eq!(p(UpdateBinding::region("mars"), &id), (1106, 400));
     assert_eq!(p(UpdateBinding::region("theirs"), &id), (1106, 400));
 }
@@ -443,24 +549,34 @@ fn delete_hides_at_once_and_propagates() {
     let id = b.id.to_string();
     f.cp.delete_binding(&f.rw, ACCT, &id, t(6)).unwrap();
     assert_eq!(Fx::code(f.cp.get_binding(&f.ro, ACCT, &id)), (1109, 404));
-    assert_eq!(Fx::code(f.cp.delete_binding(&f.rw, ACCT, &id, t(6))), (1109, 404));
+    assert_eq!(
+        Fx::code(f.cp.delete_binding(&f.rw, ACCT, &id, t(6))),
+        (1109, 404)
+    );
     assert_eq!(
         Fx::code(f.cp.get_service_binding(&f.rw, ACCT, DEMO, &id, t(6))),
         (1109, 404)
     );
-    assert!(f.cp.list_bindings(&f.ro, ACCT, &PageRequest::default()).unwrap().items.is_empty());
+    assert!(f
+        .cp
+        .list_bindings(&f.ro, ACCT, &PageRequest::default())
+        .unwrap()
+        .items
+        .is_empty());
     // The data plane keeps it until t11.
-    assert_eq!(f.in_force(t(10)), vec![("203.0.113.0/25".into(), "eu".into())]);
+    assert_eq!(
+        f.in_force(t(10)),
+        vec![("203.0.113.0/25".into(), "eu".into())]
+    );
     assert!(f.in_force(t(11)).is_empty());
     let c = f.cp.binding_counts(t(10));
     assert_eq!((c.deleting, c.active, c.provisioning), (1, 0, 0));
     assert_eq!(f.cp.binding_counts(t(11)).gone, 1);
     // Another account's binding id: 404.
     let o = f.create(DEMO, "203.0.113.0/26", "eu", t(0)).unwrap();
-    let other_rw = f
-        .cp
-        .authenticate(&Credentials::ApiToken(RW.into()), None, t(0))
-        .unwrap();
+    let other_rw =
+        f.cp.authenticate(&Credentials::ApiToken(RW.into()), None, t(0))
+            .unwrap();
     assert_eq!(
         Fx::code(f.cp.delete_binding(&other_rw, BARE, &o.id.to_string(), t(0))),
         (1115, 403)
@@ -471,10 +587,9 @@ fn delete_hides_at_once_and_propagates() {
 fn address_map_gate() {
     let f = fx();
     let b = f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
-    let map = f
-        .cp
-        .create_address_map(&f.rw, ACCT, CreateAddressMap::default(), t(0))
-        .unwrap();
+    let map =
+        f.cp.create_address_map(&f.rw, ACCT, CreateAddressMap::default(), t(0))
+            .unwrap();
     let mid = map.id.to_string();
     let put = |ip: &str, now| f.cp.add_address_map_ip(&f.rw, ACCT, &mid, ip, now);
     // Covered by a provisioning binding: 409/1301.
@@ -492,8 +607,14 @@ fn address_map_gate() {
     // Active: allowed.
     put("203.0.113.9", t(5)).unwrap();
     // A PATCH re-gates: a new IP under it is refused again.
-    f.cp.patch_binding(&f.rw, ACCT, &b.id.to_string(), UpdateBinding::region("us"), t(6))
-        .unwrap();
+    f.cp.patch_binding(
+        &f.rw,
+        ACCT,
+        &b.id.to_string(),
+        UpdateBinding::region("us"),
+        t(6),
+    )
+    .unwrap();
     assert_eq!(Fx::code(put("203.0.113.10", t(7))), (1301, 409));
     // A more specific provisioning binding under an active one also gates.
     f.create(DEMO, "203.0.113.10/32", "eu", t(20)).unwrap();
@@ -519,7 +640,8 @@ fn address_map_gate() {
     put("2001:db8:1::1", t(31)).unwrap();
     // Deleted bindings do not gate.
     let g = f.create(DEMO, "203.0.113.128/26", "eu", t(40)).unwrap();
-    f.cp.delete_binding(&f.rw, ACCT, &g.id.to_string(), t(41)).unwrap();
+    f.cp.delete_binding(&f.rw, ACCT, &g.id.to_string(), t(41))
+        .unwrap();
     put("203.0.113.130", t(41)).unwrap();
 }
 
@@ -532,10 +654,9 @@ fn address_map_create_is_atomic_and_points_at_the_ip() {
         ips: vec!["203.0.113.200".into(), "203.0.113.5".into()],
         ..Default::default()
     };
-    let e = f
-        .cp
-        .create_address_map(&f.rw, ACCT, body.clone(), t(1))
-        .unwrap_err();
+    let e =
+        f.cp.create_address_map(&f.rw, ACCT, body.clone(), t(1))
+            .unwrap_err();
     assert_eq!((e.code(), e.http_status()), (1301, 409));
     assert_eq!(e.pointer().as_deref(), Some("/ips/1"));
     assert_eq!(f.cp.version(), v);
@@ -551,21 +672,65 @@ fn address_map_create_is_atomic_and_points_at_the_ip() {
         ..Default::default()
     };
     let e = f.cp.create_address_map(&f.rw, ACCT, bad, t(5)).unwrap_err();
-    assert_eq!((e.code(), e.pointer().as_deref()), (1305, Some("/memberships/0")));
+    assert_eq!(
+        (e.code(), e.pointer().as_deref()),
+        (1305, Some("/memberships/0"))
+    );
     // Delete needs a disabled map; then 404.
     let mid = m.id.to_string();
-    f.cp.update_address_map(&f.rw, ACCT, &mid, UpdateAddressMap { enabled: Some(true), ..Default::default() }, t(6)).unwrap();
-    assert_eq!(Fx::code(f.cp.delete_address_map(&f.rw, ACCT, &mid, t(6))), (1304, 400));
-    f.cp.update_address_map(&f.rw, ACCT, &mid, UpdateAddressMap { enabled: Some(false), ..Default::default() }, t(6)).unwrap();
-    f.cp.add_address_map_membership(&f.rw, ACCT, &mid, MembershipKind::Zone, OTHER, t(6)).unwrap();
-    assert_eq!(f.cp.get_address_map(&f.ro, ACCT, &mid).unwrap().memberships.len(), 1);
-    f.cp.remove_address_map_membership(&f.rw, ACCT, &mid, MembershipKind::Zone, OTHER, t(6)).unwrap();
+    f.cp.update_address_map(
+        &f.rw,
+        ACCT,
+        &mid,
+        UpdateAddressMap {
+            enabled: Some(true),
+            ..Default::default()
+        },
+        t(6),
+    )
+    .unwrap();
     assert_eq!(
-        Fx::code(f.cp.remove_address_map_membership(&f.rw, ACCT, &mid, MembershipKind::Zone, OTHER, t(6))),
+        Fx::code(f.cp.delete_address_map(&f.rw, ACCT, &mid, t(6))),
+        (1304, 400)
+    );
+    f.cp.update_address_map(
+        &f.rw,
+        ACCT,
+        &mid,
+        UpdateAddressMap {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        t(6),
+    )
+    .unwrap();
+    f.cp.add_address_map_membership(&f.rw, ACCT, &mid, MembershipKind::Zone, OTHER, t(6))
+        .unwrap();
+    assert_eq!(
+        f.cp.get_address_map(&f.ro, ACCT, &mid)
+            .unwrap()
+            .memberships
+            .len(),
+        1
+    );
+    f.cp.remove_address_map_membership(&f.rw, ACCT, &mid, MembershipKind::Zone, OTHER, t(6))
+        .unwrap();
+    assert_eq!(
+        Fx::code(f.cp.remove_address_map_membership(
+            &f.rw,
+            ACCT,
+            &mid,
+            MembershipKind::Zone,
+            OTHER,
+            t(6)
+        )),
         (1303, 404)
     );
     f.cp.delete_address_map(&f.rw, ACCT, &mid, t(6)).unwrap();
-    assert_eq!(Fx::code(f.cp.get_address_map(&f.ro, ACCT, &mid)), (1303, 404));
+    assert_eq!(
+        Fx::code(f.cp.get_address_map(&f.ro, ACCT, &mid)),
+        (1303, 404)
+    );
     // Read-only token cannot write maps.
     assert_eq!(
         Fx::code(f.cp.create_address_map(&f.ro, ACCT, CreateAddressMap::default(), t(6))),
@@ -586,15 +751,23 @@ fn warning_1200_when_cidr_overlaps_mapped_addresses() {
         t(0),
     )
     .unwrap();
-    let c = f
-        .cp
-        .create_binding(&f.rw, ACCT, CreateBinding::new(DEMO, "203.0.113.64/26", "eu"), t(0))
+    let c =
+        f.cp.create_binding(
+            &f.rw,
+            ACCT,
+            CreateBinding::new(DEMO, "203.0.113.64/26", "eu"),
+            t(0),
+        )
         .unwrap();
     assert_eq!(c.messages.len(), 1);
     assert_eq!(c.messages[0].code, 1200);
-    let c = f
-        .cp
-        .create_binding(&f.rw, ACCT, CreateBinding::new(DEMO, "203.0.113.128/26", "eu"), t(0))
+    let c =
+        f.cp.create_binding(
+            &f.rw,
+            ACCT,
+            CreateBinding::new(DEMO, "203.0.113.128/26", "eu"),
+            t(0),
+        )
         .unwrap();
     assert!(c.messages.is_empty());
 }
@@ -604,20 +777,29 @@ fn pagination_is_stable_under_inserts_and_deletes() {
     let f = fx();
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(f.create(DEMO, &format!("203.0.113.{}/32", i), "eu", t(i)).unwrap().id);
+        ids.push(
+            f.create(DEMO, &format!("203.0.113.{}/32", i), "eu", t(i))
+                .unwrap()
+                .id,
+        );
     }
     let page = |req: &PageRequest| f.cp.list_bindings(&f.ro, ACCT, req).unwrap();
     let p1 = page(&PageRequest::first(3));
     assert_eq!(p1.items.iter().map(|b| b.id).collect::<Vec<_>>(), ids[..3]);
     assert!(!p1.next_cursor.is_empty());
     // Delete the last item of page 1 and the first of page 2; insert a new (later) one.
-    f.cp.delete_binding(&f.rw, ACCT, &ids[2].to_string(), t(8)).unwrap();
-    f.cp.delete_binding(&f.rw, ACCT, &ids[3].to_string(), t(8)).unwrap();
+    f.cp.delete_binding(&f.rw, ACCT, &ids[2].to_string(), t(8))
+        .unwrap();
+    f.cp.delete_binding(&f.rw, ACCT, &ids[3].to_string(), t(8))
+        .unwrap();
     let late = f.create(DEMO, "203.0.113.100/32", "eu", t(9)).unwrap().id;
     let p2 = page(&PageRequest::after(&p1.next_cursor, 3));
     assert_eq!(p2.items.iter().map(|b| b.id).collect::<Vec<_>>(), ids[4..7]);
     let p3 = page(&PageRequest::after(&p2.next_cursor, 3));
-    assert_eq!(p3.items.iter().map(|b| b.id).collect::<Vec<_>>(), vec![late]);
+    assert_eq!(
+        p3.items.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![late]
+    );
     assert_eq!(p3.next_cursor, "");
     // Exact fit: no dangling empty page.
     let all = page(&PageRequest::first(6));
@@ -638,7 +820,9 @@ fn pagination_is_stable_under_inserts_and_deletes() {
     assert_eq!(bad(Some("ten"), None), (1111, 400));
     assert_eq!(bad(None, Some("%%%")), (1111, 400));
     // Empty list.
-    let e = f.cp.list_regions(&f.rw, ACCT, Some("custom"), &PageRequest::first(1)).unwrap();
+    let e =
+        f.cp.list_regions(&f.rw, ACCT, Some("custom"), &PageRequest::first(1))
+            .unwrap();
     assert_eq!(e.items.len(), 1);
     assert_eq!(e.next_cursor, "");
 }
@@ -646,16 +830,22 @@ fn pagination_is_stable_under_inserts_and_deletes() {
 #[test]
 fn regions_list_filter_and_get() {
     let f = fx();
-    let all = f.cp.list_regions(&f.ro, ACCT, None, &PageRequest::first(100)).unwrap();
+    let all =
+        f.cp.list_regions(&f.ro, ACCT, None, &PageRequest::first(100))
+            .unwrap();
     let keys: Vec<_> = all.items.iter().map(|r| r.region_key.to_string()).collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
     assert!(keys.contains(&"acme".to_string()) && keys.contains(&"eu".to_string()));
     assert!(!keys.contains(&"theirs".to_string()));
-    let custom = f.cp.list_regions(&f.ro, ACCT, Some("custom"), &PageRequest::default()).unwrap();
+    let custom =
+        f.cp.list_regions(&f.ro, ACCT, Some("custom"), &PageRequest::default())
+            .unwrap();
     assert_eq!(custom.items.len(), 1);
-    let managed = f.cp.list_regions(&f.ro, ACCT, Some("managed"), &PageRequest::default()).unwrap();
+    let managed =
+        f.cp.list_regions(&f.ro, ACCT, Some("managed"), &PageRequest::default())
+            .unwrap();
     assert!(managed.items.iter().all(|r| r.kind == RegionKind::Managed));
     assert_eq!(
         Fx::code(f.cp.list_regions(&f.ro, ACCT, Some("Managed"), &PageRequest::default())),
@@ -676,11 +866,19 @@ fn regions_list_filter_and_get() {
     // Get by key (managed), by id (managed and own custom); custom not by key; theirs not.
     let eu = f.cp.get_region(&f.ro, ACCT, "eu").unwrap();
     assert_eq!(eu.name, "Europe");
-    assert_eq!(f.cp.get_region(&f.ro, ACCT, &eu.id.to_string()).unwrap(), eu);
+    assert_eq!(
+        f.cp.get_region(&f.ro, ACCT, &eu.id.to_string()).unwrap(),
+        eu
+    );
     let acme = custom.items[0].clone();
-    assert_eq!(f.cp.get_region(&f.ro, ACCT, &acme.id.to_string()).unwrap(), acme);
+    assert_eq!(
+        f.cp.get_region(&f.ro, ACCT, &acme.id.to_string()).unwrap(),
+        acme
+    );
     assert_eq!(Fx::code(f.cp.get_region(&f.ro, ACCT, "acme")), (1110, 404));
-    let theirs = f.cp.region_definition(&RegionKey::parse("theirs").unwrap()).unwrap();
+    let theirs =
+        f.cp.region_definition(&RegionKey::parse("theirs").unwrap())
+            .unwrap();
     assert_eq!(
         Fx::code(f.cp.get_region(&f.ro, ACCT, &theirs.id.to_string())),
         (1110, 404)
@@ -695,30 +893,43 @@ fn custom_region_edits_bump_version_and_seeding_is_idempotent() {
     f.cp.seed(&seed_doc(), t(1)).unwrap();
     assert_eq!(f.cp.version(), v, "re-seeding changed something");
     let mut doc = seed_doc();
-    doc.regions[0].countries.push(inregion_model::CountryCode::parse("BE").unwrap());
+    doc.regions[0]
+        .countries
+        .push(inregion_model::CountryCode::parse("BE").unwrap());
     f.cp.seed(&doc, t(2)).unwrap();
     assert_eq!(f.cp.version(), v + 1);
-    let r = f
-        .cp
-        .list_regions(&f.ro, ACCT, Some("custom"), &PageRequest::default())
-        .unwrap()
-        .items
-        .remove(0);
-    assert_eq!((r.version, r.version_created_on, r.created_on), (2, t(2), t(-100)));
+    let r =
+        f.cp.list_regions(&f.ro, ACCT, Some("custom"), &PageRequest::default())
+            .unwrap()
+            .items
+            .remove(0);
+    assert_eq!(
+        (r.version, r.version_created_on, r.created_on),
+        (2, t(2), t(-100))
+    );
     // Key clashes with managed and with another account's region are refused.
     let mut clash = doc.regions[0].clone();
     clash.key = RegionKey::parse("eu").unwrap();
-    assert!(matches!(f.cp.add_custom_region(&clash, t(3)), Err(AdminError::Conflict(_))));
+    assert!(matches!(
+        f.cp.add_custom_region(&clash, t(3)),
+        Err(AdminError::Conflict(_))
+    ));
     let mut clash = doc.regions[0].clone();
     clash.key = RegionKey::parse("theirs").unwrap();
     clash.id = None;
-    assert!(matches!(f.cp.add_custom_region(&clash, t(3)), Err(AdminError::Conflict(_))));
+    assert!(matches!(
+        f.cp.add_custom_region(&clash, t(3)),
+        Err(AdminError::Conflict(_))
+    ));
     // A region with no member data center is refused.
     let mut empty = doc.regions[0].clone();
     empty.key = RegionKey::parse("nowhere").unwrap();
     empty.countries = vec![inregion_model::CountryCode::parse("AQ").unwrap()];
     empty.exclude_countries.clear();
-    assert!(matches!(f.cp.add_custom_region(&empty, t(3)), Err(AdminError::Invalid(_))));
+    assert!(matches!(
+        f.cp.add_custom_region(&empty, t(3)),
+        Err(AdminError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -730,26 +941,64 @@ fn prefixes_services_and_service_bindings() {
         f.cp.get_prefix(&f.ro, ACCT, PENDING).unwrap().approved,
         Approval::Pending
     );
-    assert_eq!(Fx::code(f.cp.get_prefix(&f.ro, ACCT, OTHER_PREFIX)), (1105, 404));
+    assert_eq!(
+        Fx::code(f.cp.get_prefix(&f.ro, ACCT, OTHER_PREFIX)),
+        (1105, 404)
+    );
     f.cp.approve_prefix(PENDING, t(0)).unwrap();
     f.create(PENDING, "198.51.100.0/25", "eu", t(0)).unwrap();
     // Create prefix: pending, overlap refused, bad ASN.
     let rwp = &f.rw;
-    let np = f
-        .cp
-        .create_prefix(rwp, ACCT, CreatePrefix { cidr: Some("100.64.0.0/22".into()), asn: Some(64500), description: None }, t(0))
+    let np =
+        f.cp.create_prefix(
+            rwp,
+            ACCT,
+            CreatePrefix {
+                cidr: Some("100.64.0.0/22".into()),
+                asn: Some(64500),
+                description: None,
+            },
+            t(0),
+        )
         .unwrap();
     assert_eq!(np.approved, Approval::Pending);
     assert_eq!(
-        Fx::code(f.cp.create_prefix(rwp, ACCT, CreatePrefix { cidr: Some("100.64.1.0/24".into()), asn: Some(64500), description: None }, t(0))),
+        Fx::code(f.cp.create_prefix(
+            rwp,
+            ACCT,
+            CreatePrefix {
+                cidr: Some("100.64.1.0/24".into()),
+                asn: Some(64500),
+                description: None
+            },
+            t(0)
+        )),
         (1118, 409)
     );
     assert_eq!(
-        Fx::code(f.cp.create_prefix(rwp, ACCT, CreatePrefix { cidr: Some("100.65.0.0/24".into()), asn: Some(0), description: None }, t(0))),
+        Fx::code(f.cp.create_prefix(
+            rwp,
+            ACCT,
+            CreatePrefix {
+                cidr: Some("100.65.0.0/24".into()),
+                asn: Some(0),
+                description: None
+            },
+            t(0)
+        )),
         (1104, 400)
     );
     assert_eq!(
-        Fx::code(f.cp.create_prefix(rwp, ACCT, CreatePrefix { cidr: None, asn: Some(1), description: None }, t(0))),
+        Fx::code(f.cp.create_prefix(
+            rwp,
+            ACCT,
+            CreatePrefix {
+                cidr: None,
+                asn: Some(1),
+                description: None
+            },
+            t(0)
+        )),
         (1101, 400)
     );
     assert_eq!(f.cp.list_services(&f.ro, ACCT).unwrap().len(), 3);
@@ -763,7 +1012,10 @@ fn prefixes_services_and_service_bindings() {
     assert_eq!(sbs[1].provisioning.state, ProvisioningState::Provisioning);
     // The 32-hex form of the id works too.
     let simple = b.id.as_uuid().simple().to_string();
-    assert!(f.cp.get_service_binding(&f.ro, ACCT, DEMO, &simple, t(1)).is_ok());
+    assert!(f
+        .cp
+        .get_service_binding(&f.ro, ACCT, DEMO, &simple, t(1))
+        .is_ok());
     assert_eq!(
         Fx::code(f.cp.delete_service_binding(&f.rw, ACCT, DEMO, &b.id.to_string())),
         (1116, 400)
@@ -839,7 +1091,10 @@ fn concurrent_writers_are_serialized_and_group_committed() {
             })
         })
         .collect();
-    let mut all: Vec<BindingId> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut all: Vec<BindingId> = threads
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(all.len(), 256);
     all.sort();
     all.dedup();
@@ -880,7 +1135,13 @@ fn seeded_ids_are_reproducible() {
 fn bulk_create_uses_the_rules() {
     let f = fx();
     let items: Vec<(String, String, String)> = (0..100)
-        .map(|i| (V6.to_string(), format!("2001:db8:{i:x}::/48"), "eu".to_string()))
+        .map(|i| {
+            (
+                V6.to_string(),
+                format!("2001:db8:{i:x}::/48"),
+                "eu".to_string(),
+            )
+        })
         .collect();
     let v = f.cp.version();
     let ids = f.cp.bulk_create_bindings(ACCT, &items, t(0)).unwrap();
@@ -891,8 +1152,16 @@ fn bulk_create_uses_the_rules() {
     let (i, e) = f.cp.bulk_create_bindings(ACCT, &dup, t(0)).unwrap_err();
     assert_eq!((i, e.code()), (0, 1108));
     let fresh: Vec<_> = vec![
-        (V6.to_string(), "2001:db8:ffff::/48".to_string(), "eu".to_string()),
-        (V6.to_string(), "2001:db8:ffff::/48".to_string(), "eu".to_string()),
+        (
+            V6.to_string(),
+            "2001:db8:ffff::/48".to_string(),
+            "eu".to_string(),
+        ),
+        (
+            V6.to_string(),
+            "2001:db8:ffff::/48".to_string(),
+            "eu".to_string(),
+        ),
     ];
     let (i, e) = f.cp.bulk_create_bindings(ACCT, &fresh, t(0)).unwrap_err();
     assert_eq!((i, e.code()), (1, 1108));

@@ -43,7 +43,8 @@ fn child_writer() {
     let Ok(path) = std::env::var(ENV) else {
         return;
     };
-    let cp = std::sync::Arc::new(ControlPlane::open_sqlite(&path, ControlConfig::default()).unwrap());
+    let cp =
+        std::sync::Arc::new(ControlPlane::open_sqlite(&path, ControlConfig::default()).unwrap());
     let now = Timestamp::from_secs(1_800_000_000);
     cp.seed(&seed(), now).unwrap();
     let p = Principal::system();
@@ -59,7 +60,8 @@ fn child_writer() {
                     x ^= x >> 17;
                     x ^= x << 5;
                     let cidr = format!("2001:db8:{:x}:{:x}::/64", x >> 16, x & 0xffff);
-                    match cp.create_binding(&p, ACCT, CreateBinding::new(PREFIX, &cidr, "eu"), now) {
+                    match cp.create_binding(&p, ACCT, CreateBinding::new(PREFIX, &cidr, "eu"), now)
+                    {
                         Ok(c) => {
                             let out = std::io::stdout();
                             let mut out = out.lock();
@@ -89,7 +91,13 @@ fn crash_recovery_keeps_every_acknowledged_write() {
         .subsec_nanos() as u64;
     for round in 0..3 {
         let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -116,7 +124,10 @@ fn crash_recovery_keeps_every_acknowledged_write() {
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let acked = reader.join().unwrap();
-        assert!(!acked.is_empty(), "round {round}: the child acknowledged nothing");
+        assert!(
+            !acked.is_empty(),
+            "round {round}: the child acknowledged nothing"
+        );
         acked_total.extend(acked);
 
         let store = SqliteStore::open(&path).unwrap();
@@ -134,10 +145,17 @@ fn crash_recovery_keeps_every_acknowledged_write() {
         // print); never fewer than acknowledged.
         assert!(live as usize >= acked_total.len());
         // Versions: one per committed operation, consecutive from the seed's.
-        let versions: std::collections::BTreeSet<u64> =
-            cp.changes_since(0).bindings.iter().map(|b| b.version).collect();
+        let versions: std::collections::BTreeSet<u64> = cp
+            .changes_since(0)
+            .bindings
+            .iter()
+            .map(|b| b.version)
+            .collect();
         assert_eq!(versions.len() as u64, live);
         assert_eq!(versions.iter().next_back().copied(), Some(cp.version()));
-        eprintln!("round {round}: {} acknowledged so far, {live} stored", acked_total.len());
+        eprintln!(
+            "round {round}: {} acknowledged so far, {live} stored",
+            acked_total.len()
+        );
     }
 }

@@ -71,12 +71,28 @@ const IPS: &[(&str, bool, bool)] = &[
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { prefix: usize, cidr: usize, region: usize },
-    Patch { target: usize, region: usize, extra_field: bool },
-    Delete { target: usize },
-    AddIp { ip: usize },
-    CreateMap { ips: Vec<usize> },
-    Advance { minutes: u32 },
+    Create {
+        prefix: usize,
+        cidr: usize,
+        region: usize,
+    },
+    Patch {
+        target: usize,
+        region: usize,
+        extra_field: bool,
+    },
+    Delete {
+        target: usize,
+    },
+    AddIp {
+        ip: usize,
+    },
+    CreateMap {
+        ips: Vec<usize>,
+    },
+    Advance {
+        minutes: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -244,11 +260,16 @@ fn code<T, E: ApiError>(r: &Result<T, E>) -> Result<(), u32> {
 fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
     let now = Timestamp::from_secs(m.now);
     match op {
-        Op::Create { prefix, cidr, region } => {
+        Op::Create {
+            prefix,
+            cidr,
+            region,
+        } => {
             let (pin, powned) = PREFIXES[*prefix];
             let (cin, canon) = CIDRS[*cidr];
             let (rin, rpat, ravail) = REGIONS[*region];
-            let real = h.cp.create_binding(&h.p, ACCT, CreateBinding::new(pin, cin, rin), now);
+            let real =
+                h.cp.create_binding(&h.p, ACCT, CreateBinding::new(pin, cin, rin), now);
             let expect: Result<(), u32> = (|| {
                 if cin.is_empty() {
                     return Err(1101);
@@ -260,7 +281,8 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 let pcidr: IpNet = powned.ok_or(1105u32)?.parse().unwrap();
                 let net: IpNet = canon.parse().unwrap();
                 let whole = net == pcidr;
-                let inside = pcidr.contains(&net) && net.prefix_len() > pcidr.prefix_len()
+                let inside = pcidr.contains(&net)
+                    && net.prefix_len() > pcidr.prefix_len()
                     && (net.addr().is_ipv4() == pcidr.addr().is_ipv4());
                 if !whole && !inside {
                     return Err(1103);
@@ -268,7 +290,11 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 if !ravail {
                     return Err(1106);
                 }
-                if whole || m.bindings.iter().any(|b| b.live() && b.prefix == pin && b.cidr == canon) {
+                if whole
+                    || m.bindings
+                        .iter()
+                        .any(|b| b.live() && b.prefix == pin && b.cidr == canon)
+                {
                     return Err(1108);
                 }
                 Ok(())
@@ -290,15 +316,26 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                 m.version += 1;
             }
         }
-        Op::Patch { target, region, extra_field } => {
+        Op::Patch {
+            target,
+            region,
+            extra_field,
+        } => {
             let (rin, rpat, ravail) = REGIONS[*region];
             let id = target_id(m, *target);
             let input = UpdateBinding {
                 region_key: Some(rin.into()),
-                other_fields: if *extra_field { vec!["cidr".into()] } else { vec![] },
+                other_fields: if *extra_field {
+                    vec!["cidr".into()]
+                } else {
+                    vec![]
+                },
             };
             let real = h.cp.patch_binding(&h.p, ACCT, &id, input, now);
-            let idx = m.bindings.iter().position(|b| b.id.to_string() == id && b.live());
+            let idx = m
+                .bindings
+                .iter()
+                .position(|b| b.id.to_string() == id && b.live());
             let expect = if *extra_field {
                 Err(1113)
             } else if !rpat {
@@ -326,7 +363,10 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
         Op::Delete { target } => {
             let id = target_id(m, *target);
             let real = h.cp.delete_binding(&h.p, ACCT, &id, now);
-            let idx = m.bindings.iter().position(|b| b.id.to_string() == id && b.live());
+            let idx = m
+                .bindings
+                .iter()
+                .position(|b| b.id.to_string() == id && b.live());
             prop_assert_eq!(code(&real), if idx.is_some() { Ok(()) } else { Err(1109) });
             if let Some(i) = idx {
                 m.bindings[i].deleted = Some(m.now);
@@ -365,7 +405,12 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
                     prop_assert_eq!(e.code(), c);
                     prop_assert_eq!(e.pointer(), Some(format!("/ips/{n}")));
                 }
-                (r, want) => prop_assert!(false, "create map: got {:?}, want {:?}", r.as_ref().map(|_| ()), want),
+                (r, want) => prop_assert!(
+                    false,
+                    "create map: got {:?}, want {:?}",
+                    r.as_ref().map(|_| ()),
+                    want
+                ),
             }
         }
         Op::Advance { minutes } => m.now += i64::from(*minutes) * 60,
@@ -398,14 +443,17 @@ fn check_state(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
     }
     // Provisioning states through Addressing.
     for w in &want {
-        let sb = h
-            .cp
-            .get_service_binding(&h.p, ACCT, &w.prefix, &w.id.to_string(), now)
-            .unwrap();
+        let sb =
+            h.cp.get_service_binding(&h.p, ACCT, &w.prefix, &w.id.to_string(), now)
+                .unwrap();
         let active = m.now >= w.active;
         prop_assert_eq!(
             sb.provisioning.state,
-            if active { ProvisioningState::Active } else { ProvisioningState::Provisioning }
+            if active {
+                ProvisioningState::Active
+            } else {
+                ProvisioningState::Provisioning
+            }
         );
     }
     // The data plane's view.
@@ -428,7 +476,11 @@ fn check_state(h: &Harness, m: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn run(ops: &[Op], store: Box<dyn Store>, reopen: impl FnOnce() -> Box<dyn Store>) -> Result<(), TestCaseError> {
+fn run(
+    ops: &[Op],
+    store: Box<dyn Store>,
+    reopen: impl FnOnce() -> Box<dyn Store>,
+) -> Result<(), TestCaseError> {
     let mut m = Model::default();
     let h = setup(open(store), &mut m);
     check_state(&h, &m)?;

@@ -264,7 +264,8 @@ mod tests {
         assert_eq!(ok("0.0.0.0/0"), "0.0.0.0/0");
         assert_eq!(ok("203.0.113.7/32"), "203.0.113.7/32");
         use CidrError::*;
-        let cases: &[(&str, fn(String) -> CidrError)] = &[
+        type Make = fn(String) -> CidrError;
+        let cases: &[(&str, Make)] = &[
             ("203.0.113.5/24", HostBits),
             ("203.0.113.7", MissingLength),
             ("010.0.0.0/8", BadAddress),

@@ -313,26 +313,16 @@ pub struct Report {
     pub dns: Vec<DnsRow>,
 }
 
-const CDF_QUANTILES: [f64; 21] = [
-    0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8,
-    0.85, 0.9, 0.95, 1.0,
-];
-
+/// CDF points: every percentile, plus 99.9 %.
 fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     if h.is_empty() {
         return Vec::new();
     }
-    let mut pts: Vec<(f64, f64)> = CDF_QUANTILES
-        .iter()
+    let mut qs: Vec<f64> = (0..=100).map(|i| f64::from(i) / 100.0).collect();
+    qs.insert(100, 0.999);
+    qs.iter()
         .map(|&q| (ms(h.value_at_quantile(q)), q))
-        .collect();
-    pts.extend(
-        [0.99, 0.999]
-            .iter()
-            .map(|&q| (ms(h.value_at_quantile(q)), q)),
-    );
-    pts.sort_by(|a, b| a.1.total_cmp(&b.1));
-    pts
+        .collect()
 }
 
 impl Report {
@@ -638,8 +628,23 @@ impl Report {
             }
         }
         if !self.dns.is_empty() {
-            let _ = writeln!(s, "\nDNS probes ({} sent, {} answered; changes only):", e.dns_probes, e.dns_answered);
-            for d in &self.dns {
+            // CHAOS answers name the processing data center; the other queries are in
+            // report.json and dns.csv.
+            let chaos: Vec<&DnsRow> = self.dns.iter().filter(|d| d.query == "chaos").collect();
+            let shown: Vec<&DnsRow> = if chaos.is_empty() {
+                self.dns.iter().collect()
+            } else {
+                chaos
+            };
+            let _ = writeln!(
+                s,
+                "\nDNS probes ({} sent, {} answered; first answer and changes{}):",
+                e.dns_probes,
+                e.dns_answered,
+                if shown.len() < self.dns.len() { ", CHAOS id.server only" } else { "" }
+            );
+            const MAX_LINES: usize = 30;
+            for d in shown.iter().take(MAX_LINES) {
                 let by = match &d.answered_by {
                     Some(dc) => format!("answered by {dc} ({})", d.answer),
                     None => "not answered (refused: fail closed)".to_owned(),
@@ -652,6 +657,9 @@ impl Report {
                     d.target,
                     d.query.to_uppercase()
                 );
+            }
+            if shown.len() > MAX_LINES {
+                let _ = writeln!(s, "    … {} more in report.json and dns.csv", shown.len() - MAX_LINES);
             }
         }
         s

@@ -65,8 +65,8 @@
 //! continue in a child node, children are stored contiguously and found with a popcount.
 //! Where to start reading: [`TableBuilder::build`] → `compile.rs` → `nibble.rs`
 //! (the layout used for region ids) → `table.rs` (dispatch, batch, `longest_match`).
-//! Batch lookups prefetch the direct-pointing entries and first nodes of 32 addresses
-//! before finishing them, so that their cache misses overlap (`prefetch.rs` holds the
+//! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before
+//! stepping the others, so that their cache misses overlap (`prefetch.rs` holds the
 //! crate's only `unsafe`: the prefetch intrinsic).
 //!
 //! # Invariants
@@ -86,7 +86,8 @@
 //!
 //! - `lookup`: one direct-pointing read plus one node per 6 bits past it: at most 3 nodes
 //!   for IPv4, at most 19 for IPv6 (typically 1-4 after path compression); no allocation.
-//! - `lookup_batch_*`: the same work, with the first two levels of 32 lookups overlapped.
+//! - `lookup_batch_*`: the same work, with the cache misses of 32 lookups overlapped
+//!   (nibble layout: at every level; Poptrie layout: the first two levels).
 //! - `longest_match`: one binary search per distinct prefix length present.
 //! - `build`: O(n · 64) time; a full BGP IPv4 table (~1M prefixes, 12 values) compiles in
 //!   about 0.2 s to ~8 MiB of trie; [`Table::size_bytes`] also counts the sorted prefix

@@ -32,6 +32,7 @@ pub(crate) const LEAF_FLAG: u32 = 1 << 31;
 /// How many lookups a batch prefetches together (enough independent misses in flight to
 /// hide most of the memory latency, few enough to stay within the CPU's miss buffers).
 pub(crate) const BATCH_LANES: usize = 32;
+const _: () = assert!(BATCH_LANES <= 64, "lane masks are u64");
 
 /// One inner node: 64 slots, each a child node or a (run-compressed) leaf.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
