@@ -602,7 +602,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let second = edge.shard();
     // Washington forwards EU-bound flows across the Atlantic; Singapore is in neither
     // of the two big regions.
-    let mut contests = vec![
+    let mut contests = [
         Contest::new(&world, edge, "IAD", LIVE_FLOWS, 7)?,
         Contest::new(&world, second, "SIN", LIVE_FLOWS, 8)?,
     ];

@@ -26,7 +26,10 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     /// Packet `n` (0 = SYN) of connection `id`.
-    Packet { id: u32, n: u8 },
+    Packet {
+        id: u32,
+        n: u8,
+    },
     Rebind,
     Fail,
 }
@@ -89,7 +92,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (None, Some(_)) => break,
             (Some(a), _) => a,
         };
-        let Some(Reverse((_, event))) = queue.pop() else { break };
+        let Some(Reverse((_, event))) = queue.pop() else {
+            break;
+        };
         match event {
             Event::Rebind => {
                 let table = region_table(&topo, [(prefix, &us)])?;

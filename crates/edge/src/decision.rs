@@ -47,7 +47,10 @@ impl Verdict {
     /// Whether the flow is processed (TLS/L7 happens somewhere).
     #[inline]
     pub const fn is_processed(self) -> bool {
-        matches!(self, Verdict::Global | Verdict::InRegion | Verdict::Forwarded)
+        matches!(
+            self,
+            Verdict::Global | Verdict::InRegion | Verdict::Forwarded
+        )
     }
 }
 

@@ -202,10 +202,12 @@ impl Plan {
                         .policy
                         .choose(ingress, RegionId(r as u16), &candidates)
                         .and_then(|i| candidates.get(i));
-                    chosen.map_or(refuse(RefuseReason::NoHealthyInRegion), |&(dc, rtt)| Route {
-                        verdict: Verdict::Forwarded,
-                        processed_at: Some(dc),
-                        added_rtt_us: rtt,
+                    chosen.map_or(refuse(RefuseReason::NoHealthyInRegion), |&(dc, rtt)| {
+                        Route {
+                            verdict: Verdict::Forwarded,
+                            processed_at: Some(dc),
+                            added_rtt_us: rtt,
+                        }
                     })
                 };
                 self.routes.push(route);
@@ -417,7 +419,10 @@ impl Edge {
     /// An edge over the reference data's data centers and managed regions (geometric RTT
     /// model with default parameters).
     pub fn from_reference(refdata: &ReferenceData, config: EdgeConfig) -> Result<Self, EdgeError> {
-        Ok(Self::new(Arc::new(Topology::from_reference(refdata)?), config))
+        Ok(Self::new(
+            Arc::new(Topology::from_reference(refdata)?),
+            config,
+        ))
     }
 
     /// Another edge sharing this one's topology and per-data-center table handles (a
@@ -534,8 +539,18 @@ impl Edge {
     ///
     /// # Panics
     /// If `flows` and `out` differ in length.
-    pub fn decide_many(&mut self, ingress: DcId, flows: &[FlowKey], now: SimTime, out: &mut [Decision]) {
-        assert_eq!(flows.len(), out.len(), "decide_many: flows and out differ in length");
+    pub fn decide_many(
+        &mut self,
+        ingress: DcId,
+        flows: &[FlowKey],
+        now: SimTime,
+        out: &mut [Decision],
+    ) {
+        assert_eq!(
+            flows.len(),
+            out.len(),
+            "decide_many: flows and out differ in length"
+        );
         let i = ingress.index();
         let snap = self.tables[i].load();
         let ft = &mut self.flows[i];
@@ -586,7 +601,13 @@ impl Edge {
 
     /// Decides a packet with its TCP flags: like [`decide`](Self::decide), and a FIN or
     /// RST then ends the flow (an unknown flow's FIN/RST is decided without pinning).
-    pub fn packet(&mut self, ingress: DcId, flow: &FlowKey, flags: TcpFlags, now: SimTime) -> Decision {
+    pub fn packet(
+        &mut self,
+        ingress: DcId,
+        flow: &FlowKey,
+        flags: TcpFlags,
+        now: SimTime,
+    ) -> Decision {
         if !flags.ends_flow() {
             return self.decide(ingress, flow, now);
         }
@@ -634,7 +655,8 @@ impl Edge {
     /// touching any flow table (for one-shot traffic such as DNS, and for what-ifs).
     pub fn route(&self, ingress: DcId, dst: IpAddr) -> Decision {
         let snap = self.tables[ingress.index()].load();
-        self.plan.decision(ingress, snap.lookup(dst), snap.version())
+        self.plan
+            .decision(ingress, snap.lookup(dst), snap.version())
     }
 
     /// A step-by-step account of how `flow` arriving at `ingress` is decided now: the
@@ -703,7 +725,12 @@ impl Edge {
 
     /// Installs `table` as `version` at every data center at once (initial state, or a
     /// world without propagation delay). The version is active and complete at `now`.
-    pub fn install(&mut self, version: u64, table: Table<RegionId>, now: SimTime) -> Result<(), EdgeError> {
+    pub fn install(
+        &mut self,
+        version: u64,
+        table: Table<RegionId>,
+        now: SimTime,
+    ) -> Result<(), EdgeError> {
         self.check_table(version, &table)?;
         let snap = Arc::new(Snapshot::new(version, table));
         let n = self.topo.dc_count();

@@ -367,7 +367,11 @@ impl Timeouts {
     #[inline]
     fn expired(&self, e: &Entry, now: u64) -> bool {
         let proto = (e.tail >> 8) as u8;
-        let t = if proto == Protocol::TCP.0 { self.tcp } else { self.other };
+        let t = if proto == Protocol::TCP.0 {
+            self.tcp
+        } else {
+            self.other
+        };
         now.saturating_sub(e.last_seen) > t
     }
 
@@ -761,7 +765,9 @@ impl FlowTable {
     /// Number of live entries found by scanning (for tests).
     #[cfg(test)]
     pub(crate) fn count_live(&self) -> usize {
-        (0..self.entries.len()).filter(|&i| self.occupied(i)).count()
+        (0..self.entries.len())
+            .filter(|&i| self.occupied(i))
+            .count()
     }
 }
 
@@ -854,8 +860,20 @@ mod tests {
             Err(FlowKeyError::MixedFamilies)
         );
         // The two families never collide, even with the same integer values.
-        let a = FlowKey::v4(Protocol::TCP, Ipv4Addr::from_bits(1), 1, Ipv4Addr::from_bits(2), 2);
-        let b = FlowKey::v6(Protocol::TCP, Ipv6Addr::from_bits(1), 1, Ipv6Addr::from_bits(2), 2);
+        let a = FlowKey::v4(
+            Protocol::TCP,
+            Ipv4Addr::from_bits(1),
+            1,
+            Ipv4Addr::from_bits(2),
+            2,
+        );
+        let b = FlowKey::v6(
+            Protocol::TCP,
+            Ipv6Addr::from_bits(1),
+            1,
+            Ipv6Addr::from_bits(2),
+            2,
+        );
         assert_ne!(a, b);
         assert_ne!(a.tail(), b.tail());
     }
@@ -873,7 +891,7 @@ mod tests {
             x ^= x << 17;
             let i = (x % 3000) as u32;
             let k = key(i);
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 let h = t.hash(&k);
                 if let Probe::Found(s) = t.probe(&k, h) {
                     t.remove_at(s);
@@ -910,7 +928,9 @@ mod tests {
         // Refresh everything but key 5: it is the least recently seen.
         for i in (0..16).filter(|&i| i != 5) {
             let h = t.hash(&key(i));
-            let Probe::Found(s) = t.probe(&key(i), h) else { panic!() };
+            let Probe::Found(s) = t.probe(&key(i), h) else {
+                panic!()
+            };
             t.touch_seen(s, 100);
         }
         put(&mut t, &key(99), &dec(99), 101, &to);
@@ -930,7 +950,13 @@ mod tests {
         let to = Timeouts::new(&c);
         let mut t = FlowTable::new(&c);
         for i in 0..200 {
-            put(&mut t, &key(i), &dec(i), if i % 2 == 0 { 0 } else { 500 }, &to);
+            put(
+                &mut t,
+                &key(i),
+                &dec(i),
+                if i % 2 == 0 { 0 } else { 500 },
+                &to,
+            );
         }
         let dropped = t.sweep(550, usize::MAX, &to);
         assert_eq!(dropped, 100);

@@ -190,7 +190,10 @@ impl Propagation {
     }
 
     /// Pops the next delivery due at or before `now`.
-    pub(crate) fn pop_due(&mut self, now: SimTime) -> Option<(SimTime, u16, Arc<Snapshot<RegionId>>)> {
+    pub(crate) fn pop_due(
+        &mut self,
+        now: SimTime,
+    ) -> Option<(SimTime, u16, Arc<Snapshot<RegionId>>)> {
         if self.pending.peek().is_some_and(|p| p.at <= now) {
             self.pending.pop().map(|p| (p.at, p.dc, p.snapshot))
         } else {

@@ -398,7 +398,10 @@ impl Topology {
                 (matrix.us, GreatCircleRtt::default())
             }
         };
-        let unit = dcs.iter().map(|d| d.location.as_ref().map(unit_vector)).collect();
+        let unit = dcs
+            .iter()
+            .map(|d| d.location.as_ref().map(unit_vector))
+            .collect();
         Ok(Topology {
             dcs: dcs
                 .into_iter()
@@ -492,7 +495,11 @@ impl Topology {
     /// The nearest data center to `point` among those with coordinates for which
     /// `eligible` is true (ties: lowest index). Distance order equals RTT order under the
     /// geometric model.
-    pub fn nearest(&self, point: &GeoPoint, mut eligible: impl FnMut(DcId) -> bool) -> Option<DcId> {
+    pub fn nearest(
+        &self,
+        point: &GeoPoint,
+        mut eligible: impl FnMut(DcId) -> bool,
+    ) -> Option<DcId> {
         let p = unit_vector(point);
         let mut best: Option<(f64, usize)> = None;
         for (i, u) in self.unit.iter().enumerate() {

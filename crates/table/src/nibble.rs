@@ -124,7 +124,11 @@ impl<const TOP: u32> NibbleTrie<TOP> {
     /// group's cache misses of every level (not only the first) are in flight together
     /// while the other lanes work. Deep IPv6 walks gain most.
     #[inline(always)]
-    pub(crate) fn lookup_lanes<K: TrieKey>(&self, keys: &[K; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+    pub(crate) fn lookup_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        out: &mut [u32; BATCH_LANES],
+    ) {
         for key in keys {
             prefetch(&self.top, key.top(TOP));
         }

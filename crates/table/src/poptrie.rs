@@ -193,8 +193,9 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
         }
     }
 
-    /// Looks up [`BATCH_LANES`] keys with group prefetching (direct-pointing entries,
-    /// then first-level nodes), so that the group's cache misses overlap.
+    /// Looks up [`BATCH_LANES`] keys in lock-step with software prefetching: at every
+    /// level each unfinished lookup takes one step and prefetches the node (or finally
+    /// the leaf) it needs next, so the group's cache misses overlap.
     #[inline(always)]
     pub(crate) fn lookup_lanes<K: TrieKey>(
         &self,
@@ -204,15 +205,46 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
         for key in keys {
             prefetch(&self.top, key.top(TOP));
         }
-        let mut entries = [0u32; BATCH_LANES];
-        for (entry, key) in entries.iter_mut().zip(keys) {
-            *entry = self.top[key.top(TOP)];
-            if *entry & LEAF_FLAG == 0 {
-                prefetch(&self.nodes, *entry as usize);
+        // Per lane: the node it stands on (while active), then the leaf it reads.
+        let mut index = [0u32; BATCH_LANES];
+        let mut active = 0u64;
+        let mut leaf_pending = 0u64;
+        for (lane, key) in keys.iter().enumerate() {
+            let entry = self.top[key.top(TOP)];
+            if entry & LEAF_FLAG == 0 {
+                index[lane] = entry;
+                active |= 1 << lane;
+                prefetch(&self.nodes, entry as usize);
+            } else {
+                out[lane] = entry & !LEAF_FLAG;
             }
         }
-        for ((o, &key), &entry) in out.iter_mut().zip(keys).zip(&entries) {
-            *o = self.finish(key, entry);
+        let mut offset = TOP;
+        while active != 0 {
+            let mut lanes = active;
+            while lanes != 0 {
+                let lane = lanes.trailing_zeros() as usize;
+                lanes &= lanes - 1;
+                let node = &self.nodes[index[lane] as usize];
+                let slot = keys[lane].chunk(offset);
+                let upto = bits_up_to(slot);
+                if node.children & (1u64 << slot) != 0 {
+                    index[lane] = node.child_base + (node.children & upto).count_ones() - 1;
+                    prefetch(&self.nodes, index[lane] as usize);
+                } else {
+                    index[lane] = node.leaf_base + (node.leaf_runs & upto).count_ones() - 1;
+                    prefetch(&self.leaves, index[lane] as usize);
+                    active &= !(1 << lane);
+                    leaf_pending |= 1 << lane;
+                }
+            }
+            // Lanes advance together, so every active lane is at the same depth.
+            offset += STRIDE;
+        }
+        while leaf_pending != 0 {
+            let lane = leaf_pending.trailing_zeros() as usize;
+            leaf_pending &= leaf_pending - 1;
+            out[lane] = self.leaves[index[lane] as usize].index();
         }
     }
 }

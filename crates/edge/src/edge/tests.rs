@@ -40,7 +40,13 @@ fn net(s: &str) -> IpNet {
 }
 
 fn tcp(src_port: u16, dst: [u8; 4]) -> FlowKey {
-    FlowKey::v4(Protocol::TCP, Ipv4Addr::new(198, 51, 100, 1), src_port, dst.into(), 443)
+    FlowKey::v4(
+        Protocol::TCP,
+        Ipv4Addr::new(198, 51, 100, 1),
+        src_port,
+        dst.into(),
+        443,
+    )
 }
 
 fn table(bindings: &[(IpNet, RegionId)]) -> Table<RegionId> {
@@ -101,7 +107,10 @@ fn the_four_outcomes() {
     let global = e.decide(DcId(0), &tcp(1, [192, 0, 2, 1]), t);
     assert_eq!(global.verdict, Verdict::Global);
     assert_eq!(global.processed_at, Some(DcId(0)));
-    assert_eq!((global.region, global.added_rtt_us, global.table_version), (None, 0, 1));
+    assert_eq!(
+        (global.region, global.added_rtt_us, global.table_version),
+        (None, 0, 1)
+    );
 
     let local = e.decide(DcId(1), &tcp(2, [203, 0, 113, 1]), t);
     assert_eq!(local.verdict, Verdict::InRegion);
@@ -117,7 +126,10 @@ fn the_four_outcomes() {
 
     // Region `b`'s only member has no coordinates: no RTT, no target: refused.
     let refused = e.decide(DcId(0), &tcp(4, [203, 0, 113, 200]), t);
-    assert_eq!(refused.verdict, Verdict::Refused(RefuseReason::NoHealthyInRegion));
+    assert_eq!(
+        refused.verdict,
+        Verdict::Refused(RefuseReason::NoHealthyInRegion)
+    );
     assert_eq!(refused.processed_at, None);
     assert_eq!(refused.region, Some(RegionId(1)));
     // ... but the member itself, given explicitly as ingress, processes it.
@@ -126,7 +138,10 @@ fn the_four_outcomes() {
 
     // Second packets are answered from the pins; the refusal was not pinned.
     assert!(e.decide(DcId(2), &tcp(3, [203, 0, 113, 1]), t).established);
-    assert!(!e.decide(DcId(0), &tcp(4, [203, 0, 113, 200]), t).established);
+    assert!(
+        !e.decide(DcId(0), &tcp(4, [203, 0, 113, 200]), t)
+            .established
+    );
     let s = e.total_flow_stats();
     assert_eq!((s.live, s.pinned, s.hits), (4, 4, 1));
 }
@@ -154,7 +169,11 @@ fn health_drives_target_choice_and_refusal() {
         Verdict::Refused(RefuseReason::IngressDown)
     );
     e.set_health(&[(DcId(0), true), (DcId(1), true)]);
-    assert_eq!(e.decide(DcId(2), &tcp(1, [203, 0, 113, 1]), t).forwarded_to(), Some(DcId(1)));
+    assert_eq!(
+        e.decide(DcId(2), &tcp(1, [203, 0, 113, 1]), t)
+            .forwarded_to(),
+        Some(DcId(1))
+    );
 }
 
 #[test]
@@ -182,14 +201,20 @@ fn fin_rst_flow_end_and_idle_expiry() {
     let t = SimTime::from_secs(1);
     assert!(!e.packet(DcId(2), &f, TcpFlags::SYN, t).established);
     assert!(e.packet(DcId(2), &f, TcpFlags::ACK, t).established);
-    assert!(e.packet(DcId(2), &f, TcpFlags::FIN | TcpFlags::ACK, t).established);
+    assert!(
+        e.packet(DcId(2), &f, TcpFlags::FIN | TcpFlags::ACK, t)
+            .established
+    );
     assert_eq!(e.flow_stats(DcId(2)).live, 0);
     // A RST of an unknown flow is decided but pins nothing.
     assert!(!e.packet(DcId(2), &f, TcpFlags::RST, t).established);
     assert_eq!(e.flow_stats(DcId(2)).live, 0);
 
     e.decide(DcId(2), &f, t);
-    assert_eq!(e.flow_end(DcId(2), &f, t).map(|d| d.processed_at), Some(Some(DcId(1))));
+    assert_eq!(
+        e.flow_end(DcId(2), &f, t).map(|d| d.processed_at),
+        Some(Some(DcId(1)))
+    );
     assert_eq!(e.flow_end(DcId(2), &f, t), None);
 
     // Idle expiry, lazily at lookup ...
@@ -251,7 +276,9 @@ fn propagation_activates_at_majority_and_skips_stale() {
     assert_eq!(s.reached, 5);
     assert_eq!(s.complete_at, Some(*times.last().unwrap()));
     assert!(s.active_at.unwrap() <= s.complete_at.unwrap());
-    assert!(times.iter().all(|&x| x >= SimTime::from_secs(11) && x <= SimTime::from_secs(101)));
+    assert!(times
+        .iter()
+        .all(|&x| x >= SimTime::from_secs(11) && x <= SimTime::from_secs(101)));
 
     // Out-of-order versions: v4 arrives everywhere at once, the later v3 deliveries
     // are stale and skipped, and v3 counts as reached through v4.
@@ -281,10 +308,14 @@ fn pinned_flows_survive_a_change_and_strict_mode_resets_them() {
         assert_eq!(e.decide(DcId(2), &bound, t).verdict, Verdict::Forwarded);
         assert_eq!(e.decide(DcId(2), &other, t).verdict, Verdict::Global);
         // v2 unbinds 203.0.113.0/24 (keeps the /25); installed everywhere at once.
-        e.install(2, table(&[(net("203.0.113.128/25"), RegionId(1))]), t).unwrap();
+        e.install(2, table(&[(net("203.0.113.128/25"), RegionId(1))]), t)
+            .unwrap();
         let d = e.decide(DcId(2), &bound, t);
         let o = e.decide(DcId(2), &other, t);
-        assert!(o.established && o.verdict == Verdict::Global, "unchanged binding: kept");
+        assert!(
+            o.established && o.verdict == Verdict::Global,
+            "unchanged binding: kept"
+        );
         match mode {
             AffinityMode::Pinned => {
                 assert!(d.established);
@@ -311,7 +342,10 @@ fn decide_many_equals_decide_in_sequence() {
     a.decide_many(DcId(2), &flows, t, &mut out);
     let seq: Vec<Decision> = flows.iter().map(|f| b.decide(DcId(2), f, t)).collect();
     assert_eq!(out, seq);
-    assert!(out.iter().any(|d| d.established), "repeated keys hit their pins");
+    assert!(
+        out.iter().any(|d| d.established),
+        "repeated keys hit their pins"
+    );
     assert_eq!(a.total_flow_stats(), b.total_flow_stats());
 }
 
@@ -324,13 +358,22 @@ fn explain_lists_the_binding_and_candidates() {
     assert_eq!(x.matched, Some((net("203.0.113.0/24"), RegionId(0))));
     assert_eq!(x.ingress_in_region, Some(false));
     assert_eq!(
-        x.candidates.iter().map(|c| (c.dc, c.chosen)).collect::<Vec<_>>(),
+        x.candidates
+            .iter()
+            .map(|c| (c.dc, c.chosen))
+            .collect::<Vec<_>>(),
         vec![(DcId(1), true), (DcId(3), false)]
     );
     assert_eq!(x.pinned, None);
     assert_eq!(x.fresh, e.route(DcId(0), f.dst()));
     let d = e.decide(DcId(0), &f, t);
-    assert_eq!(e.explain(DcId(0), &f, t).pinned, Some(Decision { established: true, ..d }));
+    assert_eq!(
+        e.explain(DcId(0), &f, t).pinned,
+        Some(Decision {
+            established: true,
+            ..d
+        })
+    );
     let y = e.explain(DcId(0), &tcp(1, [203, 0, 113, 200]), t);
     assert_eq!(y.matched, Some((net("203.0.113.128/25"), RegionId(1))));
     assert_eq!(y.candidates[0].rtt_us, None);
@@ -346,7 +389,10 @@ fn shards_share_tables_but_not_flows() {
     a.install(2, table(&[]), t).unwrap();
     assert_eq!(b.table_version(DcId(2)), 2);
     assert!(b.decide(DcId(2), &f, t).established);
-    assert_eq!(b.decide(DcId(2), &tcp(2, [203, 0, 113, 1]), t).verdict, Verdict::Global);
+    assert_eq!(
+        b.decide(DcId(2), &tcp(2, [203, 0, 113, 1]), t).verdict,
+        Verdict::Global
+    );
     assert_eq!(a.total_flow_stats().live, 0);
     fn is_send<T: Send>(_: &T) {}
     is_send(&a);
@@ -366,14 +412,21 @@ fn full_flow_tables_evict_and_count() {
         },
     );
     for i in 0..1000u16 {
-        e.decide(DcId(0), &tcp(i, [192, 0, 2, 1]), SimTime::from_secs(u64::from(i)));
+        e.decide(
+            DcId(0),
+            &tcp(i, [192, 0, 2, 1]),
+            SimTime::from_secs(u64::from(i)),
+        );
     }
     let s = e.flow_stats(DcId(0));
     assert_eq!(s.live, 64);
     assert_eq!(s.evicted, 1000 - 64);
     assert!(s.capacity <= 128);
     // The most recent flow survived.
-    assert!(e.decide(DcId(0), &tcp(999, [192, 0, 2, 1]), SimTime::from_secs(1000)).established);
+    assert!(
+        e.decide(DcId(0), &tcp(999, [192, 0, 2, 1]), SimTime::from_secs(1000))
+            .established
+    );
 }
 
 #[test]
@@ -382,12 +435,20 @@ fn real_topology_forwards_to_the_nearest_eu_member() {
     let mut e = Edge::from_reference(&refdata, EdgeConfig::default()).unwrap();
     let topo = Arc::clone(e.topology());
     let eu = key("eu");
-    e.install(1, region_table(&topo, [(net("203.0.113.0/24"), &eu)]).unwrap(), T0)
-        .unwrap();
+    e.install(
+        1,
+        region_table(&topo, [(net("203.0.113.0/24"), &eu)]).unwrap(),
+        T0,
+    )
+    .unwrap();
     let code = |s| topo.dc_by_code(Iata::parse(s).unwrap()).unwrap();
     // From London (not in the EU) the nearest EU data center is Amsterdam, Brussels or
     // Paris, a few milliseconds away.
-    let d = e.decide(code("LHR"), &tcp(1, [203, 0, 113, 1]), SimTime::from_secs(1));
+    let d = e.decide(
+        code("LHR"),
+        &tcp(1, [203, 0, 113, 1]),
+        SimTime::from_secs(1),
+    );
     assert_eq!(d.verdict, Verdict::Forwarded);
     let to = topo.dc(d.processed_at.unwrap()).code.as_str().to_owned();
     assert!(["AMS", "BRU", "CDG"].contains(&to.as_str()), "{to}");
@@ -440,7 +501,12 @@ fn model(
     }
     match target {
         Some((rtt, dc)) => (Verdict::Forwarded, Some(dc), region, rtt),
-        None => (Verdict::Refused(RefuseReason::NoHealthyInRegion), None, region, 0),
+        None => (
+            Verdict::Refused(RefuseReason::NoHealthyInRegion),
+            None,
+            region,
+            0,
+        ),
     }
 }
 
@@ -450,9 +516,9 @@ fn random_topology(rng: &mut ChaCha8Rng) -> Topology {
     let n = rng.gen_range(1..=12);
     let dcs = (0..n)
         .map(|i| {
-            let loc = rng
-                .gen_bool(0.85)
-                .then(|| GeoPoint::new(rng.gen_range(-60.0..60.0), rng.gen_range(-180.0..180.0)).unwrap());
+            let loc = rng.gen_bool(0.85).then(|| {
+                GeoPoint::new(rng.gen_range(-60.0..60.0), rng.gen_range(-180.0..180.0)).unwrap()
+            });
             dc_spec(i, loc)
         })
         .collect();
@@ -479,10 +545,19 @@ fn random_bindings(rng: &mut ChaCha8Rng, regions: usize) -> Vec<(IpNet, RegionId
     for _ in 0..rng.gen_range(0..8) {
         let n = if rng.gen_bool(0.8) {
             let a = Ipv4Addr::from_bits(0x0a00_0000 | rng.gen_range(0..0x1_0000u32));
-            IpNet::V4(ipnet::Ipv4Net::new(a, rng.gen_range(16..=32)).unwrap().trunc())
+            IpNet::V4(
+                ipnet::Ipv4Net::new(a, rng.gen_range(16..=32))
+                    .unwrap()
+                    .trunc(),
+            )
         } else {
-            let a = Ipv6Addr::from_bits(0x2001_0db8_u128 << 96 | u128::from(rng.gen::<u16>()) << 64);
-            IpNet::V6(ipnet::Ipv6Net::new(a, rng.gen_range(32..=64)).unwrap().trunc())
+            let a =
+                Ipv6Addr::from_bits(0x2001_0db8_u128 << 96 | u128::from(rng.gen::<u16>()) << 64);
+            IpNet::V6(
+                ipnet::Ipv6Net::new(a, rng.gen_range(32..=64))
+                    .unwrap()
+                    .trunc(),
+            )
         };
         let r = RegionId(rng.gen_range(0..regions) as u16);
         out.retain(|(m, _)| *m != n);
@@ -507,16 +582,24 @@ fn random_dst(rng: &mut ChaCha8Rng, bindings: &[(IpNet, RegionId)]) -> IpAddr {
         };
     }
     if rng.gen_bool(0.8) {
-        IpAddr::V4(Ipv4Addr::from_bits(0x0a00_0000 | rng.gen_range(0..0x1_0000u32)))
+        IpAddr::V4(Ipv4Addr::from_bits(
+            0x0a00_0000 | rng.gen_range(0..0x1_0000u32),
+        ))
     } else {
         IpAddr::V6(Ipv6Addr::from_bits(
-            0x2001_0db8_u128 << 96 | u128::from(rng.gen::<u16>()) << 64 | u128::from(rng.gen::<u8>()),
+            0x2001_0db8_u128 << 96
+                | u128::from(rng.gen::<u16>()) << 64
+                | u128::from(rng.gen::<u8>()),
         ))
     }
 }
 
 fn random_flow(rng: &mut ChaCha8Rng, dst: IpAddr) -> FlowKey {
-    let proto = if rng.gen_bool(0.8) { Protocol::TCP } else { Protocol::UDP };
+    let proto = if rng.gen_bool(0.8) {
+        Protocol::TCP
+    } else {
+        Protocol::UDP
+    };
     let src = match dst {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from_bits(rng.gen())),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from_bits(rng.gen())),
@@ -568,7 +651,13 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
     let mut all = Vec::new();
 
     let check = |d: &Decision, dst: IpAddr, versions: &HashMap<u64, Vec<(IpNet, RegionId)>>| {
-        let (_, _, region, _) = model(&topo, &vec![true; n], &versions[&d.table_version], d.ingress, dst);
+        let (_, _, region, _) = model(
+            &topo,
+            &vec![true; n],
+            &versions[&d.table_version],
+            d.ingress,
+            dst,
+        );
         assert_eq!(d.region, region, "lookup of {dst} in v{}", d.table_version);
         if let (Some(r), Some(at)) = (d.region, d.processed_at) {
             assert!(topo.is_member(at, r), "fail closed: {d:?}");
@@ -606,7 +695,8 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
                 if let Verdict::Reset(reason) = d.verdict {
                     match reason {
                         ResetReason::ProcessingDown => assert!(
-                            !healthy[first.processed_at.unwrap().index()] || !healthy[ingress.index()]
+                            !healthy[first.processed_at.unwrap().index()]
+                                || !healthy[ingress.index()]
                         ),
                         ResetReason::BindingChanged => {
                             assert_eq!(affinity, AffinityMode::ResetOnChange)
@@ -616,7 +706,10 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
                 } else {
                     assert!(d.established, "pin lost: {d:?}");
                     assert_eq!(d.processed_at, first.processed_at, "affinity");
-                    assert_eq!((d.region, d.table_version), (first.region, first.table_version));
+                    assert_eq!(
+                        (d.region, d.table_version),
+                        (first.region, first.table_version)
+                    );
                 }
                 all.push(d);
             }
@@ -667,7 +760,13 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
         let d = edge.decide(ingress, &flow, now);
         assert!(!d.established);
         assert_eq!(
-            (d.verdict, d.processed_at, d.region, d.added_rtt_us, d.table_version),
+            (
+                d.verdict,
+                d.processed_at,
+                d.region,
+                d.added_rtt_us,
+                d.table_version
+            ),
             (verdict, at, region, rtt, version),
             "converged decision for {dst} at {ingress}"
         );
