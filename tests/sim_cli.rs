@@ -15,7 +15,13 @@ fn simulate_writes_report_csv_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("qs");
     let o = inregion()
-        .args(["simulate", &scenario("quickstart"), "--flows", "30000", "--out"])
+        .args([
+            "simulate",
+            &scenario("quickstart"),
+            "--flows",
+            "30000",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -46,31 +52,54 @@ fn simulate_writes_report_csv_and_plots() {
     // --quiet prints nothing; same seed, same report.json bytes.
     let out2 = dir.path().join("qs2");
     let o = inregion()
-        .args(["simulate", &scenario("quickstart"), "--flows", "30000", "--quiet", "--out"])
+        .args([
+            "simulate",
+            &scenario("quickstart"),
+            "--flows",
+            "30000",
+            "--quiet",
+            "--out",
+        ])
         .arg(&out2)
         .output()
         .unwrap();
     assert!(o.status.success());
     assert!(o.stdout.is_empty() && o.stderr.is_empty());
-    assert_eq!(json, std::fs::read_to_string(out2.join("report.json")).unwrap());
+    assert_eq!(
+        json,
+        std::fs::read_to_string(out2.join("report.json")).unwrap()
+    );
 }
 
 #[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "name = \"x\"\nduration = \"soon\"\n[workload]\ndestinations = []\n").unwrap();
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nduration = \"soon\"\n[workload]\ndestinations = []\n",
+    )
+    .unwrap();
     let o = inregion().args(["simulate"]).arg(&bad).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("duration"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let o = inregion().args(["simulate", "/nonexistent.toml"]).output().unwrap();
+    let o = inregion()
+        .args(["simulate", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    let o = inregion().args(["trace", "not-an-ip", "--from", "GRU"]).output().unwrap();
+    let o = inregion()
+        .args(["trace", "not-an-ip", "--from", "GRU"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an IP address"));
-    let o = inregion().args(["trace", "203.0.113.7", "--from", "Atlantis"]).output().unwrap();
+    let o = inregion()
+        .args(["trace", "203.0.113.7", "--from", "Atlantis"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -98,7 +127,16 @@ fn trace_explains_ingress_binding_region_and_choice() {
     assert!(s.contains("forwarded"), "{s}");
     // The jp scenario's failure window: refused, fail closed.
     let o = inregion()
-        .args(["trace", "198.51.100.10", "--from", "NRT", "--at", "3h", "--scenario", &scenario("jp-fail-closed")])
+        .args([
+            "trace",
+            "198.51.100.10",
+            "--from",
+            "NRT",
+            "--at",
+            "3h",
+            "--scenario",
+            &scenario("jp-fail-closed"),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -6,7 +6,7 @@
 //! - an invalid timeline operation fails with the API's error code.
 
 use inregion_edge::{Edge, EdgeConfig, Topology, Verdict};
-use inregion_model::{RegionKey, ReferenceData};
+use inregion_model::{ReferenceData, RegionKey};
 use inregion_sim::workload::FlowGenerator;
 use inregion_sim::world::resolve_clients;
 use inregion_sim::{Report, Scenario, SimError, Simulation};
@@ -88,7 +88,8 @@ fn simulated_counts_agree_with_the_edge_decisions() {
         ],
     )
     .unwrap();
-    edge.install(1, table, inregion_edge::SimTime::ZERO).unwrap();
+    edge.install(1, table, inregion_edge::SimTime::ZERO)
+        .unwrap();
     let down: Vec<_> = refdata
         .data_centers()
         .iter()
@@ -102,7 +103,9 @@ fn simulated_counts_agree_with_the_edge_decisions() {
     let mut counts = [0u64; 4];
     let mut forwarded_rtt_sum = 0u64;
     for f in FlowGenerator::new(&s.workload, s.workload.flows, s.duration, &weights, s.seed) {
-        let ingress = edge.ingress_for(&points[f.client as usize].location).unwrap();
+        let ingress = edge
+            .ingress_for(&points[f.client as usize].location)
+            .unwrap();
         let d = edge.route(ingress, f.dst);
         let i = match d.verdict {
             Verdict::Global => 0,
@@ -117,7 +120,10 @@ fn simulated_counts_agree_with_the_edge_decisions() {
     }
     let o = &report.outcomes;
     assert_eq!([o.unbound, o.in_region, o.forwarded, o.refused], counts);
-    assert!(o.refused > 0 && o.forwarded > 0 && o.in_region > 0 && o.unbound > 0, "{counts:?}");
+    assert!(
+        o.refused > 0 && o.forwarded > 0 && o.in_region > 0 && o.unbound > 0,
+        "{counts:?}"
+    );
     let mean_ms = forwarded_rtt_sum as f64 / counts[2] as f64 / 1000.0;
     assert!((report.added_rtt_forwarded.mean_ms - mean_ms).abs() < 0.01 * mean_ms);
     assert_eq!(report.out_of_region_processed, 0);
@@ -126,7 +132,12 @@ fn simulated_counts_agree_with_the_edge_decisions() {
 
 #[test]
 fn shipped_scenarios_never_process_out_of_region() {
-    for f in ["quickstart", "jp-fail-closed", "ipv6-nested", "strict-reset"] {
+    for f in [
+        "quickstart",
+        "jp-fail-closed",
+        "ipv6-nested",
+        "strict-reset",
+    ] {
         let path = format!("{}/scenarios/{f}.toml", env!("CARGO_MANIFEST_DIR"));
         let mut s = Scenario::from_path(std::path::Path::new(&path)).unwrap();
         s.workload.flows = 20_000;
@@ -206,17 +217,30 @@ fn create(at: &str, cidr: &str, region: &str) -> String {
 
 #[test]
 fn invalid_operations_fail_with_the_api_error_code() {
-    let dup = failing(&(create("0s", "203.0.113.0/25", "eu") + &create("1h", "203.0.113.0/25", "us")));
+    let dup =
+        failing(&(create("0s", "203.0.113.0/25", "eu") + &create("1h", "203.0.113.0/25", "us")));
     assert_eq!(dup.api_code(), Some(1108), "{dup}");
     let msg = dup.to_string();
     assert!(
         msg.starts_with("bad.toml: timeline[1] (create binding 203.0.113.0/25 → us): 1108"),
         "{msg}"
     );
-    assert_eq!(failing(&create("0s", "203.0.113.0/24", "eu")).api_code(), Some(1108));
-    assert_eq!(failing(&create("0s", "198.51.100.0/25", "eu")).api_code(), Some(1103));
-    assert_eq!(failing(&create("0s", "203.0.113.5/25", "eu")).api_code(), Some(1102));
-    assert_eq!(failing(&create("0s", "203.0.113.0/25", "mars")).api_code(), Some(1106));
+    assert_eq!(
+        failing(&create("0s", "203.0.113.0/24", "eu")).api_code(),
+        Some(1108)
+    );
+    assert_eq!(
+        failing(&create("0s", "198.51.100.0/25", "eu")).api_code(),
+        Some(1103)
+    );
+    assert_eq!(
+        failing(&create("0s", "203.0.113.5/25", "eu")).api_code(),
+        Some(1102)
+    );
+    assert_eq!(
+        failing(&create("0s", "203.0.113.0/25", "mars")).api_code(),
+        Some(1106)
+    );
     // The address-map gate (§9): the binding is still provisioning an hour later.
     let gate = failing(
         &(create("0s", "203.0.113.0/25", "eu")

@@ -110,7 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;
         let mut write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
             let path = dir.join(name);
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             written.push(path);
             Ok(())
         };

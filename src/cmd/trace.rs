@@ -56,7 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let at = match &args.at {
         Some(t) => {
-            let t = SimTime::from_duration(parse_duration_text(t).map_err(|m| anyhow::anyhow!("--at: {m}"))?);
+            let t = SimTime::from_duration(
+                parse_duration_text(t).map_err(|m| anyhow::anyhow!("--at: {m}"))?,
+            );
             anyhow::ensure!(
                 t <= scenario.duration,
                 "--at {} is after the end of scenario {} ({})",

@@ -209,7 +209,10 @@ impl ControlPort for Control {
     fn delete_binding(&mut self, id: &str, at: SimTime) -> Result<(), Refusal> {
         let mut last = None;
         for account in &self.accounts {
-            match self.plane.delete_binding(&self.principal, account, id, ts(at)) {
+            match self
+                .plane
+                .delete_binding(&self.principal, account, id, ts(at))
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(refusal(&e)),
             }

@@ -97,7 +97,11 @@ pub fn answer(query: &[u8], dc: &str, served: IpAddr) -> Result<Vec<u8>, DnsErro
         (DNSClass::IN, t @ (RecordType::A | RecordType::AAAA)) if qname == PROBE_NAME => {
             match (t, served) {
                 (RecordType::A, IpAddr::V4(a)) => {
-                    resp.add_answer(Record::from_rdata(question.name().clone(), 300, RData::A(A(a))));
+                    resp.add_answer(Record::from_rdata(
+                        question.name().clone(),
+                        300,
+                        RData::A(A(a)),
+                    ));
                 }
                 (RecordType::AAAA, IpAddr::V6(a)) => {
                     resp.add_answer(Record::from_rdata(
@@ -170,10 +174,23 @@ mod tests {
         let v4: IpAddr = "203.0.113.7".parse().unwrap();
         let v6: IpAddr = "2001:db8::7".parse().unwrap();
         let q = encode_query(1, DnsQueryKind::A).unwrap();
-        assert_eq!(read_answer(&answer(&q, "GRU", v4).unwrap(), 1).unwrap().addrs, vec![v4]);
-        assert!(read_answer(&answer(&q, "GRU", v6).unwrap(), 1).unwrap().addrs.is_empty());
+        assert_eq!(
+            read_answer(&answer(&q, "GRU", v4).unwrap(), 1)
+                .unwrap()
+                .addrs,
+            vec![v4]
+        );
+        assert!(read_answer(&answer(&q, "GRU", v6).unwrap(), 1)
+            .unwrap()
+            .addrs
+            .is_empty());
         let q = encode_query(2, DnsQueryKind::Aaaa).unwrap();
-        assert_eq!(read_answer(&answer(&q, "GRU", v6).unwrap(), 2).unwrap().addrs, vec![v6]);
+        assert_eq!(
+            read_answer(&answer(&q, "GRU", v6).unwrap(), 2)
+                .unwrap()
+                .addrs,
+            vec![v6]
+        );
     }
 
     #[test]

@@ -332,8 +332,8 @@ impl Simulation {
             propagation,
         };
         let edge = Edge::new(Arc::clone(&topo), config);
-        let control = Control::new(&scenario, &refdata, max_delay, scenario.seed)
-            .map_err(|m| world(m))?;
+        let control =
+            Control::new(&scenario, &refdata, max_delay, scenario.seed).map_err(&world)?;
         let points = resolve_clients(&refdata, &scenario.clients)
             .map_err(|(key, m)| world(format!("{key}: {m}")))?;
         let mut probes = Vec::new();
@@ -403,7 +403,12 @@ impl Simulation {
         let point_continent: Vec<u16> = self
             .points
             .iter()
-            .map(|p| continents.iter().position(|c| *c == p.continent).unwrap_or(0) as u16)
+            .map(|p| {
+                continents
+                    .iter()
+                    .position(|c| *c == p.continent)
+                    .unwrap_or(0) as u16
+            })
             .collect();
         let point_population: Vec<u16> = self.points.iter().map(|p| p.population as u16).collect();
         let weights: Vec<f64> = self.points.iter().map(|p| p.weight).collect();
@@ -442,8 +447,11 @@ impl Simulation {
         }
         health_events.sort_by_key(|e| e.0);
 
-        let mut ingress_cache: Vec<Option<DcId>> =
-            self.points.iter().map(|p| self.edge.ingress_for(&p.location)).collect();
+        let mut ingress_cache: Vec<Option<DcId>> = self
+            .points
+            .iter()
+            .map(|p| self.edge.ingress_for(&p.location))
+            .collect();
         let mut epoch: u32 = 0;
         let mut healthy_members: Vec<u32> = (0..nreg)
             .map(|r| {
@@ -487,17 +495,18 @@ impl Simulation {
             let end_t = open.peek().map_or(u64::MAX, |o| o.0.end);
             let op_t = sc.timeline.get(ti).map_or(u64::MAX, |o| o.at.as_nanos());
             let h_t = health_events.get(hi).map_or(u64::MAX, |e| e.0.as_nanos());
-            let edge_t = self
-                .edge
-                .next_deadline()
-                .map_or(u64::MAX, |t| t.as_nanos());
+            let edge_t = self.edge.next_deadline().map_or(u64::MAX, |t| t.as_nanos());
             // Edge deadlines past the horizon only matter while flows are still open.
             let edge_t = if edge_t > horizon && end_t == u64::MAX && arrival == u64::MAX {
                 u64::MAX
             } else {
                 edge_t
             };
-            let dns_t = if next_dns <= horizon { next_dns } else { u64::MAX };
+            let dns_t = if next_dns <= horizon {
+                next_dns
+            } else {
+                u64::MAX
+            };
             let t = arrival.min(end_t).min(op_t).min(h_t).min(edge_t).min(dns_t);
             if t == u64::MAX {
                 break;
@@ -564,11 +573,8 @@ impl Simulation {
                 }
                 for &(dc, healthy) in &changes {
                     if self.edge.is_healthy(dc) != healthy {
-                        out.health_changes.push((
-                            now,
-                            self.topo.dc(dc).code.to_string(),
-                            healthy,
-                        ));
+                        out.health_changes
+                            .push((now, self.topo.dc(dc).code.to_string(), healthy));
                         for (r, count) in healthy_members.iter_mut().enumerate() {
                             if check.located[dc.index()] && check.is_member(r, dc.index()) {
                                 if healthy {
@@ -887,9 +893,13 @@ fn apply_op(
         let mut list: Vec<(IpNet, usize)> = Vec::new();
         let mut pairs = Vec::new();
         for b in &live {
-            let key = inregion_model::RegionKey::parse(&b.region).map_err(|e| world(e.to_string()))?;
+            let key =
+                inregion_model::RegionKey::parse(&b.region).map_err(|e| world(e.to_string()))?;
             let r = refdata.region_index(&key).ok_or_else(|| {
-                world(format!("region {} has no data center in this topology", b.region))
+                world(format!(
+                    "region {} has no data center in this topology",
+                    b.region
+                ))
             })?;
             list.push((b.cidr, r));
             pairs.push((b.cidr, key));

@@ -59,7 +59,11 @@ fn ms(us: u32) -> f64 {
 
 /// Explains how a new TCP flow from `req.from` to `req.dst` is handled at `req.at` in
 /// `scenario`.
-pub fn trace(scenario: Scenario, refdata: &ReferenceData, req: &TraceRequest) -> Result<Trace, SimError> {
+pub fn trace(
+    scenario: Scenario,
+    refdata: &ReferenceData,
+    req: &TraceRequest,
+) -> Result<Trace, SimError> {
     let file = scenario.file.clone();
     let at = req.at.unwrap_or(scenario.duration);
     let name = scenario.name.clone();
@@ -69,7 +73,8 @@ pub fn trace(scenario: Scenario, refdata: &ReferenceData, req: &TraceRequest) ->
     };
     let sim = Simulation::new(scenario, refdata)?;
     let w = sim.replay_until(at)?;
-    let points = resolve_place(&w.refdata, &req.from, 1.0, 0).map_err(|m| world_err(format!("--from: {m}")))?;
+    let points = resolve_place(&w.refdata, &req.from, 1.0, 0)
+        .map_err(|m| world_err(format!("--from: {m}")))?;
     let point = points[0].location;
     let topo = &w.topology;
     let code = |dc: inregion_edge::DcId| topo.dc(dc).code.to_string();
@@ -78,7 +83,9 @@ pub fn trace(scenario: Scenario, refdata: &ReferenceData, req: &TraceRequest) ->
         req.dst, req.from_name, point.lat, point.lon, at
     )];
     let Some(ingress) = w.edge.ingress_for(&point) else {
-        steps.push("1. no healthy data center with coordinates: nothing can receive the flow".into());
+        steps.push(
+            "1. no healthy data center with coordinates: nothing can receive the flow".into(),
+        );
         return Ok(Trace {
             steps,
             ingress: None,
@@ -95,13 +102,26 @@ pub fn trace(scenario: Scenario, refdata: &ReferenceData, req: &TraceRequest) ->
     ));
     let flow = match req.dst {
         IpAddr::V4(d) => FlowKey::v4(Protocol::TCP, Ipv4Addr::new(100, 64, 0, 1), 50000, d, 443),
-        IpAddr::V6(d) => FlowKey::v6(Protocol::TCP, Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1), 50000, d, 443),
+        IpAddr::V6(d) => FlowKey::v6(
+            Protocol::TCP,
+            Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1),
+            50000,
+            d,
+            443,
+        ),
     };
-    let ex = w.edge.explain(ingress, &flow, inregion_edge::SimTime::from_nanos(at.as_nanos()));
+    let ex = w.edge.explain(
+        ingress,
+        &flow,
+        inregion_edge::SimTime::from_nanos(at.as_nanos()),
+    );
     let v = ex.table_version;
     let latest = w.versions.last().map_or(0, |x| x.version);
     let mut table = if v == 0 {
-        format!("2. {}'s table: empty (no binding has reached it)", code(ingress))
+        format!(
+            "2. {}'s table: empty (no binding has reached it)",
+            code(ingress)
+        )
     } else {
         format!(
             "2. {}'s table: version {v} (arrived {})",
@@ -147,7 +167,8 @@ pub fn trace(scenario: Scenario, refdata: &ReferenceData, req: &TraceRequest) ->
                     s,
                     "\n     {} {:>8} {}{}",
                     code(c.dc),
-                    c.rtt_us.map_or("no path".to_string(), |r| format!("{:.1} ms", ms(r))),
+                    c.rtt_us
+                        .map_or("no path".to_string(), |r| format!("{:.1} ms", ms(r))),
                     if c.healthy { "healthy" } else { "DOWN" },
                     if c.chosen { "  ← chosen" } else { "" }
                 );
@@ -172,7 +193,8 @@ pub fn trace(scenario: Scenario, refdata: &ReferenceData, req: &TraceRequest) ->
             ms(d.added_rtt_us)
         ),
         Verdict::Refused(RefuseReason::NoHealthyInRegion) => {
-            "refused: no healthy in-region data center (fail closed, never processed out of region)".into()
+            "refused: no healthy in-region data center (fail closed, never processed out of region)"
+                .into()
         }
         Verdict::Refused(RefuseReason::IngressDown) => "refused: the ingress is down".into(),
         Verdict::Reset(_) => "reset".into(),

@@ -55,6 +55,9 @@ const H: u32 = 560;
 
 type DrawResult = Result<(), String>;
 
+/// A labelled, coloured series of points.
+type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
+
 fn e<E: std::fmt::Display>(x: E) -> String {
     x.to_string()
 }
@@ -98,17 +101,31 @@ fn outcomes_over_time<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Rep
             .map(|b| (b.start_s as f64 / 3600.0 + bucket_h / 2.0, f(&b.outcomes)))
             .collect()
     };
-    let lines: [(&str, RGBColor, Vec<(f64, f64)>); 3] = [
-        ("processed at ingress", PALETTE[2], series(&|o| o.share_at_ingress)),
-        ("forwarded in region", PALETTE[0], series(&|o| o.share_forwarded)),
-        ("refused (fail closed)", PALETTE[3], series(&|o| o.share_refused)),
+    let lines: [Line; 3] = [
+        (
+            "processed at ingress",
+            PALETTE[2],
+            series(&|o| o.share_at_ingress),
+        ),
+        (
+            "forwarded in region",
+            PALETTE[0],
+            series(&|o| o.share_forwarded),
+        ),
+        (
+            "refused (fail closed)",
+            PALETTE[3],
+            series(&|o| o.share_refused),
+        ),
     ];
     for (label, color, pts) in lines {
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(2)))
             .map_err(e)?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
     }
     for (i, op) in r.timeline.iter().enumerate() {
         let x = op.at_s / 3600.0;
@@ -163,7 +180,10 @@ fn added_rtt_cdf<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) 
         .flat_map(|v| v.iter().map(|p| p.0))
         .fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(root)
-        .caption("Added round-trip time per client continent (CDF)", (FAMILY, 22))
+        .caption(
+            "Added round-trip time per client continent (CDF)",
+            (FAMILY, 22),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
@@ -185,7 +205,9 @@ fn added_rtt_cdf<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) 
             .draw_series(LineSeries::new(steps, color.stroke_width(2)))
             .map_err(e)?
             .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

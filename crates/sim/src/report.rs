@@ -347,7 +347,9 @@ impl Report {
             }
             series_by_region.insert(
                 name.clone(),
-                (0..m.buckets).map(|b| m.by_bucket_region[b * nr + r]).collect(),
+                (0..m.buckets)
+                    .map(|b| m.by_bucket_region[b * nr + r])
+                    .collect(),
             );
         }
         let mut data_centers: Vec<DcRow> = m
@@ -468,7 +470,11 @@ impl Report {
                     complete_at_s: v.complete_at.map(SimTime::as_secs_f64),
                     reached: v.reached,
                     total: v.total,
-                    bindings: v.bindings.iter().map(|(n, r)| format!("{n} → {r}")).collect(),
+                    bindings: v
+                        .bindings
+                        .iter()
+                        .map(|(n, r)| format!("{n} → {r}"))
+                        .collect(),
                 })
                 .collect(),
             health: out
@@ -531,8 +537,18 @@ impl Report {
             o.unbound,
             o.in_region
         );
-        let _ = writeln!(s, "  forwarded in region  {}   ({})", pct(o.share_forwarded), o.forwarded);
-        let _ = writeln!(s, "  refused (fail closed){}   ({})", pct(o.share_refused), o.refused);
+        let _ = writeln!(
+            s,
+            "  forwarded in region  {}   ({})",
+            pct(o.share_forwarded),
+            o.forwarded
+        );
+        let _ = writeln!(
+            s,
+            "  refused (fail closed){}   ({})",
+            pct(o.share_refused),
+            o.refused
+        );
         let _ = writeln!(
             s,
             "  out-of-region processed: {}   wrongly refused: {}",
@@ -583,7 +599,12 @@ impl Report {
             );
         }
         let _ = writeln!(s, "\ntop data centers by forwarded load:");
-        for d in self.data_centers.iter().filter(|d| d.forwarded_in > 0).take(8) {
+        for d in self
+            .data_centers
+            .iter()
+            .filter(|d| d.forwarded_in > 0)
+            .take(8)
+        {
             let _ = writeln!(
                 s,
                 "    {}  forwarded in {:>9}  processed {:>9}  ingress {:>9}",
@@ -641,7 +662,11 @@ impl Report {
                 "\nDNS probes ({} sent, {} answered; first answer and changes{}):",
                 e.dns_probes,
                 e.dns_answered,
-                if shown.len() < self.dns.len() { ", CHAOS id.server only" } else { "" }
+                if shown.len() < self.dns.len() {
+                    ", CHAOS id.server only"
+                } else {
+                    ""
+                }
             );
             const MAX_LINES: usize = 30;
             for d in shown.iter().take(MAX_LINES) {
@@ -659,7 +684,11 @@ impl Report {
                 );
             }
             if shown.len() > MAX_LINES {
-                let _ = writeln!(s, "    … {} more in report.json and dns.csv", shown.len() - MAX_LINES);
+                let _ = writeln!(
+                    s,
+                    "    … {} more in report.json and dns.csv",
+                    shown.len() - MAX_LINES
+                );
             }
         }
         s
@@ -670,8 +699,17 @@ impl Report {
         let mut files = Vec::new();
         let mut w = csv::Writer::from_writer(Vec::new());
         let _ = w.write_record([
-            "start_s", "flows", "unbound", "in_region", "forwarded", "refused", "share_at_ingress",
-            "share_forwarded", "share_refused", "decision_changed", "reset",
+            "start_s",
+            "flows",
+            "unbound",
+            "in_region",
+            "forwarded",
+            "refused",
+            "share_at_ingress",
+            "share_forwarded",
+            "share_refused",
+            "decision_changed",
+            "reset",
         ]);
         for r in &self.series {
             let o = &r.outcomes;
@@ -708,26 +746,44 @@ impl Report {
         };
         files.push((
             "by_bound_region.csv".to_owned(),
-            outcomes_csv("region", self.by_bound_region.iter().map(|(k, o)| (k.clone(), o)).collect()),
+            outcomes_csv(
+                "region",
+                self.by_bound_region
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o))
+                    .collect(),
+            ),
         ));
         files.push((
             "by_client_continent.csv".to_owned(),
             outcomes_csv(
                 "continent",
-                self.by_client_continent.iter().map(|(k, o)| (k.clone(), o)).collect(),
+                self.by_client_continent
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o))
+                    .collect(),
             ),
         ));
         files.push((
             "by_population.csv".to_owned(),
             outcomes_csv(
                 "population",
-                self.by_population.iter().map(|p| (p.name.clone(), &p.outcomes)).collect(),
+                self.by_population
+                    .iter()
+                    .map(|p| (p.name.clone(), &p.outcomes))
+                    .collect(),
             ),
         ));
 
         let mut w = csv::Writer::from_writer(Vec::new());
         let _ = w.write_record([
-            "code", "ingress", "processed", "forwarded_in", "forwarded_out", "refused", "bytes",
+            "code",
+            "ingress",
+            "processed",
+            "forwarded_in",
+            "forwarded_out",
+            "refused",
+            "bytes",
         ]);
         for d in &self.data_centers {
             let _ = w.write_record([
@@ -753,7 +809,14 @@ impl Report {
 
         let mut w = csv::Writer::from_writer(Vec::new());
         let _ = w.write_record([
-            "at_s", "from", "target", "query", "ingress", "answered_by", "answer", "id",
+            "at_s",
+            "from",
+            "target",
+            "query",
+            "ingress",
+            "answered_by",
+            "answer",
+            "id",
         ]);
         for d in &self.dns {
             let _ = w.write_record([

@@ -624,9 +624,9 @@ impl Ctx<'_> {
         let x = match v {
             toml::Value::Integer(i) => *i as f64,
             toml::Value::Float(f) => *f,
-            toml::Value::String(s) if seconds => {
-                parse_duration_text(s).map_err(|m| self.err(key, m))?.as_secs_f64()
-            }
+            toml::Value::String(s) if seconds => parse_duration_text(s)
+                .map_err(|m| self.err(key, m))?
+                .as_secs_f64(),
             other => {
                 return Err(self.err(
                     key,
@@ -700,11 +700,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn place(
-        &self,
-        key: &str,
-        text: &str,
-    ) -> Result<(String, ClientPlace), ScenarioError> {
+    fn place(&self, key: &str, text: &str) -> Result<(String, ClientPlace), ScenarioError> {
         parse_place(text).map_err(|m| self.err(key, m))
     }
 }
@@ -786,7 +782,8 @@ impl Scenario {
         let mut exclude = Vec::new();
         for (i, code) in raw.topology.exclude.iter().enumerate() {
             exclude.push(
-                Iata::parse(code).map_err(|e| cx.err(format!("topology.exclude[{i}]"), e.to_string()))?,
+                Iata::parse(code)
+                    .map_err(|e| cx.err(format!("topology.exclude[{i}]"), e.to_string()))?,
             );
         }
 
@@ -876,8 +873,12 @@ impl Scenario {
                 return Err(cx.err(format!("{key}.at"), "is after the scenario's duration"));
             }
             let need = |name: &str, v: &Option<String>| -> Result<String, ScenarioError> {
-                v.clone()
-                    .ok_or_else(|| cx.err(format!("{key}.{name}"), format!("required for op = {:?}", o.op)))
+                v.clone().ok_or_else(|| {
+                    cx.err(
+                        format!("{key}.{name}"),
+                        format!("required for op = {:?}", o.op),
+                    )
+                })
             };
             let op = match o.op.as_str() {
                 "create_binding" => {
@@ -946,12 +947,17 @@ impl Scenario {
                 (code.to_string(), ClientPlace::Iata(code))
             } else {
                 let text = c.at.as_deref().unwrap_or_default();
-                let p: GeoPoint = text.parse().map_err(|m: String| cx.err(format!("{key}.at"), m))?;
+                let p: GeoPoint = text
+                    .parse()
+                    .map_err(|m: String| cx.err(format!("{key}.at"), m))?;
                 (text.to_owned(), ClientPlace::Point(p))
             };
             let weight = c.weight.unwrap_or(1.0);
             if !(weight > 0.0 && weight.is_finite()) {
-                return Err(cx.err(format!("{key}.weight"), format!("must be > 0, got {weight}")));
+                return Err(cx.err(
+                    format!("{key}.weight"),
+                    format!("must be > 0, got {weight}"),
+                ));
             }
             clients.push(ClientSpec {
                 name: c.name.clone().unwrap_or(name),
@@ -981,16 +987,17 @@ impl Scenario {
         if flows > 10_000_000_000 {
             return Err(cx.err("workload.flows", "at most 10^10 flows"));
         }
-        let arrival = match w.arrival.as_deref() {
-            None | Some("poisson") => Arrival::Poisson,
-            Some("uniform") => Arrival::Uniform,
-            Some(other) => {
-                return Err(cx.err(
+        let arrival =
+            match w.arrival.as_deref() {
+                None | Some("poisson") => Arrival::Poisson,
+                Some("uniform") => Arrival::Uniform,
+                Some(other) => return Err(cx.err(
                     "workload.arrival",
-                    format!("unknown arrival process {other:?}; expected \"poisson\" or \"uniform\""),
-                ))
-            }
-        };
+                    format!(
+                        "unknown arrival process {other:?}; expected \"poisson\" or \"uniform\""
+                    ),
+                )),
+            };
         let mut destinations = Vec::new();
         for (i, d) in w.destinations.iter().enumerate() {
             let key = format!("workload.destinations[{i}]");
@@ -999,12 +1006,18 @@ impl Scenario {
             })?;
             let weight = d.weight.unwrap_or(1.0);
             if !(weight > 0.0 && weight.is_finite()) {
-                return Err(cx.err(format!("{key}.weight"), format!("must be > 0, got {weight}")));
+                return Err(cx.err(
+                    format!("{key}.weight"),
+                    format!("must be > 0, got {weight}"),
+                ));
             }
             destinations.push((net.trunc(), weight));
         }
         if destinations.is_empty() {
-            return Err(cx.err("workload.destinations", "give at least one destination CIDR"));
+            return Err(cx.err(
+                "workload.destinations",
+                "give at least one destination CIDR",
+            ));
         }
         let mut protocols = [1.0, 0.0, 0.0];
         if let Some(map) = &w.protocols {
@@ -1022,7 +1035,10 @@ impl Scenario {
                     }
                 };
                 if !(*v >= 0.0 && v.is_finite()) {
-                    return Err(cx.err(format!("workload.protocols.{k}"), format!("must be >= 0, got {v}")));
+                    return Err(cx.err(
+                        format!("workload.protocols.{k}"),
+                        format!("must be >= 0, got {v}"),
+                    ));
                 }
                 protocols[slot] = *v;
             }
@@ -1042,7 +1058,10 @@ impl Scenario {
         let mut failures = Vec::new();
         for (i, f) in raw.failures.iter().enumerate() {
             let key = format!("failures[{i}]");
-            let given = [&f.dc, &f.country, &f.region].iter().filter(|v| v.is_some()).count();
+            let given = [&f.dc, &f.country, &f.region]
+                .iter()
+                .filter(|v| v.is_some())
+                .count();
             if given != 1 {
                 return Err(cx.err(&key, "give exactly one of dc, country or region"));
             }
@@ -1059,7 +1078,8 @@ impl Scenario {
             } else {
                 let r = f.region.as_deref().unwrap_or_default();
                 FailureTarget::Region(
-                    RegionKey::parse(r).map_err(|e| cx.err(format!("{key}.region"), e.to_string()))?,
+                    RegionKey::parse(r)
+                        .map_err(|e| cx.err(format!("{key}.region"), e.to_string()))?,
                 )
             };
             let at = cx.time(&format!("{key}.at"), &f.at)?;
@@ -1105,7 +1125,10 @@ impl Scenario {
                 let mut targets = Vec::new();
                 for (i, t) in d.targets.iter().enumerate() {
                     targets.push(t.trim().parse::<IpAddr>().map_err(|_| {
-                        cx.err(format!("dns.targets[{i}]"), format!("{t:?} is not an IP address"))
+                        cx.err(
+                            format!("dns.targets[{i}]"),
+                            format!("{t:?} is not an IP address"),
+                        )
                     })?);
                 }
                 if targets.is_empty() {
@@ -1225,9 +1248,21 @@ destinations = [{ cidr = "203.0.113.0/24" }]
     fn bad_values_name_their_key() {
         let cases = [
             ("duration = \"1h\"", "duration = \"soon\"", "duration"),
-            ("flows = 10", "flows = 10\nprotocols = { tcp = -1 }", "workload.protocols.tcp"),
-            ("country = \"DE\"", "country = \"DE\"\nweight = 0", "clients[0].weight"),
-            ("country = \"DE\"", "city = \"X\"\ncountry = \"DE\"", "clients[0]"),
+            (
+                "flows = 10",
+                "flows = 10\nprotocols = { tcp = -1 }",
+                "workload.protocols.tcp",
+            ),
+            (
+                "country = \"DE\"",
+                "country = \"DE\"\nweight = 0",
+                "clients[0].weight",
+            ),
+            (
+                "country = \"DE\"",
+                "city = \"X\"\ncountry = \"DE\"",
+                "clients[0]",
+            ),
             (
                 "flows = 10",
                 "flows = 10\nflow_duration = { dist = \"lognormal\", median = \"2s\" }",
@@ -1262,16 +1297,30 @@ destinations = [{ cidr = "203.0.113.0/24" }]
 
     #[test]
     fn places_parse() {
-        assert!(matches!(parse_place("gru").unwrap().1, ClientPlace::Iata(_)));
-        assert!(matches!(parse_place("BR").unwrap().1, ClientPlace::Country(_)));
-        assert!(matches!(parse_place("-23.5,-46.6").unwrap().1, ClientPlace::Point(_)));
+        assert!(matches!(
+            parse_place("gru").unwrap().1,
+            ClientPlace::Iata(_)
+        ));
+        assert!(matches!(
+            parse_place("BR").unwrap().1,
+            ClientPlace::Country(_)
+        ));
+        assert!(matches!(
+            parse_place("-23.5,-46.6").unwrap().1,
+            ClientPlace::Point(_)
+        ));
         assert!(parse_place("Atlantis").is_err());
     }
 
     #[test]
     fn shipped_scenarios_are_valid() {
         Scenario::quickstart();
-        for f in ["jp-fail-closed.toml", "ipv6-nested.toml", "strict-reset.toml", "scale-10m.toml"] {
+        for f in [
+            "jp-fail-closed.toml",
+            "ipv6-nested.toml",
+            "strict-reset.toml",
+            "scale-10m.toml",
+        ] {
             let path = format!("{}/../../scenarios/{f}", env!("CARGO_MANIFEST_DIR"));
             Scenario::from_path(std::path::Path::new(&path)).unwrap();
         }

@@ -87,6 +87,9 @@ mod tests {
         assert_eq!(SimTime::from_secs(5400).to_string(), "T+1h30m00s");
         assert_eq!(SimTime::from_secs(61).to_string(), "T+1m01s");
         assert_eq!(SimTime::from_nanos(250_000_000).to_string(), "T+0.250s");
-        assert_eq!(SimTime::MAX.saturating_add(SimTime::from_secs(1)), SimTime::MAX);
+        assert_eq!(
+            SimTime::MAX.saturating_add(SimTime::from_secs(1)),
+            SimTime::MAX
+        );
     }
 }

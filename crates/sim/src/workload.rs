@@ -161,8 +161,12 @@ impl DstNet {
     #[inline]
     fn draw(&self, rng: &mut SimRng) -> IpAddr {
         match *self {
-            DstNet::V4 { base, mask } => IpAddr::V4(Ipv4Addr::from(base | (rng.gen::<u32>() & mask))),
-            DstNet::V6 { base, mask } => IpAddr::V6(Ipv6Addr::from(base | (rng.gen::<u128>() & mask))),
+            DstNet::V4 { base, mask } => {
+                IpAddr::V4(Ipv4Addr::from(base | (rng.gen::<u32>() & mask)))
+            }
+            DstNet::V6 { base, mask } => {
+                IpAddr::V6(Ipv6Addr::from(base | (rng.gen::<u128>() & mask)))
+            }
         }
     }
 }
@@ -206,7 +210,11 @@ impl FlowGenerator {
             remaining: flows,
             next_id: 0,
             now: 0.0,
-            mean_gap: if flows == 0 { 0.0 } else { horizon.as_secs_f64() / flows as f64 },
+            mean_gap: if flows == 0 {
+                0.0
+            } else {
+                horizon.as_secs_f64() / flows as f64
+            },
             arrival: w.arrival,
             clients: AliasTable::new(client_weights),
             dsts: w.destinations.iter().map(|d| DstNet::new(d.0)).collect(),
@@ -318,16 +326,22 @@ mod tests {
     #[test]
     fn flows_are_in_time_order_inside_their_cidrs_and_reproducible() {
         let w = workload();
-        let a: Vec<_> = FlowGenerator::new(&w, 1000, SimTime::from_secs(100), &[1.0, 2.0], 9).collect();
-        let b: Vec<_> = FlowGenerator::new(&w, 1000, SimTime::from_secs(100), &[1.0, 2.0], 9).collect();
+        let a: Vec<_> =
+            FlowGenerator::new(&w, 1000, SimTime::from_secs(100), &[1.0, 2.0], 9).collect();
+        let b: Vec<_> =
+            FlowGenerator::new(&w, 1000, SimTime::from_secs(100), &[1.0, 2.0], 9).collect();
         assert_eq!(a, b);
         assert_eq!(a.len(), 1000);
         assert!(a.windows(2).all(|p| p[0].at <= p[1].at));
         let nets: Vec<IpNet> = w.destinations.iter().map(|d| d.0).collect();
         assert!(a.iter().all(|f| nets.iter().any(|n| n.contains(&f.dst))));
         assert!(a.iter().all(|f| f.protocol != Protocol::Udp));
-        assert!(a.iter().filter(|f| f.protocol == Protocol::Dns).all(|f| f.duration == SimTime::ZERO));
-        let c: Vec<_> = FlowGenerator::new(&w, 1000, SimTime::from_secs(100), &[1.0, 2.0], 10).collect();
+        assert!(a
+            .iter()
+            .filter(|f| f.protocol == Protocol::Dns)
+            .all(|f| f.duration == SimTime::ZERO));
+        let c: Vec<_> =
+            FlowGenerator::new(&w, 1000, SimTime::from_secs(100), &[1.0, 2.0], 10).collect();
         assert_ne!(a, c);
         // Mean arrival rate ≈ 10/s.
         let last = a.last().unwrap().at.as_secs_f64();
@@ -337,7 +351,12 @@ mod tests {
     #[test]
     fn distributions_have_their_means() {
         let mut r = stream(3, Stream::Durations);
-        for d in [Dist::Exp(2.0), Dist::LogNormal(1.0, 0.5), Dist::Uniform(1.0, 3.0), Dist::Pareto(1.0, 3.0)] {
+        for d in [
+            Dist::Exp(2.0),
+            Dist::LogNormal(1.0, 0.5),
+            Dist::Uniform(1.0, 3.0),
+            Dist::Pareto(1.0, 3.0),
+        ] {
             let n = 100_000;
             let m: f64 = (0..n).map(|_| d.sample(&mut r)).sum::<f64>() / n as f64;
             assert!((m / d.mean() - 1.0).abs() < 0.05, "{d:?}: {m}");

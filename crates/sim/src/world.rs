@@ -21,7 +21,9 @@ pub struct ClientPoint {
 pub fn fold(s: &str) -> String {
     s.chars()
         .map(|c| match c {
-            'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'a',
+            'á' | 'à' | 'â' | 'ã' | 'ä' | 'å' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' | 'Å' => {
+                'a'
+            }
             'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
             'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'i',
             'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' | 'ø' => 'o',
@@ -98,7 +100,9 @@ pub fn resolve_place(
     match place {
         ClientPlace::Country(c) => at_dcs(
             &|d| d.country == *c,
-            format!("no data center with coordinates in country {c}; give a city or at = \"lat,lon\""),
+            format!(
+                "no data center with coordinates in country {c}; give a city or at = \"lat,lon\""
+            ),
         ),
         ClientPlace::City(name) => {
             let f = fold(name);
@@ -148,14 +152,25 @@ mod tests {
     #[test]
     fn places_resolve_to_data_center_cities() {
         let r = ReferenceData::embedded();
-        let jp = resolve_place(&r, &ClientPlace::Country(CountryCode::parse("JP").unwrap()), 4.0, 0).unwrap();
+        let jp = resolve_place(
+            &r,
+            &ClientPlace::Country(CountryCode::parse("JP").unwrap()),
+            4.0,
+            0,
+        )
+        .unwrap();
         assert_eq!(jp.len(), 4);
-        assert!(jp.iter().all(|p| p.weight == 1.0 && p.continent == "Asia Pacific"));
+        assert!(jp
+            .iter()
+            .all(|p| p.weight == 1.0 && p.continent == "Asia Pacific"));
         let sp = resolve_place(&r, &ClientPlace::City("São Paulo".into()), 1.0, 1).unwrap();
         assert_eq!(sp.len(), 1);
         assert!(resolve_place(&r, &ClientPlace::City("Atlantis".into()), 1.0, 1).is_err());
         let p = GeoPoint::new(48.85, 2.35).unwrap();
-        assert_eq!(resolve_place(&r, &ClientPlace::Point(p), 1.0, 0).unwrap()[0].continent, "Europe");
+        assert_eq!(
+            resolve_place(&r, &ClientPlace::Point(p), 1.0, 0).unwrap()[0].continent,
+            "Europe"
+        );
     }
 
     #[test]
