@@ -109,6 +109,27 @@ fn durable_creates(c: &mut Criterion) {
         );
     }
     g.finish();
+    let s = cp.commit_stats();
+    eprintln!(
+        "durable_create: {} operations in {} fsync'd batches (mean batch {:.1})",
+        s.commits,
+        s.batches,
+        s.commits as f64 / s.batches.max(1) as f64
+    );
+    // The same creates without I/O (memory store): the rules' own cost.
+    let mut g = c.benchmark_group("memory_create");
+    g.throughput(Throughput::Elements(1));
+    let mem = ControlPlane::in_memory(ControlConfig::default());
+    mem.seed(&seed(), now()).unwrap();
+    let next = AtomicU64::new(0);
+    g.bench_function("single", |b| {
+        b.iter(|| {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            mem.create_binding(&p, ACCT, CreateBinding::new(P6, &cidr(n), "eu"), now())
+                .unwrap()
+        })
+    });
+    g.finish();
 }
 
 fn load_bulk(cp: &ControlPlane, n: u64) {

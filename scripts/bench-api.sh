@@ -15,7 +15,7 @@
 #
 # Traffic goes to 127.0.0.1 only. Environment: DURATION (default 10s), CONNECTIONS
 # (default 64), THREADS (wrk threads, default 1), WORKERS (server threads, default 2),
-# CARGO_TARGET_DIR (default ./target).
+# CARGO_TARGET_DIR (default ./target), SKIP_BUILD=1 (use the existing release binary).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ if ! command -v wrk >/dev/null; then
   echo "wrk not found: installing the Debian package" >&2
   apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release -q -p inregion
+if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
 BIN="$TARGET/release/inregion"
 
 WORK=$(mktemp -d)

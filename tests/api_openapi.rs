@@ -32,6 +32,8 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                 .replace("}}", "}");
             // The handler chain up to the next `.route(`: get(..).post(..) etc.
             let handlers = &rest[end..];
+            // The last route of a chain ends where the function does.
+            let handlers = &handlers[..handlers.find(['}', ';']).unwrap_or(handlers.len())];
             for m in ["get", "post", "put", "patch", "delete"] {
                 let first =
                     handlers.contains(&format!(", {m}(")) || handlers.contains(&format!(",{m}("));

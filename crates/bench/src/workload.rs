@@ -278,10 +278,11 @@ mod tests {
             .filter(|n| v4.iter().any(|m| m != *n && m.contains(*n)))
             .count();
         assert!(nested > 1_000, "only {nested} nested prefixes");
-        let v6 = synthetic_v6(5_000, 2);
-        assert_eq!(v6.len(), 5_000);
+        // 2,000 /32 roots, then 18,000 prefixes of which ~80 % are /48.
+        let v6 = synthetic_v6(20_000, 2);
+        assert_eq!(v6.len(), 20_000);
         assert!(v6.iter().all(|n| (32..=64).contains(&n.prefix_len())));
-        assert!(v6.iter().filter(|n| n.prefix_len() == 48).count() > 3_000);
+        assert!(v6.iter().filter(|n| n.prefix_len() == 48).count() > 13_000);
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub use inputs::{
     UpdateBinding, WrongType,
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
-pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, SERVICES};
+pub use plane::{
+    base_binding_id, CommitStats, ControlConfig, ControlPlane, Created, Notice, SERVICES,
+};
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};

@@ -41,7 +41,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 /// Configuration of a [`ControlPlane`].
@@ -184,7 +185,22 @@ pub struct ControlPlane {
     read: RwLock<State>,
     writer: Mutex<Writer>,
     committer: Mutex<Box<dyn Store>>,
+    /// True while a leader is committing a batch.
+    leader: Mutex<bool>,
+    /// Signalled when a leader has finished a batch.
+    leader_done: Condvar,
     store_kind: &'static str,
+    batches: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// Group-commit counters since the control plane was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Successful calls to [`Store::commit`] (one transaction and one fsync each).
+    pub batches: u64,
+    /// Operations committed by them; `commits / batches` is the mean batch size.
+    pub commits: u64,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -421,6 +437,10 @@ impl ControlPlane {
             }),
             read: RwLock::new(state),
             committer: Mutex::new(store),
+            leader: Mutex::new(false),
+            leader_done: Condvar::new(),
+            batches: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             config,
         })
     }
@@ -439,6 +459,14 @@ impl ControlPlane {
     /// The configuration.
     pub fn config(&self) -> &ControlConfig {
         &self.config
+    }
+
+    /// Group-commit counters (batches and operations committed).
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+        }
     }
 
     /// The store's kind (`sqlite`, `memory`).
@@ -505,20 +533,48 @@ impl ControlPlane {
         Ok(out)
     }
 
-    /// Leader/follower group commit (module docs).
+    /// Leader/follower group commit (module docs). Followers wait on a condition
+    /// variable, not on the store's mutex, so that when a batch is durable all its
+    /// writers wake at once and can queue their next operation while the next leader's
+    /// fsync runs (waking them one by one behind the store mutex kept batches tiny).
     fn await_durable(&self, slot: &OnceLock<Result<(), StoreError>>) -> Result<(), StoreError> {
-        if let Some(r) = slot.get() {
-            return r.clone();
+        loop {
+            if let Some(r) = slot.get() {
+                return r.clone();
+            }
+            let mut leading = lock(&self.leader);
+            if let Some(r) = slot.get() {
+                return r.clone();
+            }
+            if *leading {
+                // Someone is committing; our item is either in that batch or queued for
+                // the next one. Wait for the batch to finish, then look again.
+                drop(
+                    self.leader_done
+                        .wait(leading)
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+                continue;
+            }
+            *leading = true;
+            drop(leading);
+            self.lead_one_batch();
+            *lock(&self.leader) = false;
+            self.leader_done.notify_all();
         }
+    }
+
+    /// Commits everything queued as one batch and fills every slot in it.
+    fn lead_one_batch(&self) {
         let mut store = lock(&self.committer);
-        if let Some(r) = slot.get() {
-            return r.clone();
-        }
         let batch = std::mem::take(&mut lock(&self.writer).queue);
         let commits: Vec<&Commit> = batch.iter().filter_map(|p| p.commit.as_ref()).collect();
         let result = store.commit(&commits);
         match &result {
             Ok(()) => {
+                self.batches.fetch_add(1, Ordering::Relaxed);
+                self.commits
+                    .fetch_add(commits.len() as u64, Ordering::Relaxed);
                 let mut st = self.read.write().unwrap_or_else(|e| e.into_inner());
                 for c in &commits {
                     st.apply_commit(c);
@@ -543,10 +599,6 @@ impl ControlPlane {
                 }
             }
         }
-        drop(store);
-        slot.get()
-            .cloned()
-            .unwrap_or_else(|| Err(StoreError::new("commit outcome missing")))
     }
 
     // ------------------------------------------------------------------ auth

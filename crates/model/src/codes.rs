@@ -65,8 +65,11 @@ impl Iata {
 
 /// A region key, such as `eu`: 1–128 characters matching `^[a-z0-9_-]+$`
 /// (Cloudflare's OpenAPI pattern). Case-sensitive: `EU` is refused, not folded.
+///
+/// Shared text (`Arc<str>`): a key is cloned into every binding and every data-plane
+/// snapshot entry, so a clone is a reference-count increment, not an allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RegionKey(String);
+pub struct RegionKey(std::sync::Arc<str>);
 
 impl RegionKey {
     /// Checks the pattern and the length.
@@ -75,7 +78,7 @@ impl RegionKey {
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(s.into()))
         } else {
             Err(CodeError::RegionKey(s.to_owned()))
         }

@@ -198,11 +198,10 @@ pub struct RunOutput {
     pub counters: RunCounters,
 }
 
-/// An open flow waiting for its last packet.
+/// An open flow waiting for its last packet (kept in a slab; the heap holds only
+/// `(end, id, slot)`, 24 bytes, so that sifting moves little memory).
 #[derive(Clone, Copy)]
 struct Open {
-    end: u64,
-    id: u64,
     key: FlowKey,
     ingress: DcId,
     processed_at: Option<DcId>,
@@ -212,20 +211,41 @@ struct Open {
     tcp: bool,
 }
 
-impl PartialEq for Open {
-    fn eq(&self, o: &Self) -> bool {
-        (self.end, self.id) == (o.end, o.id)
-    }
+/// Open flows: a slab of [`Open`] and a min-heap of `(end, id, slot)`.
+#[derive(Default)]
+struct OpenFlows {
+    slab: Vec<Open>,
+    free: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
 }
-impl Eq for Open {}
-impl PartialOrd for Open {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
+
+impl OpenFlows {
+    #[inline]
+    fn push(&mut self, end: u64, id: u64, o: Open) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = o;
+                s
+            }
+            None => {
+                self.slab.push(o);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse((end, id, slot)));
     }
-}
-impl Ord for Open {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.end, self.id).cmp(&(o.end, o.id))
+    #[inline]
+    fn next_end(&self) -> u64 {
+        self.heap.peek().map_or(u64::MAX, |r| r.0 .0)
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<Open> {
+        let Reverse((_, _, slot)) = self.heap.pop()?;
+        self.free.push(slot);
+        Some(self.slab[slot as usize])
+    }
+    fn len(&self) -> usize {
+        self.heap.len()
     }
 }
 
@@ -463,7 +483,7 @@ impl Simulation {
             })
             .collect();
 
-        let mut open: BinaryHeap<Reverse<Open>> = BinaryHeap::new();
+        let mut open = OpenFlows::default();
         let mut out = RunOutput {
             metrics: Metrics::new(Categories::default(), 1),
             changed_by_bucket: Vec::new(),
@@ -492,7 +512,7 @@ impl Simulation {
 
         loop {
             let arrival = pending.as_ref().map_or(u64::MAX, |f| f.at.as_nanos());
-            let end_t = open.peek().map_or(u64::MAX, |o| o.0.end);
+            let end_t = open.next_end();
             let op_t = sc.timeline.get(ti).map_or(u64::MAX, |o| o.at.as_nanos());
             let h_t = health_events.get(hi).map_or(u64::MAX, |e| e.0.as_nanos());
             let edge_t = self.edge.next_deadline().map_or(u64::MAX, |t| t.as_nanos());
@@ -515,7 +535,7 @@ impl Simulation {
             let now = SimTime::from_nanos(t);
             if end_t == t {
                 // ---- a flow's last packet ----------------------------------------------
-                let Reverse(o) = open.pop().expect("peeked");
+                let o = open.pop().expect("peeked");
                 let d_end = if o.tcp {
                     self.edge.packet(o.ingress, &o.key, TcpFlags::FIN, et(now))
                 } else {
@@ -730,17 +750,19 @@ impl Simulation {
                     bytes: f.bytes,
                 });
                 if d.is_processed() && f.protocol != Protocol::Dns {
-                    open.push(Reverse(Open {
-                        end: t.saturating_add(f.duration.as_nanos()),
-                        id: f.id,
-                        key,
-                        ingress,
-                        processed_at: d.processed_at,
-                        verdict: d.verdict,
-                        table_version: d.table_version,
-                        epoch,
-                        tcp: f.protocol == Protocol::Tcp,
-                    }));
+                    open.push(
+                        t.saturating_add(f.duration.as_nanos()),
+                        f.id,
+                        Open {
+                            key,
+                            ingress,
+                            processed_at: d.processed_at,
+                            verdict: d.verdict,
+                            table_version: d.table_version,
+                            epoch,
+                            tcp: f.protocol == Protocol::Tcp,
+                        },
+                    );
                     c.peak_open_flows = c.peak_open_flows.max(open.len() as u64);
                 }
             }
@@ -756,6 +778,7 @@ impl Simulation {
                 v.total = s.total;
             }
         }
+        metrics.finish();
         out.metrics = metrics;
         out.changed_by_bucket = changed_by_bucket;
         out.reset_by_bucket = reset_by_bucket;

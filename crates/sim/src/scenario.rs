@@ -987,17 +987,18 @@ impl Scenario {
         if flows > 10_000_000_000 {
             return Err(cx.err("workload.flows", "at most 10^10 flows"));
         }
-        let arrival =
-            match w.arrival.as_deref() {
-                None | Some("poisson") => Arrival::Poisson,
-                Some("uniform") => Arrival::Uniform,
-                Some(other) => return Err(cx.err(
+        let arrival = match w.arrival.as_deref() {
+            None | Some("poisson") => Arrival::Poisson,
+            Some("uniform") => Arrival::Uniform,
+            Some(other) => {
+                return Err(cx.err(
                     "workload.arrival",
                     format!(
                         "unknown arrival process {other:?}; expected \"poisson\" or \"uniform\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let mut destinations = Vec::new();
         for (i, d) in w.destinations.iter().enumerate() {
             let key = format!("workload.destinations[{i}]");

@@ -98,8 +98,12 @@ impl AliasTable {
         if n == 1 {
             return 0;
         }
-        let i = rng.gen_range(0..n);
-        if rng.gen::<f64>() < self.prob[i] {
+        // One draw: the high 32 bits pick the column (multiply-shift, bias < 2^-32 × n),
+        // the low 32 bits toss the coin.
+        let x: u64 = rng.gen();
+        let i = (((x >> 32) * n as u64) >> 32) as usize;
+        let coin = (x & 0xFFFF_FFFF) as f64 / 4_294_967_296.0;
+        if coin < self.prob[i] {
             i
         } else {
             self.alias[i] as usize
