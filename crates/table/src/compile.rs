@@ -45,6 +45,8 @@ pub(crate) struct BuiltNode {
 /// leaf runs (the leaves of a node contiguous), as in a Poptrie.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Compiled {
+    /// Key bits the direct-pointing array consumes.
+    pub top_bits: u32,
     pub top: Vec<u32>,
     pub nodes: Vec<BuiltNode>,
     pub leaves: Vec<u32>,
@@ -93,6 +95,7 @@ pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -
     }
     let mut compiler = Compiler {
         compiled: Compiled {
+            top_bits,
             compressed: compress,
             max_leaf: entries.iter().map(|e| e.leaf).max().unwrap_or(0),
             ..Compiled::default()

@@ -61,13 +61,15 @@ impl NibbleNode {
 
 /// A Poptrie with inline 4-bit leaves; see the module docs.
 #[derive(Clone, Debug)]
-pub(crate) struct NibbleTrie<const TOP: u32> {
-    /// `1 << TOP` entries: a node index, or `LEAF_FLAG | leaf`.
+pub(crate) struct NibbleTrie {
+    /// Key bits the direct-pointing array consumes (chosen at build time).
+    top_bits: u32,
+    /// `1 << top_bits` entries: a node index, or `LEAF_FLAG | leaf`.
     top: Box<[u32]>,
     nodes: Box<[NibbleNode]>,
 }
 
-impl<const TOP: u32> NibbleTrie<TOP> {
+impl NibbleTrie {
     /// Lays out `compiled`; `None` if a leaf index exceeds [`MAX_NIBBLE_LEAF`].
     pub(crate) fn from_compiled(compiled: Compiled) -> Option<Self> {
         // Every leaf, fallback and direct leaf is one of the entries' leaves (or 0).
@@ -97,6 +99,7 @@ impl<const TOP: u32> NibbleTrie<TOP> {
             })
             .collect();
         Some(NibbleTrie {
+            top_bits: compiled.top_bits,
             top: compiled.top.into_boxed_slice(),
             nodes,
         })
@@ -115,7 +118,7 @@ impl<const TOP: u32> NibbleTrie<TOP> {
     /// The leaf (dictionary index, `0` = no match) for `key`.
     #[inline(always)]
     pub(crate) fn lookup<K: TrieKey>(&self, key: K) -> u32 {
-        self.finish(key, self.top[key.top(TOP)])
+        self.finish(key, self.top[key.top(self.top_bits)])
     }
 
     /// Looks up [`BATCH_LANES`] keys in lock-step with software prefetching: all
@@ -130,12 +133,12 @@ impl<const TOP: u32> NibbleTrie<TOP> {
         out: &mut [u32; BATCH_LANES],
     ) {
         for key in keys {
-            prefetch(&self.top, key.top(TOP));
+            prefetch(&self.top, key.top(self.top_bits));
         }
         let mut node_index = [0u32; BATCH_LANES];
         let mut active = 0u64;
         for (lane, key) in keys.iter().enumerate() {
-            let entry = self.top[key.top(TOP)];
+            let entry = self.top[key.top(self.top_bits)];
             if entry & LEAF_FLAG == 0 {
                 node_index[lane] = entry;
                 active |= 1 << lane;
@@ -211,7 +214,7 @@ mod tests {
         // A lone /32 under a /8: compression leaves one node at offset 30 whose path is
         // 10.1.2.0/30; keys in the /8 but off that path must get the /8's value.
         let entries = [v4([10, 0, 0, 0], 8, 2), v4([10, 1, 2, 3], 32, 4)];
-        let nibble = NibbleTrie::<16>::from_compiled(compile(&entries, 16, true)).unwrap();
+        let nibble = NibbleTrie::from_compiled(compile(&entries, 16, true)).unwrap();
         assert_eq!(nibble.node_count(), 1);
         let at = |a: [u8; 4]| nibble.lookup(u32::from_be_bytes(a));
         assert_eq!(at([10, 1, 2, 3]), 4);
@@ -239,9 +242,9 @@ mod tests {
             v4([10, 1, 2, 63], 32, 5),
             v4([10, 1, 2, 64], 26, 6),
         ];
-        let poptrie = Poptrie::<u32, 16>::build(&entries);
+        let poptrie = Poptrie::<u32>::build(&entries, 16);
         let nibble =
-            NibbleTrie::<16>::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
+            NibbleTrie::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
         assert!(nibble.node_count() <= poptrie.node_count());
         let keys: Vec<u32> = (0..512u32)
             .map(|i| {
@@ -266,8 +269,8 @@ mod tests {
     #[test]
     fn refuses_leaves_that_do_not_fit_a_nibble() {
         let deep = compile(&[v4([10, 1, 2, 3], 32, 16)], 16, true);
-        assert!(NibbleTrie::<16>::from_compiled(deep).is_none());
+        assert!(NibbleTrie::from_compiled(deep).is_none());
         let top_only = compile(&[v4([10, 0, 0, 0], 8, 16)], 16, true);
-        assert!(NibbleTrie::<16>::from_compiled(top_only).is_none());
+        assert!(NibbleTrie::from_compiled(top_only).is_none());
     }
 }

@@ -117,10 +117,12 @@ impl TrieKey for u128 {
     }
 }
 
-/// A compiled Poptrie with a `TOP`-bit direct-pointing array and leaves of type `L`.
+/// A compiled Poptrie with a `top_bits`-bit direct-pointing array and leaves of type `L`.
 #[derive(Clone, Debug)]
-pub(crate) struct Poptrie<L, const TOP: u32> {
-    /// `1 << TOP` entries: a node index, or `LEAF_FLAG | leaf`.
+pub(crate) struct Poptrie<L> {
+    /// Key bits the direct-pointing array consumes (chosen at build time).
+    pub(crate) top_bits: u32,
+    /// `1 << top_bits` entries: a node index, or `LEAF_FLAG | leaf`.
     pub(crate) top: Box<[u32]>,
     pub(crate) nodes: Box<[Node]>,
     pub(crate) leaves: Box<[L]>,
@@ -133,11 +135,11 @@ pub(crate) fn bits_up_to(slot: usize) -> u64 {
     (2u64 << slot).wrapping_sub(1)
 }
 
-impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
+impl<L: LeafIndex> Poptrie<L> {
     /// Compiles `entries` (sorted by `(key, len)`, unique, host bits zero).
     #[cfg(test)]
-    pub(crate) fn build(entries: &[CompileEntry]) -> Self {
-        Self::from_compiled(compile(entries, TOP, false))
+    pub(crate) fn build(entries: &[CompileEntry], top_bits: u32) -> Self {
+        Self::from_compiled(compile(entries, top_bits, false))
     }
 
     /// Lays out an uncompressed compiled trie.
@@ -147,6 +149,7 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
             "Poptrie nodes have no room for skipped paths"
         );
         Poptrie {
+            top_bits: compiled.top_bits,
             top: compiled.top.into_boxed_slice(),
             nodes: compiled.nodes.iter().map(|n| n.node).collect(),
             leaves: compiled.leaves.iter().map(|&l| L::from_index(l)).collect(),
@@ -168,7 +171,7 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
     /// The leaf (dictionary index, `0` = no match) for `key`.
     #[inline(always)]
     pub(crate) fn lookup<K: TrieKey>(&self, key: K) -> u32 {
-        self.finish(key, self.top[key.top(TOP)])
+        self.finish(key, self.top[key.top(self.top_bits)])
     }
 
     /// The rest of a lookup, from its direct-pointing entry.
@@ -178,7 +181,7 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
             return entry & !LEAF_FLAG;
         }
         let mut node = &self.nodes[entry as usize];
-        let mut offset = TOP;
+        let mut offset = self.top_bits;
         loop {
             let slot = key.chunk(offset);
             let upto = bits_up_to(slot);
@@ -203,14 +206,14 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
         out: &mut [u32; BATCH_LANES],
     ) {
         for key in keys {
-            prefetch(&self.top, key.top(TOP));
+            prefetch(&self.top, key.top(self.top_bits));
         }
         // Per lane: the node it stands on (while active), then the leaf it reads.
         let mut index = [0u32; BATCH_LANES];
         let mut active = 0u64;
         let mut leaf_pending = 0u64;
         for (lane, key) in keys.iter().enumerate() {
-            let entry = self.top[key.top(TOP)];
+            let entry = self.top[key.top(self.top_bits)];
             if entry & LEAF_FLAG == 0 {
                 index[lane] = entry;
                 active |= 1 << lane;
@@ -219,7 +222,7 @@ impl<L: LeafIndex, const TOP: u32> Poptrie<L, TOP> {
                 out[lane] = entry & !LEAF_FLAG;
             }
         }
-        let mut offset = TOP;
+        let mut offset = self.top_bits;
         while active != 0 {
             let mut lanes = active;
             while lanes != 0 {
@@ -277,7 +280,7 @@ mod tests {
 
     #[test]
     fn empty_trie_has_no_nodes_and_misses() {
-        let trie = Poptrie::<u16, 16>::build(&[]);
+        let trie = Poptrie::<u16>::build(&[], 16);
         assert_eq!(trie.node_count(), 0);
         assert_eq!(trie.lookup(0u32), 0);
         assert_eq!(trie.lookup(u32::MAX), 0);
@@ -291,7 +294,7 @@ mod tests {
             v4([10, 1, 2, 0], 24, 3),
             v4([10, 1, 2, 3], 32, 4),
         ];
-        let trie = Poptrie::<u16, 16>::build(&entries);
+        let trie = Poptrie::<u16>::build(&entries, 16);
         let at = |a: [u8; 4]| trie.lookup(u32::from_be_bytes(a));
         assert_eq!(at([9, 255, 255, 255]), 1);
         assert_eq!(at([10, 0, 0, 0]), 2);
@@ -306,7 +309,7 @@ mod tests {
     fn a_subtree_with_one_value_collapses_into_a_leaf() {
         // The /32 carries the same value as its /8: no node is needed.
         let entries = [v4([10, 0, 0, 0], 8, 2), v4([10, 1, 2, 3], 32, 2)];
-        let trie = Poptrie::<u16, 16>::build(&entries);
+        let trie = Poptrie::<u16>::build(&entries, 16);
         assert_eq!(trie.node_count(), 0);
         assert_eq!(trie.lookup(u32::from_be_bytes([10, 1, 2, 3])), 2);
     }
@@ -319,7 +322,7 @@ mod tests {
             v4([10, 1, 2, 3], 32, 4),
             v4([192, 168, 0, 0], 16, 5),
         ];
-        let trie = Poptrie::<u32, 16>::build(&entries);
+        let trie = Poptrie::<u32>::build(&entries, 16);
         let mut keys = [0u32; BATCH_LANES];
         for (i, key) in keys.iter_mut().enumerate() {
             *key = u32::from_be_bytes([10, 1, 2, i as u8]) ^ ((i as u32 % 3) << 30);

@@ -12,12 +12,39 @@ use crate::compile::{compile, CompileEntry};
 use crate::nibble::{NibbleNode, NibbleTrie, MAX_NIBBLE_LEAF};
 use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES};
 
-/// Direct-pointing bits of the IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper found 18
-/// the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30.
-const V4_TOP: u32 = 18;
+/// Direct-pointing bits of a large IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper
+/// found 18 the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30.
+const V4_TOP_LARGE: u32 = 18;
+/// Direct-pointing bits of a small IPv4 trie: 2^16 entries (256 KiB), levels at 16, 22,
+/// 28. A small table's nodes and this array fit the L2 cache together, where a 1 MiB
+/// array alone would not (every lookup would miss on it).
+const V4_TOP_SMALL: u32 = 16;
+/// IPv4 tables with fewer prefixes than this use [`V4_TOP_SMALL`].
+const V4_SMALL_PREFIXES: usize = 1 << 16;
 /// Direct-pointing bits of the IPv6 trie: 2^16 entries (256 KiB); routed IPv6 prefixes
 /// are /16 and longer.
 const V6_TOP: u32 = 16;
+/// Direct-pointing bits of a trie without prefixes (of either family): 256 entries, so
+/// that an empty family costs neither memory nor build time.
+const EMPTY_TOP: u32 = 8;
+
+/// Direct-pointing bits for an IPv4 trie of `prefixes` prefixes.
+fn v4_top_bits(prefixes: usize) -> u32 {
+    if let Ok(v) = std::env::var("TMP_V4_TOP") { return v.parse().unwrap(); } // TEMP
+    match prefixes {
+        0 => EMPTY_TOP,
+        n if n < V4_SMALL_PREFIXES => V4_TOP_SMALL,
+        _ => V4_TOP_LARGE,
+    }
+}
+
+/// Direct-pointing bits for an IPv6 trie of `prefixes` prefixes.
+fn v6_top_bits(prefixes: usize) -> u32 {
+    match prefixes {
+        0 => EMPTY_TOP,
+        _ => V6_TOP,
+    }
+}
 
 /// The inline-leaf layout is used while its nodes take at most this many bytes; past
 /// that the 2.7x larger nodes cost more in cache misses than the saved leaf read.
@@ -25,19 +52,19 @@ const NIBBLE_MAX_NODE_BYTES: usize = 12 << 20;
 
 /// A compiled trie in the fastest layout that fits the table.
 #[derive(Clone, Debug)]
-enum Trie<const TOP: u32> {
+enum Trie {
     /// At most 15 distinct values: leaves inline in 64-byte nodes.
-    Nibble(NibbleTrie<TOP>),
+    Nibble(NibbleTrie),
     /// Up to 65,535 distinct values (or too many nodes for the inline layout).
-    Narrow(Poptrie<u16, TOP>),
+    Narrow(Poptrie<u16>),
     /// More distinct values than fit a `u16`.
-    Wide(Poptrie<u32, TOP>),
+    Wide(Poptrie<u32>),
 }
 
-impl<const TOP: u32> Trie<TOP> {
-    fn build(entries: &[CompileEntry], distinct_values: usize) -> Self {
+impl Trie {
+    fn build(entries: &[CompileEntry], top_bits: u32, distinct_values: usize) -> Self {
         if distinct_values <= MAX_NIBBLE_LEAF as usize + 1 {
-            let compressed = compile(entries, TOP, true);
+            let compressed = compile(entries, top_bits, true);
             let node_bytes = compressed.nodes.len() * std::mem::size_of::<NibbleNode>();
             if node_bytes <= NIBBLE_MAX_NODE_BYTES {
                 if let Some(nibble) = NibbleTrie::from_compiled(compressed) {
@@ -45,7 +72,7 @@ impl<const TOP: u32> Trie<TOP> {
                 }
             }
         }
-        let plain = compile(entries, TOP, false);
+        let plain = compile(entries, top_bits, false);
         if distinct_values <= usize::from(u16::MAX) {
             Trie::Narrow(Poptrie::from_compiled(plain))
         } else {
@@ -110,8 +137,8 @@ impl<V> Clone for Table<V> {
 struct TableData<V> {
     /// Value dictionary: leaf index `i` means `values[i]`; index 0 is `None` (no match).
     values: Box<[Option<V>]>,
-    v4: Trie<V4_TOP>,
-    v6: Trie<V6_TOP>,
+    v4: Trie,
+    v6: Trie,
     /// Source prefixes sorted by (address, length): for `longest_match` and `iter`.
     v4_prefixes: Box<[(Ipv4Net, V)]>,
     v6_prefixes: Box<[(Ipv6Net, V)]>,
@@ -171,8 +198,8 @@ impl<V: Copy + Eq + Hash> Table<V> {
         let distinct = values.len();
         let data = TableData {
             values: values.into_boxed_slice(),
-            v4: Trie::build(&v4_entries, distinct),
-            v6: Trie::build(&v6_entries, distinct),
+            v4: Trie::build(&v4_entries, v4_top_bits(v4_entries.len()), distinct),
+            v6: Trie::build(&v6_entries, v6_top_bits(v6_entries.len()), distinct),
             v4_lengths: lengths_longest_first(v4_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v6_lengths: lengths_longest_first(v6_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v4_prefixes,
@@ -267,9 +294,9 @@ impl<V: Copy + Eq + Hash> Table<V> {
 
     /// Dispatches on the layout once per call, then runs the prefetching walk.
     #[inline(always)]
-    fn batch<A, K: TrieKey + Default, const TOP: u32>(
+    fn batch<A, K: TrieKey + Default>(
         &self,
-        trie: &Trie<TOP>,
+        trie: &Trie,
         addrs: &[A],
         out: &mut [Option<V>],
         key: impl Fn(&A) -> K,
