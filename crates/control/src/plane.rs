@@ -8,12 +8,13 @@
 //!                              ▼
 //!             version = next; apply to spec state; enqueue; unlock writer
 //!                              │
-//!  leader/follower:  lock committer ─► my slot filled? ─► yes: return its outcome
+//!  leader/follower:  my slot filled? ─► yes: return its outcome
+//!                    a leader is committing? ─► wait (condvar), look again
 //!                              │ no: I am the leader
 //!                              ▼
 //!             drain queue ─► store.commit(batch)  (one transaction, one fsync)
 //!                              ▼
-//!             apply batch to read state ─► fill every slot ─► unlock committer
+//!             apply batch to read state ─► fill every slot ─► wake all waiters
 //! ```
 //!
 //! Two copies of the state exist: the writer's *speculative* state, which includes

@@ -17,7 +17,7 @@
 //!   (`fallback`). This path compression removes the long single-child chains of sparse
 //!   IPv6 tables.
 
-use crate::poptrie::{bits_up_to, Node, TrieKey, LEAF_FLAG, STRIDE};
+use crate::poptrie::{Node, TrieKey, LEAF_FLAG, STRIDE};
 
 /// A prefix to compile: key left-aligned in a `u128` (an IPv4 address sits in the top 32
 /// bits), host bits zero, and its value's dictionary index (non-zero).
@@ -61,11 +61,15 @@ impl Compiled {
     /// sits in; callers skip those).
     pub(crate) fn slot_leaves(&self, node: &Node) -> [u32; 64] {
         let mut out = [0u32; 64];
+        // The leaf of the current run: a running rank instead of a popcount per slot.
+        let mut next = node.leaf_base as usize;
+        let mut current = 0u32;
         for (slot, leaf) in out.iter_mut().enumerate() {
-            let rank = (node.leaf_runs & bits_up_to(slot)).count_ones();
-            if rank > 0 {
-                *leaf = self.leaves[(node.leaf_base + rank - 1) as usize];
+            if node.leaf_runs & (1u64 << slot) != 0 {
+                current = self.leaves[next];
+                next += 1;
             }
+            *leaf = current;
         }
         out
     }
@@ -100,6 +104,7 @@ pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -
             max_leaf: entries.iter().map(|e| e.leaf).max().unwrap_or(0),
             ..Compiled::default()
         },
+        pending_children: Vec::new(),
     };
     for (slot, start, end) in deep {
         let inherited = top[slot] & !LEAF_FLAG;
@@ -127,6 +132,10 @@ enum Subtree {
 
 struct Compiler {
     compiled: Compiled,
+    /// Children of the nodes being compiled, as a stack: each `node` call pushes its
+    /// children above its caller's and moves them to `compiled.nodes` when done (one
+    /// reused buffer instead of a 64-entry array per call).
+    pending_children: Vec<BuiltNode>,
 }
 
 impl Compiler {
@@ -153,8 +162,7 @@ impl Compiler {
             }
         }
         let mut children = 0u64;
-        let mut child_nodes = [BuiltNode::default(); 64];
-        let mut child_count = 0;
+        let first_child = self.pending_children.len();
         let mut pending = deep_slots;
         while pending != 0 {
             let slot = pending.trailing_zeros() as usize;
@@ -164,8 +172,7 @@ impl Compiler {
                 Subtree::Leaf(leaf) => slot_leaf[slot] = leaf,
                 Subtree::Node(node) => {
                     children |= 1 << slot;
-                    child_nodes[child_count] = node;
-                    child_count += 1;
+                    self.pending_children.push(node);
                 }
             }
         }
@@ -173,10 +180,11 @@ impl Compiler {
         if children == 0 && uniform {
             return Subtree::Leaf(slot_leaf[0]);
         }
+        let child_count = self.pending_children.len() - first_child;
         if self.compiled.compressed && child_count == 1 && uniform {
             // Pass-through: keys that stay on the child's path go on to it, every other
             // key (at this level or at a level skipped below) gets the one value here.
-            let mut only = child_nodes[0];
+            let mut only = self.pending_children.pop().expect("one child");
             only.fallback = slot_leaf[0];
             return Subtree::Node(only);
         }
@@ -193,7 +201,7 @@ impl Compiler {
         let child_base = index_u32(self.compiled.nodes.len());
         self.compiled
             .nodes
-            .extend_from_slice(&child_nodes[..child_count]);
+            .extend(self.pending_children.drain(first_child..));
         let path = entries[0].key & !(u128::MAX >> offset);
         Subtree::Node(BuiltNode {
             node: Node {

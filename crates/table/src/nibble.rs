@@ -83,10 +83,13 @@ impl NibbleTrie {
                 let node = &built.node;
                 let slot_leaves = compiled.slot_leaves(node);
                 let mut leaves = [0u8; 32];
-                for (slot, &leaf) in slot_leaves.iter().enumerate() {
-                    if node.children & (1 << slot) == 0 {
-                        leaves[slot >> 1] |= (leaf as u8) << ((slot & 1) * 4);
-                    }
+                for (pair, byte) in leaves.iter_mut().enumerate() {
+                    // Child slots hold no leaf: their nibble is masked to 0 (branch-free).
+                    let nibble = |slot: usize| {
+                        let is_leaf = (!node.children >> slot) as u8 & 1;
+                        (slot_leaves[slot] as u8) * is_leaf
+                    };
+                    *byte = nibble(2 * pair) | nibble(2 * pair + 1) << 4;
                 }
                 NibbleNode {
                     path: built.path,

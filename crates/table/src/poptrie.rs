@@ -98,7 +98,10 @@ impl TrieKey for u32 {
     }
     #[inline(always)]
     fn has_prefix(self, path: u128, len: u32) -> bool {
-        ((u128::from(self) << 96) ^ path) >> (128 - len) == 0
+        // An IPv4 path lies in the top 32 bits: compare in 64 bits (cheaper shifts than
+        // `u128`); the low half of `path` and the padding past bit 32 are zero.
+        debug_assert!((1..=64).contains(&len));
+        ((u64::from(self) << 32) ^ (path >> 64) as u64) >> (64 - len) == 0
     }
 }
 
