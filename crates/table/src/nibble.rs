@@ -246,8 +246,7 @@ mod tests {
             v4([10, 1, 2, 64], 26, 6),
         ];
         let poptrie = Poptrie::<u32>::build(&entries, 16);
-        let nibble =
-            NibbleTrie::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
+        let nibble = NibbleTrie::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
         assert!(nibble.node_count() <= poptrie.node_count());
         let keys: Vec<u32> = (0..512u32)
             .map(|i| {

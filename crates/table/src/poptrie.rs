@@ -1,6 +1,7 @@
 //! The compiled lookup structure: a Poptrie (Asai & Ohara, SIGCOMM 2015).
 //!
-//! A key is consumed from its most significant bit: the first `TOP` bits index a flat
+//! A key is consumed from its most significant bit: the first `top_bits` bits (a per-trie
+//! build-time choice) index a flat
 //! *direct-pointing* array; every further level consumes a 6-bit *chunk* and lives in a
 //! [`Node`] that describes its 64 slots with two bitmaps:
 //!

@@ -9,6 +9,9 @@ use ip_network_table::IpNetworkTable;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
+use crate::compile::{compile, CompileEntry};
+use crate::nibble::NibbleTrie;
+use crate::poptrie::{Poptrie, BATCH_LANES};
 use crate::{Table, TableBuilder};
 
 /// The obvious implementation: scan every prefix, keep the longest that contains `addr`.
@@ -232,6 +235,53 @@ proptest! {
             match addr {
                 IpAddr::V4(a) => prop_assert_eq!(table.lookup_v4(a), want.map(|(_, v)| v)),
                 IpAddr::V6(a) => prop_assert_eq!(table.lookup_v6(a), want.map(|(_, v)| v)),
+            }
+        }
+    }
+
+    /// Both layouts at several direct-pointing widths (the table picks 8 bits for an
+    /// empty family, 16 for IPv6, 18 for IPv4): chunk boundaries fall elsewhere relative
+    /// to the prefix lengths, so every width must give the linear model's answer.
+    #[test]
+    fn both_layouts_agree_with_linear_model_at_every_top_width(
+        inserts in inserts_with_values_below(15),
+        extra in random_addrs(),
+        top in prop::sample::select(vec![8u32, 12, 16, 18, 20]),
+    ) {
+        let model = LinearModel::new(&inserts);
+        let mut sorted: Vec<(Ipv4Net, u16)> = model
+            .prefixes
+            .iter()
+            .filter_map(|&(net, v)| match net { IpNet::V4(n) => Some((n, v)), _ => None })
+            .collect();
+        sorted.sort_by_key(|&(n, _)| (n.network(), n.prefix_len()));
+        let entries: Vec<CompileEntry> = sorted
+            .iter()
+            .map(|&(n, v)| CompileEntry {
+                key: u128::from(u32::from(n.network())) << 96,
+                len: n.prefix_len(),
+                leaf: u32::from(v),
+            })
+            .collect();
+        let poptrie = Poptrie::<u16>::build(&entries, top);
+        let nibble = NibbleTrie::from_compiled(compile(&entries, top, true)).expect("values < 15");
+        let keys: Vec<u32> = probe_addresses(&inserts, &extra)
+            .into_iter()
+            .filter_map(|a| match a { IpAddr::V4(a) => Some(u32::from(a)), _ => None })
+            .collect();
+        for &key in &keys {
+            let want = model.longest_match(IpAddr::V4(key.into())).map_or(0, |(_, v)| u32::from(v));
+            prop_assert_eq!(poptrie.lookup(key), want, "poptrie, top {}, key {:#x}", top, key);
+            prop_assert_eq!(nibble.lookup(key), want, "nibble, top {}, key {:#x}", top, key);
+        }
+        for group in keys.chunks_exact(BATCH_LANES) {
+            let group: &[u32; BATCH_LANES] = group.try_into().unwrap();
+            let (mut a, mut b) = ([u32::MAX; BATCH_LANES], [u32::MAX; BATCH_LANES]);
+            poptrie.lookup_lanes(group, &mut a);
+            nibble.lookup_lanes(group, &mut b);
+            for ((&key, got_a), got_b) in group.iter().zip(a).zip(b) {
+                prop_assert_eq!(got_a, poptrie.lookup(key));
+                prop_assert_eq!(got_b, poptrie.lookup(key));
             }
         }
     }

@@ -12,37 +12,26 @@ use crate::compile::{compile, CompileEntry};
 use crate::nibble::{NibbleNode, NibbleTrie, MAX_NIBBLE_LEAF};
 use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES};
 
-/// Direct-pointing bits of a large IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper
-/// found 18 the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30.
-const V4_TOP_LARGE: u32 = 18;
-/// Direct-pointing bits of a small IPv4 trie: 2^16 entries (256 KiB), levels at 16, 22,
-/// 28. A small table's nodes and this array fit the L2 cache together, where a 1 MiB
-/// array alone would not (every lookup would miss on it).
-const V4_TOP_SMALL: u32 = 16;
-/// IPv4 tables with fewer prefixes than this use [`V4_TOP_SMALL`].
-const V4_SMALL_PREFIXES: usize = 1 << 16;
+/// Direct-pointing bits of the IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper found 18
+/// the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30, so a /24
+/// (the most common length) ends in the first node. Smaller arrays for small tables were
+/// measured slower on a 10k-prefix BYOIP set (16 or 14 bits: 256 or 64 KiB, but /24s one
+/// node level deeper), so every non-empty IPv4 trie uses 18.
+const V4_TOP: u32 = 18;
 /// Direct-pointing bits of the IPv6 trie: 2^16 entries (256 KiB); routed IPv6 prefixes
 /// are /16 and longer.
 const V6_TOP: u32 = 16;
-/// Direct-pointing bits of a trie without prefixes (of either family): 256 entries, so
-/// that an empty family costs neither memory nor build time.
+/// Direct-pointing bits of a trie without prefixes: 256 entries (1 KiB), so that an empty
+/// family (a v4-only or v6-only table, [`Table::empty`]) costs neither memory nor build
+/// time.
 const EMPTY_TOP: u32 = 8;
 
-/// Direct-pointing bits for an IPv4 trie of `prefixes` prefixes.
-fn v4_top_bits(prefixes: usize) -> u32 {
-    if let Ok(v) = std::env::var("TMP_V4_TOP") { return v.parse().unwrap(); } // TEMP
-    match prefixes {
-        0 => EMPTY_TOP,
-        n if n < V4_SMALL_PREFIXES => V4_TOP_SMALL,
-        _ => V4_TOP_LARGE,
-    }
-}
-
-/// Direct-pointing bits for an IPv6 trie of `prefixes` prefixes.
-fn v6_top_bits(prefixes: usize) -> u32 {
-    match prefixes {
-        0 => EMPTY_TOP,
-        _ => V6_TOP,
+/// Direct-pointing bits for a trie of `prefixes` prefixes whose non-empty size is `top`.
+fn top_bits(prefixes: usize, top: u32) -> u32 {
+    if prefixes == 0 {
+        EMPTY_TOP
+    } else {
+        top
     }
 }
 
@@ -198,8 +187,8 @@ impl<V: Copy + Eq + Hash> Table<V> {
         let distinct = values.len();
         let data = TableData {
             values: values.into_boxed_slice(),
-            v4: Trie::build(&v4_entries, v4_top_bits(v4_entries.len()), distinct),
-            v6: Trie::build(&v6_entries, v6_top_bits(v6_entries.len()), distinct),
+            v4: Trie::build(&v4_entries, top_bits(v4_entries.len(), V4_TOP), distinct),
+            v6: Trie::build(&v6_entries, top_bits(v6_entries.len(), V6_TOP), distinct),
             v4_lengths: lengths_longest_first(v4_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v6_lengths: lengths_longest_first(v6_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v4_prefixes,
