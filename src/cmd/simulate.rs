@@ -125,21 +125,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if !args.quiet {
-        print!("{}", report.summary());
+        use std::fmt::Write as _;
+        let mut text = report.summary();
         let secs = elapsed.as_secs_f64().max(1e-9);
-        println!(
+        let _ = writeln!(
+            text,
             "\nran in {:.2} s of wall time: {:.0} simulated flows/s",
             secs,
             report.flows as f64 / secs
         );
         if let Some(dir) = &args.out {
-            println!("wrote {} files to {}:", written.len(), dir.display());
+            let _ = writeln!(text, "wrote {} files to {}:", written.len(), dir.display());
             for p in &written {
                 if let Some(name) = p.file_name() {
-                    println!("    {}", name.to_string_lossy());
+                    let _ = writeln!(text, "    {}", name.to_string_lossy());
                 }
             }
         }
+        write_stdout(&text)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -77,6 +77,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         at,
     };
     let t = trace(scenario, &ReferenceData::embedded(), &req)?;
-    print!("{}", t.to_text());
+    super::simulate::write_stdout(&t.to_text())?;
     Ok(ExitCode::SUCCESS)
 }

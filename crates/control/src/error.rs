@@ -427,7 +427,7 @@ pub enum CreateAddressMapError {
     Access(#[from] AccessError),
     /// 400 / 1305, 400 / 1302 or 409 / 1301 for element `index` of `ips`; nothing was
     /// created.
-    #[error("ips[{index}]: {refusal}")]
+    #[error("{refusal}")]
     Ip {
         /// Index into `ips`.
         index: usize,
@@ -531,13 +531,13 @@ api_error!(AddIpError { MapNotFound(_) => (1303, 404) } delegate: [Access, Ip, S
 /// Simulator admin operations (`/__sim/...`, seeding). Not Cloudflare API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
-    /// 404: the named object does not exist.
+    /// 404 / 1904: the named object does not exist.
     #[error("{0} not found")]
     NotFound(String),
-    /// 400: a bad value.
+    /// 400 / 1905: a bad value.
     #[error("invalid: {0}")]
     Invalid(String),
-    /// 409: clashes with existing state.
+    /// 409 / 1906: clashes with existing state.
     #[error("conflict: {0}")]
     Conflict(String),
     /// 500.
@@ -545,9 +545,9 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 api_error!(AdminError {
-    NotFound(_) => (1000, 404),
-    Invalid(_) => (1100, 400),
-    Conflict(_) => (1108, 409),
+    NotFound(_) => (1904, 404),
+    Invalid(_) => (1905, 400),
+    Conflict(_) => (1906, 409),
 } delegate: [Store]);
 
 #[cfg(test)]

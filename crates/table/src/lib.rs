@@ -63,8 +63,8 @@
 //!
 //! Both layouts are Poptries (Asai & Ohara, SIGCOMM 2015): after the direct-pointing
 //! array (its width is chosen per trie at build time and stored with it), a node covers
-//! 6 key bits with 64 slots; a `u64` bitmap marks the slots that
-//! continue in a child node, children are stored contiguously and found with a popcount.
+//! 6 key bits with 64 slots; a `u64` bitmap marks the slots that continue in a child
+//! node, children are stored contiguously and found with a popcount.
 //! Where to start reading: [`TableBuilder::build`] → `compile.rs` → `nibble.rs`
 //! (the layout used for region ids) → `table.rs` (dispatch, batch, `longest_match`).
 //! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before

@@ -1,9 +1,8 @@
 //! The compiled lookup structure: a Poptrie (Asai & Ohara, SIGCOMM 2015).
 //!
-//! A key is consumed from its most significant bit: the first `top_bits` bits (a per-trie
-//! build-time choice) index a flat
-//! *direct-pointing* array; every further level consumes a 6-bit *chunk* and lives in a
-//! [`Node`] that describes its 64 slots with two bitmaps:
+//! A key is consumed from its most significant bit: the first `top_bits` bits (chosen per
+//! trie at build time) index a flat *direct-pointing* array; every further level consumes
+//! a 6-bit *chunk* and lives in a [`Node`] that describes its 64 slots with two bitmaps:
 //!
 //! - `children`: bit `s` set when slot `s` continues in a child node. The children of a
 //!   node are stored contiguously, so the child of slot `s` is
