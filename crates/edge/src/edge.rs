@@ -316,7 +316,7 @@ fn decide_one(
 }
 
 /// Packets per group of [`Edge::decide_many`]'s pipeline.
-const LANES: usize = 16;
+const LANES: usize = 32;
 
 /// One group of [`Edge::decide_many`]'s pipeline: each flow's hash and, for flows that
 /// are probably new, its region looked up ahead (`None`: not looked up).
@@ -326,22 +326,51 @@ struct Lanes {
     regions: [Option<Option<RegionId>>; LANES],
 }
 
-/// Hashes a group of flows (pure arithmetic), then starts every flow's flow-table reads
-/// (independent loads, so their cache misses overlap) and looks up the region of the
-/// flows whose home group has no matching tag (almost surely new flows; the lookups are
-/// independent too).
+/// Pipeline stage 1: hashes a group of flows (pure arithmetic) and prefetches each home
+/// control word.
 #[inline(always)]
-fn prefetch_group(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
+fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
     for (h, f) in lanes.hashes.iter_mut().zip(flows) {
         *h = ft.hash(f);
+        ft.prefetch_home(*h);
     }
-    let mut touched = 0u64;
-    for ((&h, r), f) in lanes.hashes.iter().zip(&mut lanes.regions).zip(flows) {
-        let (t, known) = ft.touch(h);
-        touched ^= t;
-        *r = if known { None } else { Some(lookup(snap, f)) };
+}
+
+/// Pipeline stage 2 (a group later, when the control words have arrived): prefetches
+/// each flow's entry line and looks up the region of the flows whose home group has no
+/// matching tag (almost surely new flows), IPv4 ones in one batch lookup so that their
+/// table misses overlap too.
+#[inline(always)]
+fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
+    let mut v4_lane = [0u8; LANES];
+    let mut v4_addr = [Ipv4Addr::UNSPECIFIED; LANES];
+    let mut v4_len = 0;
+    for (i, ((&h, r), f)) in lanes
+        .hashes
+        .iter()
+        .zip(&mut lanes.regions)
+        .zip(flows)
+        .enumerate()
+    {
+        *r = None;
+        if ft.prefetch_entry(h) {
+            continue;
+        }
+        match f.dst_bits() {
+            (false, dst) => {
+                v4_lane[v4_len] = i as u8;
+                v4_addr[v4_len] = Ipv4Addr::from_bits(dst as u32);
+                v4_len += 1;
+            }
+            (true, dst) => *r = Some(snap.lookup_v6(Ipv6Addr::from_bits(dst))),
+        }
     }
-    std::hint::black_box(touched);
+    let mut found = [None; LANES];
+    snap.table()
+        .lookup_batch_v4(&v4_addr[..v4_len], &mut found[..v4_len]);
+    for (&lane, &region) in v4_lane[..v4_len].iter().zip(&found) {
+        lanes.regions[usize::from(lane)] = Some(region);
+    }
 }
 
 /// Builds a region table from `(prefix, region key)` pairs, resolving keys against
@@ -555,24 +584,31 @@ impl Edge {
         let snap = self.tables[i].load();
         let ft = &mut self.flows[i];
         let now_ns = now.as_nanos();
-        // Software pipeline: the memory reads of group g+1 are in flight (their cache
-        // misses overlapping) while group g is decided from lines already fetched.
+        // Software pipeline over groups of LANES flows: while group g is decided from
+        // lines already fetched, the entry lines of group g+1 and the control words of
+        // group g+2 are in flight, so their cache misses overlap.
         let empty = Lanes {
             hashes: [0; LANES],
             regions: [None; LANES],
         };
-        let mut lanes = [empty; 2];
+        let mut lanes = [empty; 3];
         let groups = flows.len().div_ceil(LANES);
         let group = |g: usize| g * LANES..((g + 1) * LANES).min(flows.len());
+        for g in 0..groups.min(2) {
+            stage_hash(ft, &flows[group(g)], &mut lanes[g]);
+        }
         if groups > 0 {
-            prefetch_group(ft, &snap, &flows[group(0)], &mut lanes[0]);
+            stage_entry(ft, &snap, &flows[group(0)], &mut lanes[0]);
         }
         for g in 0..groups {
+            if g + 2 < groups {
+                stage_hash(ft, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
+            }
             if g + 1 < groups {
-                prefetch_group(ft, &snap, &flows[group(g + 1)], &mut lanes[(g + 1) & 1]);
+                stage_entry(ft, &snap, &flows[group(g + 1)], &mut lanes[(g + 1) % 3]);
             }
             let r = group(g);
-            let l = &lanes[g & 1];
+            let l = &lanes[g % 3];
             for (((f, o), &h), &pre) in flows[r.clone()]
                 .iter()
                 .zip(&mut out[r])

@@ -523,22 +523,31 @@ impl FlowTable {
         self.ctrl_byte(slot) & 0x80 == 0
     }
 
-    /// Starts the memory reads of a lookup of `hash`: the home control word, then the
-    /// entry line whose tag matches or, for a flow not there, the line its insertion
-    /// will write (read now so that the write does not stall the store buffer later).
-    /// Returns a value to fold into a `black_box` so the loads are kept, and whether a
-    /// tag matched (the flow is probably known).
+    /// First stage of a pipelined lookup of `hash`: a prefetch of its home control word.
     #[inline(always)]
-    pub(crate) fn touch(&self, hash: u64) -> (u64, bool) {
+    pub(crate) fn prefetch_home(&self, hash: u64) {
+        if !self.ctrl.is_empty() {
+            inregion_table::prefetch(&self.ctrl, self.home(hash));
+        }
+    }
+
+    /// Second stage, once the home control word has arrived: a prefetch of the entry line
+    /// whose tag matches or, for a flow not there, of the line its insertion will write
+    /// (so that the write does not stall later). Returns whether a tag matched (the flow
+    /// is probably known). Prefetches never block, so the misses of a whole group of
+    /// flows overlap instead of being paid one after another.
+    #[inline(always)]
+    pub(crate) fn prefetch_entry(&self, hash: u64) -> bool {
         if self.ctrl.is_empty() {
-            return (0, false);
+            return false;
         }
         let g = self.home(hash);
         let w = self.ctrl[g];
         let m = match_tag(w, Self::tag(hash));
         // A matching slot, else the first free one, else slot 0 (bit 7).
         let pick = if m != 0 { m } else { match_free(w) | 0x80 };
-        (self.entries[g * GROUP + lowest(pick)].tail, m != 0)
+        inregion_table::prefetch(&self.entries, g * GROUP + lowest(pick));
+        m != 0
     }
 
     /// Finds `k`, or the slot where it would be inserted (the first free slot on its
@@ -657,8 +666,14 @@ impl FlowTable {
 
     /// Reallocates with `capacity` slots and reinserts every live entry (no tombstones).
     fn rebuild(&mut self, capacity: usize) {
-        let old_ctrl = std::mem::replace(&mut self.ctrl, vec![u64::MAX; capacity / GROUP]);
-        let old = std::mem::replace(&mut self.entries, vec![Entry::default(); capacity]);
+        let old_ctrl = std::mem::replace(
+            &mut self.ctrl,
+            inregion_table::huge_page_vec(capacity / GROUP, u64::MAX),
+        );
+        let old = std::mem::replace(
+            &mut self.entries,
+            inregion_table::huge_page_vec(capacity, Entry::default()),
+        );
         self.group_mask = capacity / GROUP - 1;
         self.hand = 0;
         self.deleted = 0;

@@ -68,8 +68,10 @@
 //! Where to start reading: [`TableBuilder::build`] → `compile.rs` → `nibble.rs`
 //! (the layout used for region ids) → `table.rs` (dispatch, batch, `longest_match`).
 //! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before
-//! stepping the others, so that their cache misses overlap (`prefetch.rs` holds the
-//! crate's only `unsafe`: the prefetch intrinsic).
+//! stepping the others, so that their cache misses overlap (`hint.rs` holds the
+//! workspace's only `unsafe`: the prefetch intrinsic and a huge-page `madvise`, exported
+//! as [`prefetch`] and [`huge_page_vec`] so that the edge's flow table can pipeline its
+//! own cache misses without an `unsafe` of its own).
 //!
 //! # Invariants
 //!
@@ -110,9 +112,9 @@
 
 mod builder;
 mod compile;
+mod hint;
 mod nibble;
 mod poptrie;
-mod prefetch;
 mod shared;
 mod table;
 
@@ -120,5 +122,6 @@ mod table;
 mod proptests;
 
 pub use builder::TableBuilder;
+pub use hint::{huge_page_vec, prefetch};
 pub use shared::{PublishError, SharedTable, Snapshot, SnapshotGuard};
 pub use table::{Table, TableStats};

@@ -24,8 +24,8 @@
 //! cannot disagree about the structure.
 
 use crate::compile::Compiled;
+use crate::hint::prefetch;
 use crate::poptrie::{TrieKey, BATCH_LANES, LEAF_FLAG};
-use crate::prefetch::prefetch;
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
 pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;

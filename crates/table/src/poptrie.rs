@@ -21,7 +21,7 @@
 use crate::compile::Compiled;
 #[cfg(test)]
 use crate::compile::{compile, CompileEntry};
-use crate::prefetch::prefetch;
+use crate::hint::prefetch;
 
 /// Bits consumed per node level.
 pub(crate) const STRIDE: u32 = 6;

@@ -332,10 +332,42 @@ fn pinned_flows_survive_a_change_and_strict_mode_resets_them() {
 
 #[test]
 fn decide_many_equals_decide_in_sequence() {
-    let mut a = tiny_edge(EdgeConfig::default());
-    let mut b = tiny_edge(EdgeConfig::default());
-    let flows: Vec<FlowKey> = (0..100u16)
-        .map(|i| tcp(i % 37, [203, 0, 113, (i % 37 * 7) as u8]))
+    let with_v6 = |t: Table<RegionId>| {
+        let mut b = t.to_builder();
+        b.insert(net("2001:db8:1::/48"), RegionId(1));
+        b.build()
+    };
+    let small = EdgeConfig {
+        flows: FlowTableConfig {
+            initial_capacity: 8,
+            ..FlowTableConfig::default()
+        },
+        ..EdgeConfig::default()
+    };
+    let mut a = tiny_edge(small);
+    let mut b = tiny_edge(small);
+    for e in [&mut a, &mut b] {
+        let t = with_v6((*e.table(DcId(2))).table().clone());
+        e.install(2, t, T0).unwrap();
+    }
+    // Repeats within a pipeline group and across groups, both families, bound and not,
+    // and a batch long enough for several groups and a flow-table growth in the middle.
+    let flows: Vec<FlowKey> = (0..300u16)
+        .map(|i| {
+            if i % 5 == 0 {
+                FlowKey::v6(
+                    Protocol::UDP,
+                    "2001:db8:ffff::1".parse().unwrap(),
+                    i % 41,
+                    format!("2001:db8:{}::{}", 1 + i % 3, i % 7)
+                        .parse()
+                        .unwrap(),
+                    53,
+                )
+            } else {
+                tcp(i % 37, [203, 0, 113, (i % 37 * 7) as u8])
+            }
+        })
         .collect();
     let t = SimTime::from_secs(1);
     let mut out = vec![a.route(DcId(0), "0.0.0.0".parse().unwrap()); flows.len()];
@@ -346,7 +378,11 @@ fn decide_many_equals_decide_in_sequence() {
         out.iter().any(|d| d.established),
         "repeated keys hit their pins"
     );
+    assert!(out
+        .iter()
+        .any(|d| d.region == Some(RegionId(1)) && d.table_version == 2));
     assert_eq!(a.total_flow_stats(), b.total_flow_stats());
+    assert!(a.total_flow_stats().grows > 0);
 }
 
 #[test]
