@@ -241,7 +241,9 @@ fn lookup(snap: &Snapshot<RegionId>, flow: &FlowKey) -> Option<RegionId> {
     }
 }
 
-/// The per-packet core, shared by `decide`, `decide_many` and `packet`.
+/// The per-packet core, shared by `decide`, `decide_many` and `packet`. `pin`: a new
+/// processed flow is pinned and a known one refreshed; `false` for a packet that ends
+/// the flow (FIN/RST): nothing is pinned and a known flow's pin is removed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decide_one(
@@ -299,8 +301,14 @@ fn decide_one(
                 return d;
             }
             let d = e.decision(ingress, true);
-            ft.touch_seen(slot, now);
             ft.stats.hits += 1;
+            if pin {
+                ft.touch_seen(slot, now);
+            } else {
+                // The packet ends the flow (FIN/RST): its pin goes with it.
+                ft.remove_at(slot);
+                ft.stats.ended += 1;
+            }
             d
         }
         Probe::Vacant(slot) => {
@@ -405,6 +413,10 @@ pub struct Edge {
     timeouts: Timeouts,
     plan: Plan,
     tables: Arc<[DcTable]>,
+    /// This shard's own reference to each data center's current snapshot (see
+    /// [`DcTable::refresh`]); holds an old version at most until that data center's next
+    /// decision or delivery.
+    snapshots: Vec<Arc<Snapshot<RegionId>>>,
     flows: Vec<FlowTable>,
     propagation: Propagation,
     next_sweep: SimTime,
@@ -431,6 +443,7 @@ impl Edge {
             .collect();
         let timeouts = Timeouts::new(&config.flows);
         Edge {
+            snapshots: vec![empty; topology.dc_count()],
             plan: Plan::new(&topology),
             flows: (0..topology.dc_count())
                 .map(|_| FlowTable::new(&config.flows))
@@ -465,6 +478,11 @@ impl Edge {
             timeouts: self.timeouts,
             plan: self.plan.clone(),
             tables: Arc::clone(&self.tables),
+            snapshots: self
+                .tables
+                .iter()
+                .map(|t| arc_swap::Guard::into_inner(t.load()))
+                .collect(),
             flows: (0..self.topo.dc_count())
                 .map(|_| FlowTable::new(&self.config.flows))
                 .collect(),
@@ -540,7 +558,7 @@ impl Edge {
     #[inline]
     pub fn decide(&mut self, ingress: DcId, flow: &FlowKey, now: SimTime) -> Decision {
         let i = ingress.index();
-        let snap = self.tables[i].load();
+        let snap = self.tables[i].refresh(&mut self.snapshots[i]);
         let ft = &mut self.flows[i];
         let hash = ft.hash(flow);
         let d = decide_one(
@@ -549,7 +567,7 @@ impl Edge {
             self.config.affinity,
             &self.timeouts,
             ingress,
-            &snap,
+            snap,
             flow,
             hash,
             now.as_nanos(),
@@ -581,7 +599,7 @@ impl Edge {
             "decide_many: flows and out differ in length"
         );
         let i = ingress.index();
-        let snap = self.tables[i].load();
+        let snap = self.tables[i].refresh(&mut self.snapshots[i]);
         let ft = &mut self.flows[i];
         let now_ns = now.as_nanos();
         // Software pipeline over groups of LANES flows: while group g is decided from
@@ -598,14 +616,14 @@ impl Edge {
             stage_hash(ft, &flows[group(g)], &mut lanes[g]);
         }
         if groups > 0 {
-            stage_entry(ft, &snap, &flows[group(0)], &mut lanes[0]);
+            stage_entry(ft, snap, &flows[group(0)], &mut lanes[0]);
         }
         for g in 0..groups {
             if g + 2 < groups {
                 stage_hash(ft, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
             }
             if g + 1 < groups {
-                stage_entry(ft, &snap, &flows[group(g + 1)], &mut lanes[(g + 1) % 3]);
+                stage_entry(ft, snap, &flows[group(g + 1)], &mut lanes[(g + 1) % 3]);
             }
             let r = group(g);
             let l = &lanes[g % 3];
@@ -621,7 +639,7 @@ impl Edge {
                     self.config.affinity,
                     &self.timeouts,
                     ingress,
-                    &snap,
+                    snap,
                     f,
                     h,
                     now_ns,
@@ -648,27 +666,23 @@ impl Edge {
             return self.decide(ingress, flow, now);
         }
         let i = ingress.index();
-        let snap = self.tables[i].load();
+        let snap = self.tables[i].refresh(&mut self.snapshots[i]);
         let ft = &mut self.flows[i];
         let hash = ft.hash(flow);
-        let d = decide_one(
+        
+        decide_one(
             ft,
             &self.plan,
             self.config.affinity,
             &self.timeouts,
             ingress,
-            &snap,
+            snap,
             flow,
             hash,
             now.as_nanos(),
             false,
             None,
-        );
-        if let Probe::Found(slot) = ft.probe(flow, hash) {
-            ft.remove_at(slot);
-            ft.stats.ended += 1;
-        }
-        d
+        )
     }
 
     /// Ends `flow` at `ingress` (FIN/RST seen, or the caller's own bookkeeping): drops its
@@ -822,8 +836,10 @@ impl Edge {
     fn deliver_due(&mut self, now: SimTime) -> TickReport {
         let mut report = TickReport::default();
         while let Some((at, dc, snap)) = self.propagation.pop_due(now) {
-            match self.tables[usize::from(dc)].offer(&snap) {
+            let i = usize::from(dc);
+            match self.tables[i].offer(&snap) {
                 Some(from) => {
+                    self.tables[i].refresh(&mut self.snapshots[i]);
                     report.delivered += 1;
                     report.activated += self.propagation.reached(from, snap.version(), at) as u32;
                 }

@@ -225,7 +225,7 @@ impl Default for FlowTableConfig {
     fn default() -> Self {
         FlowTableConfig {
             max_flows: 1 << 20,
-            initial_capacity: 1 << 10,
+            initial_capacity: 1 << 4,
             tcp_idle_timeout: Duration::from_secs(300),
             other_idle_timeout: Duration::from_secs(60),
             hash_seed: 0x9e37_79b9_7f4a_7c15,

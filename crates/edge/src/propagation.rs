@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,11 +98,17 @@ pub struct VersionStatus {
 /// is about 1.3 MiB; 340 copies would not be).
 pub(crate) struct DcTable {
     current: ArcSwap<Snapshot<RegionId>>,
+    /// Version of `current`, stored (Release) after `current` is: a reader that sees a
+    /// version here finds that snapshot, or a newer one, in `current`. Lets a reader keep
+    /// its own `Arc` of the snapshot and check it with one plain load instead of an
+    /// `ArcSwap::load` (whose debt bookkeeping costs an atomic read-modify-write).
+    version: AtomicU64,
 }
 
 impl DcTable {
     pub(crate) fn new(snapshot: Arc<Snapshot<RegionId>>) -> Self {
         DcTable {
+            version: AtomicU64::new(snapshot.version()),
             current: ArcSwap::new(snapshot),
         }
     }
@@ -111,8 +118,22 @@ impl DcTable {
         self.current.load()
     }
 
+    #[inline]
     pub(crate) fn version(&self) -> u64 {
-        self.current.load().version()
+        self.version.load(AtomicOrdering::Acquire)
+    }
+
+    /// Makes `cached` this data center's current snapshot if it is not already (one
+    /// atomic load when it is) and returns it.
+    #[inline]
+    pub(crate) fn refresh<'a>(
+        &self,
+        cached: &'a mut Arc<Snapshot<RegionId>>,
+    ) -> &'a Arc<Snapshot<RegionId>> {
+        if cached.version() != self.version() {
+            *cached = self.current.load_full();
+        }
+        cached
     }
 
     /// Stores `snapshot` unless the current one is as new or newer. Returns the version
@@ -128,6 +149,10 @@ impl DcTable {
                 Arc::clone(snapshot)
             }
         });
+        if replaced.is_some() {
+            self.version
+                .fetch_max(snapshot.version(), AtomicOrdering::Release);
+        }
         replaced
     }
 }
