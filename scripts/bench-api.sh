@@ -7,8 +7,11 @@
 # Phases, against one account holding >= 10,000 bindings:
 #   1. durable create   POST /dls/regional_services/prefix_bindings (SQLite, fsync'd
 #                       group commit; also fills the account up to >= 10k bindings)
-#   2. get one          GET  /dls/regional_services/prefix_bindings/{id}
-#   3. list (25 items)  GET  /dls/regional_services/prefix_bindings?per_page=25
+#   2. durable create, paced: PACED_CONNECTIONS (default 20) connections, each waiting
+#                       PACE_MS (default 8) ms between requests, about 2,000 req/s:
+#                       latency at the target rate, not at saturation
+#   3. get one          GET  /dls/regional_services/prefix_bindings/{id}
+#   4. list (25 items)  GET  /dls/regional_services/prefix_bindings?per_page=25
 # wrk prints requests/s and latency percentiles (p50/p75/p90/p99) per phase; a summary
 # line per phase is printed at the end. Targets (2 cores): get >= 30,000 req/s,
 # list >= 10,000 req/s, create >= 2,000 req/s, p99 <= 5 ms.
@@ -80,6 +83,15 @@ function request()
   local body = '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}'
   return wrk.format(nil, nil, nil, body)
 end
+-- PACE_MS: each connection waits this long before its next request, which caps the
+-- offered rate near CONNECTIONS / (PACE_MS + latency) (wrk is closed-loop: the paced
+-- phase measures latency at a set rate instead of at saturation).
+local pace = tonumber(os.getenv("PACE_MS") or "")
+if pace then
+  function delay()
+    return pace
+  end
+end
 LUA
 
 bindings() {
@@ -106,6 +118,14 @@ while (( $(bindings) < 10000 )); do
   run=$((run + 1))
 done
 echo "account holds $(bindings) bindings"
+
+# Latency at about the target rate (2,000 creates/s) rather than at saturation.
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-20}
+PACE_MS=${PACE_MS:-8}
+CONNECTIONS_SAVED=$CONNECTIONS
+CONNECTIONS=$PACED_CONNECTIONS
+RUN=$run PACE_MS=$PACE_MS phase "create, paced" -s "$WORK/create.lua" "$URL"
+CONNECTIONS=$CONNECTIONS_SAVED
 
 ID=$(curl -s "$URL?per_page=100" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][50]["id"])')
 phase "get one" -H "Authorization: Bearer $TOKEN" "$URL/$ID"
