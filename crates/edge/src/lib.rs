@@ -52,8 +52,15 @@
 //! a dense `(ingress, region) → route` array precomputed on health changes; an
 //! established one is one flow-table probe. The flow table (per data center) is a
 //! SwissTable-style open-addressing table of 64-byte entries, bounded by
-//! [`FlowTableConfig::max_flows`]; [`Edge::decide_many`] overlaps the cache misses of a
-//! receive batch. Nothing on these paths allocates except a flow table's growth.
+//! [`FlowTableConfig::max_flows`], starting at 16 slots and doubling as flows arrive
+//! (a data center's table stays as small as its live flows, so it stays in cache), and
+//! backed by transparent huge pages once large ([`inregion_table::huge_page_vec`]: a
+//! million flows are 128 MiB, and 4 KiB pages would cost a TLB miss per probe).
+//! [`Edge::decide_many`] runs a three-stage software pipeline over groups of 32 packets
+//! (prefetch the control words; prefetch the entry lines and batch-look-up the regions
+//! of new flows; decide), so the cache misses of a receive batch overlap. Each shard
+//! keeps its own reference to each data center's current snapshot and checks it with one
+//! atomic load per call. Nothing on these paths allocates except a flow table's growth.
 //!
 //! ```
 //! use std::sync::Arc;
