@@ -234,9 +234,17 @@ impl OpenFlows {
         };
         self.heap.push((end, id, slot));
     }
+    /// When the next open flow ends (`u64::MAX`: none). Also starts loading that flow's
+    /// slab entry, which the event loop reads soon after.
     #[inline]
     fn next_end(&self) -> u64 {
-        self.heap.peek().map_or(u64::MAX, |r| r.0)
+        match self.heap.peek() {
+            Some((end, _, slot)) => {
+                inregion_table::prefetch(&self.slab, slot as usize);
+                end
+            }
+            None => u64::MAX,
+        }
     }
     #[inline]
     fn pop(&mut self) -> Option<Open> {
@@ -336,14 +344,60 @@ struct Check {
     ndc: usize,
 }
 
+/// One binding of the independent check, as plain integers: `addr & mask == net` (both
+/// families in one `u128`, the family compared too), so that checking a flow against a
+/// version's bindings is a short scan of integer compares.
+#[derive(Clone, Copy, Debug)]
+struct CheckNet {
+    v6: bool,
+    net: u128,
+    mask: u128,
+    region: usize,
+}
+
+impl CheckNet {
+    fn new(net: IpNet, region: usize) -> Self {
+        let (v6, addr, bits, len) = match net {
+            IpNet::V4(n) => (false, u128::from(n.network().to_bits()), 32, n.prefix_len()),
+            IpNet::V6(n) => (true, n.network().to_bits(), 128, n.prefix_len()),
+        };
+        let width_mask = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
+        let mask = if len == 0 {
+            0
+        } else {
+            (width_mask << (bits - u32::from(len))) & width_mask
+        };
+        CheckNet {
+            v6,
+            net: addr & mask,
+            mask,
+            region,
+        }
+    }
+}
+
+fn addr_bits(a: IpAddr) -> (bool, u128) {
+    match a {
+        IpAddr::V4(a) => (false, u128::from(a.to_bits())),
+        IpAddr::V6(a) => (true, a.to_bits()),
+    }
+}
+
 impl Check {
+    /// The region the control plane's bindings of `version` give `dst` (most specific
+    /// first), or `None`.
     #[inline]
-    fn region_for(versions: &[Vec<(IpNet, usize)>], version: u64, dst: IpAddr) -> Option<usize> {
+    fn region_for(versions: &[Vec<CheckNet>], version: u64, dst: IpAddr) -> Option<usize> {
+        let (v6, a) = addr_bits(dst);
         versions
             .get(version as usize)?
             .iter()
-            .find(|(n, _)| n.contains(&dst))
-            .map(|&(_, r)| r)
+            .find(|n| n.v6 == v6 && a & n.mask == n.net)
+            .map(|n| n.region)
     }
     #[inline]
     fn is_member(&self, region: usize, dc: usize) -> bool {
@@ -895,7 +949,7 @@ struct OpState {
     version: u64,
     /// Per version, the control plane's bindings (most specific first) with the region's
     /// index in the reference data: the independent check's view.
-    check_versions: Vec<Vec<(IpNet, usize)>>,
+    check_versions: Vec<Vec<CheckNet>>,
     /// Published versions.
     versions: Vec<VersionEntry>,
 }
@@ -1007,7 +1061,8 @@ fn apply_op(
             pairs.push((b.cidr, key));
         }
         list.sort_by_key(|(n, _)| Reverse(n.prefix_len()));
-        st.check_versions.push(list);
+        st.check_versions
+            .push(list.into_iter().map(|(n, r)| CheckNet::new(n, r)).collect());
         let table = inregion_edge::region_table(topo, pairs.iter().map(|(n, k)| (*n, k)))
             .map_err(|e| world(e.to_string()))?;
         edge.publish(st.version, table, et(now), rng)
@@ -1133,6 +1188,49 @@ impl Simulation {
             arrived_at,
             health_changes,
         })
+    }
+}
+
+#[cfg(test)]
+mod check_net_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The integer form agrees with `ipnet`'s `contains` for any prefix and address
+        /// of either family (including /0, /32, /128 and mixed families).
+        #[test]
+        fn agrees_with_ipnet(
+            v6_net in any::<bool>(), v6_addr in any::<bool>(),
+            net_bits in any::<u128>(), addr_bits_in in any::<u128>(), len in 0u8..=128,
+            share in 0u32..=128,
+        ) {
+            let net: IpNet = if v6_net {
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from_bits(net_bits), len).unwrap().into()
+            } else {
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from_bits(net_bits as u32), len % 33)
+                    .unwrap()
+                    .into()
+            };
+            // Half the time, an address sharing a prefix of `share` bits with the net.
+            let raw = if share % 2 == 0 {
+                let keep = if share == 0 { 0 } else { u128::MAX << (128 - share) };
+                (net_bits & keep) | (addr_bits_in & !keep)
+            } else {
+                addr_bits_in
+            };
+            let addr: IpAddr = if v6_addr {
+                std::net::Ipv6Addr::from_bits(raw).into()
+            } else {
+                std::net::Ipv4Addr::from_bits(if v6_net { raw as u32 } else {
+                    let keep = if share == 0 { 0 } else { u32::MAX.checked_shl(32 - share.min(32)).unwrap_or(0) };
+                    ((net_bits as u32) & keep) | ((addr_bits_in as u32) & !keep)
+                }).into()
+            };
+            let c = CheckNet::new(net, 7);
+            let got = Check::region_for(&[vec![c]], 0, addr);
+            prop_assert_eq!(got, net.contains(&addr).then_some(7));
+        }
     }
 }
 
