@@ -349,7 +349,12 @@ fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
 /// matching tag (almost surely new flows), IPv4 ones in one batch lookup so that their
 /// table misses overlap too.
 #[inline(always)]
-fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
+fn stage_entry(
+    ft: &mut FlowTable,
+    snap: &Snapshot<RegionId>,
+    flows: &[FlowKey],
+    lanes: &mut Lanes,
+) {
     let mut v4_lane = [0u8; LANES];
     let mut v4_addr = [Ipv4Addr::UNSPECIFIED; LANES];
     let mut v4_len = 0;
