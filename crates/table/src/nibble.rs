@@ -25,7 +25,7 @@
 
 use crate::compile::Compiled;
 use crate::hint::prefetch;
-use crate::poptrie::{TrieKey, BATCH_LANES, LEAF_FLAG};
+use crate::poptrie::{start_lanes, TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
 pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;
@@ -135,21 +135,15 @@ impl NibbleTrie {
         keys: &[K; BATCH_LANES],
         out: &mut [u32; BATCH_LANES],
     ) {
-        for key in keys {
-            prefetch(&self.top, key.top(self.top_bits));
-        }
         let mut node_index = [0u32; BATCH_LANES];
-        let mut active = 0u64;
-        for (lane, key) in keys.iter().enumerate() {
-            let entry = self.top[key.top(self.top_bits)];
-            if entry & LEAF_FLAG == 0 {
-                node_index[lane] = entry;
-                active |= 1 << lane;
-                prefetch(&self.nodes, entry as usize);
-            } else {
-                out[lane] = entry & !LEAF_FLAG;
-            }
-        }
+        let mut active = start_lanes(
+            &self.top,
+            self.top_bits,
+            &self.nodes,
+            keys,
+            &mut node_index,
+            out,
+        );
         while active != 0 {
             let mut lanes = active;
             while lanes != 0 {

@@ -120,6 +120,36 @@ impl TrieKey for u128 {
     }
 }
 
+/// The first step of a lock-step batch, shared by both layouts: prefetches every key's
+/// direct-pointing entry, then reads them. A leaf entry finishes its lane in `out`; a node
+/// entry goes to `node_index`, its node is prefetched and its lane is set in the returned
+/// mask of lanes still walking.
+#[inline(always)]
+pub(crate) fn start_lanes<K: TrieKey, N>(
+    top: &[u32],
+    top_bits: u32,
+    nodes: &[N],
+    keys: &[K; BATCH_LANES],
+    node_index: &mut [u32; BATCH_LANES],
+    out: &mut [u32; BATCH_LANES],
+) -> u64 {
+    for key in keys {
+        prefetch(top, key.top(top_bits));
+    }
+    let mut active = 0u64;
+    for (lane, key) in keys.iter().enumerate() {
+        let entry = top[key.top(top_bits)];
+        if entry & LEAF_FLAG == 0 {
+            node_index[lane] = entry;
+            active |= 1 << lane;
+            prefetch(nodes, entry as usize);
+        } else {
+            out[lane] = entry & !LEAF_FLAG;
+        }
+    }
+    active
+}
+
 /// A compiled Poptrie with a `top_bits`-bit direct-pointing array and leaves of type `L`.
 #[derive(Clone, Debug)]
 pub(crate) struct Poptrie<L> {
@@ -208,23 +238,10 @@ impl<L: LeafIndex> Poptrie<L> {
         keys: &[K; BATCH_LANES],
         out: &mut [u32; BATCH_LANES],
     ) {
-        for key in keys {
-            prefetch(&self.top, key.top(self.top_bits));
-        }
         // Per lane: the node it stands on (while active), then the leaf it reads.
         let mut index = [0u32; BATCH_LANES];
-        let mut active = 0u64;
+        let mut active = start_lanes(&self.top, self.top_bits, &self.nodes, keys, &mut index, out);
         let mut leaf_pending = 0u64;
-        for (lane, key) in keys.iter().enumerate() {
-            let entry = self.top[key.top(self.top_bits)];
-            if entry & LEAF_FLAG == 0 {
-                index[lane] = entry;
-                active |= 1 << lane;
-                prefetch(&self.nodes, entry as usize);
-            } else {
-                out[lane] = entry & !LEAF_FLAG;
-            }
-        }
         let mut offset = self.top_bits;
         while active != 0 {
             let mut lanes = active;
