@@ -674,7 +674,6 @@ impl Edge {
         let snap = self.tables[i].refresh(&mut self.snapshots[i]);
         let ft = &mut self.flows[i];
         let hash = ft.hash(flow);
-
         decide_one(
             ft,
             &self.plan,

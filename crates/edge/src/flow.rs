@@ -532,10 +532,10 @@ impl FlowTable {
     }
 
     /// Second stage, once the home control word has arrived: a prefetch of the entry line
-    /// whose tag matches or, for a flow not there, of the line its insertion will write
-    /// (so that the write does not stall later). Returns whether a tag matched (the flow
-    /// is probably known). Prefetches never block, so the misses of a whole group of
-    /// flows overlap instead of being paid one after another.
+    /// whose tag matches or, for a flow not there, a claim (a no-op store) of the free
+    /// slot its insertion will write. Returns whether a tag matched (the flow is probably
+    /// known). Neither blocks, so the misses of a whole group of flows overlap instead of
+    /// being paid one after another.
     #[inline(always)]
     pub(crate) fn prefetch_entry(&mut self, hash: u64) -> bool {
         if self.ctrl.is_empty() {

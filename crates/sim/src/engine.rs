@@ -198,8 +198,8 @@ pub struct RunOutput {
     pub counters: RunCounters,
 }
 
-/// An open flow waiting for its last packet (kept in a slab; the heap holds only
-/// `(end, id, slot)`, 24 bytes, so that sifting moves little memory).
+/// An open flow waiting for its last packet (kept in a slab; the heap holds only its
+/// `(end, id)` key and slot, so that sifting moves little memory).
 #[derive(Clone, Copy)]
 struct Open {
     key: FlowKey,
@@ -357,23 +357,17 @@ struct CheckNet {
 
 impl CheckNet {
     fn new(net: IpNet, region: usize) -> Self {
-        let (v6, addr, bits, len) = match net {
-            IpNet::V4(n) => (false, u128::from(n.network().to_bits()), 32, n.prefix_len()),
-            IpNet::V6(n) => (true, n.network().to_bits(), 128, n.prefix_len()),
-        };
-        let width_mask = if bits == 128 {
-            u128::MAX
-        } else {
-            (1u128 << bits) - 1
-        };
-        let mask = if len == 0 {
-            0
-        } else {
-            (width_mask << (bits - u32::from(len))) & width_mask
+        let (v6, net, mask) = match net {
+            IpNet::V4(n) => (
+                false,
+                u128::from(n.network().to_bits()),
+                u128::from(n.netmask().to_bits()),
+            ),
+            IpNet::V6(n) => (true, n.network().to_bits(), n.netmask().to_bits()),
         };
         CheckNet {
             v6,
-            net: addr & mask,
+            net,
             mask,
             region,
         }

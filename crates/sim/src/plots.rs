@@ -199,10 +199,9 @@ fn added_rtt_cdf<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) 
     for (i, (name, pts)) in r.added_rtt_cdf.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         // Quantile points joined by straight lines; flat to the right edge at 1.
-        let mut steps: Vec<(f64, f64)> = pts.clone();
-        steps.push((max_x * 1.05, 1.0));
+        let line = pts.iter().copied().chain([(max_x * 1.05, 1.0)]);
         chart
-            .draw_series(LineSeries::new(steps, color.stroke_width(2)))
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))
             .map_err(e)?
             .label(name.clone())
             .legend(move |(x, y)| {
