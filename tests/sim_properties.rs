@@ -225,22 +225,15 @@ fn invalid_operations_fail_with_the_api_error_code() {
         msg.starts_with("bad.toml: timeline[1] (create binding 203.0.113.0/25 → us): 1108"),
         "{msg}"
     );
-    assert_eq!(
-        failing(&create("0s", "203.0.113.0/24", "eu")).api_code(),
-        Some(1108)
-    );
-    assert_eq!(
-        failing(&create("0s", "198.51.100.0/25", "eu")).api_code(),
-        Some(1103)
-    );
-    assert_eq!(
-        failing(&create("0s", "203.0.113.5/25", "eu")).api_code(),
-        Some(1102)
-    );
-    assert_eq!(
-        failing(&create("0s", "203.0.113.0/25", "mars")).api_code(),
-        Some(1106)
-    );
+    for (cidr, region, code) in [
+        ("203.0.113.0/24", "eu", 1108),
+        ("198.51.100.0/25", "eu", 1103),
+        ("203.0.113.5/25", "eu", 1102),
+        ("203.0.113.0/25", "mars", 1106),
+    ] {
+        let err = failing(&create("0s", cidr, region));
+        assert_eq!(err.api_code(), Some(code), "{cidr} → {region}: {err}");
+    }
     // The address-map gate (§9): the binding is still provisioning an hour later.
     let gate = failing(
         &(create("0s", "203.0.113.0/25", "eu")

@@ -41,6 +41,19 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u
     (status, json)
 }
 
+/// [`request`] on a blocking thread (the server runs on this test's runtime).
+async fn call(
+    addr: SocketAddr,
+    method: &'static str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let (path, body) = (path.to_owned(), body.map(str::to_owned));
+    tokio::task::spawn_blocking(move || request(addr, method, &path, body.as_deref()))
+        .await
+        .expect("request thread")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_is_a_500_and_changes_nothing() {
     let store = MemoryStore::new();
@@ -66,12 +79,7 @@ async fn a_failed_commit_is_a_500_and_changes_nothing() {
     );
 
     store.fail_next_commits(1);
-    let (status, body) = tokio::task::spawn_blocking({
-        let (b, c) = (bindings.clone(), create.clone());
-        move || request(addr, "POST", &b, Some(&c))
-    })
-    .await
-    .unwrap();
+    let (status, body) = call(addr, "POST", &bindings, Some(&create)).await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["success"], false);
     assert_eq!(body["result"], Value::Null);
@@ -81,27 +89,15 @@ async fn a_failed_commit_is_a_500_and_changes_nothing() {
     assert!(errors[0]["message"].is_string(), "{body}");
 
     // Nothing was created.
-    let (status, list) = tokio::task::spawn_blocking({
-        let b = bindings.clone();
-        move || request(addr, "GET", &b, None)
-    })
-    .await
-    .unwrap();
+    let (status, list) = call(addr, "GET", &bindings, None).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["result"].as_array().unwrap().len(), 0, "{list}");
     assert_eq!(list["result_info"]["count"], 0);
 
     // The store works again: the same request now succeeds, once.
-    let (status, created) = tokio::task::spawn_blocking({
-        let (b, c) = (bindings.clone(), create.clone());
-        move || request(addr, "POST", &b, Some(&c))
-    })
-    .await
-    .unwrap();
+    let (status, created) = call(addr, "POST", &bindings, Some(&create)).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["result"]["cidr"], "203.0.113.0/24");
-    let (_, list) = tokio::task::spawn_blocking(move || request(addr, "GET", &bindings, None))
-        .await
-        .unwrap();
+    let (_, list) = call(addr, "GET", &bindings, None).await;
     assert_eq!(list["result"].as_array().unwrap().len(), 1, "{list}");
 }

@@ -222,23 +222,19 @@ fn create_validation_errors() {
         (1114, 400)
     );
     // 1103: outside, wider, other family, IPv4-mapped IPv6 against an IPv4 prefix.
-    assert_eq!(
-        c(Some(DEMO), Some("203.0.114.0/25"), Some("eu")),
-        (1103, 400)
-    );
-    assert_eq!(
-        c(Some(DEMO), Some("203.0.112.0/23"), Some("eu")),
-        (1103, 400)
-    );
-    assert_eq!(
-        c(Some(DEMO), Some("2001:db8::/48"), Some("eu")),
-        (1103, 400)
-    );
-    assert_eq!(
-        c(Some(DEMO), Some("::ffff:203.0.113.0/120"), Some("eu")),
-        (1103, 400)
-    );
-    assert_eq!(c(Some(V6), Some("2001:db9::/48"), Some("eu")), (1103, 400));
+    for (prefix, cidr) in [
+        (DEMO, "203.0.114.0/25"),
+        (DEMO, "203.0.112.0/23"),
+        (DEMO, "2001:db8::/48"),
+        (DEMO, "::ffff:203.0.113.0/120"),
+        (V6, "2001:db9::/48"),
+    ] {
+        assert_eq!(
+            c(Some(prefix), Some(cidr), Some("eu")),
+            (1103, 400),
+            "{cidr}"
+        );
+    }
     // 1106: unknown key, another account's custom region.
     assert_eq!(c(Some(DEMO), ok, Some("mars")), (1106, 400));
     assert_eq!(c(Some(DEMO), ok, Some("theirs")), (1106, 400));

@@ -625,6 +625,10 @@ mod tests {
         }
     }
 
+    fn pragma(s: &SqliteStore, name: &str) -> i64 {
+        s.conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+    }
+
     /// Under a steady stream of commits the checkpointer restarts the WAL (it does not
     /// grow with the number of commits), and nothing committed is lost.
     #[test]
@@ -633,11 +637,11 @@ mod tests {
         let path = dir.path().join("s.db");
         let wal = dir.path().join("s.db-wal");
         let mut s = SqliteStore::open(&path).unwrap();
-        let autockpt: i64 = s
-            .conn
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap();
-        assert_eq!(autockpt, 0, "no checkpoint inside COMMIT");
+        assert_eq!(
+            pragma(&s, "wal_autocheckpoint"),
+            0,
+            "no checkpoint inside COMMIT"
+        );
         let a = account();
         let p = prefix(&a);
         s.commit(&[&Commit {
@@ -677,11 +681,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let mut s = SqliteStore::open(&path).unwrap();
-        let sync: i64 = s
-            .conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
-        assert_eq!(sync, 2, "synchronous must be FULL");
+        assert_eq!(pragma(&s, "synchronous"), 2, "synchronous must be FULL");
         let a = account();
         let p = prefix(&a);
         let b = binding(&a, &p, "203.0.113.0/25", 1);
