@@ -1235,6 +1235,28 @@ fn metrics_openapi_and_health() {
         "{t}"
     );
     assert!(t.contains("inregion_bindings{state=\"active\"} 0"), "{t}");
+    // The create above is one committed operation (the seed's own commits come first, so
+    // the totals are at least one) and each store transaction is in the histogram.
+    let value = |name: &str| -> f64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {t}"))
+    };
+    let batches = value("inregion_store_commit_batches_total");
+    assert!(
+        batches >= 1.0 && value("inregion_store_commits_total") >= batches,
+        "{t}"
+    );
+    assert_eq!(
+        value("inregion_store_commit_duration_seconds_count"),
+        batches,
+        "{t}"
+    );
+    assert_eq!(
+        value("inregion_store_commit_duration_seconds_bucket{le=\"+Inf\"}"),
+        batches,
+        "{t}"
+    );
     // Every line is a comment or `name{labels} value`.
     for line in t.lines().filter(|l| !l.starts_with('#')) {
         let (_, v) = line.rsplit_once(' ').unwrap();

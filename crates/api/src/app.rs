@@ -2,8 +2,11 @@
 //!
 //! Every handler has the same shape: read the clock once, authenticate, call one
 //! [`ControlPlane`] method with the raw inputs, render the result or the typed error.
-//! Reads run on the async worker (they take a shared lock on in-memory state); writes
-//! run on the blocking pool because they wait for the durable group commit.
+//! Everything runs on the async workers: reads take a shared lock on in-memory state;
+//! writes validate and queue under the writer lock, then `.await` their durable group
+//! commit (the control plane's committer thread wakes them), so no request holds a
+//! thread while an fsync runs. A write whose client goes away is still committed whole
+//! or not at all: once queued it belongs to the committer.
 
 use crate::admin;
 use crate::auth;
@@ -196,6 +199,29 @@ async fn metrics(State(app): State<AppState>) -> Response {
         "inregion_control_version {}\n",
         app.control.version()
     ));
+    let commits = app.control.commit_stats();
+    out.push_str("# HELP inregion_store_commit_batches_total Store transactions (one fsync each) committed by the group commit.\n");
+    out.push_str("# TYPE inregion_store_commit_batches_total counter\n");
+    out.push_str(&format!(
+        "inregion_store_commit_batches_total {}\n",
+        commits.batches
+    ));
+    out.push_str("# HELP inregion_store_commits_total Write operations committed (batches / commits = mean batch size).\n");
+    out.push_str("# TYPE inregion_store_commits_total counter\n");
+    out.push_str(&format!(
+        "inregion_store_commits_total {}\n",
+        commits.commits
+    ));
+    out.push_str("# HELP inregion_store_commit_duration_seconds Time of one store transaction including its fsync: the disk's share of a write's latency.\n");
+    out.push_str("# TYPE inregion_store_commit_duration_seconds histogram\n");
+    crate::metrics::write_histogram(
+        &mut out,
+        "inregion_store_commit_duration_seconds",
+        "",
+        &inregion_control::COMMIT_SECONDS_BUCKETS,
+        &commits.duration_buckets,
+        commits.duration_sum.as_secs_f64(),
+    );
     out.push_str("# HELP inregion_clock_offset_seconds How far the admin surface has advanced the server clock.\n");
     out.push_str("# TYPE inregion_clock_offset_seconds gauge\n");
     out.push_str(&format!(
@@ -251,32 +277,20 @@ fn notices(n: Vec<Notice>) -> Vec<ErrorItem> {
         .collect()
 }
 
-/// Runs a write on the blocking pool: it waits for the durable commit. The task runs to
-/// completion even if the client goes away, so an acknowledged-or-not write is never
-/// half-done.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, HttpError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| HttpError::internal(format!("internal error: worker failed: {e}")))
-}
-
 /// Parses a body; when it is malformed, first lets the control plane check the caller's
 /// access with `probe` (an input that always fails validation, so nothing is written),
 /// so that the contract's precedence holds: 403 before 400/1100.
-async fn parse_or_probe<T, E, F>(
+async fn parse_or_probe<T, E>(
     bytes: &[u8],
     parse: impl FnOnce(&[u8]) -> Result<T, HttpError>,
-    probe: F,
+    probe: impl std::future::Future<Output = Result<(), E>>,
 ) -> Result<T, HttpError>
 where
-    E: ApiError + Send + 'static,
-    F: FnOnce() -> Result<(), E> + Send + 'static,
+    E: ApiError,
 {
     match parse(bytes) {
         Ok(v) => Ok(v),
-        Err(malformed) => match blocking(probe).await? {
+        Err(malformed) => match probe.await {
             Err(e) if e.http_status() == 403 || e.http_status() == 401 => Err(ctl(e)),
             _ => Err(malformed),
         },
@@ -348,20 +362,18 @@ async fn create_binding(
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreateBinding = {
-        let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
-        parse_or_probe(
-            &bytes,
-            |b| body::typed(body::json_object(b)?),
-            move || {
-                c.create_binding(&p, &a, CreateBinding::default(), now)
-                    .map(drop)
-            },
-        )
+        let (c, p, a) = (&app.control, &p, &account);
+        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), async {
+            c.create_binding_async(p, a, CreateBinding::default(), now)
+                .await
+                .map(drop)
+        })
         .await?
     };
-    let c = app.control.clone();
-    let created = blocking(move || c.create_binding(&p, &account, input, now))
-        .await?
+    let created = app
+        .control
+        .create_binding_async(&p, &account, input, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::created(created.result)
         .with_messages(notices(created.messages))
@@ -377,7 +389,7 @@ async fn patch_binding(
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
     let input = {
-        let (c, p, a, i) = (app.control.clone(), p.clone(), account.clone(), id.clone());
+        let (c, p, a, i) = (&app.control, &p, &account, &id);
         parse_or_probe(
             &bytes,
             |b| {
@@ -387,16 +399,18 @@ async fn patch_binding(
                     other_fields: map.keys().filter(|k| *k != "region_key").cloned().collect(),
                 })
             },
-            move || {
-                c.patch_binding(&p, &a, &i, UpdateBinding::default(), now)
+            async {
+                c.patch_binding_async(p, a, i, UpdateBinding::default(), now)
+                    .await
                     .map(drop)
             },
         )
         .await?
     };
-    let c = app.control.clone();
-    let b = blocking(move || c.patch_binding(&p, &account, &id, input, now))
-        .await?
+    let b = app
+        .control
+        .patch_binding_async(&p, &account, &id, input, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::ok(b).into_response())
 }
@@ -408,9 +422,9 @@ async fn delete_binding(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let c = app.control.clone();
-    blocking(move || c.delete_binding(&p, &account, &id, now))
-        .await?
+    app.control
+        .delete_binding_async(&p, &account, &id, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::null().into_response())
 }
@@ -448,20 +462,18 @@ async fn create_prefix(
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreatePrefix = {
-        let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
-        parse_or_probe(
-            &bytes,
-            |b| body::typed(body::json_object(b)?),
-            move || {
-                c.create_prefix(&p, &a, CreatePrefix::default(), now)
-                    .map(drop)
-            },
-        )
+        let (c, p, a) = (&app.control, &p, &account);
+        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), async {
+            c.create_prefix_async(p, a, CreatePrefix::default(), now)
+                .await
+                .map(drop)
+        })
         .await?
     };
-    let c = app.control.clone();
-    let v = blocking(move || c.create_prefix(&p, &account, input, now))
-        .await?
+    let v = app
+        .control
+        .create_prefix_async(&p, &account, input, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::created(v).into_response())
 }
@@ -512,9 +524,8 @@ async fn delete_service_binding(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (p, _) = begin(&app, &headers, ip)?;
-    let c = app.control.clone();
-    blocking(move || c.delete_service_binding(&p, &account, &prefix, &id))
-        .await?
+    app.control
+        .delete_service_binding(&p, &account, &prefix, &id)
         .map_err(ctl)?;
     Ok(Success::null().into_response())
 }
@@ -553,24 +564,21 @@ async fn create_address_map(
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreateAddressMap = {
-        let (c, p, a) = (app.control.clone(), p.clone(), account.clone());
-        parse_or_probe(
-            &bytes,
-            |b| body::typed(body::json_object(b)?),
-            move || {
-                // An unparsable IP fails validation right after the access checks.
-                let probe = CreateAddressMap {
-                    ips: vec![String::new()],
-                    ..CreateAddressMap::default()
-                };
-                c.create_address_map(&p, &a, probe, now).map(drop)
-            },
-        )
+        let (c, p, a) = (&app.control, &p, &account);
+        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), async {
+            // An unparsable IP fails validation right after the access checks.
+            let probe = CreateAddressMap {
+                ips: vec![String::new()],
+                ..CreateAddressMap::default()
+            };
+            c.create_address_map_async(p, a, probe, now).await.map(drop)
+        })
         .await?
     };
-    let c = app.control.clone();
-    let v = blocking(move || c.create_address_map(&p, &account, input, now))
-        .await?
+    let v = app
+        .control
+        .create_address_map_async(&p, &account, input, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::ok(v).into_response())
 }
@@ -601,16 +609,19 @@ async fn update_address_map(
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
     let input = {
-        let (c, p, a, i) = (app.control.clone(), p.clone(), account.clone(), id.clone());
-        parse_or_probe(&bytes, parse_update_map, move || {
+        let (c, p, a, i) = (&app.control, &p, &account, &id);
+        parse_or_probe(&bytes, parse_update_map, async {
             // Removing an unparsable IP fails validation right after the access checks.
-            c.remove_address_map_ip(&p, &a, &i, "", now).map(drop)
+            c.remove_address_map_ip_async(p, a, i, "", now)
+                .await
+                .map(drop)
         })
         .await?
     };
-    let c = app.control.clone();
-    let v = blocking(move || c.update_address_map(&p, &account, &id, input, now))
-        .await?
+    let v = app
+        .control
+        .update_address_map_async(&p, &account, &id, input, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::ok(v).into_response())
 }
@@ -622,9 +633,9 @@ async fn delete_address_map(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let c = app.control.clone();
-    blocking(move || c.delete_address_map(&p, &account, &id, now))
-        .await?
+    app.control
+        .delete_address_map_async(&p, &account, &id, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::null().into_response())
 }
@@ -636,9 +647,9 @@ async fn add_ip(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let c = app.control.clone();
-    blocking(move || c.add_address_map_ip(&p, &account, &id, &addr, now))
-        .await?
+    app.control
+        .add_address_map_ip_async(&p, &account, &id, &addr, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::null().into_response())
 }
@@ -650,9 +661,9 @@ async fn remove_ip(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let c = app.control.clone();
-    blocking(move || c.remove_address_map_ip(&p, &account, &id, &addr, now))
-        .await?
+    app.control
+        .remove_address_map_ip_async(&p, &account, &id, &addr, now)
+        .await
         .map_err(ctl)?;
     Ok(Success::null().into_response())
 }
@@ -666,15 +677,14 @@ async fn membership(
     add: bool,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let c = app.control.clone();
-    blocking(move || {
-        if add {
-            c.add_address_map_membership(&p, &account, &id, kind, &member, now)
-        } else {
-            c.remove_address_map_membership(&p, &account, &id, kind, &member, now)
-        }
-    })
-    .await?
+    let c = &app.control;
+    if add {
+        c.add_address_map_membership_async(&p, &account, &id, kind, &member, now)
+            .await
+    } else {
+        c.remove_address_map_membership_async(&p, &account, &id, kind, &member, now)
+            .await
+    }
     .map_err(ctl)?;
     Ok(Success::null().into_response())
 }

@@ -26,7 +26,6 @@ struct RouteStats {
     /// One counter per bucket plus `+Inf`.
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
-    count: AtomicU64,
 }
 
 /// Request counters and latency histograms, shared by all connections.
@@ -82,7 +81,6 @@ impl Metrics {
         stats
             .sum_nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-        stats.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the request metrics in the Prometheus text exposition format (0.0.4).
@@ -114,32 +112,56 @@ impl Metrics {
         out.push_str("# TYPE inregion_http_request_duration_seconds histogram\n");
         for name in &names {
             let s = &routes[*name];
-            let route = escape(name);
-            let mut cumulative = 0;
-            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-                cumulative += s.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "inregion_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            cumulative += s.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(
+            let counts: Vec<u64> = s
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+            write_histogram(
                 out,
-                "inregion_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let sum = s.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                out,
-                "inregion_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "inregion_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                s.count.load(Ordering::Relaxed)
+                "inregion_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape(name)),
+                &LATENCY_BUCKETS,
+                &counts,
+                s.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             );
         }
     }
+}
+
+/// Writes the `_bucket`, `_sum` and `_count` lines of one histogram. `counts` holds one
+/// (non-cumulative) count per bound plus a last one for `+Inf`; `labels` is either empty
+/// or `name="value",...` without braces.
+pub fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    bounds: &[f64],
+    counts: &[u64],
+    sum: f64,
+) {
+    debug_assert_eq!(counts.len(), bounds.len() + 1);
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0;
+    for (bound, n) in bounds
+        .iter()
+        .map(|b| b.to_string())
+        .chain(["+Inf".to_owned()])
+        .zip(counts)
+    {
+        cumulative += n;
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
 }
 
 /// Escapes a label value (backslash, double quote, newline).
@@ -178,6 +200,16 @@ mod tests {
         assert!(out
             .contains("inregion_http_request_duration_seconds_bucket{route=\"/a\",le=\"+Inf\"} 3"));
         assert!(out.contains("inregion_http_request_duration_seconds_count{route=\"/a\"} 3"));
+    }
+
+    #[test]
+    fn unlabelled_histogram_has_no_braces_on_sum_and_count() {
+        let mut out = String::new();
+        write_histogram(&mut out, "h", "", &[0.5, 1.0], &[1, 0, 2], 3.5);
+        assert_eq!(
+            out,
+            "h_bucket{le=\"0.5\"} 1\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 3\nh_sum 3.5\nh_count 3\n"
+        );
     }
 
     #[test]

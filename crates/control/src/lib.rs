@@ -52,6 +52,7 @@ pub mod error;
 pub mod feed;
 pub mod inputs;
 pub mod page;
+mod pipeline;
 mod plane;
 pub mod records;
 pub mod seed;
@@ -66,9 +67,8 @@ pub use inputs::{
     UpdateBinding, WrongType,
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
-pub use plane::{
-    base_binding_id, CommitStats, ControlConfig, ControlPlane, Created, Notice, SERVICES,
-};
+pub use pipeline::{CommitStats, COMMIT_SECONDS_BUCKETS};
+pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, SERVICES};
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};

@@ -6,16 +6,17 @@
 //!  caller ──► lock writer ─► rule(spec state) ─► Err: nothing changed, return
 //!                              │ Ok(changes)
 //!                              ▼
-//!             version = next; apply to spec state; enqueue; unlock writer
+//!             version = next; apply to spec state; queue it; unlock writer
 //!                              │
-//!  leader/follower:  my slot filled? ─► yes: return its outcome
-//!                    a leader is committing? ─► wait (condvar), look again
-//!                              │ no: I am the leader
-//!                              ▼
-//!             drain queue ─► store.commit(batch)  (one transaction, one fsync)
-//!                              ▼
-//!             apply batch to read state ─► fill every slot ─► wake all waiters
+//!             wait for the ticket: `block_on` (sync methods) or `.await` (`*_async`)
+//!                              ▲
+//!  committer thread: take the whole queue ─► store.commit(batch)  (one transaction,
+//!             one fsync) ─► apply batch to read state ─► complete every ticket
 //! ```
+//!
+//! The committer is in `pipeline.rs`. Every write has a blocking method for threads and
+//! tests; the ones the HTTP layer serves also have an `_async` twin, so that a request
+//! waits for its commit without holding a thread.
 //!
 //! Two copies of the state exist: the writer's *speculative* state, which includes
 //! queued (validated, not yet durable) commits so that the next writer validates against
@@ -28,6 +29,7 @@ use crate::error::*;
 use crate::feed::{BindingCounts, BindingSnapshot, ChangeSet, InForce};
 use crate::inputs::*;
 use crate::page::{self, Page, PageRequest};
+use crate::pipeline::{block_on, lock, CommitStats, Committer, HasQueue, Queue, Ticket};
 use crate::records::*;
 use crate::seed::*;
 use crate::state::{Change, Commit, State};
@@ -42,8 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLockReadGuard};
 use std::time::Duration;
 
 /// Configuration of a [`ControlPlane`].
@@ -160,16 +161,23 @@ pub(crate) struct Ctx<'a> {
     ids: &'a mut IdGen,
 }
 
-struct Pending {
-    commit: Option<Commit>,
-    slot: Arc<OnceLock<Result<(), StoreError>>>,
-}
-
+/// The writer's side of the pipeline: everything a rule validates against, under one
+/// mutex with the queue so that validating and queueing are one critical section.
 struct Writer {
     spec: State,
-    queue: Vec<Pending>,
+    queue: Queue,
     next_version: u64,
     ids: IdGen,
+}
+
+impl HasQueue for Writer {
+    fn queue(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
+    fn reset_to(&mut self, durable: &State) {
+        self.spec = durable.clone();
+        self.next_version = durable.version + 1;
+    }
 }
 
 /// Managed regions, resolved once.
@@ -179,29 +187,13 @@ struct Managed {
 }
 
 /// The control plane. `Send + Sync`: share it with `Arc`. See the module docs for the
-/// write path; reads take a shared lock on the durable in-memory state.
+/// write path; reads take a shared lock on the durable in-memory state. Dropping it
+/// commits whatever is still queued, then stops the committer thread.
 pub struct ControlPlane {
     config: ControlConfig,
     managed: Managed,
-    read: RwLock<State>,
-    writer: Mutex<Writer>,
-    committer: Mutex<Box<dyn Store>>,
-    /// True while a leader is committing a batch.
-    leader: Mutex<bool>,
-    /// Signalled when a leader has finished a batch.
-    leader_done: Condvar,
+    pipe: Committer<Writer>,
     store_kind: &'static str,
-    batches: AtomicU64,
-    commits: AtomicU64,
-}
-
-/// Group-commit counters since the control plane was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CommitStats {
-    /// Successful calls to [`Store::commit`] (one transaction and one fsync each).
-    pub batches: u64,
-    /// Operations committed by them; `commits / batches` is the mean batch size.
-    pub commits: u64,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -211,12 +203,6 @@ impl std::fmt::Debug for ControlPlane {
             .field("version", &self.version())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking rule cannot leave a half-applied state behind (rules are pure and the
-    // state is changed only by `apply_commit`), so a poisoned lock is safe to reuse.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The permission requirement of an operation.
@@ -427,21 +413,17 @@ impl ControlPlane {
             Some(s) => IdGen::Seeded(Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(s))),
             None => IdGen::Random,
         };
+        let store_kind = store.kind();
+        let writer = Writer {
+            spec: state.clone(),
+            queue: Queue::default(),
+            next_version: version + 1,
+            ids,
+        };
         Ok(Self {
-            store_kind: store.kind(),
+            store_kind,
             managed: Managed { by_key, key_by_id },
-            writer: Mutex::new(Writer {
-                spec: state.clone(),
-                queue: Vec::new(),
-                next_version: version + 1,
-                ids,
-            }),
-            read: RwLock::new(state),
-            committer: Mutex::new(store),
-            leader: Mutex::new(false),
-            leader_done: Condvar::new(),
-            batches: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
+            pipe: Committer::start(store, state, writer)?,
             config,
         })
     }
@@ -464,10 +446,7 @@ impl ControlPlane {
 
     /// Group-commit counters (batches and operations committed).
     pub fn commit_stats(&self) -> CommitStats {
-        CommitStats {
-            batches: self.batches.load(Ordering::Relaxed),
-            commits: self.commits.load(Ordering::Relaxed),
-        }
+        self.pipe.shared().stats()
     }
 
     /// The store's kind (`sqlite`, `memory`).
@@ -476,7 +455,7 @@ impl ControlPlane {
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
-        self.read.read().unwrap_or_else(|e| e.into_inner())
+        self.pipe.shared().read_state()
     }
 
     fn with_rules<R>(&self, f: impl FnOnce(&Rules<'_>) -> R) -> R {
@@ -490,116 +469,64 @@ impl ControlPlane {
 
     /// Runs a rule against the speculative state and, if it yields changes, commits them
     /// durably (group commit). Returns once the commit is durable, or with the rule's
-    /// error having changed nothing.
+    /// error having changed nothing. Blocks the calling thread; async callers use
+    /// [`Self::submit_async`].
     fn submit<R, E: From<StoreError>>(
         &self,
         rule: impl FnOnce(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
     ) -> Result<R, E> {
-        let slot = Arc::new(OnceLock::new());
-        let out = {
-            let mut w = lock(&self.writer);
-            let w = &mut *w;
-            let version = w.next_version;
-            let (changes, out) = rule(
-                &Rules {
-                    cfg: &self.config,
-                    managed: &self.managed,
-                    st: &w.spec,
-                },
-                &mut Ctx {
-                    version,
-                    ids: &mut w.ids,
-                },
-            )?;
-            let commit = if changes.is_empty() {
-                // A no-op still waits for everything queued before it, so that what it
-                // returned (read from the speculative state) is durable.
-                None
-            } else {
-                let c = Commit { version, changes };
-                w.spec.apply_commit(&c);
-                w.next_version += 1;
-                Some(c)
-            };
-            if commit.is_none() && w.queue.is_empty() {
-                return Ok(out);
-            }
-            w.queue.push(Pending {
-                commit,
-                slot: slot.clone(),
-            });
-            out
-        };
-        self.await_durable(&slot)?;
+        block_on(self.submit_async(rule))
+    }
+
+    /// [`Self::submit`] without blocking: the rule runs at the first poll, and the
+    /// future then waits for the committer thread.
+    async fn submit_async<R, E: From<StoreError>>(
+        &self,
+        rule: impl FnOnce(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<R, E> {
+        let (out, ticket) = self.enqueue(rule)?;
+        if let Some(t) = ticket {
+            t.await?;
+        }
         Ok(out)
     }
 
-    /// Leader/follower group commit (module docs). Followers wait on a condition
-    /// variable, not on the store's mutex, so that when a batch is durable all its
-    /// writers wake at once and can queue their next operation while the next leader's
-    /// fsync runs (waking them one by one behind the store mutex kept batches tiny).
-    fn await_durable(&self, slot: &OnceLock<Result<(), StoreError>>) -> Result<(), StoreError> {
-        loop {
-            if let Some(r) = slot.get() {
-                return r.clone();
+    /// Validates and queues: the rule runs against the speculative state, its changes are
+    /// applied to it and queued for the committer. `None` when there is nothing to wait
+    /// for (a no-op with nothing queued before it).
+    fn enqueue<R, E>(
+        &self,
+        rule: impl FnOnce(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
+    ) -> Result<(R, Option<Ticket>), E> {
+        let shared = self.pipe.shared();
+        let mut w = lock(&shared.writer);
+        let w = &mut *w;
+        let version = w.next_version;
+        let (changes, out) = rule(
+            &Rules {
+                cfg: &self.config,
+                managed: &self.managed,
+                st: &w.spec,
+            },
+            &mut Ctx {
+                version,
+                ids: &mut w.ids,
+            },
+        )?;
+        let commit = if changes.is_empty() {
+            // A no-op still waits for everything queued before it, so that what it
+            // returned (read from the speculative state) is durable.
+            if w.queue.is_empty() {
+                return Ok((out, None));
             }
-            let mut leading = lock(&self.leader);
-            if let Some(r) = slot.get() {
-                return r.clone();
-            }
-            if *leading {
-                // Someone is committing; our item is either in that batch or queued for
-                // the next one. Wait for the batch to finish, then look again.
-                drop(
-                    self.leader_done
-                        .wait(leading)
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
-                continue;
-            }
-            *leading = true;
-            drop(leading);
-            self.lead_one_batch();
-            *lock(&self.leader) = false;
-            self.leader_done.notify_all();
-        }
-    }
-
-    /// Commits everything queued as one batch and fills every slot in it.
-    fn lead_one_batch(&self) {
-        let mut store = lock(&self.committer);
-        let batch = std::mem::take(&mut lock(&self.writer).queue);
-        let commits: Vec<&Commit> = batch.iter().filter_map(|p| p.commit.as_ref()).collect();
-        let result = store.commit(&commits);
-        match &result {
-            Ok(()) => {
-                self.batches.fetch_add(1, Ordering::Relaxed);
-                self.commits
-                    .fetch_add(commits.len() as u64, Ordering::Relaxed);
-                let mut st = self.read.write().unwrap_or_else(|e| e.into_inner());
-                for c in &commits {
-                    st.apply_commit(c);
-                }
-                drop(st);
-                for p in &batch {
-                    let _ = p.slot.set(Ok(()));
-                }
-            }
-            Err(e) => {
-                // Everything queued behind the failed batch was validated against it:
-                // fail it too and rebuild the speculative state from the durable one.
-                let mut w = lock(&self.writer);
-                let later = std::mem::take(&mut w.queue);
-                let st = self.read_state();
-                w.spec = st.clone();
-                w.next_version = st.version + 1;
-                drop(st);
-                drop(w);
-                for p in batch.iter().chain(later.iter()) {
-                    let _ = p.slot.set(Err(e.clone()));
-                }
-            }
-        }
+            None
+        } else {
+            let c = Commit { version, changes };
+            w.spec.apply_commit(&c);
+            w.next_version += 1;
+            Some(c)
+        };
+        Ok((out, Some(shared.push(w, commit))))
     }
 
     // ------------------------------------------------------------------ auth
@@ -754,7 +681,19 @@ impl ControlPlane {
         input: CreateBinding,
         now: Timestamp,
     ) -> Result<Created<Binding>, CreateBindingError> {
-        self.submit(|r, ctx| {
+        block_on(self.create_binding_async(p, account, input, now))
+    }
+
+    /// [`Self::create_binding`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn create_binding_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        input: CreateBinding,
+        now: Timestamp,
+    ) -> Result<Created<Binding>, CreateBindingError> {
+        self.submit_async(|r, ctx| {
             let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
             // Input validation: presence, then syntax.
             let prefix_id =
@@ -838,6 +777,7 @@ impl ControlPlane {
                 },
             ))
         })
+        .await
     }
 
     /// `PATCH /dls/regional_services/prefix_bindings/{id}` (§5.6). A different region
@@ -851,7 +791,20 @@ impl ControlPlane {
         input: UpdateBinding,
         now: Timestamp,
     ) -> Result<Binding, PatchBindingError> {
-        self.submit(|r, ctx| {
+        block_on(self.patch_binding_async(p, account, id, input, now))
+    }
+
+    /// [`Self::patch_binding`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn patch_binding_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        id: &str,
+        input: UpdateBinding,
+        now: Timestamp,
+    ) -> Result<Binding, PatchBindingError> {
+        self.submit_async(|r, ctx| {
             let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
             if let Some(f) = input.other_fields.first() {
                 return Err(PatchBindingError::UnexpectedField(f.clone()));
@@ -878,6 +831,7 @@ impl ControlPlane {
             let view = nb.view();
             Ok((vec![Change::Binding(nb)], view))
         })
+        .await
     }
 
     /// `DELETE /dls/regional_services/prefix_bindings/{id}` (§5.7). Gone from the API at
@@ -889,7 +843,19 @@ impl ControlPlane {
         id: &str,
         now: Timestamp,
     ) -> Result<(), DeleteBindingError> {
-        self.submit(|r, ctx| {
+        block_on(self.delete_binding_async(p, account, id, now))
+    }
+
+    /// [`Self::delete_binding`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn delete_binding_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<(), DeleteBindingError> {
+        self.submit_async(|r, ctx| {
             let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
             let b = r
                 .live_binding(&acct.id, id)
@@ -901,6 +867,7 @@ impl ControlPlane {
             nb.version = ctx.version;
             Ok((vec![Change::Binding(nb)], ()))
         })
+        .await
     }
 
     // ------------------------------------------------------------------ Addressing
@@ -949,7 +916,19 @@ impl ControlPlane {
         input: CreatePrefix,
         now: Timestamp,
     ) -> Result<PrefixView, CreatePrefixError> {
-        self.submit(|r, ctx| {
+        block_on(self.create_prefix_async(p, account, input, now))
+    }
+
+    /// [`Self::create_prefix`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn create_prefix_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        input: CreatePrefix,
+        now: Timestamp,
+    ) -> Result<PrefixView, CreatePrefixError> {
+        self.submit_async(|r, ctx| {
             let acct = r.access(p, account, PREFIX_WRITE, &[])?;
             let cidr = non_empty(&input.cidr).ok_or(CreatePrefixError::MissingField("cidr"))?;
             let asn = input.asn.ok_or(CreatePrefixError::MissingField("asn"))?;
@@ -975,6 +954,7 @@ impl ControlPlane {
             let v = pr.view();
             Ok((vec![Change::Prefix(pr)], v))
         })
+        .await
     }
 
     /// `GET /addressing/services`.
@@ -1081,7 +1061,19 @@ impl ControlPlane {
         input: CreateAddressMap,
         now: Timestamp,
     ) -> Result<AddressMap, CreateAddressMapError> {
-        self.submit(|r, ctx| {
+        block_on(self.create_address_map_async(p, account, input, now))
+    }
+
+    /// [`Self::create_address_map`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn create_address_map_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        input: CreateAddressMap,
+        now: Timestamp,
+    ) -> Result<AddressMap, CreateAddressMapError> {
+        self.submit_async(|r, ctx| {
             let acct = r.access(p, account, MAP_WRITE, &[])?;
             let mut ips: Vec<AddressMapIp> = Vec::new();
             for (index, raw) in input.ips.iter().enumerate() {
@@ -1136,6 +1128,7 @@ impl ControlPlane {
             };
             Ok((vec![Change::AddressMap(map.clone())], map))
         })
+        .await
     }
 
     /// `GET /addressing/address_maps` (by creation time).
@@ -1173,7 +1166,8 @@ impl ControlPlane {
         })
     }
 
-    fn map_write(
+    /// Loads an address map, lets `edit` change it and commits it if it changed.
+    async fn map_write_async(
         &self,
         p: &Principal,
         account: &str,
@@ -1181,7 +1175,7 @@ impl ControlPlane {
         now: Timestamp,
         edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, AddressMapError>,
     ) -> Result<AddressMap, AddressMapError> {
-        self.submit(|r, _ctx| {
+        self.submit_async(|r, _ctx| {
             let acct = r.access(p, account, MAP_WRITE, &[])?;
             let mut m = r
                 .map(&acct.id, map_id)
@@ -1193,6 +1187,7 @@ impl ControlPlane {
             m.modified_at = now;
             Ok((vec![Change::AddressMap(m.clone())], m))
         })
+        .await
     }
 
     /// `PATCH /addressing/address_maps/{id}` (description, enabled, default_sni). Never
@@ -1205,7 +1200,20 @@ impl ControlPlane {
         input: UpdateAddressMap,
         now: Timestamp,
     ) -> Result<AddressMap, AddressMapError> {
-        self.map_write(p, account, map_id, now, |_, m| {
+        block_on(self.update_address_map_async(p, account, map_id, input, now))
+    }
+
+    /// [`Self::update_address_map`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn update_address_map_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        input: UpdateAddressMap,
+        now: Timestamp,
+    ) -> Result<AddressMap, AddressMapError> {
+        self.map_write_async(p, account, map_id, now, |_, m| {
             let before = m.clone();
             if let Some(d) = input.description {
                 m.description = d;
@@ -1225,6 +1233,7 @@ impl ControlPlane {
             }
             Ok(*m != before)
         })
+        .await
     }
 
     /// `DELETE /addressing/address_maps/{id}`: the map must be disabled (400 / 1304).
@@ -1235,7 +1244,19 @@ impl ControlPlane {
         map_id: &str,
         _now: Timestamp,
     ) -> Result<(), AddressMapError> {
-        self.submit(|r, _ctx| {
+        block_on(self.delete_address_map_async(p, account, map_id, _now))
+    }
+
+    /// [`Self::delete_address_map`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn delete_address_map_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        _now: Timestamp,
+    ) -> Result<(), AddressMapError> {
+        self.submit_async(|r, _ctx| {
             let acct = r.access(p, account, MAP_WRITE, &[])?;
             let m = r
                 .map(&acct.id, map_id)
@@ -1248,6 +1269,7 @@ impl ControlPlane {
             }
             Ok((vec![Change::DeleteAddressMap(m.id.clone())], ()))
         })
+        .await
     }
 
     /// `PUT /addressing/address_maps/{id}/ips/{ip}`: gated (§9, 409 / 1301); the IP must
@@ -1260,7 +1282,20 @@ impl ControlPlane {
         ip: &str,
         now: Timestamp,
     ) -> Result<AddressMap, AddIpError> {
-        self.submit(|r, _ctx| {
+        block_on(self.add_address_map_ip_async(p, account, map_id, ip, now))
+    }
+
+    /// [`Self::add_address_map_ip`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn add_address_map_ip_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        ip: &str,
+        now: Timestamp,
+    ) -> Result<AddressMap, AddIpError> {
+        self.submit_async(|r, _ctx| {
             let acct = r.access(p, account, MAP_WRITE, &[])?;
             let mut m = r
                 .map(&acct.id, map_id)
@@ -1277,6 +1312,7 @@ impl ControlPlane {
             m.modified_at = now;
             Ok((vec![Change::AddressMap(m.clone())], m))
         })
+        .await
     }
 
     /// `DELETE /addressing/address_maps/{id}/ips/{ip}` (never gated).
@@ -1288,7 +1324,20 @@ impl ControlPlane {
         ip: &str,
         now: Timestamp,
     ) -> Result<AddressMap, AddressMapError> {
-        self.map_write(p, account, map_id, now, |_, m| {
+        block_on(self.remove_address_map_ip_async(p, account, map_id, ip, now))
+    }
+
+    /// [`Self::remove_address_map_ip`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn remove_address_map_ip_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        ip: &str,
+        now: Timestamp,
+    ) -> Result<AddressMap, AddressMapError> {
+        self.map_write_async(p, account, map_id, now, |_, m| {
             let addr = parse_ip_strict(ip).ok_or_else(|| {
                 AddressMapError::Invalid(format!("{ip:?} is not a valid IP address"))
             })?;
@@ -1299,6 +1348,7 @@ impl ControlPlane {
             }
             Ok(true)
         })
+        .await
     }
 
     /// `PUT /addressing/address_maps/{id}/zones/{zone}` or `.../accounts/{account}`.
@@ -1311,7 +1361,21 @@ impl ControlPlane {
         identifier: &str,
         now: Timestamp,
     ) -> Result<AddressMap, AddressMapError> {
-        self.map_write(p, account, map_id, now, |_, m| {
+        block_on(self.add_address_map_membership_async(p, account, map_id, kind, identifier, now))
+    }
+
+    /// [`Self::add_address_map_membership`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn add_address_map_membership_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        kind: MembershipKind,
+        identifier: &str,
+        now: Timestamp,
+    ) -> Result<AddressMap, AddressMapError> {
+        self.map_write_async(p, account, map_id, now, |_, m| {
             if AccountId::parse(identifier).is_err() {
                 return Err(AddressMapError::Invalid(format!(
                     "identifier {identifier:?} must be 32 hex characters"
@@ -1331,6 +1395,7 @@ impl ControlPlane {
             });
             Ok(true)
         })
+        .await
     }
 
     /// `DELETE /addressing/address_maps/{id}/zones/{zone}` or `.../accounts/{account}`.
@@ -1343,7 +1408,23 @@ impl ControlPlane {
         identifier: &str,
         now: Timestamp,
     ) -> Result<AddressMap, AddressMapError> {
-        self.map_write(p, account, map_id, now, |_, m| {
+        block_on(
+            self.remove_address_map_membership_async(p, account, map_id, kind, identifier, now),
+        )
+    }
+
+    /// [`Self::remove_address_map_membership`] for async callers: queues the write and waits for the committer
+    /// without blocking the thread.
+    pub async fn remove_address_map_membership_async(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        kind: MembershipKind,
+        identifier: &str,
+        now: Timestamp,
+    ) -> Result<AddressMap, AddressMapError> {
+        self.map_write_async(p, account, map_id, now, |_, m| {
             let n = m.memberships.len();
             m.memberships
                 .retain(|x| !(x.kind == kind && x.identifier == identifier));
@@ -1352,6 +1433,7 @@ impl ControlPlane {
             }
             Ok(true)
         })
+        .await
     }
 
     // ------------------------------------------------------------------ admin / seeding
