@@ -667,9 +667,18 @@ impl Edge {
         flags: TcpFlags,
         now: SimTime,
     ) -> Decision {
-        if !flags.ends_flow() {
-            return self.decide(ingress, flow, now);
+        if flags.ends_flow() {
+            self.last_packet(ingress, flow, now)
+        } else {
+            self.decide(ingress, flow, now)
         }
+    }
+
+    /// Decides the last packet of `flow` (a TCP FIN/RST, or the end of a UDP exchange
+    /// as the caller knows it) and ends the flow, in one flow-table probe: a pinned flow
+    /// gets its pinned decision and loses its pin; an unknown one is decided fresh and
+    /// not pinned.
+    pub fn last_packet(&mut self, ingress: DcId, flow: &FlowKey, now: SimTime) -> Decision {
         let i = ingress.index();
         let snap = self.tables[i].refresh(&mut self.snapshots[i]);
         let ft = &mut self.flows[i];

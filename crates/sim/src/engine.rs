@@ -39,7 +39,7 @@ use crate::workload::{FlowGenerator, Protocol};
 use crate::world::{filtered_reference, resolve_clients, resolve_place, ClientPoint};
 use inregion_edge::{
     AffinityMode, DcId, Decision, DelayDistribution, Edge, EdgeConfig, FlowKey, FlowTableConfig,
-    ResetReason, TcpFlags, Topology, Verdict,
+    ResetReason, Topology, Verdict,
 };
 use inregion_model::{GeoPoint, ReferenceData};
 use ipnet::IpNet;
@@ -208,7 +208,6 @@ struct Open {
     verdict: Verdict,
     table_version: u64,
     epoch: u32,
-    tcp: bool,
 }
 
 /// Open flows: a slab of [`Open`] and a min-heap of `(end, id, slot)`.
@@ -663,13 +662,9 @@ impl Simulation {
             if end_t == t {
                 // ---- a flow's last packet ----------------------------------------------
                 let o = open.pop().expect("peeked");
-                let d_end = if o.tcp {
-                    self.edge.packet(o.ingress, &o.key, TcpFlags::FIN, et(now))
-                } else {
-                    let d = self.edge.decide(o.ingress, &o.key, et(now));
-                    self.edge.flow_end(o.ingress, &o.key, et(now));
-                    d
-                };
+                // A TCP flow ends with its FIN, a UDP flow with its last packet: either
+                // way the edge decides it and drops the pin in one call.
+                let d_end = self.edge.last_packet(o.ingress, &o.key, et(now));
                 let b = ((t / bucket_ns) as usize).min(buckets - 1);
                 match d_end.verdict {
                     Verdict::Reset(ResetReason::BindingChanged) => {
@@ -887,7 +882,6 @@ impl Simulation {
                             verdict: d.verdict,
                             table_version: d.table_version,
                             epoch,
-                            tcp: f.protocol == Protocol::Tcp,
                         },
                     );
                     c.peak_open_flows = c.peak_open_flows.max(open.len() as u64);

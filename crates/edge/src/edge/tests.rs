@@ -217,6 +217,24 @@ fn fin_rst_flow_end_and_idle_expiry() {
     );
     assert_eq!(e.flow_end(DcId(2), &f, t), None);
 
+    // The last packet of a UDP exchange: the pinned decision, and the pin goes, in one
+    // call; an unknown flow's last packet is decided but not pinned.
+    let u = FlowKey::v4(
+        Protocol::UDP,
+        Ipv4Addr::new(198, 51, 100, 1),
+        5353,
+        [203, 0, 113, 1].into(),
+        443,
+    );
+    let first = e.decide(DcId(2), &u, t);
+    assert_eq!(e.flow_stats(DcId(2)).live, 1);
+    let last = e.last_packet(DcId(2), &u, t);
+    assert!(last.established);
+    assert_eq!(last.processed_at, first.processed_at);
+    assert_eq!(e.flow_stats(DcId(2)).live, 0);
+    assert!(!e.last_packet(DcId(2), &u, t).established);
+    assert_eq!(e.flow_stats(DcId(2)).live, 0);
+
     // Idle expiry, lazily at lookup ...
     e.decide(DcId(2), &f, t);
     assert!(e.decide(DcId(2), &f, SimTime::from_secs(11)).established);
