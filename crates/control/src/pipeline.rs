@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  writer (any thread, or an async task):
-//!    lock queue ─► rule ─► apply to the speculative state ─► push Pending ─► unlock
+//!    lock queue ─► rule ─► apply to speculative state ─► push Pending ─► unlock
 //!        │                       (wake the committer if the queue was empty)
 //!        ▼
 //!    Ticket ─► .await (async handlers)  or  block_on (sync callers)

@@ -380,6 +380,32 @@ impl<'a> Rules<'a> {
     }
 }
 
+/// Defines a write operation twice from one signature and body: `$name`, which blocks
+/// the calling thread until the write is durable, and `$async_name`, which returns a
+/// future that waits for it without holding a thread (what the HTTP server uses). The
+/// body is the async one; the blocking form runs it with [`block_on`].
+macro_rules! write_op {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident / $async_name:ident (
+            &$self:ident,
+            $($arg:ident : $ty:ty),* $(,)?
+        ) -> $ret:ty $body:block
+    ) => {
+        $(#[$doc])*
+        pub fn $name(&$self, $($arg: $ty),*) -> $ret {
+            block_on($self.$async_name($($arg),*))
+        }
+
+        #[doc = concat!(
+            "[`Self::", stringify!($name), "`] for async callers: validates and queues ",
+            "the write at the first poll, then waits for the committer without holding a ",
+            "thread."
+        )]
+        pub async fn $async_name(&$self, $($arg: $ty),*) -> $ret $body
+    };
+}
+
 impl ControlPlane {
     /// Opens a control plane over `store`, loading everything it holds.
     pub fn open(mut store: Box<dyn Store>, config: ControlConfig) -> Result<Self, StoreError> {
@@ -671,203 +697,172 @@ impl ControlPlane {
         })
     }
 
-    /// `POST /dls/regional_services/prefix_bindings` (§5.5, §7). The binding starts
-    /// `provisioning` and becomes active after the propagation delay. A `1200` notice is
-    /// added when addresses in the CIDR are already on an address map.
-    pub fn create_binding(
-        &self,
-        p: &Principal,
-        account: &str,
-        input: CreateBinding,
-        now: Timestamp,
-    ) -> Result<Created<Binding>, CreateBindingError> {
-        block_on(self.create_binding_async(p, account, input, now))
-    }
-
-    /// [`Self::create_binding`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn create_binding_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        input: CreateBinding,
-        now: Timestamp,
-    ) -> Result<Created<Binding>, CreateBindingError> {
-        self.submit_async(|r, ctx| {
-            let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
-            // Input validation: presence, then syntax.
-            let prefix_id =
-                non_empty(&input.prefix_id).ok_or(CreateBindingError::MissingField("prefix_id"))?;
-            let cidr_text =
-                non_empty(&input.cidr).ok_or(CreateBindingError::MissingField("cidr"))?;
-            let key_text = non_empty(&input.region_key)
-                .ok_or(CreateBindingError::MissingField("region_key"))?;
-            let key = RegionKey::parse(key_text)
-                .map_err(|_| CreateBindingError::BadRegionKey(key_text.to_owned()))?;
-            let cidr = Cidr::parse_strict(cidr_text)?;
-            // Existence.
-            let prefix = r
-                .prefix(&acct.id, prefix_id)
-                .ok_or_else(|| CreateBindingError::UnknownPrefix(prefix_id.to_owned()))?;
-            if prefix.approved != Approval::Approved {
-                return Err(CreateBindingError::PrefixNotApproved(prefix.id.to_string()));
-            }
-            let whole_prefix = cidr == prefix.cidr;
-            if !whole_prefix && !prefix.cidr.strictly_contains(&cidr) {
-                return Err(CreateBindingError::OutsidePrefix {
-                    cidr,
-                    prefix: prefix.cidr,
-                });
-            }
-            if !r.region_available(&acct.id, &key) {
-                return Err(CreateBindingError::UnknownRegion(key_text.to_owned()));
-            }
-            // Conflicts.
-            if whole_prefix || r.st.live_by_cidr.contains_key(&(prefix.id.clone(), cidr)) {
-                return Err(CreateBindingError::Conflict(cidr));
-            }
-            if let Some(limit) = r.cfg.max_bindings_per_prefix {
-                let n = r.st.live_by_prefix.get(&prefix.id).map_or(0, |s| s.len());
-                if n >= limit {
-                    return Err(CreateBindingError::TooManyBindings {
-                        prefix: prefix.id.to_string(),
-                        limit,
+    write_op! {
+        /// `POST /dls/regional_services/prefix_bindings` (§5.5, §7). The binding starts
+        /// `provisioning` and becomes active after the propagation delay. A `1200` notice is
+        /// added when addresses in the CIDR are already on an address map.
+        fn create_binding / create_binding_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            input: CreateBinding,
+            now: Timestamp,
+        ) -> Result<Created<Binding>, CreateBindingError> {
+            self.submit_async(|r, ctx| {
+                let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
+                // Input validation: presence, then syntax.
+                let prefix_id = non_empty(&input.prefix_id)
+                    .ok_or(CreateBindingError::MissingField("prefix_id"))?;
+                let cidr_text =
+                    non_empty(&input.cidr).ok_or(CreateBindingError::MissingField("cidr"))?;
+                let key_text = non_empty(&input.region_key)
+                    .ok_or(CreateBindingError::MissingField("region_key"))?;
+                let key = RegionKey::parse(key_text)
+                    .map_err(|_| CreateBindingError::BadRegionKey(key_text.to_owned()))?;
+                let cidr = Cidr::parse_strict(cidr_text)?;
+                // Existence.
+                let prefix = r
+                    .prefix(&acct.id, prefix_id)
+                    .ok_or_else(|| CreateBindingError::UnknownPrefix(prefix_id.to_owned()))?;
+                if prefix.approved != Approval::Approved {
+                    return Err(CreateBindingError::PrefixNotApproved(prefix.id.to_string()));
+                }
+                let whole_prefix = cidr == prefix.cidr;
+                if !whole_prefix && !prefix.cidr.strictly_contains(&cidr) {
+                    return Err(CreateBindingError::OutsidePrefix {
+                        cidr,
+                        prefix: prefix.cidr,
                     });
                 }
-            }
-            let rec = BindingRecord {
-                id: BindingId::from_uuid(ctx.ids.uuid()),
-                account_id: acct.id.clone(),
-                prefix_id: prefix.id.clone(),
-                cidr,
-                region: key,
-                previous_region: None,
-                created_at: now,
-                changed_at: now,
-                active_at: now.plus(r.cfg.propagation_delay),
-                deleted_at: None,
-                gone_at: None,
-                version: ctx.version,
-            };
-            let mut messages = Vec::new();
-            let in_use =
-                r.st.maps_by_account
-                    .get(&acct.id)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| r.st.maps.get(id))
-                    .flat_map(|m| m.ips.iter())
-                    .find(|ip| cidr.contains_ip(ip.ip));
-            if let Some(ip) = in_use {
-                messages.push(Notice {
-                    code: 1200,
-                    message: format!(
-                        "addresses in {cidr} (e.g. {}) are already on an address map; \
-                         traffic to them may be reset while the binding propagates",
-                        canonical_ip(ip.ip)
-                    ),
-                });
-            }
-            let view = rec.view();
-            Ok((
-                vec![Change::Binding(rec)],
-                Created {
-                    result: view,
-                    messages,
-                },
-            ))
-        })
-        .await
+                if !r.region_available(&acct.id, &key) {
+                    return Err(CreateBindingError::UnknownRegion(key_text.to_owned()));
+                }
+                // Conflicts.
+                if whole_prefix || r.st.live_by_cidr.contains_key(&(prefix.id.clone(), cidr)) {
+                    return Err(CreateBindingError::Conflict(cidr));
+                }
+                if let Some(limit) = r.cfg.max_bindings_per_prefix {
+                    let n = r.st.live_by_prefix.get(&prefix.id).map_or(0, |s| s.len());
+                    if n >= limit {
+                        return Err(CreateBindingError::TooManyBindings {
+                            prefix: prefix.id.to_string(),
+                            limit,
+                        });
+                    }
+                }
+                let rec = BindingRecord {
+                    id: BindingId::from_uuid(ctx.ids.uuid()),
+                    account_id: acct.id.clone(),
+                    prefix_id: prefix.id.clone(),
+                    cidr,
+                    region: key,
+                    previous_region: None,
+                    created_at: now,
+                    changed_at: now,
+                    active_at: now.plus(r.cfg.propagation_delay),
+                    deleted_at: None,
+                    gone_at: None,
+                    version: ctx.version,
+                };
+                let mut messages = Vec::new();
+                let in_use =
+                    r.st.maps_by_account
+                        .get(&acct.id)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|id| r.st.maps.get(id))
+                        .flat_map(|m| m.ips.iter())
+                        .find(|ip| cidr.contains_ip(ip.ip));
+                if let Some(ip) = in_use {
+                    messages.push(Notice {
+                        code: 1200,
+                        message: format!(
+                            "addresses in {cidr} (e.g. {}) are already on an address map; \
+                             traffic to them may be reset while the binding propagates",
+                            canonical_ip(ip.ip)
+                        ),
+                    });
+                }
+                let view = rec.view();
+                Ok((
+                    vec![Change::Binding(rec)],
+                    Created {
+                        result: view,
+                        messages,
+                    },
+                ))
+            })
+            .await
+        }
     }
 
-    /// `PATCH /dls/regional_services/prefix_bindings/{id}` (§5.6). A different region
-    /// restarts propagation; the data plane keeps the region in force now until the new
-    /// one has propagated. The same region is a no-op.
-    pub fn patch_binding(
-        &self,
-        p: &Principal,
-        account: &str,
-        id: &str,
-        input: UpdateBinding,
-        now: Timestamp,
-    ) -> Result<Binding, PatchBindingError> {
-        block_on(self.patch_binding_async(p, account, id, input, now))
+    write_op! {
+        /// `PATCH /dls/regional_services/prefix_bindings/{id}` (§5.6). A different region
+        /// restarts propagation; the data plane keeps the region in force now until the new
+        /// one has propagated. The same region is a no-op.
+        fn patch_binding / patch_binding_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            id: &str,
+            input: UpdateBinding,
+            now: Timestamp,
+        ) -> Result<Binding, PatchBindingError> {
+            self.submit_async(|r, ctx| {
+                let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
+                if let Some(f) = input.other_fields.first() {
+                    return Err(PatchBindingError::UnexpectedField(f.clone()));
+                }
+                let key_text = non_empty(&input.region_key)
+                    .ok_or(PatchBindingError::MissingField("region_key"))?;
+                let key = RegionKey::parse(key_text)
+                    .map_err(|_| PatchBindingError::BadRegionKey(key_text.to_owned()))?;
+                let b = r
+                    .live_binding(&acct.id, id)
+                    .ok_or_else(|| PatchBindingError::NotFound(id.to_owned()))?;
+                if !r.region_available(&acct.id, &key) {
+                    return Err(PatchBindingError::UnknownRegion(key_text.to_owned()));
+                }
+                if b.region == key {
+                    return Ok((Vec::new(), b.view()));
+                }
+                let mut nb = b.clone();
+                nb.previous_region = b.region_in_force(now).cloned();
+                nb.region = key;
+                nb.changed_at = now.max(b.created_at);
+                nb.active_at = nb.changed_at.plus(r.cfg.propagation_delay);
+                nb.version = ctx.version;
+                let view = nb.view();
+                Ok((vec![Change::Binding(nb)], view))
+            })
+            .await
+        }
     }
 
-    /// [`Self::patch_binding`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn patch_binding_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        id: &str,
-        input: UpdateBinding,
-        now: Timestamp,
-    ) -> Result<Binding, PatchBindingError> {
-        self.submit_async(|r, ctx| {
-            let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
-            if let Some(f) = input.other_fields.first() {
-                return Err(PatchBindingError::UnexpectedField(f.clone()));
-            }
-            let key_text = non_empty(&input.region_key)
-                .ok_or(PatchBindingError::MissingField("region_key"))?;
-            let key = RegionKey::parse(key_text)
-                .map_err(|_| PatchBindingError::BadRegionKey(key_text.to_owned()))?;
-            let b = r
-                .live_binding(&acct.id, id)
-                .ok_or_else(|| PatchBindingError::NotFound(id.to_owned()))?;
-            if !r.region_available(&acct.id, &key) {
-                return Err(PatchBindingError::UnknownRegion(key_text.to_owned()));
-            }
-            if b.region == key {
-                return Ok((Vec::new(), b.view()));
-            }
-            let mut nb = b.clone();
-            nb.previous_region = b.region_in_force(now).cloned();
-            nb.region = key;
-            nb.changed_at = now.max(b.created_at);
-            nb.active_at = nb.changed_at.plus(r.cfg.propagation_delay);
-            nb.version = ctx.version;
-            let view = nb.view();
-            Ok((vec![Change::Binding(nb)], view))
-        })
-        .await
-    }
-
-    /// `DELETE /dls/regional_services/prefix_bindings/{id}` (§5.7). Gone from the API at
-    /// once; the data plane keeps what was in force until the deletion has propagated.
-    pub fn delete_binding(
-        &self,
-        p: &Principal,
-        account: &str,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<(), DeleteBindingError> {
-        block_on(self.delete_binding_async(p, account, id, now))
-    }
-
-    /// [`Self::delete_binding`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn delete_binding_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<(), DeleteBindingError> {
-        self.submit_async(|r, ctx| {
-            let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
-            let b = r
-                .live_binding(&acct.id, id)
-                .ok_or_else(|| DeleteBindingError::NotFound(id.to_owned()))?;
-            let mut nb = b.clone();
-            let at = now.max(b.changed_at);
-            nb.deleted_at = Some(at);
-            nb.gone_at = Some(at.plus(r.cfg.propagation_delay));
-            nb.version = ctx.version;
-            Ok((vec![Change::Binding(nb)], ()))
-        })
-        .await
+    write_op! {
+        /// `DELETE /dls/regional_services/prefix_bindings/{id}` (§5.7). Gone from the API at
+        /// once; the data plane keeps what was in force until the deletion has propagated.
+        fn delete_binding / delete_binding_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            id: &str,
+            now: Timestamp,
+        ) -> Result<(), DeleteBindingError> {
+            self.submit_async(|r, ctx| {
+                let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
+                let b = r
+                    .live_binding(&acct.id, id)
+                    .ok_or_else(|| DeleteBindingError::NotFound(id.to_owned()))?;
+                let mut nb = b.clone();
+                let at = now.max(b.changed_at);
+                nb.deleted_at = Some(at);
+                nb.gone_at = Some(at.plus(r.cfg.propagation_delay));
+                nb.version = ctx.version;
+                Ok((vec![Change::Binding(nb)], ()))
+            })
+            .await
+        }
     }
 
     // ------------------------------------------------------------------ Addressing
@@ -907,54 +902,44 @@ impl ControlPlane {
         })
     }
 
-    /// `POST /addressing/prefixes`: creates a prefix pending approval (`"P"`); approval
-    /// is an admin step ([`ControlPlane::approve_prefix`]).
-    pub fn create_prefix(
-        &self,
-        p: &Principal,
-        account: &str,
-        input: CreatePrefix,
-        now: Timestamp,
-    ) -> Result<PrefixView, CreatePrefixError> {
-        block_on(self.create_prefix_async(p, account, input, now))
-    }
-
-    /// [`Self::create_prefix`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn create_prefix_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        input: CreatePrefix,
-        now: Timestamp,
-    ) -> Result<PrefixView, CreatePrefixError> {
-        self.submit_async(|r, ctx| {
-            let acct = r.access(p, account, PREFIX_WRITE, &[])?;
-            let cidr = non_empty(&input.cidr).ok_or(CreatePrefixError::MissingField("cidr"))?;
-            let asn = input.asn.ok_or(CreatePrefixError::MissingField("asn"))?;
-            let cidr = Cidr::parse_strict(cidr)?;
-            let asn = u32::try_from(asn)
-                .ok()
-                .filter(|a| *a > 0)
-                .ok_or_else(|| CreatePrefixError::BadAsn(asn.to_string()))?;
-            if r.st.prefixes.values().any(|x| x.cidr.overlaps(&cidr)) {
-                return Err(CreatePrefixError::PrefixOverlap(cidr));
-            }
-            let pr = Prefix {
-                id: PrefixId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
-                account_id: acct.id.clone(),
-                cidr,
-                asn,
-                description: input.description.clone().unwrap_or_default(),
-                approved: Approval::Pending,
-                base_service: service_by_name("CDN").ok_or_else(|| StoreError::new("no CDN"))?,
-                created_at: now,
-                modified_at: now,
-            };
-            let v = pr.view();
-            Ok((vec![Change::Prefix(pr)], v))
-        })
-        .await
+    write_op! {
+        /// `POST /addressing/prefixes`: creates a prefix pending approval (`"P"`); approval
+        /// is an admin step ([`ControlPlane::approve_prefix`]).
+        fn create_prefix / create_prefix_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            input: CreatePrefix,
+            now: Timestamp,
+        ) -> Result<PrefixView, CreatePrefixError> {
+            self.submit_async(|r, ctx| {
+                let acct = r.access(p, account, PREFIX_WRITE, &[])?;
+                let cidr = non_empty(&input.cidr).ok_or(CreatePrefixError::MissingField("cidr"))?;
+                let asn = input.asn.ok_or(CreatePrefixError::MissingField("asn"))?;
+                let cidr = Cidr::parse_strict(cidr)?;
+                let asn = u32::try_from(asn)
+                    .ok()
+                    .filter(|a| *a > 0)
+                    .ok_or_else(|| CreatePrefixError::BadAsn(asn.to_string()))?;
+                if r.st.prefixes.values().any(|x| x.cidr.overlaps(&cidr)) {
+                    return Err(CreatePrefixError::PrefixOverlap(cidr));
+                }
+                let pr = Prefix {
+                    id: PrefixId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
+                    account_id: acct.id.clone(),
+                    cidr,
+                    asn,
+                    description: input.description.clone().unwrap_or_default(),
+                    approved: Approval::Pending,
+                    base_service: service_by_name("CDN").ok_or_else(|| StoreError::new("no CDN"))?,
+                    created_at: now,
+                    modified_at: now,
+                };
+                let v = pr.view();
+                Ok((vec![Change::Prefix(pr)], v))
+            })
+            .await
+        }
     }
 
     /// `GET /addressing/services`.
@@ -1052,83 +1037,79 @@ impl ControlPlane {
 
     // ------------------------------------------------------------------ address maps
 
-    /// `POST /addressing/address_maps`. Atomic: if any IP is refused (invalid 1305, not
-    /// owned 1302, gated 1301 — §9), nothing is created and the error names the index.
-    pub fn create_address_map(
-        &self,
-        p: &Principal,
-        account: &str,
-        input: CreateAddressMap,
-        now: Timestamp,
-    ) -> Result<AddressMap, CreateAddressMapError> {
-        block_on(self.create_address_map_async(p, account, input, now))
-    }
-
-    /// [`Self::create_address_map`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn create_address_map_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        input: CreateAddressMap,
-        now: Timestamp,
-    ) -> Result<AddressMap, CreateAddressMapError> {
-        self.submit_async(|r, ctx| {
-            let acct = r.access(p, account, MAP_WRITE, &[])?;
-            let mut ips: Vec<AddressMapIp> = Vec::new();
-            for (index, raw) in input.ips.iter().enumerate() {
-                let ip = r
-                    .check_ip(&acct.id, raw, now)
-                    .map_err(|refusal| CreateAddressMapError::Ip { index, refusal })?;
-                if !ips.iter().any(|x| x.ip == ip) {
-                    ips.push(AddressMapIp {
-                        ip,
-                        created_at: now,
-                    });
-                }
-            }
-            let mut memberships: Vec<Membership> = Vec::new();
-            for (index, m) in input.memberships.iter().enumerate() {
-                let kind = MembershipKind::parse(&m.kind).ok_or_else(|| {
-                    CreateAddressMapError::Membership {
-                        index,
-                        reason: format!("kind must be \"zone\" or \"account\", got {:?}", m.kind),
+    write_op! {
+        /// `POST /addressing/address_maps`. Atomic: if any IP is refused (invalid 1305, not
+        /// owned 1302, gated 1301 — §9), nothing is created and the error names the index.
+        fn create_address_map / create_address_map_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            input: CreateAddressMap,
+            now: Timestamp,
+        ) -> Result<AddressMap, CreateAddressMapError> {
+            self.submit_async(|r, ctx| {
+                let acct = r.access(p, account, MAP_WRITE, &[])?;
+                let mut ips: Vec<AddressMapIp> = Vec::new();
+                for (index, raw) in input.ips.iter().enumerate() {
+                    let ip = r
+                        .check_ip(&acct.id, raw, now)
+                        .map_err(|refusal| CreateAddressMapError::Ip { index, refusal })?;
+                    if !ips.iter().any(|x| x.ip == ip) {
+                        ips.push(AddressMapIp {
+                            ip,
+                            created_at: now,
+                        });
                     }
-                })?;
-                if AccountId::parse(&m.identifier).is_err() {
-                    return Err(CreateAddressMapError::Membership {
-                        index,
-                        reason: format!("identifier {:?} must be 32 hex characters", m.identifier),
-                    });
                 }
-                if !memberships
-                    .iter()
-                    .any(|x| x.kind == kind && x.identifier == m.identifier)
-                {
-                    memberships.push(Membership {
-                        identifier: m.identifier.clone(),
-                        kind,
-                        can_delete: true,
-                        created_at: now,
-                    });
+                let mut memberships: Vec<Membership> = Vec::new();
+                for (index, m) in input.memberships.iter().enumerate() {
+                    let kind = MembershipKind::parse(&m.kind).ok_or_else(|| {
+                        CreateAddressMapError::Membership {
+                            index,
+                            reason: format!(
+                                "kind must be \"zone\" or \"account\", got {:?}",
+                                m.kind
+                            ),
+                        }
+                    })?;
+                    if AccountId::parse(&m.identifier).is_err() {
+                        return Err(CreateAddressMapError::Membership {
+                            index,
+                            reason: format!(
+                                "identifier {:?} must be 32 hex characters",
+                                m.identifier
+                            ),
+                        });
+                    }
+                    if !memberships
+                        .iter()
+                        .any(|x| x.kind == kind && x.identifier == m.identifier)
+                    {
+                        memberships.push(Membership {
+                            identifier: m.identifier.clone(),
+                            kind,
+                            can_delete: true,
+                            created_at: now,
+                        });
+                    }
                 }
-            }
-            let map = AddressMap {
-                id: AddressMapId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
-                account_id: acct.id.clone(),
-                description: input.description.clone(),
-                default_sni: input.default_sni.clone(),
-                enabled: input.enabled.unwrap_or(false),
-                can_delete: true,
-                can_modify_ips: true,
-                created_at: now,
-                modified_at: now,
-                ips,
-                memberships,
-            };
-            Ok((vec![Change::AddressMap(map.clone())], map))
-        })
-        .await
+                let map = AddressMap {
+                    id: AddressMapId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
+                    account_id: acct.id.clone(),
+                    description: input.description.clone(),
+                    default_sni: input.default_sni.clone(),
+                    enabled: input.enabled.unwrap_or(false),
+                    can_delete: true,
+                    can_modify_ips: true,
+                    created_at: now,
+                    modified_at: now,
+                    ips,
+                    memberships,
+                };
+                Ok((vec![Change::AddressMap(map.clone())], map))
+            })
+            .await
+        }
     }
 
     /// `GET /addressing/address_maps` (by creation time).
@@ -1190,250 +1171,181 @@ impl ControlPlane {
         .await
     }
 
-    /// `PATCH /addressing/address_maps/{id}` (description, enabled, default_sni). Never
-    /// gated.
-    pub fn update_address_map(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        input: UpdateAddressMap,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        block_on(self.update_address_map_async(p, account, map_id, input, now))
-    }
-
-    /// [`Self::update_address_map`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn update_address_map_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        input: UpdateAddressMap,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        self.map_write_async(p, account, map_id, now, |_, m| {
-            let before = m.clone();
-            if let Some(d) = input.description {
-                m.description = d;
-            }
-            if let Some(e) = input.enabled {
-                m.enabled = e;
-            }
-            if let Some(s) = input.default_sni {
-                if s.as_deref()
-                    .is_some_and(|s| s.chars().any(char::is_whitespace))
-                {
-                    return Err(AddressMapError::Invalid(
-                        "default_sni must be a hostname".into(),
-                    ));
+    write_op! {
+        /// `PATCH /addressing/address_maps/{id}` (description, enabled, default_sni). Never
+        /// gated.
+        fn update_address_map / update_address_map_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            map_id: &str,
+            input: UpdateAddressMap,
+            now: Timestamp,
+        ) -> Result<AddressMap, AddressMapError> {
+            self.map_write_async(p, account, map_id, now, |_, m| {
+                let before = m.clone();
+                if let Some(d) = input.description {
+                    m.description = d;
                 }
-                m.default_sni = s;
-            }
-            Ok(*m != before)
-        })
-        .await
+                if let Some(e) = input.enabled {
+                    m.enabled = e;
+                }
+                if let Some(s) = input.default_sni {
+                    if s.as_deref()
+                        .is_some_and(|s| s.chars().any(char::is_whitespace))
+                    {
+                        return Err(AddressMapError::Invalid(
+                            "default_sni must be a hostname".into(),
+                        ));
+                    }
+                    m.default_sni = s;
+                }
+                Ok(*m != before)
+            })
+            .await
+        }
     }
 
-    /// `DELETE /addressing/address_maps/{id}`: the map must be disabled (400 / 1304).
-    pub fn delete_address_map(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        _now: Timestamp,
-    ) -> Result<(), AddressMapError> {
-        block_on(self.delete_address_map_async(p, account, map_id, _now))
+    write_op! {
+        /// `DELETE /addressing/address_maps/{id}`: the map must be disabled (400 / 1304).
+        fn delete_address_map / delete_address_map_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            map_id: &str,
+            _now: Timestamp,
+        ) -> Result<(), AddressMapError> {
+            self.submit_async(|r, _ctx| {
+                let acct = r.access(p, account, MAP_WRITE, &[])?;
+                let m = r
+                    .map(&acct.id, map_id)
+                    .ok_or_else(|| AddressMapError::MapNotFound(map_id.to_owned()))?;
+                if !m.can_delete {
+                    return Err(AddressMapError::Managed(map_id.to_owned()));
+                }
+                if m.enabled {
+                    return Err(AddressMapError::StillEnabled(map_id.to_owned()));
+                }
+                Ok((vec![Change::DeleteAddressMap(m.id.clone())], ()))
+            })
+            .await
+        }
     }
 
-    /// [`Self::delete_address_map`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn delete_address_map_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        _now: Timestamp,
-    ) -> Result<(), AddressMapError> {
-        self.submit_async(|r, _ctx| {
-            let acct = r.access(p, account, MAP_WRITE, &[])?;
-            let m = r
-                .map(&acct.id, map_id)
-                .ok_or_else(|| AddressMapError::MapNotFound(map_id.to_owned()))?;
-            if !m.can_delete {
-                return Err(AddressMapError::Managed(map_id.to_owned()));
-            }
-            if m.enabled {
-                return Err(AddressMapError::StillEnabled(map_id.to_owned()));
-            }
-            Ok((vec![Change::DeleteAddressMap(m.id.clone())], ()))
-        })
-        .await
+    write_op! {
+        /// `PUT /addressing/address_maps/{id}/ips/{ip}`: gated (§9, 409 / 1301); the IP must
+        /// be in an owned prefix (400 / 1302). Adding an IP already on the map is a no-op.
+        fn add_address_map_ip / add_address_map_ip_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            map_id: &str,
+            ip: &str,
+            now: Timestamp,
+        ) -> Result<AddressMap, AddIpError> {
+            self.submit_async(|r, _ctx| {
+                let acct = r.access(p, account, MAP_WRITE, &[])?;
+                let mut m = r
+                    .map(&acct.id, map_id)
+                    .cloned()
+                    .ok_or_else(|| AddIpError::MapNotFound(map_id.to_owned()))?;
+                let ip = r.check_ip(&acct.id, ip, now)?;
+                if m.ips.iter().any(|x| x.ip == ip) {
+                    return Ok((Vec::new(), m));
+                }
+                m.ips.push(AddressMapIp {
+                    ip,
+                    created_at: now,
+                });
+                m.modified_at = now;
+                Ok((vec![Change::AddressMap(m.clone())], m))
+            })
+            .await
+        }
     }
 
-    /// `PUT /addressing/address_maps/{id}/ips/{ip}`: gated (§9, 409 / 1301); the IP must
-    /// be in an owned prefix (400 / 1302). Adding an IP already on the map is a no-op.
-    pub fn add_address_map_ip(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        ip: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddIpError> {
-        block_on(self.add_address_map_ip_async(p, account, map_id, ip, now))
+    write_op! {
+        /// `DELETE /addressing/address_maps/{id}/ips/{ip}` (never gated).
+        fn remove_address_map_ip / remove_address_map_ip_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            map_id: &str,
+            ip: &str,
+            now: Timestamp,
+        ) -> Result<AddressMap, AddressMapError> {
+            self.map_write_async(p, account, map_id, now, |_, m| {
+                let addr = parse_ip_strict(ip).ok_or_else(|| {
+                    AddressMapError::Invalid(format!("{ip:?} is not a valid IP address"))
+                })?;
+                let n = m.ips.len();
+                m.ips.retain(|x| x.ip != addr);
+                if m.ips.len() == n {
+                    return Err(AddressMapError::IpNotFound(ip.to_owned()));
+                }
+                Ok(true)
+            })
+            .await
+        }
     }
 
-    /// [`Self::add_address_map_ip`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn add_address_map_ip_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        ip: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddIpError> {
-        self.submit_async(|r, _ctx| {
-            let acct = r.access(p, account, MAP_WRITE, &[])?;
-            let mut m = r
-                .map(&acct.id, map_id)
-                .cloned()
-                .ok_or_else(|| AddIpError::MapNotFound(map_id.to_owned()))?;
-            let ip = r.check_ip(&acct.id, ip, now)?;
-            if m.ips.iter().any(|x| x.ip == ip) {
-                return Ok((Vec::new(), m));
-            }
-            m.ips.push(AddressMapIp {
-                ip,
-                created_at: now,
-            });
-            m.modified_at = now;
-            Ok((vec![Change::AddressMap(m.clone())], m))
-        })
-        .await
+    write_op! {
+        /// `PUT /addressing/address_maps/{id}/zones/{zone}` or `.../accounts/{account}`.
+        fn add_address_map_membership / add_address_map_membership_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            map_id: &str,
+            kind: MembershipKind,
+            identifier: &str,
+            now: Timestamp,
+        ) -> Result<AddressMap, AddressMapError> {
+            self.map_write_async(p, account, map_id, now, |_, m| {
+                if AccountId::parse(identifier).is_err() {
+                    return Err(AddressMapError::Invalid(format!(
+                        "identifier {identifier:?} must be 32 hex characters"
+                    )));
+                }
+                if m.memberships
+                    .iter()
+                    .any(|x| x.kind == kind && x.identifier == identifier)
+                {
+                    return Ok(false);
+                }
+                m.memberships.push(Membership {
+                    identifier: identifier.to_owned(),
+                    kind,
+                    can_delete: true,
+                    created_at: now,
+                });
+                Ok(true)
+            })
+            .await
+        }
     }
 
-    /// `DELETE /addressing/address_maps/{id}/ips/{ip}` (never gated).
-    pub fn remove_address_map_ip(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        ip: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        block_on(self.remove_address_map_ip_async(p, account, map_id, ip, now))
-    }
-
-    /// [`Self::remove_address_map_ip`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn remove_address_map_ip_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        ip: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        self.map_write_async(p, account, map_id, now, |_, m| {
-            let addr = parse_ip_strict(ip).ok_or_else(|| {
-                AddressMapError::Invalid(format!("{ip:?} is not a valid IP address"))
-            })?;
-            let n = m.ips.len();
-            m.ips.retain(|x| x.ip != addr);
-            if m.ips.len() == n {
-                return Err(AddressMapError::IpNotFound(ip.to_owned()));
-            }
-            Ok(true)
-        })
-        .await
-    }
-
-    /// `PUT /addressing/address_maps/{id}/zones/{zone}` or `.../accounts/{account}`.
-    pub fn add_address_map_membership(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        kind: MembershipKind,
-        identifier: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        block_on(self.add_address_map_membership_async(p, account, map_id, kind, identifier, now))
-    }
-
-    /// [`Self::add_address_map_membership`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn add_address_map_membership_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        kind: MembershipKind,
-        identifier: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        self.map_write_async(p, account, map_id, now, |_, m| {
-            if AccountId::parse(identifier).is_err() {
-                return Err(AddressMapError::Invalid(format!(
-                    "identifier {identifier:?} must be 32 hex characters"
-                )));
-            }
-            if m.memberships
-                .iter()
-                .any(|x| x.kind == kind && x.identifier == identifier)
-            {
-                return Ok(false);
-            }
-            m.memberships.push(Membership {
-                identifier: identifier.to_owned(),
-                kind,
-                can_delete: true,
-                created_at: now,
-            });
-            Ok(true)
-        })
-        .await
-    }
-
-    /// `DELETE /addressing/address_maps/{id}/zones/{zone}` or `.../accounts/{account}`.
-    pub fn remove_address_map_membership(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        kind: MembershipKind,
-        identifier: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        block_on(
-            self.remove_address_map_membership_async(p, account, map_id, kind, identifier, now),
-        )
-    }
-
-    /// [`Self::remove_address_map_membership`] for async callers: queues the write and waits for the committer
-    /// without blocking the thread.
-    pub async fn remove_address_map_membership_async(
-        &self,
-        p: &Principal,
-        account: &str,
-        map_id: &str,
-        kind: MembershipKind,
-        identifier: &str,
-        now: Timestamp,
-    ) -> Result<AddressMap, AddressMapError> {
-        self.map_write_async(p, account, map_id, now, |_, m| {
-            let n = m.memberships.len();
-            m.memberships
-                .retain(|x| !(x.kind == kind && x.identifier == identifier));
-            if m.memberships.len() == n {
-                return Err(AddressMapError::MembershipNotFound(identifier.to_owned()));
-            }
-            Ok(true)
-        })
-        .await
+    write_op! {
+        /// `DELETE /addressing/address_maps/{id}/zones/{zone}` or `.../accounts/{account}`.
+        fn remove_address_map_membership / remove_address_map_membership_async(
+            &self,
+            p: &Principal,
+            account: &str,
+            map_id: &str,
+            kind: MembershipKind,
+            identifier: &str,
+            now: Timestamp,
+        ) -> Result<AddressMap, AddressMapError> {
+            self.map_write_async(p, account, map_id, now, |_, m| {
+                let n = m.memberships.len();
+                m.memberships
+                    .retain(|x| !(x.kind == kind && x.identifier == identifier));
+                if m.memberships.len() == n {
+                    return Err(AddressMapError::MembershipNotFound(identifier.to_owned()));
+                }
+                Ok(true)
+            })
+            .await
+        }
     }
 
     // ------------------------------------------------------------------ admin / seeding
