@@ -1193,6 +1193,16 @@ fn admin_surface_is_guarded() {
         None,
     )
     .ok(200);
+    // The contract's name for the same surface, behind the same guard.
+    let sim = format!("{}/__sim/clock/advance", s.base);
+    s.send(s.raw("POST", &sim).json(&json!({"seconds": 60})))
+        .fails(401, 1902);
+    let r = s.send(
+        s.raw("POST", &sim)
+            .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
+            .json(&json!({"seconds": 60})),
+    );
+    assert_eq!(r.ok(200)["offset_seconds"], 7260.0);
 
     // Without --admin: refused with 1901 whatever the token.
     let off = Server::start_with(Opts {

@@ -1,4 +1,5 @@
-//! The admin surface, outside Cloudflare's API: `/__inregion/...`.
+//! The admin surface, outside Cloudflare's API: `/__inregion/...` (also served as
+//! `/__sim/...`, the name the design contract uses).
 //!
 //! It moves the server clock, forces a binding's propagation to finish, approves a
 //! pending prefix and applies seeding documents. It is refused unless the server runs
@@ -30,14 +31,23 @@ use std::time::Duration;
 /// Header carrying the admin token.
 pub const ADMIN_TOKEN_HEADER: &str = "x-inregion-admin-token";
 
-/// The admin routes (state: [`App`]).
+/// Where the admin surface is served: `/__inregion` and, as the design contract (§8)
+/// names it, `/__sim`; the two are the same routes behind the same guard.
+pub const PREFIXES: [&str; 2] = ["/__inregion", "/__sim"];
+
+/// The admin routes (state: [`App`]), under each of [`PREFIXES`].
 pub fn routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/__inregion/clock", get(clock))
-        .route("/__inregion/clock/advance", post(advance))
-        .route("/__inregion/bindings/{binding_id}/activate", post(activate))
-        .route("/__inregion/prefixes/{prefix_id}/approve", post(approve))
-        .route("/__inregion/seed", post(seed))
+    PREFIXES.iter().fold(Router::new(), |router, prefix| {
+        router.nest(
+            prefix,
+            Router::new()
+                .route("/clock", get(clock))
+                .route("/clock/advance", post(advance))
+                .route("/bindings/{binding_id}/activate", post(activate))
+                .route("/prefixes/{prefix_id}/approve", post(approve))
+                .route("/seed", post(seed)),
+        )
+    })
 }
 
 /// Checks the switch, the token and the absence of Cloudflare credentials.
