@@ -11,9 +11,10 @@
 //!   flows (ours through [`Edge::decide_many`] in receive batches of 64);
 //! - `new-flows-unbatched`: the same through [`Edge::decide`], one packet per call;
 //! - `established-flows`: packets of the 1M live flows in random order;
-//! - `*-2-threads`: the same on two threads, each with its own ingress data center and
-//!   flow table of 1M live flows (ours: one [`Edge::shard`] per thread); the rate is the
-//!   total over both threads.
+//! - `*-N-threads`: the same on N threads (N from `INREGION_BENCH_THREADS`, default 2;
+//!   counts of 1 are left out, the cases above cover them), each with its own flow table
+//!   of 1M live flows (ours: one [`Edge::shard`] per thread) and ingress data center
+//!   (Washington and Singapore in turn); the rate is the total over all threads.
 //!
 //! The timed part of a new-flow pass only decides; the flows it created are ended
 //! afterwards, untimed, so that every pass starts from the same 1M live flows.
@@ -598,14 +599,29 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let passes = if quick { 3 } else { 10 };
     let started = Instant::now();
     let world = World::new(42)?;
+    // The scaling cases' thread counts (the single-thread cases always run).
+    let scaling: Vec<usize> = crate::thread_counts("2")?
+        .into_iter()
+        .filter(|&n| n > 1)
+        .collect();
+    let threads = scaling.iter().copied().max().unwrap_or(1);
+    // One contest per thread, each on its own shard of one edge (shared tables, own flow
+    // tables). Washington forwards EU-bound flows across the Atlantic; Singapore is in
+    // neither of the two big regions; the threads alternate between them.
     let edge = world.edge();
-    let second = edge.shard();
-    // Washington forwards EU-bound flows across the Atlantic; Singapore is in neither
-    // of the two big regions.
-    let mut contests = [
-        Contest::new(&world, edge, "IAD", LIVE_FLOWS, 7)?,
-        Contest::new(&world, second, "SIN", LIVE_FLOWS, 8)?,
-    ];
+    let mut shards: Vec<Edge> = (1..threads).map(|_| edge.shard()).collect();
+    shards.insert(0, edge);
+    let mut contests = Vec::with_capacity(threads);
+    for (t, shard) in shards.into_iter().enumerate() {
+        let ingress = if t % 2 == 0 { "IAD" } else { "SIN" };
+        contests.push(Contest::new(
+            &world,
+            shard,
+            ingress,
+            LIVE_FLOWS,
+            7 + t as u64,
+        )?);
+    }
     let setup_s = started.elapsed().as_secs_f64();
     let live = contests[0]
         .edge
@@ -618,26 +634,33 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|c| c == case))
     };
-    let cases: [(&str, usize, Side, Kind); 6] = [
-        ("new-flows", 1, Side::Ours, Kind::New),
-        ("new-flows-unbatched", 1, Side::OursUnbatched, Kind::New),
-        ("established-flows", 1, Side::Ours, Kind::Established),
+    let mut cases: Vec<(String, usize, Side, Kind)> = vec![
+        ("new-flows".into(), 1, Side::Ours, Kind::New),
         (
-            "established-flows-unbatched",
+            "new-flows-unbatched".into(),
+            1,
+            Side::OursUnbatched,
+            Kind::New,
+        ),
+        ("established-flows".into(), 1, Side::Ours, Kind::Established),
+        (
+            "established-flows-unbatched".into(),
             1,
             Side::OursUnbatched,
             Kind::Established,
         ),
-        ("new-flows-2-threads", 2, Side::Ours, Kind::New),
-        (
-            "established-flows-2-threads",
-            2,
+    ];
+    for &n in &scaling {
+        cases.push((format!("new-flows-{n}-threads"), n, Side::Ours, Kind::New));
+        cases.push((
+            format!("established-flows-{n}-threads"),
+            n,
             Side::Ours,
             Kind::Established,
-        ),
-    ];
+        ));
+    }
     for (case, threads, side, kind) in cases {
-        if !wanted(case) {
+        if !wanted(&case) {
             continue;
         }
         let (ours, base) = compare(&mut contests[..threads], side, kind, passes);
@@ -648,7 +671,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             "bindings": BINDINGS,
             "clock": "thread-cpu",
         });
-        emit(case, ours, base, extra);
+        emit(&case, ours, base, extra);
     }
     eprintln!(
         "edge comparison: setup {setup_s:.1} s, total {:.1} s",

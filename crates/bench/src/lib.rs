@@ -13,3 +13,19 @@
 pub mod edge;
 pub mod table;
 pub mod workload;
+
+/// The thread counts of the scaling cases: `INREGION_BENCH_THREADS` (comma-separated,
+/// such as `1,2,4,8,16`), or `default` when it is unset.
+pub fn thread_counts(default: &str) -> anyhow::Result<Vec<usize>> {
+    let spec = std::env::var("INREGION_BENCH_THREADS").unwrap_or_else(|_| default.to_owned());
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| anyhow::anyhow!("INREGION_BENCH_THREADS: bad thread count {s:?}"))
+        })
+        .collect()
+}

@@ -63,7 +63,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             builds: 7,
         }
     };
-    let threads = thread_counts()?;
+    let threads = crate::thread_counts("1,2")?;
     eprintln!(
         "table: budget {budget:?}, threads {threads:?}, cpu features {}",
         cpu_features()
@@ -542,20 +542,6 @@ fn check_v6(
         );
     }
     Ok(())
-}
-
-fn thread_counts() -> anyhow::Result<Vec<usize>> {
-    let spec = std::env::var("INREGION_BENCH_THREADS").unwrap_or_else(|_| "1,2".to_owned());
-    spec.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| anyhow::anyhow!("INREGION_BENCH_THREADS: bad thread count {s:?}"))
-        })
-        .collect()
 }
 
 /// CPU features the build was compiled to assume (not what the CPU has).
