@@ -14,12 +14,7 @@ const SDK: &str = "cloudflare==5.9.0";
 
 /// `<target dir>/py-venv-cloudflare-5.9.0`, next to `debug/`.
 fn venv_dir() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_inregion"));
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir above the binary");
-    target.join("py-venv-cloudflare-5.9.0")
+    target_dir().join("py-venv-cloudflare-5.9.0")
 }
 
 fn python(venv: &Path) -> PathBuf {
@@ -64,23 +59,10 @@ fn ensure_sdk() -> PathBuf {
 fn official_python_sdk_drives_the_server() {
     let venv = ensure_sdk();
     let s = Server::start();
-    let out = Command::new(python(&venv))
-        .arg(repo().join("tests/py/sdk_compat.py"))
-        .env("INREGION_BASE", &s.base)
-        .env("INREGION_TOKEN", DEV_TOKEN)
-        .env("INREGION_READ_TOKEN", READ_TOKEN)
-        .env("INREGION_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("NO_PROXY", "*")
-        .output()
-        .expect("run sdk_compat.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sdk_compat.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    run_compat_script(
+        Command::new(python(&venv)),
+        "tests/py/sdk_compat.py",
+        &s,
+        60,
     );
-    let last = stdout.lines().last().unwrap_or("");
-    assert!(last.ends_with("passed, 0 failed"), "{stdout}");
-    let n: usize = last.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(n >= 60, "only {n} checks ran:\n{stdout}");
 }

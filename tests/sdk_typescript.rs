@@ -15,12 +15,7 @@ const VERSION: &str = "7.3.0";
 
 /// `<target dir>/npm-cloudflare-7.3.0`, next to `debug/`.
 fn install_dir() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_inregion"));
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir above the binary");
-    target.join(format!("npm-cloudflare-{VERSION}"))
+    target_dir().join(format!("npm-cloudflare-{VERSION}"))
 }
 
 fn package_dir(install: &Path) -> PathBuf {
@@ -87,24 +82,7 @@ fn ensure_sdk() -> PathBuf {
 fn official_typescript_sdk_drives_the_server() {
     let sdk = ensure_sdk();
     let s = Server::start();
-    let out = Command::new("node")
-        .arg(repo().join("tests/ts/sdk_compat.mjs"))
-        .env("INREGION_SDK", &sdk)
-        .env("INREGION_BASE", &s.base)
-        .env("INREGION_TOKEN", DEV_TOKEN)
-        .env("INREGION_READ_TOKEN", READ_TOKEN)
-        .env("INREGION_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("NO_PROXY", "*")
-        .output()
-        .expect("Node.js is required for the TypeScript SDK compatibility test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sdk_compat.mjs failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    let last = stdout.lines().last().unwrap_or("");
-    assert!(last.ends_with("passed, 0 failed"), "{stdout}");
-    let n: usize = last.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(n >= 50, "only {n} checks ran:\n{stdout}");
+    let mut node = Command::new("node");
+    node.env("INREGION_SDK", &sdk);
+    run_compat_script(node, "tests/ts/sdk_compat.mjs", &s, 50);
 }

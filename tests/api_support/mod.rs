@@ -38,6 +38,43 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The cargo target directory (the one above `debug/inregion`), where the SDK tests
+/// install their packages once for later runs.
+pub fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_inregion"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir above the binary")
+        .to_owned()
+}
+
+/// Runs an SDK compatibility script (`script`, a path under the repository, run by
+/// `cmd`) against `server` with the test tokens in its environment, and checks that it
+/// exits successfully after at least `min_checks` passed checks and no failed one (its
+/// last line is `N passed, 0 failed`).
+#[track_caller]
+pub fn run_compat_script(mut cmd: Command, script: &str, server: &Server, min_checks: usize) {
+    let out = cmd
+        .arg(repo().join(script))
+        .env("INREGION_BASE", &server.base)
+        .env("INREGION_TOKEN", DEV_TOKEN)
+        .env("INREGION_READ_TOKEN", READ_TOKEN)
+        .env("INREGION_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.ends_with("passed, 0 failed"), "{stdout}");
+    let n: usize = last.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(n >= min_checks, "only {n} checks ran:\n{stdout}");
+}
+
 /// The test seeding file.
 pub fn test_config() -> PathBuf {
     repo().join("tests/data/api-test.toml")
