@@ -7,7 +7,7 @@
 # The account is first filled to 10,000 bindings (untimed). Phases:
 #   1. get one          GET  /dls/regional_services/prefix_bindings/{id}
 #   2. list (25 items)  GET  /dls/regional_services/prefix_bindings?per_page=25
-#   3. list, paced      LIST_PACED_CONNECTIONS (default 32) connections, each waiting
+#   3. list, paced      LIST_PACED_CONNECTIONS (default 36) connections, each waiting
 #                       LIST_PACE_MS (default 2) ms between requests: about 10,000 req/s
 #   4. create, paced    PACED_CONNECTIONS (default 20) connections, each waiting PACE_MS
 #                       (default 8) ms between requests: about 2,000 req/s
@@ -148,7 +148,7 @@ paced() { # name, connections, pace_ms, wrk args...
   CONNECTIONS=$saved
 }
 # about 10,000 lists/s
-paced "list, paced" "${LIST_PACED_CONNECTIONS:-32}" "${LIST_PACE_MS:-2}" \
+paced "list, paced" "${LIST_PACED_CONNECTIONS:-36}" "${LIST_PACE_MS:-2}" \
   -s "$WORK/pace.lua" -H "Authorization: Bearer $TOKEN" "$URL?per_page=25"
 # about 2,000 creates/s
 RUN=$run paced "create, paced" "${PACED_CONNECTIONS:-20}" "${PACE_MS:-8}" -s "$WORK/create.lua" "$URL"
