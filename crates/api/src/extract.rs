@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use std::net::{IpAddr, SocketAddr};
 
 /// The routing error for a path that matches no route (contract §5.8): 400 with 7003
-/// ("Could not route to <path>, ...") followed by 7000 ("No route for that URI").
+/// ("Could not route to `<path>`, ...") followed by 7000 ("No route for that URI").
 pub fn no_route(path: &str) -> HttpError {
     // Cloudflare names the path below the API prefix.
     let shown = path.strip_prefix("/client/v4").unwrap_or(path);

@@ -41,8 +41,9 @@
 //!
 //! ## Where to start reading
 //!
-//! [`ControlPlane`] (`plane.rs`): every operation, the rules and the commit pipeline.
-//! Then [`records`] (what is stored), [`error`] (the code table), [`store`].
+//! [`ControlPlane`] (`plane.rs`): every operation and its rules. `pipeline.rs`: the
+//! committer thread and the tickets writers wait on (blocking or `.await`). Then
+//! [`records`] (what is stored), [`error`] (the code table), [`store`].
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
