@@ -218,7 +218,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
         &mut out,
         "inregion_store_commit_duration_seconds",
         "",
-        &inregion_control::COMMIT_SECONDS_BUCKETS,
+        &inregion_control::LATENCY_BUCKETS,
         &commits.duration_buckets,
         commits.duration_sum.as_secs_f64(),
     );

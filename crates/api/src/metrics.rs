@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// Upper bounds of the latency buckets, in seconds.
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
+/// Upper bounds of the latency buckets, in seconds (the control plane's, which its commit
+/// histogram uses too).
+pub use inregion_control::LATENCY_BUCKETS;
 
 /// Label used for requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -72,11 +71,7 @@ impl Metrics {
                 None => counts.push((method.to_owned(), status, 1)),
             }
         }
-        let secs = elapsed.as_secs_f64();
-        let idx = LATENCY_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BUCKETS.len());
+        let idx = inregion_control::latency_bucket(elapsed);
         stats.buckets[idx].fetch_add(1, Ordering::Relaxed);
         stats
             .sum_nanos

@@ -608,9 +608,11 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     // One contest per thread, each on its own shard of one edge (shared tables, own flow
     // tables). Washington forwards EU-bound flows across the Atlantic; Singapore is in
     // neither of the two big regions; the threads alternate between them.
-    let edge = world.edge();
-    let mut shards: Vec<Edge> = (1..threads).map(|_| edge.shard()).collect();
-    shards.insert(0, edge);
+    let mut shards = vec![world.edge()];
+    while shards.len() < threads {
+        let shard = shards[0].shard();
+        shards.push(shard);
+    }
     let mut contests = Vec::with_capacity(threads);
     for (t, shard) in shards.into_iter().enumerate() {
         let ingress = if t % 2 == 0 { "IAD" } else { "SIN" };

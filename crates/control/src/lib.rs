@@ -68,7 +68,7 @@ pub use inputs::{
     UpdateBinding, WrongType,
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
-pub use pipeline::{CommitStats, COMMIT_SECONDS_BUCKETS};
+pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
 pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, SERVICES};
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};

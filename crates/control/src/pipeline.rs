@@ -22,6 +22,7 @@
 //! batch after batch without being woken.
 
 use crate::error::StoreError;
+use crate::plane::Writer;
 use crate::state::{Commit, State};
 use crate::store::Store;
 use std::future::Future;
@@ -38,12 +39,23 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Upper bounds, in seconds, of the buckets of [`CommitStats::duration_buckets`] (the
-/// last bucket, past these, is `+Inf`). 100 µs to 2.5 s: an fsync on a fast SSD is tens
-/// of microseconds, on a busy shared disk it can stall for hundreds of milliseconds.
-pub const COMMIT_SECONDS_BUCKETS: [f64; 14] = [
+/// Upper bounds, in seconds, of the latency histograms: [`CommitStats::duration_buckets`]
+/// here, and the HTTP server's per-route request latency (the last bucket, past these,
+/// is `+Inf`). 100 µs to 2.5 s: an fsync on a fast SSD is tens of microseconds, on a
+/// busy shared disk it can stall for hundreds of milliseconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+
+/// The index of the [`LATENCY_BUCKETS`] bucket that `took` falls in
+/// (`LATENCY_BUCKETS.len()` for `+Inf`).
+pub fn latency_bucket(took: Duration) -> usize {
+    let secs = took.as_secs_f64();
+    LATENCY_BUCKETS
+        .iter()
+        .position(|&b| secs <= b)
+        .unwrap_or(LATENCY_BUCKETS.len())
+}
 
 /// Group-commit counters since the control plane was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,10 +65,10 @@ pub struct CommitStats {
     /// Operations committed by them; `commits / batches` is the mean batch size.
     pub commits: u64,
     /// How long each call to [`Store::commit`] took (successful or not), bucketed by
-    /// [`COMMIT_SECONDS_BUCKETS`] plus a last `+Inf` bucket; not cumulative. This is the
+    /// [`LATENCY_BUCKETS`] plus a last `+Inf` bucket; not cumulative. This is the
     /// disk's share of a write's latency: a write waits for at most the batch in flight
     /// and its own.
-    pub duration_buckets: [u64; COMMIT_SECONDS_BUCKETS.len() + 1],
+    pub duration_buckets: [u64; LATENCY_BUCKETS.len() + 1],
     /// Sum of those durations.
     pub duration_sum: Duration,
 }
@@ -145,10 +157,9 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
-/// What the writer side of the pipeline needs besides the speculative state: the queue
-/// and whether the pipeline is shutting down. Embedded in the control plane's writer
-/// struct, under the same mutex, so that validating and queueing are one critical
-/// section.
+/// The writer side of the pipeline besides the speculative state: the queue and whether
+/// the pipeline is shutting down. Embedded in the control plane's [`Writer`], under the
+/// same mutex, so that validating and queueing are one critical section.
 #[derive(Default)]
 pub(crate) struct Queue {
     items: Vec<Pending>,
@@ -162,37 +173,29 @@ impl Queue {
     }
 }
 
-/// How the pipeline reaches the writer's queue inside whatever struct holds it.
-pub(crate) trait HasQueue: Send + 'static {
-    fn queue(&mut self) -> &mut Queue;
-    /// Called with the writer locked when a batch failed: everything queued behind it
-    /// was validated against it, so the speculative state is rebuilt from `durable`.
-    fn reset_to(&mut self, durable: &State);
-}
-
 /// State shared by the control plane and its committer thread.
-pub(crate) struct Shared<W> {
+pub(crate) struct Shared {
     /// Durable commits only: what readers see.
     pub(crate) read: RwLock<State>,
     /// The writer's speculative state, id generator and queue.
-    pub(crate) writer: Mutex<W>,
+    pub(crate) writer: Mutex<Writer>,
     /// Signalled when the queue becomes non-empty or the pipeline stops.
     queued: Condvar,
     batches: AtomicU64,
     commits: AtomicU64,
-    durations: [AtomicU64; COMMIT_SECONDS_BUCKETS.len() + 1],
+    durations: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     duration_nanos: AtomicU64,
 }
 
-impl<W: HasQueue> Shared<W> {
+impl Shared {
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.read.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues `commit` with the writer locked (`w`), waking the committer if it sleeps.
-    pub(crate) fn push(&self, w: &mut W, commit: Option<Commit>) -> Ticket {
+    pub(crate) fn push(&self, w: &mut Writer, commit: Option<Commit>) -> Ticket {
         let (pending, ticket) = Pending::new(commit);
-        let q = w.queue();
+        let q = &mut w.queue;
         let was_empty = q.items.is_empty();
         q.items.push(pending);
         if was_empty {
@@ -213,12 +216,7 @@ impl<W: HasQueue> Shared<W> {
     }
 
     fn record_duration(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let i = COMMIT_SECONDS_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(COMMIT_SECONDS_BUCKETS.len());
-        self.durations[i].fetch_add(1, Ordering::Relaxed);
+        self.durations[latency_bucket(took)].fetch_add(1, Ordering::Relaxed);
         self.duration_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
@@ -256,7 +254,7 @@ impl<W: HasQueue> Shared<W> {
             Err(e) => {
                 let later = {
                     let mut w = lock(&self.writer);
-                    let later = std::mem::take(&mut w.queue().items);
+                    let later = std::mem::take(&mut w.queue.items);
                     w.reset_to(&self.read_state());
                     later
                 };
@@ -270,18 +268,18 @@ impl<W: HasQueue> Shared<W> {
 
 /// The committer thread; dropping it drains the queue, then joins the thread, so no
 /// queued write is lost on shutdown.
-pub(crate) struct Committer<W: HasQueue> {
-    shared: Arc<Shared<W>>,
+pub(crate) struct Committer {
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl<W: HasQueue> Committer<W> {
+impl Committer {
     /// Starts the committer over `store`, with `state` as both the read state and (in
     /// `writer`) the speculative one.
     pub(crate) fn start(
         store: Box<dyn Store>,
         state: State,
-        writer: W,
+        writer: Writer,
     ) -> Result<Self, StoreError> {
         let shared = Arc::new(Shared {
             read: RwLock::new(state),
@@ -303,35 +301,35 @@ impl<W: HasQueue> Committer<W> {
         })
     }
 
-    pub(crate) fn shared(&self) -> &Shared<W> {
+    pub(crate) fn shared(&self) -> &Shared {
         &self.shared
     }
 }
 
-fn run<W: HasQueue>(shared: &Shared<W>, mut store: Box<dyn Store>) {
+fn run(shared: &Shared, mut store: Box<dyn Store>) {
     loop {
         let batch = {
             let mut w = lock(&shared.writer);
-            while w.queue().items.is_empty() && !w.queue().stopping {
+            while w.queue.items.is_empty() && !w.queue.stopping {
                 w = shared.queued.wait(w).unwrap_or_else(|e| e.into_inner());
             }
-            if w.queue().items.is_empty() {
+            if w.queue.items.is_empty() {
                 return; // stopping, and everything queued is committed
             }
-            std::mem::take(&mut w.queue().items)
+            std::mem::take(&mut w.queue.items)
         };
         shared.commit_batch(&mut *store, batch);
     }
 }
 
-impl<W: HasQueue> Drop for Committer<W> {
+impl Drop for Committer {
     fn drop(&mut self) {
-        lock(&self.shared.writer).queue().stopping = true;
+        lock(&self.shared.writer).queue.stopping = true;
         self.shared.queued.notify_one();
         if let Some(t) = self.thread.take() {
-            // The thread never panics on its own (a store error fails the batch); if a
-            // store implementation did, its tickets were never completed and there is
-            // nothing left to do here.
+            // The thread does not panic: a store error, or a panic inside the store, fails
+            // its batch (`commit_batch`). Should it panic anyway, there is nothing left
+            // to commit here.
             let _ = t.join();
         }
     }

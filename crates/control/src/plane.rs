@@ -29,7 +29,7 @@ use crate::error::*;
 use crate::feed::{BindingCounts, BindingSnapshot, ChangeSet, InForce};
 use crate::inputs::*;
 use crate::page::{self, Page, PageRequest};
-use crate::pipeline::{block_on, lock, CommitStats, Committer, HasQueue, Queue, Ticket};
+use crate::pipeline::{block_on, lock, CommitStats, Committer, Queue, Ticket};
 use crate::records::*;
 use crate::seed::*;
 use crate::state::{Change, Commit, State};
@@ -163,18 +163,17 @@ pub(crate) struct Ctx<'a> {
 
 /// The writer's side of the pipeline: everything a rule validates against, under one
 /// mutex with the queue so that validating and queueing are one critical section.
-struct Writer {
+pub(crate) struct Writer {
     spec: State,
-    queue: Queue,
+    pub(crate) queue: Queue,
     next_version: u64,
     ids: IdGen,
 }
 
-impl HasQueue for Writer {
-    fn queue(&mut self) -> &mut Queue {
-        &mut self.queue
-    }
-    fn reset_to(&mut self, durable: &State) {
+impl Writer {
+    /// Called with the writer locked when a batch failed: everything queued behind it
+    /// was validated against it, so the speculative state is rebuilt from `durable`.
+    pub(crate) fn reset_to(&mut self, durable: &State) {
         self.spec = durable.clone();
         self.next_version = durable.version + 1;
     }
@@ -192,7 +191,7 @@ struct Managed {
 pub struct ControlPlane {
     config: ControlConfig,
     managed: Managed,
-    pipe: Committer<Writer>,
+    pipe: Committer,
     store_kind: &'static str,
 }
 
@@ -1147,21 +1146,23 @@ impl ControlPlane {
         })
     }
 
-    /// Loads an address map, lets `edit` change it and commits it if it changed.
-    async fn map_write_async(
+    /// Loads an address map (`not_found` when the account has no such map), lets `edit`
+    /// change it and commits it if it changed.
+    async fn map_write_async<E: From<AccessError> + From<StoreError>>(
         &self,
         p: &Principal,
         account: &str,
         map_id: &str,
         now: Timestamp,
-        edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, AddressMapError>,
-    ) -> Result<AddressMap, AddressMapError> {
+        not_found: fn(String) -> E,
+        edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
+    ) -> Result<AddressMap, E> {
         self.submit_async(|r, _ctx| {
             let acct = r.access(p, account, MAP_WRITE, &[])?;
             let mut m = r
                 .map(&acct.id, map_id)
                 .cloned()
-                .ok_or_else(|| AddressMapError::MapNotFound(map_id.to_owned()))?;
+                .ok_or_else(|| not_found(map_id.to_owned()))?;
             if !edit(r, &mut m)? {
                 return Ok((Vec::new(), m));
             }
@@ -1182,7 +1183,7 @@ impl ControlPlane {
             input: UpdateAddressMap,
             now: Timestamp,
         ) -> Result<AddressMap, AddressMapError> {
-            self.map_write_async(p, account, map_id, now, |_, m| {
+            self.map_write_async(p, account, map_id, now, AddressMapError::MapNotFound, |_, m| {
                 let before = m.clone();
                 if let Some(d) = input.description {
                     m.description = d;
@@ -1243,22 +1244,16 @@ impl ControlPlane {
             ip: &str,
             now: Timestamp,
         ) -> Result<AddressMap, AddIpError> {
-            self.submit_async(|r, _ctx| {
-                let acct = r.access(p, account, MAP_WRITE, &[])?;
-                let mut m = r
-                    .map(&acct.id, map_id)
-                    .cloned()
-                    .ok_or_else(|| AddIpError::MapNotFound(map_id.to_owned()))?;
-                let ip = r.check_ip(&acct.id, ip, now)?;
+            self.map_write_async(p, account, map_id, now, AddIpError::MapNotFound, |r, m| {
+                let ip = r.check_ip(&m.account_id, ip, now)?;
                 if m.ips.iter().any(|x| x.ip == ip) {
-                    return Ok((Vec::new(), m));
+                    return Ok(false);
                 }
                 m.ips.push(AddressMapIp {
                     ip,
                     created_at: now,
                 });
-                m.modified_at = now;
-                Ok((vec![Change::AddressMap(m.clone())], m))
+                Ok(true)
             })
             .await
         }
@@ -1274,7 +1269,7 @@ impl ControlPlane {
             ip: &str,
             now: Timestamp,
         ) -> Result<AddressMap, AddressMapError> {
-            self.map_write_async(p, account, map_id, now, |_, m| {
+            self.map_write_async(p, account, map_id, now, AddressMapError::MapNotFound, |_, m| {
                 let addr = parse_ip_strict(ip).ok_or_else(|| {
                     AddressMapError::Invalid(format!("{ip:?} is not a valid IP address"))
                 })?;
@@ -1300,7 +1295,7 @@ impl ControlPlane {
             identifier: &str,
             now: Timestamp,
         ) -> Result<AddressMap, AddressMapError> {
-            self.map_write_async(p, account, map_id, now, |_, m| {
+            self.map_write_async(p, account, map_id, now, AddressMapError::MapNotFound, |_, m| {
                 if AccountId::parse(identifier).is_err() {
                     return Err(AddressMapError::Invalid(format!(
                         "identifier {identifier:?} must be 32 hex characters"
@@ -1335,7 +1330,7 @@ impl ControlPlane {
             identifier: &str,
             now: Timestamp,
         ) -> Result<AddressMap, AddressMapError> {
-            self.map_write_async(p, account, map_id, now, |_, m| {
+            self.map_write_async(p, account, map_id, now, AddressMapError::MapNotFound, |_, m| {
                 let n = m.memberships.len();
                 m.memberships
                     .retain(|x| !(x.kind == kind && x.identifier == identifier));
