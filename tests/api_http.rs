@@ -321,7 +321,20 @@ fn create_validation_error_table() {
     patch(json!({"region_key": ""})).fails(400, 1101);
     patch(json!({"region_key": "US"})).fails(400, 1107);
     patch(json!({"region_key": "atlantis"})).fails(400, 1106);
-    patch(json!({"region_key": 7})).fails(400, 1100);
+    // A wrong JSON type names the field, in the same words on POST and PATCH, and a DLS
+    // error item carries no `source` (dls_coded_message has none, §4.2).
+    for r in [
+        patch(json!({"region_key": 7})),
+        post(json!({"prefix_id": DEMO_PREFIX, "cidr": "203.0.114.0/25", "region_key": 7})),
+    ] {
+        r.fails(400, 1100);
+        let item = &r.body["errors"][0];
+        assert_eq!(
+            item["message"],
+            "malformed request body: `region_key` must be a string, got a number"
+        );
+        assert!(item.get("source").is_none(), "{item}");
+    }
     patch(json!(["us"])).fails(400, 1100);
     // Not-a-UUID binding ids are simply not found.
     s.dev("GET", &format!("{BINDINGS}/nope"), None)
@@ -737,6 +750,11 @@ fn addressing_prefixes_services_and_service_bindings() {
             "advertised_modified_at",
             "on_demand_enabled",
             "on_demand_locked",
+            "delegate_loa_creation",
+            "irr_validation_state",
+            "rpki_validation_state",
+            "ownership_validation_state",
+            "ownership_validation_token",
             "created_at",
             "modified_at"
         ])
@@ -744,6 +762,15 @@ fn addressing_prefixes_services_and_service_bindings() {
     assert_eq!(demo["cidr"], "203.0.112.0/22");
     assert_eq!(demo["account_id"], ACCOUNT);
     assert_eq!(demo["approved"], "V");
+    for state in [
+        "irr_validation_state",
+        "rpki_validation_state",
+        "ownership_validation_state",
+    ] {
+        assert_eq!(demo[state], "valid");
+    }
+    assert_eq!(demo["ownership_validation_token"], DEMO_PREFIX);
+    assert_eq!(demo["delegate_loa_creation"], false);
     assert_timestamp(&demo["created_at"]);
     let pending = s.dev(
         "GET",
@@ -768,6 +795,7 @@ fn addressing_prefixes_services_and_service_bindings() {
     );
     let created = r.ok(201).clone();
     assert_eq!(created["approved"], "P");
+    assert_eq!(created["irr_validation_state"], "pending");
     let new_id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(new_id.len(), 32);
     s.dev(
@@ -1039,6 +1067,41 @@ fn address_maps_crud_and_the_gate() {
         Some(json!({"enabled": "yes"})),
     )
     .fails(400, 1100);
+    // PATCH changes only description, enabled and default_sni: `ips` is refused, not
+    // silently ignored, and nothing changes.
+    let before = s
+        .dev("GET", &format!("{MAPS}/{m1id}"), None)
+        .ok(200)
+        .clone();
+    let r = s.dev(
+        "PATCH",
+        &format!("{MAPS}/{m1id}"),
+        Some(json!({"description": "renamed", "ips": ["203.0.113.99"]})),
+    );
+    r.fails(400, 1113);
+    assert_eq!(r.body["errors"][0]["source"]["pointer"], "/ips");
+    assert_eq!(
+        s.dev("GET", &format!("{MAPS}/{m1id}"), None).ok(200),
+        &before
+    );
+    // A membership without its identifier: 1101, pointing at the field; nothing created.
+    let maps_before = s.dev("GET", MAPS, None).ok(200).as_array().unwrap().len();
+    let r = s.dev(
+        "POST",
+        MAPS,
+        Some(
+            json!({"memberships": [{"identifier": ACCOUNT, "kind": "account"}, {"kind": "zone"}]}),
+        ),
+    );
+    r.fails(400, 1101);
+    assert_eq!(
+        r.body["errors"][0]["source"]["pointer"],
+        "/memberships/1/identifier"
+    );
+    assert_eq!(
+        s.dev("GET", MAPS, None).ok(200).as_array().unwrap().len(),
+        maps_before
+    );
 
     // Activate: the IPv4 binding by force, the IPv6 one by moving the clock.
     s.admin("POST", &format!("/bindings/{id4}/activate"), None)

@@ -158,6 +158,9 @@ prefixes = list(cf.addressing.prefixes.list(account_id=ACCOUNT))
 check("prefixes: list", PREFIX in [p.id for p in prefixes])
 p = cf.addressing.prefixes.get(PREFIX, account_id=ACCOUNT)
 check("prefixes: get", p.cidr == "203.0.112.0/22" and p.approved == "V" and p.account_id == ACCOUNT, repr(p))
+check("prefixes: validation states (typed fields)",
+      (p.irr_validation_state, p.rpki_validation_state, p.ownership_validation_state) == ("valid",) * 3
+      and p.delegate_loa_creation is False and p.ownership_validation_token == PREFIX, repr(p))
 expect_error("prefixes: unknown", cloudflare.NotFoundError, 404, 1105,
              lambda: cf.addressing.prefixes.get("f" * 32, account_id=ACCOUNT))
 services = [s.name for s in cf.addressing.services.list(account_id=ACCOUNT)]

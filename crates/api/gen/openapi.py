@@ -19,6 +19,9 @@ def string(desc=None, **kw):
 
 TS = string("RFC 3339, UTC, microsecond precision", format="date-time", example="2026-01-13T23:59:45.276558Z")
 
+VALIDATION = string("pending until the prefix is approved, then valid (Cloudflare also reports missing, invalid, mismatch_asn)",
+                    enum=["pending", "valid"])
+
 schemas = {
     "Message": {
         "type": "object",
@@ -94,6 +97,8 @@ schemas = {
         "type": "object",
         "required": ["id", "account_id", "cidr", "asn", "description", "approved", "loa_document_id",
                      "advertised", "advertised_modified_at", "on_demand_enabled", "on_demand_locked",
+                     "delegate_loa_creation", "irr_validation_state", "rpki_validation_state",
+                     "ownership_validation_state", "ownership_validation_token",
                      "created_at", "modified_at"],
         "additionalProperties": False,
         "properties": {
@@ -108,6 +113,11 @@ schemas = {
             "advertised_modified_at": {**TS, "nullable": True, "deprecated": True},
             "on_demand_enabled": {"type": "boolean"},
             "on_demand_locked": {"type": "boolean"},
+            "delegate_loa_creation": {"type": "boolean", "description": "LOA documents are not modelled: always false"},
+            "irr_validation_state": VALIDATION,
+            "rpki_validation_state": VALIDATION,
+            "ownership_validation_state": VALIDATION,
+            "ownership_validation_token": string("The prefix id in UUID form"),
             "created_at": TS,
             "modified_at": TS,
         },

@@ -353,6 +353,33 @@ async fn get_binding(
     Ok(Success::ok(b).into_response())
 }
 
+/// `POST …/prefix_bindings` body: each field a string when present. Messages name the
+/// field; no `source.pointer` (DLS error items have none, §4.2).
+fn parse_create_binding(b: &[u8]) -> Result<CreateBinding, HttpError> {
+    let parse = || {
+        let map = body::json_object(b)?;
+        Ok(CreateBinding {
+            prefix_id: body::opt_string(&map, "prefix_id")?,
+            cidr: body::opt_string(&map, "cidr")?,
+            region_key: body::opt_string(&map, "region_key")?,
+        })
+    };
+    parse().map_err(HttpError::without_source)
+}
+
+/// `PATCH …/prefix_bindings/{id}` body: `region_key`, and the names of any other keys
+/// (refused with 1113 by the control plane). As [`parse_create_binding`], no pointer.
+fn parse_update_binding(b: &[u8]) -> Result<UpdateBinding, HttpError> {
+    let parse = || {
+        let map = body::json_object(b)?;
+        Ok(UpdateBinding {
+            region_key: body::opt_string(&map, "region_key")?,
+            other_fields: map.keys().filter(|k| *k != "region_key").cloned().collect(),
+        })
+    };
+    parse().map_err(HttpError::without_source)
+}
+
 async fn create_binding(
     State(app): State<AppState>,
     ip: ClientIp,
@@ -363,7 +390,7 @@ async fn create_binding(
     let (p, now) = begin(&app, &headers, ip)?;
     let input: CreateBinding = {
         let (c, p, a) = (&app.control, &p, &account);
-        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), async {
+        parse_or_probe(&bytes, parse_create_binding, async {
             c.create_binding_async(p, a, CreateBinding::default(), now)
                 .await
                 .map(drop)
@@ -390,21 +417,11 @@ async fn patch_binding(
     let (p, now) = begin(&app, &headers, ip)?;
     let input = {
         let (c, p, a, i) = (&app.control, &p, &account, &id);
-        parse_or_probe(
-            &bytes,
-            |b| {
-                let map = body::json_object(b)?;
-                Ok(UpdateBinding {
-                    region_key: body::opt_string(&map, "region_key")?,
-                    other_fields: map.keys().filter(|k| *k != "region_key").cloned().collect(),
-                })
-            },
-            async {
-                c.patch_binding_async(p, a, i, UpdateBinding::default(), now)
-                    .await
-                    .map(drop)
-            },
-        )
+        parse_or_probe(&bytes, parse_update_binding, async {
+            c.patch_binding_async(p, a, i, UpdateBinding::default(), now)
+                .await
+                .map(drop)
+        })
         .await?
     };
     let b = app
@@ -583,8 +600,28 @@ async fn create_address_map(
     Ok(Success::ok(v).into_response())
 }
 
+/// Fields `PATCH /address_maps/{id}` may change (§6.4).
+const MAP_PATCH_FIELDS: [&str; 3] = ["description", "enabled", "default_sni"];
+
+/// `PATCH /address_maps/{id}` body. Like the DLS PATCH (§1, §5.6), any other key is
+/// refused (400 / 1113, pointing at it) rather than ignored: a client that sends `ips`
+/// here must not be told its change succeeded.
 fn parse_update_map(b: &[u8]) -> Result<UpdateAddressMap, HttpError> {
     let map = body::json_object(b)?;
+    if let Some(other) = map.keys().find(|k| !MAP_PATCH_FIELDS.contains(&k.as_str())) {
+        return Err(HttpError::from_item(
+            StatusCode::BAD_REQUEST,
+            ErrorItem::new(
+                1113,
+                format!(
+                    "`{other}` cannot be changed here: PATCH accepts only description, enabled \
+                     and default_sni (IPs and memberships have their own routes)"
+                ),
+            )
+            // JSON Pointer escaping (RFC 6901): `~` → `~0`, `/` → `~1`.
+            .with_pointer(format!("/{}", other.replace('~', "~0").replace('/', "~1"))),
+        ));
+    }
     let nullable = |field: &str| -> Result<Option<Option<String>>, HttpError> {
         match map.get(field) {
             None => Ok(None),

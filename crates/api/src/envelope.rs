@@ -201,6 +201,16 @@ impl HttpError {
         }
     }
 
+    /// The same error without `source` on any item: the DLS error schema
+    /// (`dls_coded_message`) has no `source`, only Addressing's `ResponseInfo` has
+    /// (contract §4.2), so DLS routes drop the pointer their body checks attach.
+    pub fn without_source(mut self) -> Self {
+        for item in self.errors.iter_mut().chain(self.messages.iter_mut()) {
+            item.source = None;
+        }
+        self
+    }
+
     /// 400 with one item.
     pub fn bad_request(code: u32, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

@@ -4,7 +4,7 @@
 //! | code | HTTP | variants |
 //! | --- | --- | --- |
 //! | 1000 | 500 | `Store(_)` (any operation) — internal |
-//! | 1101 | 400 | `MissingField` |
+//! | 1101 | 400 | `MissingField`, `MembershipFieldMissing` (address-map create) |
 //! | 1102 | 400 | `Cidr(_)` |
 //! | 1103 | 400 | `OutsidePrefix` |
 //! | 1104 | 400 | `BadAsn` (prefix create; ours, §12 leaves 1104 free) |
@@ -16,7 +16,7 @@
 //! | 1110 | 404 | `NotFound` (regions) |
 //! | 1111 | 400 | `Page(_)` |
 //! | 1112 | 400 | `BadType` |
-//! | 1113 | 400 | `UnexpectedField` |
+//! | 1113 | 400 | `UnexpectedField`; also the HTTP layer's address-map PATCH with a key other than `description`/`enabled`/`default_sni` |
 //! | 1114 | 400 | `PrefixNotApproved` |
 //! | 1115 | 403 | `Access(AccessError::NotEntitled)` |
 //! | 1116 | 400 | `ManagedByDls`, `BaseBinding` |
@@ -434,6 +434,14 @@ pub enum CreateAddressMapError {
         /// Why.
         refusal: IpRefusal,
     },
+    /// 400 / 1101: a membership without `identifier` or `kind` (or with an empty one).
+    #[error("memberships[{index}]: missing required field {field}")]
+    MembershipFieldMissing {
+        /// Index into `memberships`.
+        index: usize,
+        /// `identifier` or `kind`.
+        field: &'static str,
+    },
     /// 400 / 1305: a bad membership (`kind` not `zone`/`account`, bad identifier).
     #[error("memberships[{index}]: {reason}")]
     Membership {
@@ -452,6 +460,7 @@ impl ApiError for CreateAddressMapError {
         match self {
             Self::Access(e) => e.code(),
             Self::Ip { refusal, .. } => refusal.code(),
+            Self::MembershipFieldMissing { .. } => 1101,
             Self::Membership { .. } => 1305,
             Self::Store(e) => e.code(),
         }
@@ -460,7 +469,7 @@ impl ApiError for CreateAddressMapError {
         match self {
             Self::Access(e) => e.http_status(),
             Self::Ip { refusal, .. } => refusal.http_status(),
-            Self::Membership { .. } => 400,
+            Self::MembershipFieldMissing { .. } | Self::Membership { .. } => 400,
             Self::Store(e) => e.http_status(),
         }
     }
@@ -468,6 +477,9 @@ impl ApiError for CreateAddressMapError {
         match self {
             Self::Ip { index, .. } => Some(format!("/ips/{index}")),
             Self::Membership { index, .. } => Some(format!("/memberships/{index}")),
+            Self::MembershipFieldMissing { index, field } => {
+                Some(format!("/memberships/{index}/{field}"))
+            }
             _ => None,
         }
     }

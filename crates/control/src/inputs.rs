@@ -61,10 +61,13 @@ pub struct CreatePrefix {
 /// One element of `memberships` on address-map create.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipInput {
-    /// Zone or account id.
-    pub identifier: String,
-    /// `zone` or `account`.
-    pub kind: String,
+    /// Zone or account id (required: missing → 400 / 1101 naming
+    /// `/memberships/{n}/identifier`).
+    #[serde(default)]
+    pub identifier: Option<String>,
+    /// `zone` or `account` (required, like `identifier`).
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// `POST /addressing/address_maps` body.

@@ -1062,30 +1062,31 @@ impl ControlPlane {
                 }
                 let mut memberships: Vec<Membership> = Vec::new();
                 for (index, m) in input.memberships.iter().enumerate() {
-                    let kind = MembershipKind::parse(&m.kind).ok_or_else(|| {
+                    let missing = |field: &'static str| CreateAddressMapError::MembershipFieldMissing { index, field };
+                    let raw_kind = m.kind.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| missing("kind"))?;
+                    let identifier = m.identifier.as_deref().filter(|i| !i.is_empty()).ok_or_else(|| missing("identifier"))?;
+                    let kind = MembershipKind::parse(raw_kind).ok_or_else(|| {
                         CreateAddressMapError::Membership {
                             index,
                             reason: format!(
-                                "kind must be \"zone\" or \"account\", got {:?}",
-                                m.kind
+                                "kind must be \"zone\" or \"account\", got {raw_kind:?}"
                             ),
                         }
                     })?;
-                    if AccountId::parse(&m.identifier).is_err() {
+                    if AccountId::parse(identifier).is_err() {
                         return Err(CreateAddressMapError::Membership {
                             index,
                             reason: format!(
-                                "identifier {:?} must be 32 hex characters",
-                                m.identifier
+                                "identifier {identifier:?} must be 32 hex characters"
                             ),
                         });
                     }
                     if !memberships
                         .iter()
-                        .any(|x| x.kind == kind && x.identifier == m.identifier)
+                        .any(|x| x.kind == kind && x.identifier == identifier)
                     {
                         memberships.push(Membership {
-                            identifier: m.identifier.clone(),
+                            identifier: identifier.to_owned(),
                             kind,
                             can_delete: true,
                             created_at: now,

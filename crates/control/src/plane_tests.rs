@@ -662,8 +662,8 @@ fn address_map_create_is_atomic_and_points_at_the_ip() {
     // Memberships.
     let bad = CreateAddressMap {
         memberships: vec![MembershipInput {
-            identifier: ACCT.into(),
-            kind: "team".into(),
+            identifier: Some(ACCT.into()),
+            kind: Some("team".into()),
         }],
         ..Default::default()
     };
@@ -672,6 +672,30 @@ fn address_map_create_is_atomic_and_points_at_the_ip() {
         (e.code(), e.pointer().as_deref()),
         (1305, Some("/memberships/0"))
     );
+    // A membership without an identifier: 1101 pointing at the field; nothing created.
+    let ok = MembershipInput {
+        identifier: Some(ACCT.into()),
+        kind: Some("account".into()),
+    };
+    let missing = CreateAddressMap {
+        memberships: vec![
+            ok.clone(),
+            MembershipInput {
+                identifier: None,
+                kind: Some("zone".into()),
+            },
+        ],
+        ..Default::default()
+    };
+    let v = f.cp.version();
+    let e =
+        f.cp.create_address_map(&f.rw, ACCT, missing, t(5))
+            .unwrap_err();
+    assert_eq!(
+        (e.code(), e.http_status(), e.pointer().as_deref()),
+        (1101, 400, Some("/memberships/1/identifier"))
+    );
+    assert_eq!(f.cp.version(), v);
     // Delete needs a disabled map; then 404.
     let mid = m.id.to_string();
     f.cp.update_address_map(

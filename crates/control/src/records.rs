@@ -278,6 +278,19 @@ pub struct PrefixView {
     pub on_demand_enabled: bool,
     /// BGP on demand (not modelled).
     pub on_demand_locked: bool,
+    /// Whether Cloudflare may write the LOA document (LOA documents are not modelled:
+    /// always false, as `loa_document_id` is always null).
+    pub delegate_loa_creation: bool,
+    /// IRR check: `"pending"` until the prefix is approved, then `"valid"` (Cloudflare
+    /// also reports `missing`, `invalid`, `mismatch_asn`; the emulator checks nothing).
+    pub irr_validation_state: String,
+    /// RPKI check, as `irr_validation_state`.
+    pub rpki_validation_state: String,
+    /// Ownership check, as `irr_validation_state`.
+    pub ownership_validation_state: String,
+    /// The token a customer would publish to prove ownership: the prefix id in UUID
+    /// form (stable, unique per prefix).
+    pub ownership_validation_token: String,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -287,6 +300,10 @@ pub struct PrefixView {
 impl Prefix {
     /// The Addressing view.
     pub fn view(&self) -> PrefixView {
+        let validation = match self.approved {
+            Approval::Approved => "valid",
+            Approval::Pending => "pending",
+        };
         PrefixView {
             id: self.id.clone(),
             account_id: self.account_id.clone(),
@@ -300,10 +317,27 @@ impl Prefix {
                 .then_some(self.modified_at),
             on_demand_enabled: false,
             on_demand_locked: false,
+            delegate_loa_creation: false,
+            irr_validation_state: validation.into(),
+            rpki_validation_state: validation.into(),
+            ownership_validation_state: validation.into(),
+            ownership_validation_token: uuid_form(self.id.as_str()),
             created_at: self.created_at,
             modified_at: self.modified_at,
         }
     }
+}
+
+/// `id` as a UUID: already one (the demo prefix), or 32 hex digits grouped 8-4-4-4-12.
+fn uuid_form(id: &str) -> String {
+    if id.len() != 32 {
+        return id.to_owned();
+    }
+    let (a, rest) = id.split_at(8);
+    let (b, rest) = rest.split_at(4);
+    let (c, rest) = rest.split_at(4);
+    let (d, e) = rest.split_at(4);
+    format!("{a}-{b}-{c}-{d}-{e}")
 }
 
 /// `zone` or `account` membership of an address map.
