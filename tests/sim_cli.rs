@@ -101,6 +101,24 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
+    // Command-line overrides have the file's limits (they used to run away silently).
+    for (args, says) in [
+        (["--flows", "18446744073709551615"], "at most 10^10 flows"),
+        (["--duration", "200000h"], "at most 365 days"),
+        (["--duration", "0s"], "must be > 0"),
+    ] {
+        let o = inregion()
+            .args(["simulate", &scenario("quickstart"), "-q"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(says) && err.contains(args[0]),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -142,4 +160,41 @@ fn trace_explains_ingress_binding_region_and_choice() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("refused"), "{s}");
+}
+
+/// A short failure inside a longer one must not end the longer one: with all of Japan
+/// down 2h–4h and NRT alone also down 2h30m–3h, NRT is still down at 3h30m (traffic bound
+/// to `jp` is refused, not processed at NRT), and comes back with the rest at 4h.
+#[test]
+fn overlapping_failures_keep_a_data_center_down_until_the_last_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("overlap.toml");
+    let base = std::fs::read_to_string(scenario("jp-fail-closed")).unwrap();
+    let extra = "\n[[failures]]\ndc = \"NRT\"\nat = \"2h30m\"\nuntil = \"3h\"\n";
+    // Insert the extra failure before the first [[clients]] table.
+    let at = base.find("[[clients]]").unwrap();
+    let text = format!("{}{extra}\n{}", &base[..at], &base[at..]);
+    std::fs::write(&path, text).unwrap();
+    let trace = |at: &str| {
+        let o = inregion()
+            .args([
+                "trace",
+                "198.51.100.10",
+                "--from",
+                "NRT",
+                "--at",
+                at,
+                "--scenario",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let s = trace("3h30m");
+    assert!(s.contains("refused"), "{s}");
+    assert!(!s.contains("NRT recovers"), "{s}");
+    let s = trace("4h30m");
+    assert!(s.contains("processed at NRT"), "{s}");
 }

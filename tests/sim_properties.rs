@@ -212,7 +212,7 @@ fn failing(timeline: &str) -> SimError {
 }
 
 fn create(at: &str, cidr: &str, region: &str) -> String {
-    format!("[[timeline]]\nat = \"{at}\"\nop = \"create_binding\"\nname = \"{cidr}\"\nprefix = \"p\"\ncidr = \"{cidr}\"\nregion = \"{region}\"\n")
+    format!("[[timeline]]\nat = \"{at}\"\nop = \"create_binding\"\nname = \"{cidr} at {at}\"\nprefix = \"p\"\ncidr = \"{cidr}\"\nregion = \"{region}\"\n")
 }
 
 #[test]

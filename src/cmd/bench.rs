@@ -11,8 +11,26 @@ pub enum Which {
     Edge,
 }
 
+const AFTER_HELP: &str = "\
+Examples:
+  inregion bench table --quick
+      the region table against ip_network_table on synthetic and real BGP tables, one
+      JSON line per case: {\"case\":..., \"ours_mdps\":..., \"baseline_mdps\":..., \"speedup\":...}
+  inregion bench edge --quick
+      the edge decision (new and established flows, 1M live flows) against a plain
+      HashMap + linear-scan baseline
+  INREGION_BENCH_ONLY=v4-real inregion bench table --quick
+      only some tables (comma-separated: v4-10k, v4-real, v6-real, v6-200k; a case name
+      from the output selects its table)
+  INREGION_BENCH_THREADS=1,2,4,8 inregion bench edge --quick
+      the thread counts of the scaling cases (default: table 1,2; edge 2)
+
+Speed is reported as a ratio against the baseline measured in the same run. Run from
+the repository: the table comparison reads the real BGP table from benches/data/.";
+
 /// Arguments of `inregion bench`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// What to compare.
     which: Which,

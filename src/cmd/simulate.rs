@@ -53,26 +53,17 @@ pub struct Args {
     duration: Option<humantime::Duration>,
 }
 
-/// Applies the command-line overrides to a validated scenario.
+/// Applies the command-line overrides to a validated scenario, with the limits the file
+/// itself has (see [`Scenario::set_duration`], [`Scenario::set_flows`]).
 fn apply_overrides(mut sc: Scenario, args: &Args) -> anyhow::Result<Scenario> {
     if let Some(seed) = args.seed {
         sc.seed = seed;
     }
     if let Some(d) = args.duration {
-        let new = SimTime::from_duration(*d);
-        anyhow::ensure!(new > SimTime::ZERO, "--duration must be > 0");
-        anyhow::ensure!(
-            new.as_nanos() / sc.bucket.as_nanos() <= 10_000,
-            "--duration {d} is more than 10000 buckets of the scenario's bucket"
-        );
-        let rate = sc.workload.flows as f64 / sc.duration.as_secs_f64();
-        sc.workload.flows = (rate * new.as_secs_f64()).round() as u64;
-        sc.duration = new;
-        sc.timeline.retain(|o| o.at <= new);
-        sc.failures.retain(|f| f.at <= new);
+        sc.set_duration("--duration", SimTime::from_duration(*d))?;
     }
     if let Some(n) = args.flows {
-        sc.workload.flows = n;
+        sc.set_flows("--flows", n)?;
     }
     Ok(sc)
 }
@@ -106,22 +97,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = Report::new(&scenario, &output);
     let mut written = Vec::new();
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-        let mut write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            written.push(path);
-            Ok(())
-        };
-        write("report.json", report.to_json().as_bytes())?;
+        // Everything is rendered before anything is written, and each file is written
+        // whole or not at all (see `write_whole`).
+        let mut files: Vec<(String, Vec<u8>)> =
+            vec![("report.json".into(), report.to_json().into())];
         for (name, text) in report.csv_files() {
-            write(&name, text.as_bytes())?;
+            files.push((name, text.into()));
         }
         for p in plots::render_all(&report)? {
-            write(&format!("{}.png", p.name), &p.png)?;
-            write(&format!("{}.svg", p.name), p.svg.as_bytes())?;
+            files.push((format!("{}.png", p.name), p.png));
+            files.push((format!("{}.svg", p.name), p.svg.into()));
+        }
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!("--out {}: exists and is not a directory", dir.display());
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        for (name, bytes) in &files {
+            let path = dir.join(name);
+            write_whole(&path, bytes).with_context(|| {
+                format!(
+                    "cannot write {} ({} of {} files written before it)",
+                    path.display(),
+                    written.len(),
+                    files.len()
+                )
+            })?;
+            written.push(path);
         }
     }
     if !args.quiet {
@@ -147,6 +149,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `bytes` to `path` whole or not at all: into a hidden temporary file in the
+/// same directory, then renamed over `path`. A full disk or an interrupted run leaves the
+/// previous file (or none), never a truncated report or plot.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
@@ -154,5 +171,30 @@ pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_whole;
+
+    #[test]
+    fn files_are_replaced_whole_and_failures_leave_no_debris() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        write_whole(&path, b"first").unwrap();
+        write_whole(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // A write that cannot land (the name is taken by a directory) fails and leaves
+        // neither a temporary file nor a change behind.
+        let blocked = dir.path().join("plot.png");
+        std::fs::create_dir(&blocked).unwrap();
+        assert!(write_whole(&blocked, b"x").is_err());
+        assert!(blocked.is_dir());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }

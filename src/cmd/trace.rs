@@ -61,10 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             anyhow::ensure!(
                 t <= scenario.duration,
-                "--at {} is after the end of scenario {} ({})",
-                t,
+                "--at {:?} is after the end of scenario {} (it lasts {})",
+                args.at.as_deref().unwrap_or_default(),
                 scenario.name,
-                scenario.duration
+                humantime::format_duration(scenario.duration.as_duration())
             );
             Some(t)
         }

@@ -83,8 +83,9 @@ impl Default for ServeOptions {
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The data directory or a file in it could not be used.
-    #[error("data directory {path}: {source}")]
+    /// The data directory or a file in it could not be used. (The I/O error is the
+    /// `source`, not part of the message: printers of the error chain show it once.)
+    #[error("data directory {}", path.display())]
     Data {
         /// The path.
         path: PathBuf,
@@ -103,8 +104,8 @@ pub enum ServeError {
     /// The token given for development use is not a valid token.
     #[error("dev token: {0}")]
     DevToken(String),
-    /// Binding the listener failed.
-    #[error("cannot listen on {addr}: {source}")]
+    /// Binding the listener failed (the cause is the `source`).
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: String,
@@ -241,6 +242,12 @@ impl Server {
         };
         let (control, clock, database, stored_token) = match &opts.data_dir {
             Some(dir) => {
+                if dir.exists() && !dir.is_dir() {
+                    return Err(data_err(dir)(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "exists and is not a directory",
+                    )));
+                }
                 std::fs::create_dir_all(dir).map_err(data_err(dir))?;
                 let db = dir.join(DB_FILE);
                 let control = {

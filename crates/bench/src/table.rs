@@ -70,8 +70,19 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     );
 
     // INREGION_BENCH_ONLY=v4-real,v6-200k runs only those tables (all by default).
+    const TABLES: [&str; 4] = ["v4-10k", "v4-real", "v6-real", "v6-200k"];
     let only = std::env::var("INREGION_BENCH_ONLY").unwrap_or_default();
-    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    // A case name from the output (`v4-10k-hit-batch`) selects its table.
+    let selects = |o: &str, name: &str| o == name || o.starts_with(&format!("{name}-"));
+    for o in only.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        anyhow::ensure!(
+            TABLES.iter().any(|t| selects(o, t)),
+            "INREGION_BENCH_ONLY: unknown table {o:?}; the tables are {}",
+            TABLES.join(", ")
+        );
+    }
+    let wanted =
+        |name: &str| only.trim().is_empty() || only.split(',').any(|o| selects(o.trim(), name));
 
     // --- IPv4, BYOIP-sized synthetic (10k) ---
     if wanted("v4-10k") {

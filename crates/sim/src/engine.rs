@@ -32,7 +32,8 @@ use crate::dns;
 use crate::metrics::{Categories, FlowRecord, Metrics, Outcome};
 use crate::rng::{stream, SimRng, Stream};
 use crate::scenario::{
-    ClientSpec, Dist, DnsQueryKind, FailureTarget, Op, PropagationMode, Scenario, ScenarioError,
+    ClientSpec, Dist, DnsQueryKind, Failure, FailureTarget, Op, PropagationMode, Scenario,
+    ScenarioError,
 };
 use crate::time::SimTime;
 use crate::workload::{FlowGenerator, Protocol};
@@ -583,15 +584,8 @@ impl Simulation {
         let mut r_prop: SimRng = stream(sc.seed, Stream::Propagation);
         let mut r_dns: SimRng = stream(sc.seed, Stream::Dns);
 
-        // Failure events, sorted (stable) by time: (time, failure index, healthy).
-        let mut health_events: Vec<(SimTime, usize, bool)> = Vec::new();
-        for (i, f) in sc.failures.iter().enumerate() {
-            health_events.push((f.at, i, false));
-            if let Some(u) = f.until {
-                health_events.push((u, i, true));
-            }
-        }
-        health_events.sort_by_key(|e| e.0);
+        let mut failures =
+            FailureSchedule::new(&self.refdata, &self.topo, &sc.failures, self.horizon);
 
         let mut ingress_cache: Vec<Option<DcId>> = self
             .points
@@ -623,7 +617,6 @@ impl Simulation {
         let mut c = RunCounters::default();
         let mut ops = OpState::default();
         let mut ti = 0usize;
-        let mut hi = 0usize;
         let dns_every = sc.dns.as_ref().map(|d| d.every.as_nanos());
         let mut next_dns: u64 = if dns_every.is_some() && !self.probes.is_empty() {
             0
@@ -640,7 +633,7 @@ impl Simulation {
             let arrival = pending.as_ref().map_or(u64::MAX, |f| f.at.as_nanos());
             let end_t = open.next_end();
             let op_t = sc.timeline.get(ti).map_or(u64::MAX, |o| o.at.as_nanos());
-            let h_t = health_events.get(hi).map_or(u64::MAX, |e| e.0.as_nanos());
+            let h_t = failures.next_at().map_or(u64::MAX, SimTime::as_nanos);
             let edge_t = self.edge.next_deadline().map_or(u64::MAX, |t| t.as_nanos());
             // Edge deadlines past the horizon only matter while flows are still open.
             let edge_t = if edge_t > horizon && end_t == u64::MAX && arrival == u64::MAX {
@@ -703,16 +696,7 @@ impl Simulation {
                 out.timeline.push(entry);
             } else if h_t == t {
                 // ---- failures and recoveries -------------------------------------------
-                let mut changes = Vec::new();
-                while let Some(&(at, i, healthy)) = health_events.get(hi) {
-                    if at != now {
-                        break;
-                    }
-                    hi += 1;
-                    for dc in failure_targets(&self.refdata, &self.topo, &sc.failures[i].target) {
-                        changes.push((dc, healthy));
-                    }
-                }
+                let changes = failures.apply_due(now);
                 for &(dc, healthy) in &changes {
                     if self.edge.is_healthy(dc) != healthy {
                         out.health_changes
@@ -909,6 +893,71 @@ impl Simulation {
 }
 
 /// The data centers a failure takes down.
+/// The scenario's failures as health changes over time. A data center is down while at
+/// least one failure covering it is in force: overlapping failures (a data center inside
+/// a failed region, or a short outage inside a longer one) keep it down until the last
+/// of them ends, instead of the first recovery bringing it back early.
+struct FailureSchedule {
+    /// `(time, data centers, starts)`, sorted (stable) by time.
+    events: Vec<(SimTime, Vec<DcId>, bool)>,
+    next: usize,
+    /// Failures in force per data center.
+    depth: Vec<u32>,
+}
+
+impl FailureSchedule {
+    /// Recoveries after `horizon` (the end of the run) do not happen within it.
+    fn new(
+        refdata: &ReferenceData,
+        topo: &Topology,
+        failures: &[Failure],
+        horizon: SimTime,
+    ) -> Self {
+        let mut events = Vec::new();
+        for f in failures.iter().filter(|f| f.at <= horizon) {
+            let dcs = failure_targets(refdata, topo, &f.target);
+            if let Some(u) = f.until.filter(|&u| u <= horizon) {
+                events.push((u, dcs.clone(), false));
+            }
+            events.push((f.at, dcs, true));
+        }
+        events.sort_by_key(|e| e.0);
+        Self {
+            events,
+            next: 0,
+            depth: vec![0; topo.dc_count()],
+        }
+    }
+
+    /// When the next failure starts or ends.
+    fn next_at(&self) -> Option<SimTime> {
+        self.events.get(self.next).map(|e| e.0)
+    }
+
+    /// Applies every start and end due at `now`; returns each touched data center once
+    /// with its resulting health (healthy when no failure covers it any more).
+    fn apply_due(&mut self, now: SimTime) -> Vec<(DcId, bool)> {
+        let mut touched: Vec<DcId> = Vec::new();
+        while let Some((at, dcs, starts)) = self.events.get(self.next) {
+            if *at != now {
+                break;
+            }
+            self.next += 1;
+            for &dc in dcs {
+                let d = &mut self.depth[dc.index()];
+                *d = if *starts { *d + 1 } else { d.saturating_sub(1) };
+                if !touched.contains(&dc) {
+                    touched.push(dc);
+                }
+            }
+        }
+        touched
+            .into_iter()
+            .map(|dc| (dc, self.depth[dc.index()] == 0))
+            .collect()
+    }
+}
+
 fn failure_targets(refdata: &ReferenceData, topo: &Topology, target: &FailureTarget) -> Vec<DcId> {
     match target {
         FailureTarget::DataCenter(code) => topo.dc_by_code(*code).into_iter().collect(),
@@ -1099,21 +1148,15 @@ impl Simulation {
         let mut ops = OpState::default();
         let mut timeline = Vec::new();
         let mut health_changes = Vec::new();
-        let mut health_events: Vec<(SimTime, usize, bool)> = Vec::new();
-        for (i, f) in sc.failures.iter().enumerate() {
-            health_events.push((f.at, i, false));
-            if let Some(u) = f.until {
-                health_events.push((u, i, true));
-            }
-        }
-        health_events.sort_by_key(|e| e.0);
+        let mut failures =
+            FailureSchedule::new(&self.refdata, &self.topo, &sc.failures, self.horizon);
         let ndc = self.topo.dc_count();
         let mut arrived_at = vec![SimTime::ZERO; ndc];
         let mut known: Vec<u64> = vec![0; ndc];
-        let (mut ti, mut hi) = (0usize, 0usize);
+        let mut ti = 0usize;
         loop {
             let op_t = sc.timeline.get(ti).map_or(SimTime::MAX, |o| o.at);
-            let h_t = health_events.get(hi).map_or(SimTime::MAX, |e| e.0);
+            let h_t = failures.next_at().unwrap_or(SimTime::MAX);
             let edge_t = self.edge.next_deadline().map_or(SimTime::MAX, st);
             let t = op_t.min(h_t).min(edge_t);
             if t > at || t == SimTime::MAX {
@@ -1134,13 +1177,7 @@ impl Simulation {
                     &mut r_prop,
                 )?);
             } else if h_t == t {
-                let (_, i, healthy) = health_events[hi];
-                hi += 1;
-                let changes: Vec<(DcId, bool)> =
-                    failure_targets(&self.refdata, &self.topo, &sc.failures[i].target)
-                        .into_iter()
-                        .map(|dc| (dc, healthy))
-                        .collect();
+                let changes = failures.apply_due(t);
                 for &(dc, h) in &changes {
                     if self.edge.is_healthy(dc) != h {
                         health_changes.push((t, self.topo.dc(dc).code.to_string(), h));

@@ -190,7 +190,8 @@ impl Metrics {
         let b = (r.bucket as usize).min(self.buckets - 1);
         let nr = self.cats.regions.len();
         self.flows += 1;
-        self.bytes += r.bytes;
+        // Saturating: heavy-tailed sizes over 10^10 flows can exceed u64.
+        self.bytes = self.bytes.saturating_add(r.bytes);
         self.by_bucket[b][o] += 1;
         self.by_bucket_region[b * nr + r.region as usize][o] += 1;
         self.by_continent[r.continent as usize][o] += 1;
@@ -210,7 +211,7 @@ impl Metrics {
                 }
                 let p = &mut self.load[dc as usize];
                 p.processed += 1;
-                p.bytes += r.bytes;
+                p.bytes = p.bytes.saturating_add(r.bytes);
             }
             None => ingress.refused += 1,
         }

@@ -327,6 +327,31 @@ pub struct Scenario {
     pub failures: Vec<Failure>,
     /// The DNS probe workload, if any.
     pub dns: Option<DnsProbes>,
+    /// Whether the file set `bucket` (otherwise it follows the duration, see
+    /// [`Scenario::set_duration`]).
+    bucket_given: bool,
+}
+
+/// Longest simulated run.
+pub const MAX_DURATION: SimTime = SimTime::from_secs(365 * 86_400);
+/// Most flows in one run.
+pub const MAX_FLOWS: u64 = 10_000_000_000;
+/// Most metric buckets in one run (memory is per bucket).
+pub const MAX_BUCKETS: u64 = 10_000;
+
+/// A duration for messages, in the unit the scenario format uses: `90m`, `8760h`, `2.5s`.
+fn span(t: SimTime) -> String {
+    let ns = t.as_nanos();
+    match ns {
+        _ if ns.is_multiple_of(3_600_000_000_000) => format!("{}h", ns / 3_600_000_000_000),
+        _ if ns.is_multiple_of(60_000_000_000) => format!("{}m", ns / 60_000_000_000),
+        _ => format!("{}s", t.as_secs_f64()),
+    }
+}
+
+/// The bucket when the file sets none: a 48th of the run, at least a second.
+pub fn default_bucket(duration: SimTime) -> SimTime {
+    SimTime::from_nanos((duration.as_nanos() / 48).max(1_000_000_000))
 }
 
 /// How binding changes reach the data centers.
@@ -661,6 +686,41 @@ impl Ctx<'_> {
                 Err(self.err(format!("{key}.{name}"), format!("must be > 0, got {x}")))
             }
         };
+        // A parameter of another distribution is a mistake (a typo, or a leftover from
+        // an edit), not something to ignore.
+        let given = [
+            ("value", d.value.is_some()),
+            ("min", d.min.is_some()),
+            ("max", d.max.is_some()),
+            ("mean", d.mean.is_some()),
+            ("median", d.median.is_some()),
+            ("sigma", d.sigma.is_some()),
+            ("scale", d.scale.is_some()),
+            ("shape", d.shape.is_some()),
+        ];
+        let applies: &[&str] = match d.dist.as_str() {
+            "fixed" => &["value"],
+            "uniform" => &["min", "max"],
+            "exp" | "exponential" => &["mean"],
+            "lognormal" => &["median", "sigma"],
+            "pareto" => &["scale", "shape"],
+            _ => &[
+                "value", "min", "max", "mean", "median", "sigma", "scale", "shape",
+            ],
+        };
+        if let Some((name, _)) = given
+            .iter()
+            .find(|(name, set)| *set && !applies.contains(name))
+        {
+            return Err(self.err(
+                format!("{key}.{name}"),
+                format!(
+                    "does not apply to dist = {:?} (it takes {})",
+                    d.dist,
+                    applies.join(", ")
+                ),
+            ));
+        }
         Ok(match d.dist.as_str() {
             "fixed" => Dist::Fixed(need("value", &d.value)?),
             "uniform" => {
@@ -762,17 +822,20 @@ impl Scenario {
         if duration == SimTime::ZERO {
             return Err(cx.err("duration", "must be > 0"));
         }
-        if duration > SimTime::from_secs(365 * 86_400) {
-            return Err(cx.err("duration", "must be at most a year"));
+        if duration > MAX_DURATION {
+            return Err(cx.err(
+                "duration",
+                format!("must be at most 365 days (8760h), got {}", span(duration)),
+            ));
         }
         let bucket = match &raw.bucket {
             Some(v) => cx.time("bucket", v)?,
-            None => SimTime::from_nanos((duration.as_nanos() / 48).max(1_000_000_000)),
+            None => default_bucket(duration),
         };
         if bucket == SimTime::ZERO {
             return Err(cx.err("bucket", "must be > 0"));
         }
-        if duration.as_nanos() / bucket.as_nanos() > 10_000 {
+        if duration.as_nanos() / bucket.as_nanos() > MAX_BUCKETS {
             return Err(cx.err(
                 "bucket",
                 "too small: at most 10000 buckets per run (memory is per bucket)",
@@ -880,6 +943,40 @@ impl Scenario {
                     )
                 })
             };
+            let applies: &[&str] = match o.op.as_str() {
+                "create_binding" => &["name", "prefix", "cidr", "region"],
+                "patch_binding" => &["binding", "region"],
+                "delete_binding" => &["binding"],
+                "create_address_map" => &["map", "account", "ips"],
+                "add_address_map_ip" | "remove_address_map_ip" => &["map", "ip"],
+                _ => &[
+                    "name", "prefix", "cidr", "region", "binding", "map", "ips", "ip", "account",
+                ],
+            };
+            let given = [
+                ("name", o.name.is_some()),
+                ("prefix", o.prefix.is_some()),
+                ("cidr", o.cidr.is_some()),
+                ("region", o.region.is_some()),
+                ("binding", o.binding.is_some()),
+                ("map", o.map.is_some()),
+                ("ips", o.ips.is_some()),
+                ("ip", o.ip.is_some()),
+                ("account", o.account.is_some()),
+            ];
+            if let Some((name, _)) = given
+                .iter()
+                .find(|(name, set)| *set && !applies.contains(name))
+            {
+                return Err(cx.err(
+                    format!("{key}.{name}"),
+                    format!(
+                        "does not apply to op = {:?} (it takes {})",
+                        o.op,
+                        applies.join(", ")
+                    ),
+                ));
+            }
             let op = match o.op.as_str() {
                 "create_binding" => {
                     let pname = need("prefix", &o.prefix)?;
@@ -924,6 +1021,28 @@ impl Scenario {
         }
         // Stable: equal times keep file order.
         timeline.sort_by_key(|o| o.at);
+        // Later operations refer to bindings and maps by name: two live ones with one
+        // name would make those references ambiguous (a name is free again once its
+        // binding is deleted).
+        let mut live_bindings: std::collections::HashMap<&str, usize> = Default::default();
+        let mut maps: std::collections::HashMap<&str, usize> = Default::default();
+        for t in &timeline {
+            let (names, name, field, what) = match &t.op {
+                Op::CreateBinding { name, .. } => (&mut live_bindings, name, "name", "binding"),
+                Op::CreateAddressMap { map, .. } => (&mut maps, map, "map", "address map"),
+                Op::DeleteBinding { binding } => {
+                    live_bindings.remove(binding.as_str());
+                    continue;
+                }
+                _ => continue,
+            };
+            if let Some(first) = names.insert(name, t.index) {
+                return Err(cx.err(
+                    format!("timeline[{}].{field}", t.index),
+                    format!("{what} name {name:?} is already used by timeline[{first}]"),
+                ));
+            }
+        }
 
         let mut clients = Vec::new();
         for (i, c) in raw.clients.iter().enumerate() {
@@ -984,8 +1103,15 @@ impl Scenario {
             }
             (None, None) => return Err(cx.err("workload", "give flows or rate")),
         };
-        if flows > 10_000_000_000 {
-            return Err(cx.err("workload.flows", "at most 10^10 flows"));
+        if flows > MAX_FLOWS {
+            return Err(cx.err(
+                if w.flows.is_some() {
+                    "workload.flows"
+                } else {
+                    "workload.rate"
+                },
+                format!("at most 10^10 flows per run, got {flows}"),
+            ));
         }
         let arrival = match w.arrival.as_deref() {
             None | Some("poisson") => Arrival::Poisson,
@@ -1084,6 +1210,9 @@ impl Scenario {
                 )
             };
             let at = cx.time(&format!("{key}.at"), &f.at)?;
+            if at > duration {
+                return Err(cx.err(format!("{key}.at"), "is after the scenario's duration"));
+            }
             let until = match &f.until {
                 Some(v) => {
                     let u = cx.time(&format!("{key}.until"), v)?;
@@ -1187,7 +1316,70 @@ impl Scenario {
             },
             failures,
             dns,
+            bucket_given: raw.bucket.is_some(),
         })
+    }
+
+    /// Changes the simulated duration (the `--duration` override), within the limits a
+    /// file has: at most [`MAX_DURATION`] and [`MAX_BUCKETS`] buckets. Keeps the arrival
+    /// rate (the flow count scales), drops timeline operations and failures that would
+    /// start after the end, and, when the file set no `bucket`, recomputes the default
+    /// one (a 48th of the new duration). `key` names the override in errors.
+    pub fn set_duration(&mut self, key: &str, duration: SimTime) -> Result<(), ScenarioError> {
+        let err = |message: String| ScenarioError::Invalid {
+            file: self.file.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        if duration == SimTime::ZERO {
+            return Err(err("must be > 0".into()));
+        }
+        if duration > MAX_DURATION {
+            return Err(err(format!(
+                "must be at most 365 days (8760h), got {}",
+                span(duration)
+            )));
+        }
+        let bucket = if self.bucket_given {
+            self.bucket
+        } else {
+            default_bucket(duration)
+        };
+        if duration.as_nanos() / bucket.as_nanos() > MAX_BUCKETS {
+            return Err(err(format!(
+                "{} is more than {MAX_BUCKETS} buckets of {} (the scenario's `bucket`); \
+                 set a larger `bucket` in the scenario",
+                span(duration),
+                span(bucket)
+            )));
+        }
+        let rate = self.workload.flows as f64 / self.duration.as_secs_f64();
+        let flows = (rate * duration.as_secs_f64()).round() as u64;
+        if flows > MAX_FLOWS {
+            return Err(err(format!(
+                "{} at the scenario's rate is {flows} flows, more than 10^10",
+                span(duration)
+            )));
+        }
+        self.workload.flows = flows;
+        self.duration = duration;
+        self.bucket = bucket;
+        self.timeline.retain(|o| o.at <= duration);
+        self.failures.retain(|f| f.at <= duration);
+        Ok(())
+    }
+
+    /// Changes the number of flows (the `--flows` override), at most [`MAX_FLOWS`].
+    pub fn set_flows(&mut self, key: &str, flows: u64) -> Result<(), ScenarioError> {
+        if flows > MAX_FLOWS {
+            return Err(ScenarioError::Invalid {
+                file: self.file.clone(),
+                key: key.to_owned(),
+                message: format!("at most 10^10 flows per run, got {flows}"),
+            });
+        }
+        self.workload.flows = flows;
+        Ok(())
     }
 
     /// Reads and validates a scenario file.
@@ -1202,7 +1394,7 @@ impl Scenario {
 
     /// The quickstart scenario shipped with the crate (`scenarios/quickstart.toml`).
     pub fn quickstart() -> Scenario {
-        Self::from_toml_str("scenarios/quickstart.toml", QUICKSTART_TOML)
+        Self::from_toml_str("(embedded) scenarios/quickstart.toml", QUICKSTART_TOML)
             .expect("the shipped quickstart scenario is valid (checked by tests)")
     }
 }
@@ -1227,6 +1419,72 @@ country = "DE"
 flows = 10
 destinations = [{ cidr = "203.0.113.0/24" }]
 "#;
+
+    #[test]
+    fn keys_of_another_distribution_or_op_and_ambiguous_names_are_errors() {
+        let with = |extra: &str| Scenario::from_toml_str("t", &format!("{MINIMAL}{extra}"));
+        let e = with("flow_size = { dist = \"fixed\", value = 100, min = 5 }\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("workload.flow_size.min: does not apply"),
+            "{e}"
+        );
+        with("flow_size = { dist = \"fixed\", value = 100 }\n").unwrap();
+        let op = |at: &str, body: &str| format!("[[timeline]]\nat = \"{at}\"\n{body}\n");
+        let create = |at: &str| {
+            op(
+                at,
+                "op = \"create_binding\"\nname = \"w\"\nprefix = \"p\"\ncidr = \"203.0.113.0/25\"\nregion = \"eu\"",
+            )
+        };
+        let delete = |at: &str| op(at, "op = \"delete_binding\"\nbinding = \"w\"");
+        let e = with(&op(
+            "1m",
+            "op = \"delete_binding\"\nbinding = \"w\"\nregion = \"us\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("timeline[0].region: does not apply"),
+            "{e}"
+        );
+        let e = with(&format!("{}{}", create("1m"), create("2m"))).unwrap_err();
+        assert!(e.to_string().contains("already used by timeline[0]"), "{e}");
+        // Deleted, the name is free again (timeline order is by time, not file order).
+        with(&format!("{}{}{}", create("1m"), create("3m"), delete("2m"))).unwrap();
+    }
+
+    #[test]
+    fn duration_override_keeps_the_rate_and_the_file_limits() {
+        let mut s = Scenario::from_toml_str("t", MINIMAL).unwrap();
+        // No `bucket` in the file: it follows the duration (a 48th of it).
+        s.set_duration("--duration", SimTime::from_secs(48 * 3600))
+            .unwrap();
+        assert_eq!(s.bucket, SimTime::from_secs(3600));
+        assert_eq!(s.workload.flows, 480, "10 flows per hour, kept");
+        assert!(s.set_duration("--duration", SimTime::ZERO).is_err());
+        let e = s
+            .set_duration("--duration", SimTime::from_secs(400 * 86_400))
+            .unwrap_err();
+        assert!(e.to_string().contains("--duration"), "{e}");
+        assert_eq!(
+            s.duration,
+            SimTime::from_secs(48 * 3600),
+            "unchanged on error"
+        );
+        // A `bucket` from the file is kept, and bounds the duration.
+        let text = MINIMAL.replace("duration = \"1h\"", "duration = \"1h\"\nbucket = \"1s\"");
+        let mut s = Scenario::from_toml_str("t", &text).unwrap();
+        s.set_duration("--duration", SimTime::from_secs(2 * 3600))
+            .unwrap();
+        assert_eq!(s.bucket, SimTime::from_secs(1));
+        let e = s
+            .set_duration("--duration", SimTime::from_secs(3 * 3600))
+            .unwrap_err();
+        assert!(e.to_string().contains("larger `bucket`"), "{e}");
+        assert!(s.set_flows("--flows", MAX_FLOWS + 1).is_err());
+        s.set_flows("--flows", 7).unwrap();
+        assert_eq!(s.workload.flows, 7);
+    }
 
     #[test]
     fn minimal_scenario_gets_defaults() {

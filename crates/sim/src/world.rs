@@ -101,14 +101,14 @@ pub fn resolve_place(
         ClientPlace::Country(c) => at_dcs(
             &|d| d.country == *c,
             format!(
-                "no data center with coordinates in country {c}; give a city or at = \"lat,lon\""
+                "no data center with coordinates in country {c}; give a city, an IATA code or a lat,lon point instead"
             ),
         ),
         ClientPlace::City(name) => {
             let f = fold(name);
             at_dcs(
                 &|d| fold(&d.city) == f,
-                format!("no data center in a city named {name:?}; give a country, an iata code or at = \"lat,lon\""),
+                format!("no data center in a city named {name:?}; give a country, an IATA code or a lat,lon point instead"),
             )
         }
         ClientPlace::Iata(code) => at_dcs(
