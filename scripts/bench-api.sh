@@ -22,7 +22,9 @@
 #
 # Traffic goes to 127.0.0.1 only. Environment: DURATION (default 10s), CONNECTIONS
 # (default 64), THREADS (wrk threads, default 1), WORKERS (server threads, default 2),
-# CARGO_TARGET_DIR (default ./target), SKIP_BUILD=1 (use the existing release binary).
+# CARGO_TARGET_DIR (default ./target), SKIP_BUILD=1 (use the existing release binary),
+# SERVE_ARGS (extra `inregion serve` flags, e.g. SERVE_ARGS="--durability process" to see
+# the server without a disk flush per write).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -59,7 +61,7 @@ description = "bench prefix"
 TOML
 
 RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --config "$WORK/bench.toml" \
-  --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" >"$WORK/out" &
+  --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-} >"$WORK/out" &
 PID=$!
 for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
 BASE=$(head -1 "$WORK/out" | awk '{print $4}')

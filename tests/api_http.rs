@@ -1430,10 +1430,24 @@ fn restart_keeps_state_and_dev_token() {
 
 #[test]
 fn sigterm_loses_no_acknowledged_write() {
+    no_acknowledged_write_lost(&[], Server::stop);
+}
+
+/// `--durability process` skips the per-write fsync: an acknowledged write must still
+/// survive the server being killed outright (SIGKILL: no drain, no clean close).
+#[test]
+fn process_durability_survives_sigkill() {
+    no_acknowledged_write_lost(&["--durability", "process"], drop);
+}
+
+/// Four writers create bindings as fast as they can; `stop` ends the server mid-stream;
+/// a restart on the same data directory must hold every write that was acknowledged.
+fn no_acknowledged_write_lost(args: &[&str], stop: fn(Server)) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
     let s = Server::start_with(Opts {
         data: Some(&data),
+        args: args.to_vec(),
         ..Opts::default()
     });
     let url = s.url(ACCOUNT, BINDINGS);
@@ -1470,7 +1484,7 @@ fn sigterm_loses_no_acknowledged_write() {
     }
     std::thread::sleep(std::time::Duration::from_millis(400));
     let _ = pid;
-    s.stop();
+    stop(s);
     for w in writers {
         w.join().unwrap();
     }

@@ -22,6 +22,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// How far an acknowledged write is durable (`--durability`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurabilityArg {
+    /// Every write is fsynced before it is acknowledged: it survives a power loss.
+    Full,
+    /// No fsync per write: an acknowledged write survives a crash or kill -9 of the
+    /// server, not of the machine. Faster on slow disks (CI runners).
+    Process,
+}
+
 /// Arguments of `inregion serve`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,6 +46,17 @@ pub struct Args {
     /// Keep everything in memory instead of the data directory (lost on exit).
     #[arg(long, conflicts_with = "data")]
     in_memory: bool,
+    /// How far an acknowledged write is durable: "full" fsyncs every write (survives a
+    /// power loss); "process" skips the per-write fsync (survives a crash or kill of the
+    /// server, not of the machine; much faster on slow disks).
+    #[arg(
+        long,
+        env = "INREGION_DURABILITY",
+        value_enum,
+        default_value = "full",
+        conflicts_with = "in_memory"
+    )]
+    durability: DurabilityArg,
     /// Seeding file (TOML): accounts, entitlements, tokens, users, prefixes, custom
     /// regions. Applied idempotently at every start. See examples/inregion.toml.
     #[arg(long, env = "INREGION_CONFIG")]
@@ -64,14 +85,15 @@ pub struct Args {
     )]
     admin_token: Option<String>,
     /// Largest accepted request body, in bytes (larger: 413).
-    #[arg(long, default_value_t = inregion_api::app::DEFAULT_MAX_BODY_BYTES)]
-    max_body_bytes: usize,
+    #[arg(long, default_value_t = inregion_api::app::DEFAULT_MAX_BODY_BYTES as u64,
+          value_parser = clap::value_parser!(u64).range(64..))]
+    max_body_bytes: u64,
     /// Cap on live bindings per prefix (more: 400 / 1117). No cap when unset.
     #[arg(long)]
     max_bindings_per_prefix: Option<usize>,
     /// Worker threads of the async runtime (default: one per CPU core).
-    #[arg(long)]
-    workers: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     /// Log format (logs go to stderr; filter with RUST_LOG, e.g. RUST_LOG=inregion=debug
     /// logs every request).
     #[arg(long, value_enum, default_value = "text")]
@@ -81,8 +103,10 @@ pub struct Args {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second init (tests calling run twice in one process) is harmless: ignore it.
     let _ = match format {
@@ -118,13 +142,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         dev_token: args.dev_token.clone(),
         propagation_delay: args.propagation_delay,
         admin_token,
-        max_body_bytes: args.max_body_bytes,
+        max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
         max_bindings_per_prefix: args.max_bindings_per_prefix,
+        durability: match args.durability {
+            DurabilityArg::Full => inregion_control::Durability::Full,
+            DurabilityArg::Process => inregion_control::Durability::Process,
+        },
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
+        rt.worker_threads(usize::from(n));
     }
     let rt = rt.build().context("starting the async runtime")?;
     rt.block_on(async move {
@@ -144,7 +172,15 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
     writeln!(out, "inregion: listening on {base}")?;
     writeln!(out, "  API base URL       {base}/client/v4")?;
     match &s.database {
-        Some(db) => writeln!(out, "  database           {}", db.display())?,
+        Some(db) => {
+            let durability = match s.durability {
+                inregion_control::Durability::Full => "every write fsynced",
+                inregion_control::Durability::Process => {
+                    "--durability process: writes survive a server crash, not a machine crash"
+                }
+            };
+            writeln!(out, "  database           {} ({durability})", db.display())?
+        }
         None => writeln!(
             out,
             "  database           in memory (nothing survives exit)"

@@ -13,8 +13,8 @@ use crate::app::{router, App, DEFAULT_MAX_BODY_BYTES};
 use crate::clock::{ClockError, OffsetClock};
 use crate::metrics::Metrics;
 use inregion_control::{
-    AccountSeed, Clock, ControlConfig, ControlPlane, Entitlement, Permission, PrefixId, PrefixSeed,
-    SeedConfig, StoreError, TokenId, TokenSeed,
+    AccountSeed, Clock, ControlConfig, ControlPlane, Durability, Entitlement, Permission, PrefixId,
+    PrefixSeed, SeedConfig, StoreError, TokenId, TokenSeed,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +62,8 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Optional cap on live bindings per prefix (400 / 1117); `None`: no cap.
     pub max_bindings_per_prefix: Option<usize>,
+    /// How far an acknowledged write is durable (with a data directory).
+    pub durability: Durability,
 }
 
 impl Default for ServeOptions {
@@ -76,6 +78,7 @@ impl Default for ServeOptions {
             admin_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_bindings_per_prefix: None,
+            durability: Durability::Full,
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct Started {
     pub admin_token: Option<String>,
     /// The propagation delay in force.
     pub propagation_delay: Duration,
+    /// The durability of writes (meaningful with a database).
+    pub durability: Durability,
 }
 
 /// Where the development token's secret came from.
@@ -252,9 +257,12 @@ impl Server {
                 let db = dir.join(DB_FILE);
                 let control = {
                     let db = db.clone();
-                    tokio::task::spawn_blocking(move || ControlPlane::open_sqlite(db, config))
-                        .await
-                        .map_err(|e| ServeError::Seed(e.to_string()))??
+                    let durability = opts.durability;
+                    tokio::task::spawn_blocking(move || {
+                        ControlPlane::open_sqlite_with(db, durability, config)
+                    })
+                    .await
+                    .map_err(|e| ServeError::Seed(e.to_string()))??
                 };
                 let clock = OffsetClock::persisted(dir.join("clock-offset"))?;
                 let token_file = dir.join("dev-token");
@@ -336,6 +344,7 @@ impl Server {
                 dev_token_source,
                 admin_token: opts.admin_token,
                 propagation_delay: opts.propagation_delay,
+                durability: opts.durability,
             },
         })
     }

@@ -73,7 +73,7 @@ pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, S
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};
-pub use store::{Loaded, MemoryStore, SqliteStore, Store};
+pub use store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
 
 pub use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, CidrError, Clock, Entitlement, ManualClock,

@@ -33,7 +33,7 @@ use crate::pipeline::{block_on, lock, CommitStats, Committer, Queue, Ticket};
 use crate::records::*;
 use crate::seed::*;
 use crate::state::{Change, Commit, State};
-use crate::store::{Loaded, MemoryStore, SqliteStore, Store};
+use crate::store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
 use inregion_model::cidr::{canonical_ip, parse_ip_strict};
 use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, Entitlement, Permission, PrefixId, ReferenceData,
@@ -459,9 +459,19 @@ impl ControlPlane {
             .expect("an empty memory store always loads")
     }
 
-    /// A control plane over the SQLite database at `path` (created if missing).
+    /// A control plane over the SQLite database at `path` (created if missing), every
+    /// write fsynced ([`Durability::Full`]).
     pub fn open_sqlite(path: impl AsRef<Path>, config: ControlConfig) -> Result<Self, StoreError> {
-        Self::open(Box::new(SqliteStore::open(path)?), config)
+        Self::open_sqlite_with(path, Durability::Full, config)
+    }
+
+    /// As [`open_sqlite`](Self::open_sqlite), with the given durability of writes.
+    pub fn open_sqlite_with(
+        path: impl AsRef<Path>,
+        durability: Durability,
+        config: ControlConfig,
+    ) -> Result<Self, StoreError> {
+        Self::open(Box::new(SqliteStore::open_with(path, durability)?), config)
     }
 
     /// The configuration.
