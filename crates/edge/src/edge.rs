@@ -243,7 +243,9 @@ fn lookup(snap: &Snapshot<RegionId>, flow: &FlowKey) -> Option<RegionId> {
 
 /// The per-packet core, shared by `decide`, `decide_many` and `packet`. `pin`: a new
 /// processed flow is pinned and a known one refreshed; `false` for a packet that ends
-/// the flow (FIN/RST): nothing is pinned and a known flow's pin is removed.
+/// the flow (FIN/RST): nothing is pinned and a known flow's pin is removed. `streaming`:
+/// a new pin is written with streaming stores (see `FlowTable::insert`; the caller then
+/// owes a `stream_fence` before it returns).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decide_one(
@@ -258,6 +260,7 @@ fn decide_one(
     now: u64,
     pin: bool,
     pre: Option<Option<RegionId>>,
+    streaming: bool,
 ) -> Decision {
     let region = |snap: &Snapshot<RegionId>| pre.unwrap_or_else(|| lookup(snap, flow));
     match ft.probe(flow, hash) {
@@ -316,7 +319,7 @@ fn decide_one(
             // Refusals are not pinned: a retransmitted SYN is decided again, and may
             // succeed once health recovers.
             if pin && d.verdict.is_processed() {
-                ft.insert(flow, hash, slot, &d, now, timeouts);
+                ft.insert(flow, hash, slot, &d, now, timeouts, streaming);
             }
             d
         }
@@ -349,12 +352,7 @@ fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
 /// matching tag (almost surely new flows), IPv4 ones in one batch lookup so that their
 /// table misses overlap too.
 #[inline(always)]
-fn stage_entry(
-    ft: &mut FlowTable,
-    snap: &Snapshot<RegionId>,
-    flows: &[FlowKey],
-    lanes: &mut Lanes,
-) {
+fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
     let mut v4_lane = [0u8; LANES];
     let mut v4_addr = [Ipv4Addr::UNSPECIFIED; LANES];
     let mut v4_len = 0;
@@ -578,6 +576,7 @@ impl Edge {
             now.as_nanos(),
             true,
             None,
+            false,
         );
         if self.next_sweep == SimTime::MAX && ft.len() > 0 {
             self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
@@ -650,9 +649,13 @@ impl Edge {
                     now_ns,
                     true,
                     pre,
+                    true,
                 );
             }
         }
+        // New pins were written with streaming stores: order them before returning (the
+        // Rust memory model requires it before anything else may read them).
+        inregion_table::stream_fence();
         if self.next_sweep == SimTime::MAX && ft.len() > 0 {
             self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
         }
@@ -695,6 +698,7 @@ impl Edge {
             now.as_nanos(),
             false,
             None,
+            false,
         )
     }
 

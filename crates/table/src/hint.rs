@@ -1,4 +1,4 @@
-//! Hints to the CPU and the OS: the workspace's only `unsafe`, kept to two audited calls.
+//! Hints to the CPU and the OS: the workspace's only `unsafe`, kept to a few audited calls.
 //!
 //! - [`prefetch`]: batch lookups first touch the direct-pointing entries of a whole group
 //!   of addresses, then the nodes they point to, issuing a prefetch for each so that the
@@ -11,7 +11,14 @@
 //!   kernel for transparent huge pages (`madvise(MADV_HUGEPAGE)`, Linux) before the array
 //!   is first written makes the whole array reachable through a few dozen TLB entries.
 //!
-//! Neither can change a result: a prefetch cannot fault and does not change what any
+//! - [`write_streaming`] and [`stream_fence`]: a new flow's pin is written to a line of a
+//!   128 MiB table that is almost never cached; a plain store reads the line from memory
+//!   first (read-for-ownership), which was half the cost of a new flow. Non-temporal
+//!   stores write the whole line without that read. Unlike the hints, these do store:
+//!   they write exactly what an assignment writes (tested), and the fence orders them
+//!   before the batch returns, as Rust's memory model requires of non-temporal stores.
+//!
+//! The hints cannot change a result: a prefetch cannot fault and does not change what any
 //! later load returns, and `MADV_HUGEPAGE` changes how the kernel backs pages, never
 //! their contents (the batch tests compare against single lookups; the tests below
 //! check contents). Where a hint is not available (other architectures or systems, or
@@ -43,6 +50,44 @@ pub fn prefetch<T>(slice: &[T], index: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (slice, index);
+}
+
+/// Writes `value` to `*dst` with non-temporal (streaming) stores when `T` is exactly one
+/// 64-byte-aligned cache line on x86_64: the line is written whole without first being
+/// read from memory (no read-for-ownership), and without displacing other lines from the
+/// cache. Elsewhere, a plain assignment. Later loads by the same thread see the value;
+/// call [`stream_fence`] before another thread may read it.
+#[inline(always)]
+pub fn write_streaming<T: Copy>(dst: &mut T, value: T) {
+    #[cfg(target_arch = "x86_64")]
+    if std::mem::size_of::<T>() == 64 && std::mem::align_of::<T>() >= 64 {
+        use core::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        let src = (&value as *const T).cast::<__m128i>();
+        let dst = (dst as *mut T).cast::<__m128i>();
+        // SAFETY: SSE2 is in the x86_64 baseline. `dst` comes from a live `&mut T` of 64
+        // bytes aligned to 64, so the four 16-byte stores are in bounds and 16-aligned as
+        // `_mm_stream_si128` requires; `src` is a live local of the same size (read
+        // unaligned). `T: Copy` has no drop glue, so overwriting without dropping the old
+        // value is what an assignment does, and the bytes written are a valid `T`.
+        unsafe {
+            for i in 0..4 {
+                _mm_stream_si128(dst.add(i), _mm_loadu_si128(src.add(i)));
+            }
+        }
+        return;
+    }
+    *dst = value;
+}
+
+/// Orders every earlier [`write_streaming`] before any later store (an `sfence`), so that
+/// another thread that synchronizes with this one afterwards sees them.
+#[inline(always)]
+pub fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is in the x86_64 baseline; a fence has no operands.
+    unsafe {
+        core::arch::x86_64::_mm_sfence();
+    }
 }
 
 /// Arrays smaller than this are not worth a system call (and cannot hold a huge page).
@@ -110,6 +155,35 @@ mod tests {
         prefetch(&data, usize::MAX);
         prefetch::<u64>(&[], 0);
         assert_eq!(data, [1, 2, 3]);
+    }
+
+    #[test]
+    fn streaming_writes_read_back_like_assignments() {
+        // One 64-byte line (the streaming path on x86_64), in a large array written out
+        // of order, then read back by this thread and after the fence.
+        #[derive(Clone, Copy, Default, PartialEq, Debug)]
+        #[repr(C, align(64))]
+        struct Line([u64; 8]);
+        let mut lines = vec![Line::default(); 4096];
+        for i in (0..lines.len()).rev().step_by(3) {
+            write_streaming(&mut lines[i], Line([i as u64; 8]));
+            assert_eq!(lines[i], Line([i as u64; 8]), "read back by the writer");
+        }
+        stream_fence();
+        for (i, l) in lines.iter().enumerate() {
+            let want = if (lines.len() - 1 - i) % 3 == 0 {
+                i as u64
+            } else {
+                0
+            };
+            assert_eq!(*l, Line([want; 8]), "{i}");
+        }
+        // Other sizes and alignments: a plain assignment.
+        let mut small = [0u32; 3];
+        write_streaming(&mut small, [1, 2, 3]);
+        let mut unaligned = [0u8; 64];
+        write_streaming(&mut unaligned, [9u8; 64]);
+        assert_eq!((small, unaligned), ([1, 2, 3], [9u8; 64]));
     }
 
     #[test]

@@ -69,8 +69,9 @@
 //! (the layout used for region ids) → `table.rs` (dispatch, batch, `longest_match`).
 //! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before
 //! stepping the others, so that their cache misses overlap (`hint.rs` holds the
-//! workspace's only `unsafe`: the prefetch intrinsic and a huge-page `madvise`, exported
-//! as [`prefetch`] and [`huge_page_vec`] so that the edge's flow table can pipeline its
+//! workspace's only `unsafe`: the prefetch intrinsic, a huge-page `madvise` and
+//! non-temporal line stores, exported as [`prefetch`], [`huge_page_vec`],
+//! [`write_streaming`] and [`stream_fence`] so that the edge's flow table can pipeline its
 //! own cache misses without an `unsafe` of its own).
 //!
 //! # Invariants
@@ -122,6 +123,6 @@ mod table;
 mod proptests;
 
 pub use builder::TableBuilder;
-pub use hint::{huge_page_vec, prefetch};
+pub use hint::{huge_page_vec, prefetch, stream_fence, write_streaming};
 pub use shared::{PublishError, SharedTable, Snapshot, SnapshotGuard};
 pub use table::{Table, TableStats};
