@@ -144,22 +144,20 @@ fn trace_explains_ingress_binding_region_and_choice() {
     assert!(s.contains("203.0.113.0/25 → region eu"), "{s}");
     assert!(s.contains("forwarded"), "{s}");
     // The jp scenario's failure window: refused, fail closed.
+    let s = trace_from_nrt("3h", &scenario("jp-fail-closed"));
+    assert!(s.contains("refused"), "{s}");
+}
+
+/// `inregion trace 198.51.100.10 --from NRT --at AT --scenario FILE`: its stdout (the run
+/// must succeed).
+fn trace_from_nrt(at: &str, scenario: &str) -> String {
     let o = inregion()
-        .args([
-            "trace",
-            "198.51.100.10",
-            "--from",
-            "NRT",
-            "--at",
-            "3h",
-            "--scenario",
-            &scenario("jp-fail-closed"),
-        ])
+        .args(["trace", "198.51.100.10", "--from", "NRT", "--at", at])
+        .args(["--scenario", scenario])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("refused"), "{s}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A short failure inside a longer one must not end the longer one: with all of Japan
@@ -175,23 +173,7 @@ fn overlapping_failures_keep_a_data_center_down_until_the_last_ends() {
     let at = base.find("[[clients]]").unwrap();
     let text = format!("{}{extra}\n{}", &base[..at], &base[at..]);
     std::fs::write(&path, text).unwrap();
-    let trace = |at: &str| {
-        let o = inregion()
-            .args([
-                "trace",
-                "198.51.100.10",
-                "--from",
-                "NRT",
-                "--at",
-                at,
-                "--scenario",
-            ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let trace = |at: &str| trace_from_nrt(at, path.to_str().unwrap());
     let s = trace("3h30m");
     assert!(s.contains("refused"), "{s}");
     assert!(!s.contains("NRT recovers"), "{s}");

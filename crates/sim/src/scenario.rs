@@ -686,8 +686,6 @@ impl Ctx<'_> {
                 Err(self.err(format!("{key}.{name}"), format!("must be > 0, got {x}")))
             }
         };
-        // A parameter of another distribution is a mistake (a typo, or a leftover from
-        // an edit), not something to ignore.
         let given = [
             ("value", d.value.is_some()),
             ("min", d.min.is_some()),
@@ -708,19 +706,7 @@ impl Ctx<'_> {
                 "value", "min", "max", "mean", "median", "sigma", "scale", "shape",
             ],
         };
-        if let Some((name, _)) = given
-            .iter()
-            .find(|(name, set)| *set && !applies.contains(name))
-        {
-            return Err(self.err(
-                format!("{key}.{name}"),
-                format!(
-                    "does not apply to dist = {:?} (it takes {})",
-                    d.dist,
-                    applies.join(", ")
-                ),
-            ));
-        }
+        self.only_applicable(key, "dist", &d.dist, &given, applies)?;
         Ok(match d.dist.as_str() {
             "fixed" => Dist::Fixed(need("value", &d.value)?),
             "uniform" => {
@@ -758,6 +744,32 @@ impl Ctx<'_> {
                 ))
             }
         })
+    }
+
+    /// Refuses the first parameter `given` (name, present) that `kind` (the value of its
+    /// `selector` key, e.g. `dist = "fixed"`) does not take: a parameter of another kind
+    /// is a typo or a leftover from an edit, not something to ignore.
+    fn only_applicable(
+        &self,
+        key: &str,
+        selector: &str,
+        kind: &str,
+        given: &[(&str, bool)],
+        applies: &[&str],
+    ) -> Result<(), ScenarioError> {
+        match given
+            .iter()
+            .find(|(name, set)| *set && !applies.contains(name))
+        {
+            Some((name, _)) => Err(self.err(
+                format!("{key}.{name}"),
+                format!(
+                    "does not apply to {selector} = {kind:?} (it takes {})",
+                    applies.join(", ")
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn place(&self, key: &str, text: &str) -> Result<(String, ClientPlace), ScenarioError> {
@@ -964,19 +976,7 @@ impl Scenario {
                 ("ip", o.ip.is_some()),
                 ("account", o.account.is_some()),
             ];
-            if let Some((name, _)) = given
-                .iter()
-                .find(|(name, set)| *set && !applies.contains(name))
-            {
-                return Err(cx.err(
-                    format!("{key}.{name}"),
-                    format!(
-                        "does not apply to op = {:?} (it takes {})",
-                        o.op,
-                        applies.join(", ")
-                    ),
-                ));
-            }
+            cx.only_applicable(&key, "op", &o.op, &given, applies)?;
             let op = match o.op.as_str() {
                 "create_binding" => {
                     let pname = need("prefix", &o.prefix)?;
