@@ -241,3 +241,23 @@ fn invalid_operations_fail_with_the_api_error_code() {
     );
     assert_eq!(gate.api_code(), Some(1301), "{gate}");
 }
+
+/// Propagation delays past what `Duration` holds (a lognormal tail cap with a large
+/// median and sigma, or a huge fixed delay) are "never", not a panic.
+#[test]
+fn huge_propagation_delays_run() {
+    for delay in [
+        "{ dist = \"lognormal\", median = \"480h\", sigma = 10.0 }",
+        "{ dist = \"fixed\", value = 1e20 }",
+        "{ dist = \"uniform\", min = 0, max = 1e25 }",
+    ] {
+        let text = format!(
+            "name = \"d\"\nduration = \"2h\"\n[propagation]\ndelay = {delay}\n[[prefixes]]\nid = \"p\"\ncidr = \"203.0.113.0/24\"\n{}[[clients]]\ncountry = \"DE\"\n[workload]\nflows = 200\ndestinations = [{{ cidr = \"203.0.113.0/24\" }}]\n",
+            create("0s", "203.0.113.0/25", "us")
+        );
+        let s = Scenario::from_toml_str("d.toml", &text).unwrap();
+        let r = run(&s);
+        assert_eq!(r.flows, 200, "{delay}");
+        assert_eq!(r.out_of_region_processed, 0, "{delay}");
+    }
+}

@@ -209,7 +209,8 @@ impl std::fmt::Debug for FlowKey {
 pub struct FlowTableConfig {
     /// Most live flows one data center pins; beyond it the least recently seen flow of a
     /// small window is evicted (counted in [`FlowStats::evicted`]). Memory per data
-    /// center is at most `65 B × next_power_of_two(max_flows × 8 / 7)`.
+    /// center is at most `65 B × next_power_of_two(max_flows × 8 / 7)`. At most 2^40 (larger
+    /// values count as 2^40).
     pub max_flows: usize,
     /// Slots allocated at a data center's first flow (grown ×2 up to the maximum).
     pub initial_capacity: usize,
@@ -443,7 +444,9 @@ pub(crate) struct FlowTable {
 
 impl FlowTable {
     pub(crate) fn new(c: &FlowTableConfig) -> Self {
-        let max_len = c.max_flows.max(1);
+        // Capped at 2^40 flows (64 TiB of entries): beyond that the sizes below would
+        // overflow, and no machine holds such a table anyway.
+        let max_len = c.max_flows.clamp(1, 1 << 40);
         let max_capacity = (max_len * LOAD_DEN)
             .div_ceil(LOAD_NUM)
             .next_power_of_two()
@@ -458,6 +461,7 @@ impl FlowTable {
             max_capacity,
             initial_capacity: c
                 .initial_capacity
+                .min(max_capacity)
                 .next_power_of_two()
                 .clamp(GROUP, max_capacity),
             seed: c.hash_seed,
@@ -867,6 +871,28 @@ mod tests {
             Probe::Found(_) => panic!("already there"),
             Probe::Vacant(s) => t.insert(k, h, s, d, now, to, false),
         }
+    }
+
+    #[test]
+    fn huge_limits_do_not_overflow() {
+        let to = Timeouts::new(&FlowTableConfig::default());
+        let mut t = FlowTable::new(&FlowTableConfig {
+            max_flows: usize::MAX,
+            ..config(usize::MAX)
+        });
+        let d = Decision {
+            verdict: Verdict::Global,
+            ingress: DcId(0),
+            processed_at: Some(DcId(0)),
+            region: None,
+            added_rtt_us: 0,
+            table_version: 1,
+            established: false,
+        };
+        for i in 0..100 {
+            put(&mut t, &key(i), &d, 0, &to);
+        }
+        assert_eq!(t.len(), 100);
     }
 
     #[test]

@@ -127,9 +127,10 @@ pub struct RttMatrix {
 impl RttMatrix {
     /// Checks the shape and the diagonal.
     pub fn new(n: usize, us: Vec<u32>) -> Result<Self, TopologyError> {
-        if us.len() != n * n {
+        let expected = n.saturating_mul(n);
+        if us.len() != expected {
             return Err(TopologyError::MatrixShape {
-                expected: n * n,
+                expected,
                 got: us.len(),
             });
         }
@@ -157,8 +158,13 @@ impl RttMatrix {
         self.n == 0
     }
 
-    /// RTT from `a` to `b` in microseconds.
+    /// RTT from `a` to `b` in microseconds. Panics if either is out of range.
     pub fn get(&self, a: usize, b: usize) -> u32 {
+        assert!(
+            a < self.n && b < self.n,
+            "({a}, {b}) outside a {0}×{0} matrix",
+            self.n
+        );
         self.us[a * self.n + b]
     }
 }
@@ -470,6 +476,7 @@ impl Topology {
     #[inline]
     pub fn is_member(&self, dc: DcId, region: RegionId) -> bool {
         assert!(region.index() < self.regions.len(), "unknown {region}");
+        assert!(dc.index() < self.dcs.len(), "unknown {dc}");
         self.member[dc.index() * self.regions.len() + region.index()]
     }
 
@@ -477,6 +484,12 @@ impl Topology {
     /// unknown). Panics if either is out of range.
     #[inline]
     pub fn rtt_us(&self, from: DcId, to: DcId) -> u32 {
+        // Both checked: a row-major index alone would read another pair for `to` out of
+        // range (e.g. (0, n+1) is (1, 1)).
+        assert!(
+            from.index() < self.dcs.len() && to.index() < self.dcs.len(),
+            "unknown {from} or {to}"
+        );
         self.rtt[from.index() * self.dcs.len() + to.index()]
     }
 
@@ -524,6 +537,22 @@ mod tests {
 
     fn iata(s: &str) -> Iata {
         Iata::parse(s).unwrap()
+    }
+
+    #[test]
+    fn out_of_range_pairs_panic_instead_of_reading_another_pair() {
+        let m = RttMatrix::from_fn(3, |a, b| (a * 10 + b) as u32);
+        assert_eq!(m.get(1, 2), 12);
+        assert!(std::panic::catch_unwind(|| m.get(0, 5)).is_err());
+        assert!(matches!(
+            RttMatrix::new(usize::MAX, vec![]),
+            Err(TopologyError::MatrixShape { .. })
+        ));
+        let topo = Topology::from_reference(&ReferenceData::embedded()).unwrap();
+        let n = topo.dc_count() as u16;
+        assert!(std::panic::catch_unwind(|| topo.rtt_us(DcId(0), DcId(n + 1))).is_err());
+        let eu = topo.region_by_key("eu").unwrap();
+        assert!(std::panic::catch_unwind(|| topo.is_member(DcId(n), eu)).is_err());
     }
 
     #[test]

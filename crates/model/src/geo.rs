@@ -7,8 +7,11 @@ pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 
 /// A latitude/longitude pair in decimal degrees (WGS 84).
 ///
-/// Invariant: `lat` is in `-90..=90` and `lon` in `-180..=180`; [`GeoPoint::new`] checks it.
+/// Invariant: `lat` is in `-90..=90` and `lon` in `-180..=180`; [`GeoPoint::new`] and
+/// deserialization check it. (The fields are public for reading; a point built by hand
+/// with values out of range gives meaningless distances.)
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawGeoPoint")]
 pub struct GeoPoint {
     /// Latitude in degrees, north positive.
     pub lat: f64,
@@ -25,6 +28,20 @@ pub enum GeoPointError {
     /// Longitude outside -180..=180 or not a number.
     #[error("longitude {0} is outside -180..=180")]
     Longitude(f64),
+}
+
+/// The serialized form, checked by [`GeoPoint::new`] on the way in.
+#[derive(Deserialize)]
+struct RawGeoPoint {
+    lat: f64,
+    lon: f64,
+}
+
+impl TryFrom<RawGeoPoint> for GeoPoint {
+    type Error = GeoPointError;
+    fn try_from(r: RawGeoPoint) -> Result<Self, Self::Error> {
+        GeoPoint::new(r.lat, r.lon)
+    }
 }
 
 impl GeoPoint {
@@ -74,6 +91,18 @@ impl std::str::FromStr for GeoPoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deserialization_checks_the_ranges() {
+        let ok: GeoPoint = serde_json::from_str(r#"{"lat":50.0,"lon":8.5}"#).unwrap();
+        assert_eq!(ok, GeoPoint::new(50.0, 8.5).unwrap());
+        for bad in [
+            r#"{"lat":1000.0,"lon":0.0}"#,
+            r#"{"lat":0.0,"lon":-5000.0}"#,
+        ] {
+            assert!(serde_json::from_str::<GeoPoint>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn distance_matches_known_pairs() {

@@ -225,7 +225,8 @@ impl ReferenceData {
         self.region_index(key).map(|i| &self.regions[i])
     }
 
-    /// Indexes (into [`Self::data_centers`]) of the members of region number `region`.
+    /// Indexes (into [`Self::data_centers`]) of the members of region number `region`
+    /// (an index into [`Self::regions`]). Panics if `region` is out of range.
     pub fn members(&self, region: usize) -> &[usize] {
         &self.members[region]
     }

@@ -14,6 +14,11 @@ use std::time::Duration;
 ///
 /// Displayed and serialized as RFC 3339 with exactly six fractional digits and a `Z`
 /// suffix, as Cloudflare does: `2026-01-13T23:59:45.276558Z`.
+///
+/// Invariant: between [`Timestamp::MIN`] (year 0000) and [`Timestamp::MAX`] (year 9999),
+/// the years RFC 3339 can write, so that every timestamp displays as text that
+/// [`Timestamp::parse`] reads back (a stored record always loads again). Every
+/// constructor and arithmetic operation clamps to that range.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(i64);
 
@@ -29,9 +34,22 @@ impl Timestamp {
     /// The Unix epoch, `1970-01-01T00:00:00.000000Z`.
     pub const EPOCH: Timestamp = Timestamp(0);
 
-    /// From microseconds since the Unix epoch.
+    /// The earliest timestamp, `0000-01-01T00:00:00.000000Z`.
+    pub const MIN: Timestamp = Timestamp(-62_167_219_200 * MICROS_PER_SEC);
+
+    /// The latest timestamp, `9999-12-31T23:59:59.999999Z`.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799 * MICROS_PER_SEC + 999_999);
+
+    /// From microseconds since the Unix epoch, clamped to [`MIN`](Self::MIN) ..=
+    /// [`MAX`](Self::MAX).
     pub const fn from_micros(micros: i64) -> Self {
-        Self(micros)
+        if micros < Self::MIN.0 {
+            Self::MIN
+        } else if micros > Self::MAX.0 {
+            Self::MAX
+        } else {
+            Self(micros)
+        }
     }
 
     /// Microseconds since the Unix epoch.
@@ -39,21 +57,21 @@ impl Timestamp {
         self.0
     }
 
-    /// From whole seconds since the Unix epoch.
+    /// From whole seconds since the Unix epoch (clamped, as [`from_micros`](Self::from_micros)).
     pub const fn from_secs(secs: i64) -> Self {
-        Self(secs.saturating_mul(MICROS_PER_SEC))
+        Self::from_micros(secs.saturating_mul(MICROS_PER_SEC))
     }
 
-    /// `self + d`, saturating (durations beyond ~292,000 years clamp).
+    /// `self + d`, saturating at [`MAX`](Self::MAX).
     pub fn plus(self, d: Duration) -> Self {
         let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_add(us))
+        Self::from_micros(self.0.saturating_add(us))
     }
 
-    /// `self - d`, saturating.
+    /// `self - d`, saturating at [`MIN`](Self::MIN).
     pub fn minus(self, d: Duration) -> Self {
         let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_sub(us))
+        Self::from_micros(self.0.saturating_sub(us))
     }
 
     /// The duration from `earlier` to `self`, or zero when `earlier` is later.
@@ -70,6 +88,10 @@ impl Timestamp {
             .or_else(|| s.strip_suffix('z'))
             .or_else(|| s.strip_suffix("+00:00"))
             .ok_or_else(err)?;
+        // Byte offsets below are character offsets only for ASCII text.
+        if !body.is_ascii() {
+            return Err(err());
+        }
         let b = body.as_bytes();
         if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
             return Err(err());
@@ -210,7 +232,7 @@ impl Clock for SystemClock {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        Timestamp::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
     }
 }
 
@@ -228,8 +250,12 @@ impl ManualClock {
     /// Moves the clock forward by `d` and returns the new time.
     pub fn advance(&self, d: Duration) -> Timestamp {
         let us = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
-        let old = self.0.fetch_add(us, Ordering::SeqCst);
-        Timestamp(old.saturating_add(us))
+        let step = |old: i64| Timestamp::from_micros(old.saturating_add(us)).0;
+        let old = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |old| Some(step(old)))
+            .unwrap_or_else(|old| old);
+        Timestamp(step(old))
     }
 
     /// Sets the clock to `t` (backwards too: a test may want that; rules never assume
@@ -241,7 +267,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        Timestamp::from_micros(self.0.load(Ordering::SeqCst))
     }
 }
 
@@ -254,6 +280,41 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_timestamp_round_trips_through_its_text() {
+        for us in [
+            i64::MIN,
+            i64::MAX,
+            Timestamp::MIN.0 - 1,
+            Timestamp::MAX.0 + 1,
+            -1,
+            0,
+            1_000_000_000_000 * MICROS_PER_SEC,
+        ] {
+            let t = Timestamp::from_micros(us);
+            assert_eq!(Timestamp::parse(&t.to_string()), Ok(t), "{us}");
+        }
+        assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(Timestamp::MIN.to_string(), "0000-01-01T00:00:00.000000Z");
+        assert_eq!(Timestamp::EPOCH.plus(Duration::MAX), Timestamp::MAX);
+        assert_eq!(Timestamp::EPOCH.minus(Duration::MAX), Timestamp::MIN);
+        assert_eq!(
+            ManualClock::new(Timestamp::MAX).advance(Duration::MAX),
+            Timestamp::MAX
+        );
+    }
+
+    #[test]
+    fn non_ascii_text_is_an_error_not_a_panic() {
+        for s in [
+            "2026-01-13T23:59:4éZ",
+            "2026-01-13T23:59:4😀+00:00",
+            "é026-01-13T23:59:45Z",
+        ] {
+            assert!(Timestamp::parse(s).is_err(), "{s}");
+        }
+    }
 
     #[test]
     fn formats_like_cloudflare() {

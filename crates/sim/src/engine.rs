@@ -419,7 +419,9 @@ pub struct Simulation {
 
 /// Maps the scenario's propagation distribution to the edge's.
 fn delay_distribution(d: &Dist) -> Result<(DelayDistribution, SimTime), String> {
-    let dur = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    // Saturating: a delay past what `Duration` holds (a lognormal tail cap with a large
+    // median and sigma) is "never", not a panic.
+    let dur = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX);
     Ok(match *d {
         Dist::Fixed(v) => (DelayDistribution::Fixed(dur(v)), SimTime::from_secs_f64(v)),
         Dist::Uniform(a, b) => (

@@ -106,8 +106,9 @@ pub fn resolve_place(
         ),
         ClientPlace::City(name) => {
             let f = fold(name);
+            // An empty name would match the data centers whose city is unknown.
             at_dcs(
-                &|d| fold(&d.city) == f,
+                &|d| !f.is_empty() && fold(&d.city) == f,
                 format!("no data center in a city named {name:?}; give a country, an IATA code or a lat,lon point instead"),
             )
         }
