@@ -48,7 +48,7 @@ pub struct Args {
     in_memory: bool,
     /// How far an acknowledged write is durable: "full" fsyncs every write (survives a
     /// power loss); "process" skips the per-write fsync (survives a crash or kill of the
-    /// server, not of the machine; much faster on slow disks).
+    /// server, not of the machine; faster on slow disks).
     #[arg(
         long,
         env = "INREGION_DURABILITY",
