@@ -683,7 +683,10 @@ impl Ctx<'_> {
             if x > 0.0 && x.is_finite() {
                 Ok(x)
             } else {
-                Err(self.err(format!("{key}.{name}"), format!("must be > 0, got {x}")))
+                Err(self.err(
+                    format!("{key}.{name}"),
+                    format!("must be a finite number > 0, got {x}"),
+                ))
             }
         };
         let given = [
@@ -880,6 +883,9 @@ impl Scenario {
         let mut accounts = Vec::new();
         for (i, a) in raw.accounts.iter().enumerate() {
             let key = format!("accounts[{i}]");
+            if a.id.trim().is_empty() {
+                return Err(cx.err(format!("{key}.id"), "must not be empty"));
+            }
             if accounts.iter().any(|x: &Account| x.id == a.id) {
                 return Err(cx.err(format!("{key}.id"), format!("duplicate account {:?}", a.id)));
             }
@@ -1075,7 +1081,7 @@ impl Scenario {
             if !(weight > 0.0 && weight.is_finite()) {
                 return Err(cx.err(
                     format!("{key}.weight"),
-                    format!("must be > 0, got {weight}"),
+                    format!("must be a finite number > 0, got {weight}"),
                 ));
             }
             clients.push(ClientSpec {
@@ -1097,7 +1103,10 @@ impl Scenario {
             (Some(n), None) => n,
             (None, Some(r)) => {
                 if !(r > 0.0 && r.is_finite()) {
-                    return Err(cx.err("workload.rate", format!("must be > 0, got {r}")));
+                    return Err(cx.err(
+                        "workload.rate",
+                        format!("must be a finite number > 0, got {r}"),
+                    ));
                 }
                 (r * duration.as_secs_f64()).round() as u64
             }
@@ -1135,10 +1144,20 @@ impl Scenario {
             if !(weight > 0.0 && weight.is_finite()) {
                 return Err(cx.err(
                     format!("{key}.weight"),
-                    format!("must be > 0, got {weight}"),
+                    format!("must be a finite number > 0, got {weight}"),
                 ));
             }
-            destinations.push((net.trunc(), weight));
+            if net.trunc() != net {
+                return Err(cx.err(
+                    format!("{key}.cidr"),
+                    format!(
+                        "{:?} has host bits set (did you mean {}?)",
+                        d.cidr,
+                        net.trunc()
+                    ),
+                ));
+            }
+            destinations.push((net, weight));
         }
         if destinations.is_empty() {
             return Err(cx.err(
@@ -1251,6 +1270,18 @@ impl Scenario {
                         weight: 1.0,
                         key,
                     });
+                }
+                if d.from.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(cx.err(
+                        "dns.from",
+                        "give at least one place, or leave it out to probe from the clients",
+                    ));
+                }
+                if d.queries.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(cx.err(
+                        "dns.queries",
+                        "give at least one query, or leave it out for chaos",
+                    ));
                 }
                 let mut targets = Vec::new();
                 for (i, t) in d.targets.iter().enumerate() {
@@ -1451,6 +1482,36 @@ destinations = [{ cidr = "203.0.113.0/24" }]
         assert!(e.to_string().contains("already used by timeline[0]"), "{e}");
         // Deleted, the name is free again (timeline order is by time, not file order).
         with(&format!("{}{}{}", create("1m"), create("3m"), delete("2m"))).unwrap();
+    }
+
+    #[test]
+    fn empty_lists_host_bits_and_empty_ids_are_errors() {
+        let bad = [
+            (
+                MINIMAL.replace("203.0.113.0/24\" }]", "203.0.113.5/24\" }]"),
+                "host bits set (did you mean 203.0.113.0/24?)",
+            ),
+            (
+                format!("{MINIMAL}[dns]\ntargets = [\"203.0.113.7\"]\nfrom = []\n"),
+                "dns.from: give at least one place",
+            ),
+            (
+                format!("{MINIMAL}[dns]\ntargets = [\"203.0.113.7\"]\nqueries = []\n"),
+                "dns.queries: give at least one query",
+            ),
+            (
+                format!("{MINIMAL}[[accounts]]\nid = \"\"\n"),
+                "accounts[0].id: must not be empty",
+            ),
+            (
+                MINIMAL.replace("flows = 10", "rate = inf"),
+                "must be a finite number > 0, got inf",
+            ),
+        ];
+        for (text, says) in bad {
+            let e = Scenario::from_toml_str("t", &text).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]
