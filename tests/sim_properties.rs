@@ -9,7 +9,7 @@ use inregion_edge::{Edge, EdgeConfig, Topology, Verdict};
 use inregion_model::{ReferenceData, RegionKey};
 use inregion_sim::workload::FlowGenerator;
 use inregion_sim::world::resolve_clients;
-use inregion_sim::{Report, Scenario, SimError, Simulation};
+use inregion_sim::{Progress, Report, Scenario, SimError, SimTime, Simulation};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -260,4 +260,24 @@ fn huge_propagation_delays_run() {
         assert_eq!(r.flows, 200, "{delay}");
         assert_eq!(r.out_of_region_processed, 0, "{delay}");
     }
+}
+
+/// Progress is reported in simulated time as well as flows, and also by a run made of
+/// DNS probe rounds with hardly any flows (it used to say nothing until the end).
+#[test]
+fn probe_heavy_runs_report_progress() {
+    let text = format!(
+        "name = \"dns\"\nduration = \"2h\"\n[[prefixes]]\nid = \"p\"\ncidr = \"203.0.113.0/24\"\n{}[[clients]]\ncountry = \"DE\"\n[workload]\nflows = 10\ndestinations = [{{ cidr = \"203.0.113.0/24\" }}]\n[dns]\nevery = \"1s\"\nfrom = [\"FRA\"]\ntargets = [\"203.0.113.7\"]\n",
+        create("0s", "203.0.113.0/25", "eu")
+    );
+    let s = Scenario::from_toml_str("dns.toml", &text).unwrap();
+    let sim = Simulation::new(s, &ReferenceData::embedded()).unwrap();
+    let mut seen: Vec<Progress> = Vec::new();
+    sim.run_reporting(&mut |p| seen.push(*p)).unwrap();
+    // 7,200 probe rounds: a report every 256, and one at the end.
+    assert!(seen.len() >= 28, "{} reports", seen.len());
+    assert!(seen.windows(2).all(|w| w[0].at <= w[1].at));
+    let last = seen.last().unwrap();
+    assert_eq!(last.at, SimTime::from_secs(7200));
+    assert_eq!((last.flows_done, last.flows_total), (10, 10));
 }

@@ -76,12 +76,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let refdata = ReferenceData::embedded();
     let sim = Simulation::new(scenario.clone(), &refdata)?;
 
-    let show_progress = !args.quiet && std::io::stderr().is_terminal() && total >= 200_000;
+    // A bar over simulated time, on a terminal, for runs that take a while: many flows,
+    // or frequent DNS probe rounds over a long run (a year of 1 s probes has few flows).
+    let probe_rounds = scenario.dns.as_ref().map_or(0, |d| {
+        scenario.duration.as_nanos() / d.every.as_nanos().max(1)
+    });
+    let show_progress = !args.quiet
+        && std::io::stderr().is_terminal()
+        && (total >= 200_000 || probe_rounds >= 20_000);
     let bar = if show_progress {
-        let b = indicatif::ProgressBar::new(total);
+        let b = indicatif::ProgressBar::new(scenario.duration.as_nanos() / 1_000_000_000);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} simulating {bar:40} {human_pos}/{human_len} flows ({per_sec}, eta {eta})",
+                "{spinner} simulating {bar:40} {msg} (eta {eta})",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -90,7 +97,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         indicatif::ProgressBar::hidden()
     };
     let started = Instant::now();
-    let output = sim.run(&mut |done, _| bar.set_position(done))?;
+    let output = sim.run_reporting(&mut |p| {
+        bar.set_position(p.at.as_nanos() / 1_000_000_000);
+        bar.set_message(format!(
+            "{} of {}, {}/{} flows",
+            p.at, p.end, p.flows_done, p.flows_total
+        ));
+    })?;
     let elapsed = started.elapsed();
     bar.finish_and_clear();
 

@@ -451,6 +451,19 @@ fn delay_distribution(d: &Dist) -> Result<(DelayDistribution, SimTime), String> 
     })
 }
 
+/// How far a run is, as [`Simulation::run_reporting`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Flows simulated so far.
+    pub flows_done: u64,
+    /// Flows in the whole run.
+    pub flows_total: u64,
+    /// The simulated time reached.
+    pub at: SimTime,
+    /// The end of the run (its duration).
+    pub end: SimTime,
+}
+
 impl Simulation {
     /// Builds the world of `scenario` over `refdata` (normally
     /// [`ReferenceData::embedded`]).
@@ -529,8 +542,18 @@ impl Simulation {
         &self.topo
     }
 
-    /// Runs to the end. `progress(done, total)` is called every 2^16 flows.
-    pub fn run(mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RunOutput, SimError> {
+    /// Runs to the end. `progress(done, total)` (flows) is called every 2^16 flows; see
+    /// [`run_reporting`](Self::run_reporting) for progress in simulated time as well.
+    pub fn run(self, progress: &mut dyn FnMut(u64, u64)) -> Result<RunOutput, SimError> {
+        self.run_reporting(&mut |p: &Progress| progress(p.flows_done, p.flows_total))
+    }
+
+    /// Runs to the end, calling `progress` every 2^16 flows, every 256 DNS probe rounds
+    /// (a probe-heavy run with few flows still shows progress) and once at the end.
+    pub fn run_reporting(
+        mut self,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<RunOutput, SimError> {
         let sc = &self.scenario;
         let ndc = self.topo.dc_count();
         let buckets = (sc.duration.as_nanos().div_ceil(sc.bucket.as_nanos())).max(1) as usize;
@@ -629,6 +652,7 @@ impl Simulation {
         let horizon = self.horizon.as_nanos();
         let total = self.flows;
         let mut done: u64 = 0;
+        let mut dns_rounds: u64 = 0;
         let mut pending = gen.next();
 
         loop {
@@ -774,13 +798,27 @@ impl Simulation {
                     }
                 }
                 next_dns = next_dns.saturating_add(dns_every.unwrap_or(u64::MAX));
+                dns_rounds += 1;
+                if dns_rounds.is_multiple_of(256) {
+                    progress(&Progress {
+                        flows_done: done,
+                        flows_total: total,
+                        at: now,
+                        end: self.horizon,
+                    });
+                }
             } else {
                 // ---- a flow arrival ----------------------------------------------------
                 let f = pending.take().expect("arrival");
                 pending = gen.next();
                 done += 1;
                 if done & 0xFFFF == 0 {
-                    progress(done, total);
+                    progress(&Progress {
+                        flows_done: done,
+                        flows_total: total,
+                        at: now,
+                        end: self.horizon,
+                    });
                 }
                 let b = ((t / bucket_ns) as usize).min(buckets - 1);
                 let continent = point_continent[f.client as usize];
@@ -874,7 +912,12 @@ impl Simulation {
                 }
             }
         }
-        progress(done, total);
+        progress(&Progress {
+            flows_done: done,
+            flows_total: total,
+            at: self.horizon,
+            end: self.horizon,
+        });
 
         out.versions = std::mem::take(&mut ops.versions);
         for v in &mut out.versions {

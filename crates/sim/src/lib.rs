@@ -95,7 +95,7 @@ pub mod time;
 pub mod workload;
 pub mod world;
 
-pub use engine::{RunOutput, SimError, Simulation};
+pub use engine::{Progress, RunOutput, SimError, Simulation};
 pub use report::Report;
 pub use scenario::{Scenario, ScenarioError};
 pub use time::SimTime;
