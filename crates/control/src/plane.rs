@@ -243,6 +243,35 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
 }
 
+/// Adds the `kind` membership of `identifier` (an account or zone id: 32 hex characters)
+/// to a map's list; `Ok(false)` when it is there already. One rule for map create and
+/// `PUT …/zones|accounts/{id}`; the error is the reason, for each caller's error type.
+fn add_membership(
+    list: &mut Vec<Membership>,
+    kind: MembershipKind,
+    identifier: &str,
+    now: Timestamp,
+) -> Result<bool, String> {
+    if AccountId::parse(identifier).is_err() {
+        return Err(format!(
+            "identifier {identifier:?} must be 32 hex characters"
+        ));
+    }
+    if list
+        .iter()
+        .any(|x| x.kind == kind && x.identifier == identifier)
+    {
+        return Ok(false);
+    }
+    list.push(Membership {
+        identifier: identifier.to_owned(),
+        kind,
+        can_delete: true,
+        created_at: now,
+    });
+    Ok(true)
+}
+
 impl<'a> Rules<'a> {
     /// §3.2: account reachable → permission → entitlement.
     fn access(
@@ -1072,36 +1101,20 @@ impl ControlPlane {
                 }
                 let mut memberships: Vec<Membership> = Vec::new();
                 for (index, m) in input.memberships.iter().enumerate() {
-                    let missing = |field: &'static str| CreateAddressMapError::MembershipFieldMissing { index, field };
-                    let raw_kind = m.kind.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| missing("kind"))?;
-                    let identifier = m.identifier.as_deref().filter(|i| !i.is_empty()).ok_or_else(|| missing("identifier"))?;
-                    let kind = MembershipKind::parse(raw_kind).ok_or_else(|| {
+                    let missing = |field: &'static str| {
+                        CreateAddressMapError::MembershipFieldMissing { index, field }
+                    };
+                    let kind = non_empty(&m.kind).ok_or_else(|| missing("kind"))?;
+                    let identifier =
+                        non_empty(&m.identifier).ok_or_else(|| missing("identifier"))?;
+                    let kind = MembershipKind::parse(kind).ok_or_else(|| {
                         CreateAddressMapError::Membership {
                             index,
-                            reason: format!(
-                                "kind must be \"zone\" or \"account\", got {raw_kind:?}"
-                            ),
+                            reason: format!("kind must be \"zone\" or \"account\", got {kind:?}"),
                         }
                     })?;
-                    if AccountId::parse(identifier).is_err() {
-                        return Err(CreateAddressMapError::Membership {
-                            index,
-                            reason: format!(
-                                "identifier {identifier:?} must be 32 hex characters"
-                            ),
-                        });
-                    }
-                    if !memberships
-                        .iter()
-                        .any(|x| x.kind == kind && x.identifier == identifier)
-                    {
-                        memberships.push(Membership {
-                            identifier: identifier.to_owned(),
-                            kind,
-                            can_delete: true,
-                            created_at: now,
-                        });
-                    }
+                    add_membership(&mut memberships, kind, identifier, now)
+                        .map_err(|reason| CreateAddressMapError::Membership { index, reason })?;
                 }
                 let map = AddressMap {
                     id: AddressMapId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
@@ -1307,24 +1320,8 @@ impl ControlPlane {
             now: Timestamp,
         ) -> Result<AddressMap, AddressMapError> {
             self.map_write_async(p, account, map_id, now, AddressMapError::MapNotFound, |_, m| {
-                if AccountId::parse(identifier).is_err() {
-                    return Err(AddressMapError::Invalid(format!(
-                        "identifier {identifier:?} must be 32 hex characters"
-                    )));
-                }
-                if m.memberships
-                    .iter()
-                    .any(|x| x.kind == kind && x.identifier == identifier)
-                {
-                    return Ok(false);
-                }
-                m.memberships.push(Membership {
-                    identifier: identifier.to_owned(),
-                    kind,
-                    can_delete: true,
-                    created_at: now,
-                });
-                Ok(true)
+                add_membership(&mut m.memberships, kind, identifier, now)
+                    .map_err(AddressMapError::Invalid)
             })
             .await
         }
