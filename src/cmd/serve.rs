@@ -27,8 +27,9 @@ pub enum LogFormat {
 pub enum DurabilityArg {
     /// Every write is fsynced before it is acknowledged: it survives a power loss.
     Full,
-    /// No fsync per write: an acknowledged write survives a crash or kill -9 of the
-    /// server, not of the machine. Faster on slow disks (CI runners).
+    /// No fsync per write (the commit log is written, not synced): an acknowledged write
+    /// survives a crash or kill -9 of the server, not of the machine, which can lose its
+    /// last second or so of writes. Faster on slow disks (CI runners).
     Process,
 }
 

@@ -17,7 +17,9 @@
 //!     │          ─► group commit ─► Store::commit (one transaction, one fsync)
 //!     │          ─► applied to the durable State ─► acknowledged
 //!     ▼
-//!   Store trait ── SqliteStore (default: WAL, synchronous=FULL, migrations, constraints)
+//!   Store trait ── LogStore (default: commit log, fsync per batch) ─► SqliteStore
+//!               │    (applied about once a second: WAL, migrations, constraints)
+//!               ├─ SqliteStore alone (a transaction and an fsync per batch)
 //!               └─ MemoryStore (tests, simulations)
 //!     │
 //!     ▼ change feed: version(), bindings_in_force(t), changes_since(v)
@@ -43,7 +45,8 @@
 //!
 //! [`ControlPlane`] (`plane.rs`): every operation and its rules. `pipeline.rs`: the
 //! committer thread and the tickets writers wait on (blocking or `.await`). Then
-//! [`records`] (what is stored), [`error`] (the code table), [`store`].
+//! [`records`] (what is stored), [`error`] (the code table), [`store`] (`logged.rs` for
+//! the commit log in front of SQLite).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -73,7 +76,7 @@ pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, S
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};
-pub use store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
+pub use store::{Durability, Loaded, LogStore, MemoryStore, SqliteStore, Store};
 
 pub use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, CidrError, Clock, Entitlement, ManualClock,

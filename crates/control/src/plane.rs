@@ -33,7 +33,7 @@ use crate::pipeline::{block_on, lock, CommitStats, Committer, Queue, Ticket};
 use crate::records::*;
 use crate::seed::*;
 use crate::state::{Change, Commit, State};
-use crate::store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
+use crate::store::{Durability, Loaded, LogStore, MemoryStore, Store};
 use inregion_model::cidr::{canonical_ip, parse_ip_strict};
 use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, Entitlement, Permission, PrefixId, ReferenceData,
@@ -488,8 +488,8 @@ impl ControlPlane {
             .expect("an empty memory store always loads")
     }
 
-    /// A control plane over the SQLite database at `path` (created if missing), every
-    /// write fsynced ([`Durability::Full`]).
+    /// A control plane over the SQLite database at `path` (created if missing) behind
+    /// its commit log ([`LogStore`]), every write fsynced ([`Durability::Full`]).
     pub fn open_sqlite(path: impl AsRef<Path>, config: ControlConfig) -> Result<Self, StoreError> {
         Self::open_sqlite_with(path, Durability::Full, config)
     }
@@ -500,7 +500,7 @@ impl ControlPlane {
         durability: Durability,
         config: ControlConfig,
     ) -> Result<Self, StoreError> {
-        Self::open(Box::new(SqliteStore::open_with(path, durability)?), config)
+        Self::open(Box::new(LogStore::open(path, durability)?), config)
     }
 
     /// The configuration.

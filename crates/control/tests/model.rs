@@ -522,3 +522,25 @@ proptest! {
         })?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The default store: SQLite behind the commit log. Reopened both ways: through the
+    /// log store again, and as a plain SQLite store (which applies the log first).
+    #[test]
+    fn log_store_matches_the_model(ops in prop::collection::vec(op(), 1..40), plain in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.db");
+        let p2 = path.clone();
+        run(&ops, Box::new(LogStore::open(&path, Durability::Full).unwrap()), move || -> Box<dyn Store> {
+            if plain {
+                let s = SqliteStore::open(&p2).unwrap();
+                assert_eq!(s.integrity_check().unwrap(), vec!["ok".to_string()]);
+                Box::new(s)
+            } else {
+                Box::new(LogStore::open(&p2, Durability::Full).unwrap())
+            }
+        })?;
+    }
+}

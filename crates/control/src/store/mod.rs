@@ -6,14 +6,69 @@
 //! record, a transaction per batch, compare-on-create for the unique keys) fits behind
 //! the same trait without touching the rules.
 //!
-//! - [`SqliteStore`]: the default. WAL, `synchronous=FULL` (the WAL is fsync'd at every
-//!   commit), one transaction per batch, schema migrations, uniqueness constraints.
+//! - [`LogStore`]: the default ([`ControlPlane::open_sqlite`](crate::ControlPlane::open_sqlite)).
+//!   A batch is durable once its frame in a commit log of our own is fsynced; SQLite
+//!   receives it about a second later, off the request path.
+//! - [`SqliteStore`]: the database itself, usable alone. WAL, `synchronous=FULL` (the
+//!   WAL is fsync'd at every commit), one transaction per batch, schema migrations,
+//!   uniqueness constraints.
 //! - [`MemoryStore`]: for tests and simulations; clones share their contents, so a test
 //!   can "reopen" one.
 
+mod log;
+mod logged;
 mod memory;
 mod sqlite;
 
+pub use logged::LogStore;
+
+/// Records for the stores' unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::records::{Account, Approval, BindingRecord, Prefix};
+    use inregion_model::{
+        AccountId, BindingId, Cidr, Entitlement, PrefixId, RegionKey, ServiceId, Timestamp,
+    };
+
+    pub(crate) fn account() -> Account {
+        Account {
+            id: AccountId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            name: "a".into(),
+            entitlements: [Entitlement::RegionalServices].into_iter().collect(),
+        }
+    }
+
+    pub(crate) fn prefix(a: &Account) -> Prefix {
+        Prefix {
+            id: PrefixId::parse("a1b2c3d4-e5f6-7890-abcd-ef1234567890").unwrap(),
+            account_id: a.id.clone(),
+            cidr: Cidr::parse_strict("203.0.113.0/24").unwrap(),
+            asn: 64496,
+            description: String::new(),
+            approved: Approval::Approved,
+            base_service: ServiceId::random(),
+            created_at: Timestamp::EPOCH,
+            modified_at: Timestamp::EPOCH,
+        }
+    }
+
+    pub(crate) fn binding(a: &Account, p: &Prefix, cidr: &str, version: u64) -> BindingRecord {
+        BindingRecord {
+            id: BindingId::random(),
+            account_id: a.id.clone(),
+            prefix_id: p.id.clone(),
+            cidr: Cidr::parse_strict(cidr).unwrap(),
+            region: RegionKey::parse("eu").unwrap(),
+            previous_region: Some(RegionKey::parse("us").unwrap()),
+            created_at: Timestamp::from_secs(1),
+            changed_at: Timestamp::from_secs(2),
+            active_at: Timestamp::from_secs(3),
+            deleted_at: None,
+            gone_at: None,
+            version,
+        }
+    }
+}
 pub use memory::MemoryStore;
 pub use sqlite::{Durability, SqliteStore};
 

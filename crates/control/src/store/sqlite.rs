@@ -1,4 +1,5 @@
-//! The embedded SQLite store (the default).
+//! The embedded SQLite store: on its own a complete [`Store`], and the database behind
+//! [`LogStore`](super::LogStore) (the default of `inregion serve`).
 //!
 //! - `journal_mode=WAL`, `synchronous=FULL`: every COMMIT fsyncs the WAL before it
 //!   returns, so a batch acknowledged by [`Store::commit`] survives a crash.
@@ -22,6 +23,10 @@
 //!   past [`WAL_HARD_LIMIT_FRAMES`] the gated phase runs whatever is left. Durability is
 //!   unchanged: a COMMIT still fsyncs the WAL, and a checkpoint only copies committed
 //!   frames. The thread stops and is joined when the store is dropped.
+//! - A commit log beside the database (`<path>-log`, see [`LogStore`](super::LogStore))
+//!   is locked and recovered at open: its commits the database lacks are applied before
+//!   anything is read, so a plain `SqliteStore` sees every write acknowledged through
+//!   the log, and two processes never write one database.
 //! - Constraints mirror the rules: one live binding per `(prefix_id, cidr)` (a partial
 //!   unique index), unique prefix CIDRs, unique token hashes, unique region keys,
 //!   foreign keys to accounts and prefixes.
@@ -146,6 +151,13 @@ pub struct SqliteStore {
     /// Held by every commit; the checkpointer's gated phase holds it too.
     gate: Arc<Mutex<()>>,
     checkpointer: Option<Checkpointer>,
+    /// The commit log directory's lock, held while a log directory exists beside the
+    /// database ([`LogStore`](super::LogStore)); `None` without one.
+    log_lock: Option<std::fs::File>,
+    /// The log's segment files after recovery: every commit in them is in the database.
+    spent_segments: Vec<(u64, PathBuf)>,
+    /// The `synchronous` level of commits (`FULL` or `NORMAL`).
+    synchronous: &'static str,
 }
 
 /// The checkpointer thread (module docs). Dropping it stops and joins the thread.
@@ -239,8 +251,62 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the database at `path` and migrates it; commits are
     /// as durable as `durability` says.
+    ///
+    /// When a commit log (`<path>-log`, written by [`LogStore`](super::LogStore)) is
+    /// beside the database, its lock is taken (an error if another process holds it) and
+    /// the commits it holds that the database lacks are applied and synced before this
+    /// returns: what was acknowledged through the log is never missing here.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_inner(path.as_ref(), durability)
+    }
+
+    /// The database under a [`LogStore`](super::LogStore), the log recovered as in
+    /// [`open_with`](Self::open_with). `synchronous=FULL`: the applier commits about once
+    /// a second, and a commit must be durable before the log's copy of it is reused.
+    pub(crate) fn open_applier(path: &Path) -> Result<Self, StoreError> {
+        Self::open_inner(path, Durability::Full)
+    }
+
+    /// The log's segment files found at open, all spent (see `open_with`).
+    pub(crate) fn take_spent_segments(&mut self) -> Vec<(u64, PathBuf)> {
+        std::mem::take(&mut self.spent_segments)
+    }
+
+    /// Makes every commit so far durable: one `synchronous=FULL` commit, whose WAL fsync
+    /// covers every frame before it (needed after a recovery under `NORMAL`).
+    fn sync(&mut self) -> Result<(), StoreError> {
+        let _gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(e)?;
+        let r = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('syncs', 1)
+                     ON CONFLICT (key) DO UPDATE SET value = value + 1",
+                    [],
+                )?;
+                tx.commit()
+            })
+            .map_err(e);
+        let back = self
+            .conn
+            .pragma_update(None, "synchronous", self.synchronous)
+            .map_err(e);
+        r.and(back)
+    }
+
+    fn open_inner(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        let log_dir = super::log::dir_of(&path);
+        // Before SQLite: the lock also keeps a second process from writing the database.
+        let log_lock = if log_dir.is_dir() {
+            Some(super::log::lock(&log_dir)?)
+        } else {
+            None
+        };
         let conn = Connection::open(&path).map_err(e)?;
         // WAL + FULL: a COMMIT returns after the WAL is fsync'd (NORMAL: after it is
         // written). busy_timeout covers a second process (e.g. a checker) holding a read
@@ -275,10 +341,58 @@ impl SqliteStore {
             path,
             gate,
             checkpointer: None,
+            log_lock,
+            spent_segments: Vec::new(),
+            synchronous,
         };
         s.migrate()?;
+        if s.log_lock.is_some() {
+            s.recover_log(&log_dir)?;
+        }
         s.checkpointer = Some(Checkpointer::start(&s.path, Arc::clone(&s.gate))?);
         Ok(s)
+    }
+
+    /// Applies the commit log's commits that the database lacks, then syncs them.
+    fn recover_log(&mut self, dir: &Path) -> Result<(), StoreError> {
+        let version = self.stored_version()?;
+        let found = super::log::recover(dir, version)?;
+        for chunk in found.commits.chunks(1024) {
+            let refs: Vec<&Commit> = chunk.iter().collect();
+            self.commit(&refs)
+                .map_err(|x| e(format!("applying the commit log: {}", x.0)))?;
+        }
+        if let Some((from, dropped)) = found.lost {
+            tracing::warn!(
+                log = %dir.display(),
+                from_version = from,
+                dropped,
+                "commit log: writes from version {from} on were written without fsync \
+                 (--durability process) and did not all survive a crash of the machine; \
+                 {dropped} after the first missing one are left out"
+            );
+        }
+        if !found.commits.is_empty() {
+            tracing::info!(
+                log = %dir.display(),
+                commits = found.commits.len(),
+                "commit log: applied writes the database did not have yet (after a crash)"
+            );
+            self.sync()?;
+        }
+        self.spent_segments = found.segments;
+        Ok(())
+    }
+
+    fn stored_version(&self) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(e)?;
+        Ok(v.unwrap_or(0) as u64)
     }
 
     /// The database file.
@@ -317,6 +431,21 @@ impl SqliteStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(e)?;
         Ok(rows)
+    }
+
+    /// Live bindings in the database file at `path`, read with a connection of its own
+    /// (no lock, no recovery): what SQLite itself holds right now. For tests.
+    #[cfg(test)]
+    pub(crate) fn count_in(path: &Path) -> u64 {
+        Connection::open(path)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .map_or(0, |n| n as u64)
     }
 
     /// Number of live (not deleted) bindings, straight from SQL (for checks).
@@ -474,14 +603,8 @@ fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
+        let version = self.stored_version()?;
         let c = &self.conn;
-        let version: i64 = c
-            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(e)?
-            .unwrap_or(0);
         let mut records = Vec::new();
         let bodies = |sql: &str| -> Result<Vec<(String, String)>, StoreError> {
             let mut st = c.prepare(sql).map_err(e)?;
@@ -578,10 +701,7 @@ impl Store for SqliteStore {
             };
             records.push(Change::Binding(b));
         }
-        Ok(Loaded {
-            version: version as u64,
-            records,
-        })
+        Ok(Loaded { version, records })
     }
 
     fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
@@ -612,49 +732,10 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::{account, binding, prefix};
     use super::*;
-    use crate::records::{Approval, BindingRecord};
     use crate::state::State;
-    use inregion_model::{AccountId, BindingId, Entitlement, PrefixId, RegionKey, ServiceId};
-
-    fn account() -> Account {
-        Account {
-            id: AccountId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-            name: "a".into(),
-            entitlements: [Entitlement::RegionalServices].into_iter().collect(),
-        }
-    }
-
-    fn prefix(a: &Account) -> Prefix {
-        Prefix {
-            id: PrefixId::parse("a1b2c3d4-e5f6-7890-abcd-ef1234567890").unwrap(),
-            account_id: a.id.clone(),
-            cidr: Cidr::parse_strict("203.0.113.0/24").unwrap(),
-            asn: 64496,
-            description: String::new(),
-            approved: Approval::Approved,
-            base_service: ServiceId::random(),
-            created_at: Timestamp::EPOCH,
-            modified_at: Timestamp::EPOCH,
-        }
-    }
-
-    fn binding(a: &Account, p: &Prefix, cidr: &str, version: u64) -> BindingRecord {
-        BindingRecord {
-            id: BindingId::random(),
-            account_id: a.id.clone(),
-            prefix_id: p.id.clone(),
-            cidr: Cidr::parse_strict(cidr).unwrap(),
-            region: RegionKey::parse("eu").unwrap(),
-            previous_region: Some(RegionKey::parse("us").unwrap()),
-            created_at: Timestamp::from_secs(1),
-            changed_at: Timestamp::from_secs(2),
-            active_at: Timestamp::from_secs(3),
-            deleted_at: None,
-            gone_at: None,
-            version,
-        }
-    }
+    use inregion_model::PrefixId;
 
     fn pragma(s: &SqliteStore, name: &str) -> i64 {
         s.conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
