@@ -29,7 +29,7 @@ pub enum DurabilityArg {
     Full,
     /// No fsync per write (the commit log is written, not synced): an acknowledged write
     /// survives a crash or kill -9 of the server, not of the machine, which can lose its
-    /// last second or so of writes. Faster on slow disks (CI runners).
+    /// last 5 seconds or so of writes. Faster on slow disks (CI runners).
     Process,
 }
 

@@ -18,7 +18,7 @@
 //!     │          ─► applied to the durable State ─► acknowledged
 //!     ▼
 //!   Store trait ── LogStore (default: commit log, fsync per batch) ─► SqliteStore
-//!               │    (applied about once a second: WAL, migrations, constraints)
+//!               │    (applied every 5 s: WAL, migrations, constraints)
 //!               ├─ SqliteStore alone (a transaction and an fsync per batch)
 //!               └─ MemoryStore (tests, simulations)
 //!     │

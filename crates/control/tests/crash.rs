@@ -8,7 +8,7 @@
 //! What this proves and what it does not: SIGKILL ends the process at an arbitrary point,
 //! including in the middle of a frame of the commit log or of an SQLite transaction, so it
 //! checks atomicity, that an acknowledgement is only sent once the batch is in the log,
-//! and the recovery that applies the log's last second (which SQLite has not received
+//! and the recovery that applies the log's last seconds (which SQLite has not received
 //! yet when the kill lands) through a plain `SqliteStore::open`. It does not cut the
 //! power: that each frame is fsynced before it is acknowledged is checked by reading the
 //! code (`store::log::Segment::append`), not by this test.

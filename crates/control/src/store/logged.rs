@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 /// How often the applier hands what the log acknowledged to SQLite, in one fsynced
 /// transaction. Rarely, because SQLite rewrites every page a transaction touches: at
-/// 2,000 creates/s, transactions of a few creates each wrote 17 KB per create (34 MB/s),
-/// one a second writes about 4 KB per create, and the disk's flushes that requests wait
-/// for are the faster for it.
-const APPLY_EVERY: Duration = Duration::from_millis(if cfg!(test) { 20 } else { 1000 });
+/// 2,000 creates/s on the development VM, transactions of a few creates each wrote
+/// 17 KB per create (34 MB/s), one a second 4-6 KB, one every 5 s 2.5-2.7 KB, and the
+/// disk's flushes that requests wait for are the faster for it (p99 of a paced create
+/// 12-13 ms against 16-68 ms at one a second). The log holds that much more to replay
+/// after a crash: 5 s of writes replay in well under a second.
+const APPLY_EVERY: Duration = Duration::from_millis(if cfg!(test) { 20 } else { 5000 });
 /// Batches queued for the applier before a writer waits (back-pressure when SQLite falls
 /// behind; memory stays bounded).
 const QUEUE_BATCHES: usize = 1 << 16;
@@ -61,7 +63,7 @@ enum Msg {
 ///
 /// ```text
 ///  committer thread                          applier thread (owns the SqliteStore)
-///  commit(batch):                            every second (APPLY_EVERY), or sooner
+///  commit(batch):                            every 5 s (APPLY_EVERY), or sooner
 ///    frame ─► preallocated segment (pwrite)    when a load or a stop needs it:
 ///    ─► fdatasync                                every batch received ─► one SQLite
 ///    ─► batch queued for the applier               transaction, synchronous=FULL
@@ -74,9 +76,9 @@ enum Msg {
 /// that grows (a file-system journal commit on top of the data) and the WAL restart,
 /// which needs every frame copied into the database first (see [`SqliteStore`]). Here
 /// they happen on the applier. And SQLite rewrites each page a transaction touches, so
-/// one transaction a second instead of one per batch cuts what it writes about four
-/// times (at 2,000 creates/s on the development VM: 180-200 MB in 20 s instead of
-/// 680-710 MB), which also shortens the flushes that requests do wait for.
+/// one transaction every few seconds instead of one per batch cuts what it writes about
+/// six times (at 2,000 creates/s on the development VM: 150-160 MB in 30 s instead of
+/// about 1 GB), which also shortens the flushes that requests do wait for.
 ///
 /// Recovery is [`SqliteStore::open`]'s: it applies the log's commits that the database
 /// lacks (a crash before the applier's transaction), syncs, and only then reads. So the

@@ -8,7 +8,7 @@
 //!
 //! - [`LogStore`]: the default ([`ControlPlane::open_sqlite`](crate::ControlPlane::open_sqlite)).
 //!   A batch is durable once its frame in a commit log of our own is fsynced; SQLite
-//!   receives it about a second later, off the request path.
+//!   receives it a few seconds later, off the request path.
 //! - [`SqliteStore`]: the database itself, usable alone. WAL, `synchronous=FULL` (the
 //!   WAL is fsync'd at every commit), one transaction per batch, schema migrations,
 //!   uniqueness constraints.

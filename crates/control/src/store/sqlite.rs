@@ -261,8 +261,8 @@ impl SqliteStore {
     }
 
     /// The database under a [`LogStore`](super::LogStore), the log recovered as in
-    /// [`open_with`](Self::open_with). `synchronous=FULL`: the applier commits about once
-    /// a second, and a commit must be durable before the log's copy of it is reused.
+    /// [`open_with`](Self::open_with). `synchronous=FULL`: the applier commits every few
+    /// seconds, and a commit must be durable before the log's copy of it is reused.
     pub(crate) fn open_applier(path: &Path) -> Result<Self, StoreError> {
         Self::open_inner(path, Durability::Full)
     }
