@@ -260,10 +260,11 @@ fn decide_one(
     now: u64,
     pin: bool,
     pre: Option<Option<RegionId>>,
+    hint: Option<usize>,
     streaming: bool,
 ) -> Decision {
     let region = |snap: &Snapshot<RegionId>| pre.unwrap_or_else(|| lookup(snap, flow));
-    match ft.probe(flow, hash) {
+    match ft.probe_from(flow, hash, hint) {
         Probe::Found(slot) => {
             if ft.is_expired(slot, now, timeouts) {
                 // Idle past its timeout: the old pin is gone; this packet starts anew.
@@ -329,11 +330,13 @@ fn decide_one(
 /// Packets per group of [`Edge::decide_many`]'s pipeline.
 const LANES: usize = 32;
 
-/// One group of [`Edge::decide_many`]'s pipeline: each flow's hash and, for flows that
-/// are probably new, its region looked up ahead (`None`: not looked up).
+/// One group of [`Edge::decide_many`]'s pipeline: each flow's hash, for flows that are
+/// probably known the slot whose tag matched, and for flows that are probably new their
+/// region looked up ahead (`None`: not looked up).
 #[derive(Clone, Copy)]
 struct Lanes {
     hashes: [u64; LANES],
+    hints: [Option<usize>; LANES],
     regions: [Option<Option<RegionId>>; LANES],
 }
 
@@ -356,15 +359,17 @@ fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lan
     let mut v4_lane = [0u8; LANES];
     let mut v4_addr = [Ipv4Addr::UNSPECIFIED; LANES];
     let mut v4_len = 0;
-    for (i, ((&h, r), f)) in lanes
+    for (i, (((&h, hint), r), f)) in lanes
         .hashes
         .iter()
+        .zip(&mut lanes.hints)
         .zip(&mut lanes.regions)
         .zip(flows)
         .enumerate()
     {
         *r = None;
-        if ft.prefetch_entry(h) {
+        *hint = ft.prefetch_entry(h);
+        if hint.is_some() {
             continue;
         }
         match f.dst_bits() {
@@ -576,6 +581,7 @@ impl Edge {
             now.as_nanos(),
             true,
             None,
+            None,
             false,
         );
         if self.next_sweep == SimTime::MAX && ft.len() > 0 {
@@ -611,6 +617,7 @@ impl Edge {
         // group g+2 are in flight, so their cache misses overlap.
         let empty = Lanes {
             hashes: [0; LANES],
+            hints: [None; LANES],
             regions: [None; LANES],
         };
         let mut lanes = [empty; 3];
@@ -631,11 +638,12 @@ impl Edge {
             }
             let r = group(g);
             let l = &lanes[g % 3];
-            for (((f, o), &h), &pre) in flows[r.clone()]
+            for ((((f, o), &h), &pre), &hint) in flows[r.clone()]
                 .iter()
                 .zip(&mut out[r])
                 .zip(&l.hashes)
                 .zip(&l.regions)
+                .zip(&l.hints)
             {
                 *o = decide_one(
                     ft,
@@ -649,6 +657,7 @@ impl Edge {
                     now_ns,
                     true,
                     pre,
+                    hint,
                     true,
                 );
             }
@@ -697,6 +706,7 @@ impl Edge {
             hash,
             now.as_nanos(),
             false,
+            None,
             None,
             false,
         )

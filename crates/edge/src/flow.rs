@@ -536,20 +536,22 @@ impl FlowTable {
     }
 
     /// Second stage, once the home control word has arrived: a prefetch of the entry line
-    /// whose tag matches. Returns whether a tag matched (the flow is probably known).
+    /// whose tag matches. Returns that slot when a tag matched (the flow is probably
+    /// known; [`probe_from`](Self::probe_from) checks it first), else `None`.
     /// It does not block, so the misses of a whole group of flows overlap instead of
     /// being paid one after another.
     #[inline(always)]
-    pub(crate) fn prefetch_entry(&self, hash: u64) -> bool {
+    pub(crate) fn prefetch_entry(&self, hash: u64) -> Option<usize> {
         if self.ctrl.is_empty() {
-            return false;
+            return None;
         }
         let g = self.home(hash);
         let w = self.ctrl[g];
         let m = match_tag(w, Self::tag(hash));
         if m != 0 {
-            inregion_table::prefetch(&self.entries, g * GROUP + lowest(m));
-            return true;
+            let slot = g * GROUP + lowest(m);
+            inregion_table::prefetch(&self.entries, slot);
+            return Some(slot);
         }
         // A new flow's entry line is written whole with streaming stores (`insert` with
         // `streaming`), which need no ownership of the line: nothing to fetch for it.
@@ -557,7 +559,21 @@ impl FlowTable {
         if match_free(w) == 0 {
             inregion_table::prefetch(&self.entries, g * GROUP);
         }
-        false
+        None
+    }
+
+    /// [`probe`](Self::probe), trying `hint` (a slot [`prefetch_entry`](Self::prefetch_entry)
+    /// returned for this hash) first: when it holds `k` the probe is one compare of a
+    /// line already fetched. A stale hint (the batch changed the table since) only
+    /// costs the full probe.
+    #[inline]
+    pub(crate) fn probe_from(&self, k: &FlowKey, hash: u64, hint: Option<usize>) -> Probe {
+        if let Some(slot) = hint {
+            if slot < self.entries.len() && self.entries[slot].matches(k) && self.occupied(slot) {
+                return Probe::Found(slot);
+            }
+        }
+        self.probe(k, hash)
     }
 
     /// Finds `k`, or the slot where it would be inserted (the first free slot on its
@@ -980,6 +996,36 @@ mod tests {
             assert_eq!(get(&t, &key(i)), model.get(&key(i)).copied());
         }
         assert!(t.stats().grows > 0);
+    }
+
+    /// A hint is only a shortcut: a stale, wrong or out-of-range one gives the same
+    /// answer as a plain probe.
+    #[test]
+    fn probe_from_checks_its_hint() {
+        let to = Timeouts::new(&FlowTableConfig::default());
+        let mut t = FlowTable::new(&config(1000));
+        for i in 0..100 {
+            put(&mut t, &key(i), &dec(i), 0, &to);
+        }
+        let slot_of = |t: &FlowTable, i: u32| match t.probe(&key(i), t.hash(&key(i))) {
+            Probe::Found(s) => s,
+            Probe::Vacant(_) => panic!("key {i} missing"),
+        };
+        let (s1, s2) = (slot_of(&t, 1), slot_of(&t, 2));
+        let found = |p: Probe| match p {
+            Probe::Found(s) => Some(s),
+            Probe::Vacant(_) => None,
+        };
+        for hint in [Some(s1), Some(s2), Some(usize::MAX), None] {
+            let h = t.hash(&key(1));
+            assert_eq!(found(t.probe_from(&key(1), h, hint)), Some(s1), "{hint:?}");
+            let h = t.hash(&key(500));
+            assert_eq!(found(t.probe_from(&key(500), h, hint)), None, "{hint:?}");
+        }
+        // The hinted slot emptied, the key put back elsewhere or nowhere.
+        t.remove_at(s1);
+        let h = t.hash(&key(1));
+        assert_eq!(found(t.probe_from(&key(1), h, Some(s1))), None);
     }
 
     #[test]
