@@ -10,7 +10,8 @@
 //!
 //!  committer thread (one per control plane):
 //!    wait for a non-empty queue ─► take all of it ─► store.commit(batch)
-//!      (one transaction, one fsync) ─► apply to the read state ─► complete every ticket
+//!      (one log frame or transaction, one fsync) ─► apply to the read state ─► complete
+//!      every ticket
 //! ```
 //!
 //! Why a dedicated thread rather than a leader chosen among the writers: an async
@@ -60,7 +61,8 @@ pub fn latency_bucket(took: Duration) -> usize {
 /// Group-commit counters since the control plane was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitStats {
-    /// Successful calls to [`Store::commit`] (one transaction and one fsync each).
+    /// Successful calls to [`Store::commit`] (for the default store one commit-log frame
+    /// and one fsync each).
     pub batches: u64,
     /// Operations committed by them; `commits / batches` is the mean batch size.
     pub commits: u64,
