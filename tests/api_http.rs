@@ -1518,3 +1518,39 @@ fn no_acknowledged_write_lost(args: &[&str], stop: fn(Server)) {
         assert!(found.contains(id), "acknowledged binding {id} lost");
     }
 }
+
+/// A second server on a data directory in use exits with a clear error instead of
+/// writing the same database with a state of its own; once the first stops, it starts.
+#[test]
+fn a_second_server_on_one_data_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let first = Server::start_with(Opts {
+        data: Some(&data),
+        ..Opts::default()
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_inregion"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second server started");
+    assert!(
+        stderr.contains("in use by another process"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("in use by another process").count(),
+        1,
+        "the cause is printed twice: {stderr}"
+    );
+    first.dev("GET", BINDINGS, None).ok(200);
+    drop(first);
+    let again = Server::start_with(Opts {
+        data: Some(&data),
+        ..Opts::default()
+    });
+    again.dev("GET", BINDINGS, None).ok(200);
+}

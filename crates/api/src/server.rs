@@ -95,9 +95,10 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The database could not be opened.
-    #[error("database: {0}")]
-    Store(#[from] StoreError),
+    /// The database could not be opened. (The store's message only: "internal error",
+    /// its API wording, means nothing at start-up.)
+    #[error("database: {}", .0 .0)]
+    Store(StoreError),
     /// The clock offset file is unusable.
     #[error(transparent)]
     Clock(#[from] ClockError),
@@ -235,6 +236,12 @@ pub fn dev_seed(token: &str) -> Result<SeedConfig, ServeError> {
         }],
         regions: Vec::new(),
     })
+}
+
+impl From<StoreError> for ServeError {
+    fn from(e: StoreError) -> Self {
+        ServeError::Store(e)
+    }
 }
 
 impl Server {
