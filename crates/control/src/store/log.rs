@@ -55,7 +55,11 @@ pub(crate) fn dir_of(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn io(what: impl std::fmt::Display, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+/// Maps an I/O error on `path` to a store error that says what was being done.
+pub(crate) fn io(
+    what: impl std::fmt::Display,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> StoreError {
     let what = what.to_string();
     let path = path.display().to_string();
     move |e| StoreError::new(format!("commit log: {what} {path}: {e}"))
@@ -196,11 +200,18 @@ pub(crate) fn encode(seq: u64, commits: &[&Commit], synced: bool) -> Result<Vec<
         .map_err(|_| StoreError::new("commit log: a batch of more than 4 GiB"))?;
     let magic = if synced { MAGIC } else { MAGIC_UNSYNCED };
     buf[0..4].copy_from_slice(&magic.to_le_bytes());
-    buf[4..12].copy_from_slice(&seq.to_le_bytes());
     buf[12..16].copy_from_slice(&len.to_le_bytes());
-    let crc = checksum(&buf[4..16], &buf[HEADER..]);
-    buf[16..20].copy_from_slice(&crc.to_le_bytes());
+    seal(&mut buf, seq);
     Ok(buf)
+}
+
+/// Stamps an encoded frame with the segment it goes to (its number and the checksum
+/// that covers it), so that a frame encoded for one segment can go to the next without
+/// being encoded again.
+pub(crate) fn seal(frame: &mut [u8], seq: u64) {
+    frame[4..12].copy_from_slice(&seq.to_le_bytes());
+    let crc = checksum(&frame[4..16], &frame[HEADER..]);
+    frame[16..20].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn checksum(head: &[u8], payload: &[u8]) -> u32 {

@@ -1,6 +1,6 @@
 //! [`LogStore`]: SQLite behind a commit log of our own (documented on the type).
 
-use super::log::{self, Segment, SEGMENT_BYTES};
+use super::log::{self, Segment};
 use super::sqlite::{Durability, SqliteStore};
 use super::{Loaded, Store};
 use crate::error::StoreError;
@@ -129,9 +129,7 @@ impl LogStore {
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let db = path.as_ref().to_path_buf();
         let dir = log::dir_of(&db);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            StoreError::new(format!("commit log: cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(&dir).map_err(log::io("cannot create", &dir))?;
         // Takes the directory's lock and applies the log (SqliteStore::open's recovery).
         let mut sqlite = SqliteStore::open_applier(&db)?;
         let spent = sqlite.take_spent_segments();
@@ -261,17 +259,12 @@ impl Store for LogStore {
         if let Some(e) = self.refused() {
             return Err(e);
         }
-        let frame = log::encode(self.segment.seq, commits, self.sync)?;
+        let mut frame = log::encode(self.segment.seq, commits, self.sync)?;
         if !self.segment.fits(frame.len()) {
             // Nothing is written when this fails: the batch fails, later ones may work.
             self.roll()?;
+            log::seal(&mut frame, self.segment.seq);
         }
-        // The frame carries the segment's number, which roll() may have changed.
-        let frame = if frame[4..12] == self.segment.seq.to_le_bytes() {
-            frame
-        } else {
-            log::encode(self.segment.seq, commits, self.sync)?
-        };
         if let Err(e) = self.segment.append(&frame, self.sync) {
             self.fail(e.0.clone());
             return Err(e);
@@ -404,8 +397,7 @@ fn prepare_next(shared: &Shared) -> Result<(), StoreError> {
         // The writer rolled meanwhile and made its own: keep this one for later.
         drop(s);
         let keep = shared.dir.join(format!("spare-{want:016x}.log.tmp"));
-        std::fs::rename(&tmp, &keep)
-            .map_err(|e| StoreError::new(format!("commit log: {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &keep).map_err(log::io("cannot rename", &tmp))?;
         lock_mutex(&shared.segments).spare.push(keep);
         return Ok(());
     }
@@ -431,10 +423,8 @@ fn reuse(old: &Path, new: &Path) -> Result<std::fs::File, StoreError> {
         .read(true)
         .write(true)
         .open(new)
-        .map_err(|e| StoreError::new(format!("commit log: cannot open {}: {e}", new.display())))
+        .map_err(log::io("cannot open", new))
 }
-
-const _: () = assert!(SEGMENT_BYTES > 0);
 
 #[cfg(test)]
 mod tests {
@@ -546,7 +536,7 @@ mod tests {
             .iter()
             .map(|c| log::encode(1, &[c], false).unwrap().len())
             .sum();
-        let written = bytes.div_ceil(SEGMENT_BYTES as usize);
+        let written = bytes.div_ceil(log::SEGMENT_BYTES as usize);
         assert!(written > 20, "the test must fill many segments ({written})");
         assert!(
             most < written / 2,

@@ -21,6 +21,43 @@ mod memory;
 mod sqlite;
 
 pub use logged::LogStore;
+pub use memory::MemoryStore;
+pub use sqlite::{Durability, SqliteStore};
+
+use crate::error::StoreError;
+use crate::state::{Change, Commit};
+
+/// Everything a store holds: the records (as upserts, in an order that applies cleanly)
+/// and the version of the last commit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// The version of the last durable commit.
+    pub version: u64,
+    /// The records.
+    pub records: Vec<Change>,
+}
+
+/// A durable home for the control plane's records.
+///
+/// Contract for implementations:
+/// - `commit` applies all the given commits atomically, in order, and returns only once
+///   they are durable (survive a crash of the process and of the machine). On error,
+///   none of them is applied.
+/// - `load` returns exactly the records of all successful commits (last upsert wins).
+/// - Implementations enforce the uniqueness rules they can (live binding per
+///   `(prefix, cidr)`, prefix CIDR, token secret hash, region key) as constraints, as a
+///   second line of defence behind the rules: a violation is an error, never a silent
+///   overwrite.
+pub trait Store: Send {
+    /// Reads everything.
+    fn load(&mut self) -> Result<Loaded, StoreError>;
+
+    /// Persists `commits` atomically and durably.
+    fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
+
+    /// A short name for logs and metrics (`sqlite`, `memory`).
+    fn kind(&self) -> &'static str;
+}
 
 /// Records for the stores' unit tests.
 #[cfg(test)]
@@ -68,41 +105,4 @@ pub(crate) mod fixtures {
             version,
         }
     }
-}
-pub use memory::MemoryStore;
-pub use sqlite::{Durability, SqliteStore};
-
-use crate::error::StoreError;
-use crate::state::{Change, Commit};
-
-/// Everything a store holds: the records (as upserts, in an order that applies cleanly)
-/// and the version of the last commit.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Loaded {
-    /// The version of the last durable commit.
-    pub version: u64,
-    /// The records.
-    pub records: Vec<Change>,
-}
-
-/// A durable home for the control plane's records.
-///
-/// Contract for implementations:
-/// - `commit` applies all the given commits atomically, in order, and returns only once
-///   they are durable (survive a crash of the process and of the machine). On error,
-///   none of them is applied.
-/// - `load` returns exactly the records of all successful commits (last upsert wins).
-/// - Implementations enforce the uniqueness rules they can (live binding per
-///   `(prefix, cidr)`, prefix CIDR, token secret hash, region key) as constraints, as a
-///   second line of defence behind the rules: a violation is an error, never a silent
-///   overwrite.
-pub trait Store: Send {
-    /// Reads everything.
-    fn load(&mut self) -> Result<Loaded, StoreError>;
-
-    /// Persists `commits` atomically and durably.
-    fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
-
-    /// A short name for logs and metrics (`sqlite`, `memory`).
-    fn kind(&self) -> &'static str;
 }

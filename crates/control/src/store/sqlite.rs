@@ -438,26 +438,13 @@ impl SqliteStore {
     #[cfg(test)]
     pub(crate) fn count_in(path: &Path) -> u64 {
         Connection::open(path)
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .map_or(0, |n| n as u64)
+            .and_then(|c| count_live(&c))
+            .unwrap_or(0)
     }
 
     /// Number of live (not deleted) bindings, straight from SQL (for checks).
     pub fn count_live_bindings(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(e)
+        count_live(&self.conn).map_err(e)
     }
 
     fn write(tx: &rusqlite::Transaction<'_>, ch: &Change) -> Result<(), StoreError> {
@@ -585,6 +572,15 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+fn count_live(c: &Connection) -> rusqlite::Result<u64> {
+    c.query_row(
+        "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
 }
 
 /// A record's JSON document (the `body` columns). Address maps omit their account id
