@@ -1,4 +1,4 @@
-//! The `simulate` and `trace` subcommands, end to end through the binary.
+//! The `simulate`, `trace` and `bench` subcommands, end to end through the binary.
 
 use std::process::Command;
 
@@ -179,4 +179,35 @@ fn overlapping_failures_keep_a_data_center_down_until_the_last_ends() {
     assert!(!s.contains("NRT recovers"), "{s}");
     let s = trace("4h30m");
     assert!(s.contains("processed at NRT"), "{s}");
+}
+
+/// The bench's environment settings are checked before anything runs: a mistyped case,
+/// table or count is an error that names the valid ones, not a silent empty run.
+#[test]
+fn bench_settings_are_checked_and_name_the_valid_values() {
+    for (which, var, value, says) in [
+        (
+            "edge",
+            "INREGION_EDGE_CASES",
+            "new-flow",
+            "new-flows, new-flows-unbatched",
+        ),
+        ("edge", "INREGION_EDGE_LIVE", "0", "from 1 to 1000000"),
+        ("edge", "INREGION_EDGE_LIVE", "lots", "from 1 to 1000000"),
+        ("edge", "INREGION_BENCH_THREADS", "0", "bad thread count"),
+        ("table", "INREGION_BENCH_ONLY", "v4", "v4-10k, v4-real"),
+    ] {
+        let o = inregion()
+            .args(["bench", which, "--quick"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{var}={value}: {err}");
+        assert!(
+            err.contains(var) && err.contains(says),
+            "{var}={value}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "{var}={value} printed results");
+    }
 }

@@ -24,6 +24,10 @@ Examples:
       from the output selects its table)
   INREGION_BENCH_THREADS=1,2,4,8 inregion bench edge --quick
       the thread counts of the scaling cases (default: table 1,2; edge 2)
+  INREGION_EDGE_CASES=new-flows,established-flows inregion bench edge --quick
+      only some edge cases (comma-separated case names from the output)
+  INREGION_EDGE_LIVE=200000 inregion bench edge --quick
+      another number of live flows per flow table (1 to 1000000, the default)
 
 Speed is reported as a ratio against the baseline measured in the same run. Run from
 the repository: the table comparison reads the real BGP table from benches/data/.";

@@ -43,6 +43,8 @@ use crate::workload;
 pub const LIVE_FLOWS: usize = 1_000_000;
 /// New flows decided per timed pass (ended again, untimed, after the pass).
 pub const FRESH_PER_PASS: usize = 32_768;
+/// Established packets decided per timed pass.
+pub const ESTABLISHED_PER_PASS: usize = 1 << 18;
 /// Packets per [`Edge::decide_many`] call (a receive batch).
 pub const BATCH: usize = 64;
 /// Bindings in the region table.
@@ -512,7 +514,7 @@ pub fn thread_cpu_time() -> Duration {
 
 /// One timed pass on one contest: returns (decisions, thread CPU seconds).
 fn pass(c: &mut Contest, side: Side, kind: Kind, round: usize) -> (usize, f64) {
-    let established_pass = 1 << 18;
+    let established_pass = ESTABLISHED_PER_PASS;
     let started = thread_cpu_time();
     let n = match (kind, side) {
         (Kind::New, Side::Ours) => c.ours_new(),
@@ -593,7 +595,8 @@ fn emit(case: &str, ours: f64, baseline: f64, extra: serde_json::Value) {
 
 /// Runs the edge comparison and prints JSON lines to stdout.
 ///
-/// `quick`: 3 timed rounds per side and case (else 10), alternating ours and the
+/// `quick`: 3 timed rounds per side and case (else 10; new-flow cases 8 times as many,
+/// their passes being 8 times shorter), alternating ours and the
 /// baseline. The quick run takes under a minute on 2 cores.
 pub fn run(quick: bool) -> anyhow::Result<()> {
     let passes = if quick { 3 } else { 10 };
@@ -605,6 +608,30 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         .filter(|&n| n > 1)
         .collect();
     let threads = scaling.iter().copied().max().unwrap_or(1);
+    // INREGION_EDGE_CASES=new-flows,established-flows runs only those cases.
+    let only = std::env::var("INREGION_EDGE_CASES").ok();
+    if let Some(o) = &only {
+        let known = |c: &str| {
+            [
+                "new-flows",
+                "new-flows-unbatched",
+                "established-flows",
+                "established-flows-unbatched",
+            ]
+            .contains(&c)
+                || scaling.iter().any(|n| {
+                    c == format!("new-flows-{n}-threads")
+                        || c == format!("established-flows-{n}-threads")
+                })
+        };
+        if let Some(bad) = o.split(',').find(|c| !known(c)) {
+            anyhow::bail!(
+                "INREGION_EDGE_CASES: unknown case {bad:?}; the cases are new-flows, \
+                 new-flows-unbatched, established-flows, established-flows-unbatched and \
+                 new-flows-N-threads / established-flows-N-threads for N in INREGION_BENCH_THREADS"
+            );
+        }
+    }
     // One contest per thread, each on its own shard of one edge (shared tables, own flow
     // tables). Washington forwards EU-bound flows across the Atlantic; Singapore is in
     // neither of the two big regions; the threads alternate between them.
@@ -613,6 +640,18 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         let shard = shards[0].shard();
         shards.push(shard);
     }
+    // INREGION_EDGE_LIVE=200000 measures another working-set size (the targets are
+    // for LIVE_FLOWS).
+    let live_flows = match std::env::var("INREGION_EDGE_LIVE") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=LIVE_FLOWS).contains(&n))
+            .ok_or_else(|| {
+                anyhow::anyhow!("INREGION_EDGE_LIVE={v:?}: expected a count from 1 to {LIVE_FLOWS}")
+            })?,
+        Err(_) => LIVE_FLOWS,
+    };
     let mut contests = Vec::with_capacity(threads);
     for (t, shard) in shards.into_iter().enumerate() {
         let ingress = if t % 2 == 0 { "IAD" } else { "SIN" };
@@ -620,7 +659,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             &world,
             shard,
             ingress,
-            LIVE_FLOWS,
+            live_flows,
             7 + t as u64,
         )?);
     }
@@ -630,8 +669,6 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         .flow_stats(contests[0].traffic.ingress)
         .live;
 
-    // INREGION_EDGE_CASES=new-flows,established-flows runs only those cases.
-    let only = std::env::var("INREGION_EDGE_CASES").ok();
     let wanted = |case: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|c| c == case))
@@ -665,11 +702,19 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         if !wanted(&case) {
             continue;
         }
-        let (ours, base) = compare(&mut contests[..threads], side, kind, passes);
+        // A new-flow pass is an eighth of an established one: as many times the rounds
+        // give both kinds the same timed work, and the short new-flow passes the
+        // samples they need to settle on a busy machine.
+        let rounds = match kind {
+            Kind::New => passes * (ESTABLISHED_PER_PASS / FRESH_PER_PASS),
+            Kind::Established => passes,
+        };
+        let (ours, base) = compare(&mut contests[..threads], side, kind, rounds);
         let extra = serde_json::json!({
             "threads": threads,
             "live_flows_per_thread": live,
             "batch": if matches!(side, Side::Ours) { BATCH } else { 1 },
+            "rounds": rounds,
             "bindings": BINDINGS,
             "clock": "thread-cpu",
         });

@@ -341,12 +341,20 @@ struct Lanes {
 }
 
 /// Pipeline stage 1: hashes a group of flows (pure arithmetic) and prefetches each home
-/// control word.
+/// control word, and each destination's first region-table line: stage 2 looks up the
+/// region of the flows that are probably new, and with that line already on its way the
+/// lookup waits for one miss fewer (new flows +15–25% in the edge comparison, with the
+/// baseline's passes evicting the table between ours; established flows pay the extra
+/// prefetch within their noise).
 #[inline(always)]
-fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
+fn stage_hash(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
     for (h, f) in lanes.hashes.iter_mut().zip(flows) {
         *h = ft.hash(f);
         ft.prefetch_home(*h);
+        match f.dst_bits() {
+            (false, dst) => snap.table().prefetch_v4(Ipv4Addr::from_bits(dst as u32)),
+            (true, dst) => snap.table().prefetch_v6(Ipv6Addr::from_bits(dst)),
+        }
     }
 }
 
@@ -624,14 +632,14 @@ impl Edge {
         let groups = flows.len().div_ceil(LANES);
         let group = |g: usize| g * LANES..((g + 1) * LANES).min(flows.len());
         for g in 0..groups.min(2) {
-            stage_hash(ft, &flows[group(g)], &mut lanes[g]);
+            stage_hash(ft, snap, &flows[group(g)], &mut lanes[g]);
         }
         if groups > 0 {
             stage_entry(ft, snap, &flows[group(0)], &mut lanes[0]);
         }
         for g in 0..groups {
             if g + 2 < groups {
-                stage_hash(ft, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
+                stage_hash(ft, snap, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
             }
             if g + 1 < groups {
                 stage_entry(ft, snap, &flows[group(g + 1)], &mut lanes[(g + 1) % 3]);

@@ -124,6 +124,12 @@ impl NibbleTrie {
         self.finish(key, self.top[key.top(self.top_bits)])
     }
 
+    /// Prefetches the direct-pointing entry of `key` (the first line a lookup reads).
+    #[inline(always)]
+    pub(crate) fn prefetch_top<K: TrieKey>(&self, key: K) {
+        prefetch(&self.top, key.top(self.top_bits));
+    }
+
     /// Looks up [`BATCH_LANES`] keys in lock-step with software prefetching: all
     /// direct-pointing entries are prefetched, then read; then, level by level, each
     /// unfinished lookup takes one step and prefetches the node it goes to next, so the

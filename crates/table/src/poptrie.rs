@@ -207,6 +207,12 @@ impl<L: LeafIndex> Poptrie<L> {
         self.finish(key, self.top[key.top(self.top_bits)])
     }
 
+    /// Prefetches the direct-pointing entry of `key` (the first line a lookup reads).
+    #[inline(always)]
+    pub(crate) fn prefetch_top<K: TrieKey>(&self, key: K) {
+        prefetch(&self.top, key.top(self.top_bits));
+    }
+
     /// The rest of a lookup, from its direct-pointing entry.
     #[inline(always)]
     fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
