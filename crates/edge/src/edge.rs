@@ -621,8 +621,8 @@ impl Edge {
         let ft = &mut self.flows[i];
         let now_ns = now.as_nanos();
         // Software pipeline over groups of LANES flows: while group g is decided from
-        // lines already fetched, the entry lines of group g+1 and the control words of
-        // group g+2 are in flight, so their cache misses overlap.
+        // lines already fetched, the entry lines of group g+1 and the control words and
+        // region-table lines of group g+2 are in flight, so their cache misses overlap.
         let empty = Lanes {
             hashes: [0; LANES],
             hints: [None; LANES],
