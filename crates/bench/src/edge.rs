@@ -514,20 +514,19 @@ pub fn thread_cpu_time() -> Duration {
 
 /// One timed pass on one contest: returns (decisions, thread CPU seconds).
 fn pass(c: &mut Contest, side: Side, kind: Kind, round: usize) -> (usize, f64) {
-    let established_pass = ESTABLISHED_PER_PASS;
     let started = thread_cpu_time();
     let n = match (kind, side) {
         (Kind::New, Side::Ours) => c.ours_new(),
         (Kind::New, Side::OursUnbatched) => c.ours_new_unbatched(),
         (Kind::New, Side::Baseline) => c.baseline_new(),
         (Kind::Established, Side::Baseline) => {
-            c.baseline_established(round * established_pass, established_pass)
+            c.baseline_established(round * ESTABLISHED_PER_PASS, ESTABLISHED_PER_PASS)
         }
         (Kind::Established, Side::Ours) => {
-            c.ours_established(round * established_pass, established_pass)
+            c.ours_established(round * ESTABLISHED_PER_PASS, ESTABLISHED_PER_PASS)
         }
         (Kind::Established, Side::OursUnbatched) => {
-            c.ours_established_unbatched(round * established_pass, established_pass)
+            c.ours_established_unbatched(round * ESTABLISHED_PER_PASS, ESTABLISHED_PER_PASS)
         }
     };
     let secs = (thread_cpu_time() - started).as_secs_f64();
@@ -601,78 +600,11 @@ fn emit(case: &str, ours: f64, baseline: f64, extra: serde_json::Value) {
 pub fn run(quick: bool) -> anyhow::Result<()> {
     let passes = if quick { 3 } else { 10 };
     let started = Instant::now();
-    let world = World::new(42)?;
     // The scaling cases' thread counts (the single-thread cases always run).
     let scaling: Vec<usize> = crate::thread_counts("2")?
         .into_iter()
         .filter(|&n| n > 1)
         .collect();
-    let threads = scaling.iter().copied().max().unwrap_or(1);
-    // INREGION_EDGE_CASES=new-flows,established-flows runs only those cases.
-    let only = std::env::var("INREGION_EDGE_CASES").ok();
-    if let Some(o) = &only {
-        let known = |c: &str| {
-            [
-                "new-flows",
-                "new-flows-unbatched",
-                "established-flows",
-                "established-flows-unbatched",
-            ]
-            .contains(&c)
-                || scaling.iter().any(|n| {
-                    c == format!("new-flows-{n}-threads")
-                        || c == format!("established-flows-{n}-threads")
-                })
-        };
-        if let Some(bad) = o.split(',').find(|c| !known(c)) {
-            anyhow::bail!(
-                "INREGION_EDGE_CASES: unknown case {bad:?}; the cases are new-flows, \
-                 new-flows-unbatched, established-flows, established-flows-unbatched and \
-                 new-flows-N-threads / established-flows-N-threads for N in INREGION_BENCH_THREADS"
-            );
-        }
-    }
-    // One contest per thread, each on its own shard of one edge (shared tables, own flow
-    // tables). Washington forwards EU-bound flows across the Atlantic; Singapore is in
-    // neither of the two big regions; the threads alternate between them.
-    let mut shards = vec![world.edge()];
-    while shards.len() < threads {
-        let shard = shards[0].shard();
-        shards.push(shard);
-    }
-    // INREGION_EDGE_LIVE=200000 measures another working-set size (the targets are
-    // for LIVE_FLOWS).
-    let live_flows = match std::env::var("INREGION_EDGE_LIVE") {
-        Ok(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| (1..=LIVE_FLOWS).contains(&n))
-            .ok_or_else(|| {
-                anyhow::anyhow!("INREGION_EDGE_LIVE={v:?}: expected a count from 1 to {LIVE_FLOWS}")
-            })?,
-        Err(_) => LIVE_FLOWS,
-    };
-    let mut contests = Vec::with_capacity(threads);
-    for (t, shard) in shards.into_iter().enumerate() {
-        let ingress = if t % 2 == 0 { "IAD" } else { "SIN" };
-        contests.push(Contest::new(
-            &world,
-            shard,
-            ingress,
-            live_flows,
-            7 + t as u64,
-        )?);
-    }
-    let setup_s = started.elapsed().as_secs_f64();
-    let live = contests[0]
-        .edge
-        .flow_stats(contests[0].traffic.ingress)
-        .live;
-
-    let wanted = |case: &str| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|c| c == case))
-    };
     let mut cases: Vec<(String, usize, Side, Kind)> = vec![
         ("new-flows".into(), 1, Side::Ours, Kind::New),
         (
@@ -698,10 +630,59 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             Kind::Established,
         ));
     }
-    for (case, threads, side, kind) in cases {
-        if !wanted(&case) {
-            continue;
+    // INREGION_EDGE_CASES=new-flows,established-flows runs only those cases.
+    if let Ok(only) = std::env::var("INREGION_EDGE_CASES") {
+        let names: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+        if let Some(bad) = only.split(',').find(|c| !names.contains(c)) {
+            anyhow::bail!(
+                "INREGION_EDGE_CASES: unknown case {bad:?}; the cases are {} \
+                 (thread counts from INREGION_BENCH_THREADS)",
+                names.join(", ")
+            );
         }
+        cases.retain(|c| only.split(',').any(|o| o == c.0));
+    }
+    // Contests (one per thread) for the largest thread count of the cases that run.
+    let threads = cases.iter().map(|c| c.1).max().unwrap_or(1);
+    // INREGION_EDGE_LIVE=200000 measures another working-set size (the targets are
+    // for LIVE_FLOWS).
+    let live_flows = match std::env::var("INREGION_EDGE_LIVE") {
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=LIVE_FLOWS).contains(&n))
+            .ok_or_else(|| {
+                anyhow::anyhow!("INREGION_EDGE_LIVE={v:?}: expected a count from 1 to {LIVE_FLOWS}")
+            })?,
+        Err(_) => LIVE_FLOWS,
+    };
+    let world = World::new(42)?;
+    // One contest per thread, each on its own shard of one edge (shared tables, own flow
+    // tables). Washington forwards EU-bound flows across the Atlantic; Singapore is in
+    // neither of the two big regions; the threads alternate between them.
+    let mut shards = vec![world.edge()];
+    while shards.len() < threads {
+        let shard = shards[0].shard();
+        shards.push(shard);
+    }
+    let mut contests = Vec::with_capacity(threads);
+    for (t, shard) in shards.into_iter().enumerate() {
+        let ingress = if t % 2 == 0 { "IAD" } else { "SIN" };
+        contests.push(Contest::new(
+            &world,
+            shard,
+            ingress,
+            live_flows,
+            7 + t as u64,
+        )?);
+    }
+    let setup_s = started.elapsed().as_secs_f64();
+    let live = contests[0]
+        .edge
+        .flow_stats(contests[0].traffic.ingress)
+        .live;
+
+    for (case, threads, side, kind) in cases {
         // A new-flow pass is an eighth of an established one: as many times the rounds
         // give both kinds the same timed work, and the short new-flow passes the
         // samples they need to settle on a busy machine.

@@ -58,8 +58,8 @@
 //! million flows are 128 MiB, and 4 KiB pages would cost a TLB miss per probe).
 //! [`Edge::decide_many`] runs a three-stage software pipeline over groups of 32 packets
 //! (prefetch the control words and each destination's first region-table line; prefetch
-//! the entry lines and batch-look-up the regions of new flows; decide), so the cache misses of a receive batch overlap. Each shard
-//! keeps its own reference to each data center's current snapshot and checks it with one
+//! the entry lines and batch-look-up the regions of new flows; decide), so the cache
+//! misses of a receive batch overlap. Each shard keeps its own reference to each data center's current snapshot and checks it with one
 //! atomic load per call. Nothing on these paths allocates except a flow table's growth.
 //!
 //! ```
