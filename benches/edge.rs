@@ -8,7 +8,8 @@
 //!
 //! Groups (throughput in decisions, each flow table holding 1M live flows):
 //! - `edge/new-flows`: first packets of unseen flows (ours batched, ours one call per
-//!   packet, baseline); the flows are ended again between iterations, untimed;
+//!   packet, baseline); the flows are ended again between iterations, untimed, and
+//!   iterations take turns over the sets of fresh flows (`inregion_bench::edge::FRESH_SETS`);
 //! - `edge/established-flows`: packets of live flows in random order;
 //! - `edge/2-threads`: both, on two threads with one ingress and flow table each.
 

@@ -17,7 +17,11 @@
 //!   (Washington and Singapore in turn); the rate is the total over all threads.
 //!
 //! The timed part of a new-flow pass only decides; the flows it created are ended
-//! afterwards, untimed, so that every pass starts from the same 1M live flows.
+//! afterwards, untimed, so that every pass starts from the same 1M live flows. Passes
+//! take turns over [`FRESH_SETS`] sets of fresh flows: a set is only seen again once
+//! the other sets' passes have moved its slots and buckets out of the caches, as new
+//! flows' slots are in real traffic (re-creating the very flows that the untimed
+//! clean-up had just touched would hand both sides cache hits no traffic gives).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -43,6 +47,9 @@ use crate::workload;
 pub const LIVE_FLOWS: usize = 1_000_000;
 /// New flows decided per timed pass (ended again, untimed, after the pass).
 pub const FRESH_PER_PASS: usize = 32_768;
+/// Sets of [`FRESH_PER_PASS`] fresh flows that new-flow passes take in turn (16 sets
+/// touch 32 MiB of flow-table lines on our side, more than a server's L3 holds).
+pub const FRESH_SETS: usize = 16;
 /// Established packets decided per timed pass.
 pub const ESTABLISHED_PER_PASS: usize = 1 << 18;
 /// Packets per [`Edge::decide_many`] call (a receive batch).
@@ -166,7 +173,7 @@ pub struct Traffic {
     pub live: Vec<FlowKey>,
     /// The live flows in random order.
     pub established: Vec<FlowKey>,
-    /// Flows never seen.
+    /// Flows never seen: [`FRESH_SETS`] sets of [`FRESH_PER_PASS`], one after another.
     pub fresh: Vec<FlowKey>,
 }
 
@@ -350,6 +357,8 @@ pub struct Contest {
     pub baseline: Baseline,
     /// The fresh flows as baseline keys.
     pub fresh_keys: Vec<BaselineKey>,
+    /// The set of fresh flows the next new-flow pass decides.
+    fresh_set: usize,
     /// The established stream as baseline keys.
     pub established_keys: Vec<BaselineKey>,
     out: Vec<Decision>,
@@ -366,7 +375,7 @@ impl Contest {
         seed: u64,
     ) -> anyhow::Result<Contest> {
         let ingress = world.dc(ingress);
-        let traffic = world.traffic(ingress, live, FRESH_PER_PASS, seed);
+        let traffic = world.traffic(ingress, live, FRESH_PER_PASS * FRESH_SETS, seed);
         let mut edge = edge;
         let mut baseline = Baseline::new(world, ingress);
         let mut out = vec![edge.route(ingress, IpAddr::V4(Ipv4Addr::UNSPECIFIED)); BATCH];
@@ -389,6 +398,7 @@ impl Contest {
             baseline,
             fresh_keys,
             established_keys,
+            fresh_set: 0,
             out,
         };
         for (k, b) in c
@@ -406,48 +416,59 @@ impl Contest {
             let d = c.edge.decide(ingress, k, NOW);
             let e = c.baseline.decide(b, NOW.as_nanos());
             anyhow::ensure!(agree(&d, &e), "fresh: {d:?} vs {e:?}");
+            // Ended at once: the fresh flows must not fill the flow tables.
+            c.edge.flow_end(ingress, k, NOW);
+            c.baseline.end(b);
         }
-        c.end_fresh();
         Ok(c)
     }
 
-    /// Ends the fresh flows on both sides (untimed housekeeping between passes).
-    pub fn end_fresh(&mut self) {
-        let ingress = self.traffic.ingress;
-        for k in &self.traffic.fresh {
-            self.edge.flow_end(ingress, k, NOW);
-        }
-        for k in &self.fresh_keys {
-            self.baseline.end(k);
-        }
+    /// The slice of the current fresh set.
+    fn fresh_range(&self) -> std::ops::Range<usize> {
+        self.fresh_set * FRESH_PER_PASS..(self.fresh_set + 1) * FRESH_PER_PASS
     }
 
-    /// Ours: decides every fresh flow in receive batches. Returns decisions made.
+    /// Ends the current set of fresh flows on both sides and moves to the next set
+    /// (untimed housekeeping between passes).
+    pub fn end_fresh(&mut self) {
+        let ingress = self.traffic.ingress;
+        let range = self.fresh_range();
+        for k in &self.traffic.fresh[range.clone()] {
+            self.edge.flow_end(ingress, k, NOW);
+        }
+        for k in &self.fresh_keys[range] {
+            self.baseline.end(k);
+        }
+        self.fresh_set = (self.fresh_set + 1) % FRESH_SETS;
+    }
+
+    /// Ours: decides every flow of the current fresh set in receive batches. Returns
+    /// decisions made.
     pub fn ours_new(&mut self) -> usize {
         let ingress = self.traffic.ingress;
-        for chunk in self.traffic.fresh.chunks(BATCH) {
+        for chunk in self.traffic.fresh[self.fresh_range()].chunks(BATCH) {
             self.edge
                 .decide_many(ingress, chunk, NOW, &mut self.out[..chunk.len()]);
             black_box(&self.out);
         }
-        self.traffic.fresh.len()
+        FRESH_PER_PASS
     }
 
-    /// Ours: decides every fresh flow one call per packet.
+    /// Ours: decides every flow of the current fresh set one call per packet.
     pub fn ours_new_unbatched(&mut self) -> usize {
         let ingress = self.traffic.ingress;
-        for k in &self.traffic.fresh {
+        for k in &self.traffic.fresh[self.fresh_range()] {
             black_box(self.edge.decide(ingress, k, NOW));
         }
-        self.traffic.fresh.len()
+        FRESH_PER_PASS
     }
 
-    /// Baseline: decides every fresh flow.
+    /// Baseline: decides every flow of the current fresh set.
     pub fn baseline_new(&mut self) -> usize {
-        for k in &self.fresh_keys {
+        for k in &self.fresh_keys[self.fresh_range()] {
             black_box(self.baseline.decide(k, NOW.as_nanos()));
         }
-        self.fresh_keys.len()
+        FRESH_PER_PASS
     }
 
     /// Ours: `count` established packets (cycling through the stream from `start`).

@@ -271,7 +271,8 @@ impl std::ops::AddAssign for FlowStats {
     }
 }
 
-/// Set in every key's tail word, so a cleared entry (all zero) never matches a key.
+/// Set in every key's tail word, so a never-written entry (all zero) never matches a key
+/// (a removed one keeps its bytes; its control byte says it is free).
 const TAIL_OCCUPIED: u64 = 0x80;
 /// Load ceiling (live entries and tombstones) 7/8, as in SwissTable: a probe reads one
 /// control word almost always.
@@ -289,7 +290,7 @@ const NO_REGION: u16 = u16::MAX;
 pub(crate) struct Entry {
     src: u128,
     dst: u128,
-    /// Ports, protocol, family and [`TAIL_OCCUPIED`]; 0 in an empty slot.
+    /// Ports, protocol, family and [`TAIL_OCCUPIED`]; 0 in a slot never written.
     tail: u64,
     pub(crate) version: u64,
     last_seen: u64,
@@ -753,7 +754,9 @@ impl FlowTable {
             self.set_ctrl(slot, DELETED);
             self.deleted += 1;
         }
-        self.entries[slot] = Entry::default();
+        // The entry itself is left as it is: every read of an entry checks its control
+        // byte first or with it, and not writing saves dirtying the line (an ended
+        // flow's line would otherwise be written back to memory for nothing).
     }
 
     /// Removes the least recently seen of the next [`EVICT_WINDOW`] live entries after
@@ -1022,10 +1025,13 @@ mod tests {
             let h = t.hash(&key(500));
             assert_eq!(found(t.probe_from(&key(500), h, hint)), None, "{hint:?}");
         }
-        // The hinted slot emptied, the key put back elsewhere or nowhere.
+        // The hinted slot emptied, the key put back elsewhere or nowhere. Removal leaves
+        // the entry's bytes in place: the control byte alone says the slot is free.
         t.remove_at(s1);
+        assert!(t.entry(s1).matches(&key(1)));
         let h = t.hash(&key(1));
         assert_eq!(found(t.probe_from(&key(1), h, Some(s1))), None);
+        assert_eq!(found(t.probe(&key(1), h)), None);
     }
 
     #[test]
