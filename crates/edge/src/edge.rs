@@ -10,7 +10,9 @@ use ipnet::IpNet;
 use rand::RngCore;
 
 use crate::decision::{Candidate, Decision, Explanation, RefuseReason, ResetReason, Verdict};
-use crate::flow::{FlowKey, FlowStats, FlowTable, FlowTableConfig, Probe, TcpFlags, Timeouts};
+use crate::flow::{
+    FlowKey, FlowStats, FlowTable, FlowTableConfig, Probe, TcpFlags, Timeouts, NO_SLOT,
+};
 use crate::propagation::{DcTable, DelayDistribution, Propagation, VersionStatus};
 use crate::time::SimTime;
 use crate::topology::{DcId, RegionId, Topology, TopologyError, RTT_UNREACHABLE};
@@ -330,13 +332,15 @@ fn decide_one(
 /// Packets per group of [`Edge::decide_many`]'s pipeline.
 const LANES: usize = 32;
 
-/// One group of [`Edge::decide_many`]'s pipeline: each flow's hash, for flows that are
-/// probably known the slot whose tag matched, and for flows that are probably new their
-/// region looked up ahead (`None`: not looked up).
+/// One group of [`Edge::decide_many`]'s pipeline: each flow's hash and home group, for
+/// flows that are probably known the slot whose tag matched ([`NO_SLOT`] for the
+/// others), and for flows that are probably new their region looked up ahead (`None`:
+/// not looked up).
 #[derive(Clone, Copy)]
 struct Lanes {
     hashes: [u64; LANES],
-    hints: [Option<usize>; LANES],
+    homes: [usize; LANES],
+    slots: [usize; LANES],
     regions: [Option<Option<RegionId>>; LANES],
 }
 
@@ -348,9 +352,9 @@ struct Lanes {
 /// prefetch within their noise).
 #[inline(always)]
 fn stage_hash(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
-    for (h, f) in lanes.hashes.iter_mut().zip(flows) {
+    for ((h, home), f) in lanes.hashes.iter_mut().zip(&mut lanes.homes).zip(flows) {
         *h = ft.hash(f);
-        ft.prefetch_home(*h);
+        *home = ft.prefetch_home(*h);
         match f.dst_bits() {
             (false, dst) => snap.table().prefetch_v4(Ipv4Addr::from_bits(dst as u32)),
             (true, dst) => snap.table().prefetch_v6(Ipv6Addr::from_bits(dst)),
@@ -367,17 +371,18 @@ fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lan
     let mut v4_lane = [0u8; LANES];
     let mut v4_addr = [Ipv4Addr::UNSPECIFIED; LANES];
     let mut v4_len = 0;
-    for (i, (((&h, hint), r), f)) in lanes
+    for (i, ((((&h, &home), slot), r), f)) in lanes
         .hashes
         .iter()
-        .zip(&mut lanes.hints)
+        .zip(&lanes.homes)
+        .zip(&mut lanes.slots)
         .zip(&mut lanes.regions)
         .zip(flows)
         .enumerate()
     {
         *r = None;
-        *hint = ft.prefetch_entry(h);
-        if hint.is_some() {
+        *slot = ft.prefetch_entry(h, home);
+        if *slot != NO_SLOT {
             continue;
         }
         match f.dst_bits() {
@@ -625,7 +630,8 @@ impl Edge {
         // region-table lines of group g+2 are in flight, so their cache misses overlap.
         let empty = Lanes {
             hashes: [0; LANES],
-            hints: [None; LANES],
+            homes: [0; LANES],
+            slots: [NO_SLOT; LANES],
             regions: [None; LANES],
         };
         let mut lanes = [empty; 3];
@@ -637,6 +643,13 @@ impl Edge {
         if groups > 0 {
             stage_entry(ft, snap, &flows[group(0)], &mut lanes[0]);
         }
+        // The established packet's fast path needs both ends up and, under
+        // `ResetOnChange`, the pin made with the current table; anything else (a
+        // miss, an expired pin, a reset) takes `decide_one`.
+        let ingress_up = self.plan.healthy[i];
+        let strict = self.config.affinity == AffinityMode::ResetOnChange;
+        let version = snap.version();
+        let mut hits = 0;
         for g in 0..groups {
             if g + 2 < groups {
                 stage_hash(ft, snap, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
@@ -646,13 +659,18 @@ impl Edge {
             }
             let r = group(g);
             let l = &lanes[g % 3];
-            for ((((f, o), &h), &pre), &hint) in flows[r.clone()]
-                .iter()
-                .zip(&mut out[r])
-                .zip(&l.hashes)
-                .zip(&l.regions)
-                .zip(&l.hints)
-            {
+            for (j, (f, o)) in flows[r.clone()].iter().zip(&mut out[r]).enumerate() {
+                let slot = l.slots[j];
+                if ingress_up && ft.live_hit(f, slot, now_ns, &self.timeouts) {
+                    let e = ft.entry(slot);
+                    if self.plan.healthy[usize::from(e.target)] && (!strict || e.version == version)
+                    {
+                        *o = e.decision(ingress, true);
+                        ft.touch_seen(slot, now_ns);
+                        hits += 1;
+                        continue;
+                    }
+                }
                 *o = decide_one(
                     ft,
                     &self.plan,
@@ -661,15 +679,16 @@ impl Edge {
                     ingress,
                     snap,
                     f,
-                    h,
+                    l.hashes[j],
                     now_ns,
                     true,
-                    pre,
-                    hint,
+                    l.regions[j],
+                    (slot != NO_SLOT).then_some(slot),
                     true,
                 );
             }
         }
+        ft.stats.hits += hits;
         // New pins were written with streaming stores: order them before returning (the
         // Rust memory model requires it before anything else may read them).
         inregion_table::stream_fence();

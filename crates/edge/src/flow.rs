@@ -79,10 +79,10 @@ pub enum FlowKeyError {
 pub struct FlowKey {
     src: u128,
     dst: u128,
-    src_port: u16,
-    dst_port: u16,
-    protocol: Protocol,
-    v6: bool,
+    /// Ports, protocol and family packed as the flow table stores them (see
+    /// [`FlowKey::pack_tail`]): packed once here, so that neither hashing nor comparing
+    /// a key has to pack it again.
+    tail: u64,
 }
 
 impl FlowKey {
@@ -98,10 +98,7 @@ impl FlowKey {
         FlowKey {
             src: src.to_bits() as u128,
             dst: dst.to_bits() as u128,
-            src_port,
-            dst_port,
-            protocol,
-            v6: false,
+            tail: Self::pack_tail(src_port, dst_port, protocol, false),
         }
     }
 
@@ -117,10 +114,7 @@ impl FlowKey {
         FlowKey {
             src: src.to_bits(),
             dst: dst.to_bits(),
-            src_port,
-            dst_port,
-            protocol,
-            v6: true,
+            tail: Self::pack_tail(src_port, dst_port, protocol, true),
         }
     }
 
@@ -141,7 +135,7 @@ impl FlowKey {
 
     /// Source address.
     pub fn src(&self) -> IpAddr {
-        if self.v6 {
+        if self.is_v6() {
             IpAddr::V6(Ipv6Addr::from_bits(self.src))
         } else {
             IpAddr::V4(Ipv4Addr::from_bits(self.src as u32))
@@ -150,7 +144,7 @@ impl FlowKey {
 
     /// Destination address.
     pub fn dst(&self) -> IpAddr {
-        if self.v6 {
+        if self.is_v6() {
             IpAddr::V6(Ipv6Addr::from_bits(self.dst))
         } else {
             IpAddr::V4(Ipv4Addr::from_bits(self.dst as u32))
@@ -159,37 +153,44 @@ impl FlowKey {
 
     /// Source port.
     pub fn src_port(&self) -> u16 {
-        self.src_port
+        (self.tail >> 32) as u16
     }
 
     /// Destination port.
     pub fn dst_port(&self) -> u16 {
-        self.dst_port
+        (self.tail >> 16) as u16
     }
 
     /// Protocol.
     pub fn protocol(&self) -> Protocol {
-        self.protocol
+        Protocol((self.tail >> 8) as u8)
     }
 
     /// Whether the flow is IPv6.
     pub fn is_v6(&self) -> bool {
-        self.v6
+        self.tail & 1 != 0
     }
 
     /// The destination as the integer the region table is keyed by.
     #[inline]
     pub(crate) fn dst_bits(&self) -> (bool, u128) {
-        (self.v6, self.dst)
+        (self.is_v6(), self.dst)
     }
 
+    /// The tail word: source port in bits 32..48, destination port in 16..32, protocol
+    /// in 8..16, [`TAIL_OCCUPIED`] and the family (1: IPv6) in bit 0.
     #[inline]
-    fn tail(&self) -> u64 {
-        u64::from(self.src_port) << 32
-            | u64::from(self.dst_port) << 16
-            | u64::from(self.protocol.0) << 8
+    const fn pack_tail(src_port: u16, dst_port: u16, protocol: Protocol, v6: bool) -> u64 {
+        (src_port as u64) << 32
+            | (dst_port as u64) << 16
+            | (protocol.0 as u64) << 8
             | TAIL_OCCUPIED
-            | u64::from(self.v6)
+            | v6 as u64
+    }
+
+    #[inline(always)]
+    fn tail(&self) -> u64 {
+        self.tail
     }
 }
 
@@ -199,7 +200,11 @@ impl std::fmt::Debug for FlowKey {
         write!(
             f,
             "FlowKey({} {}:{} -> {}:{})",
-            self.protocol.0, s, self.src_port, d, self.dst_port
+            self.protocol().0,
+            s,
+            self.src_port(),
+            d,
+            self.dst_port()
         )
     }
 }
@@ -281,6 +286,8 @@ const LOAD_DEN: usize = 8;
 /// Entries examined when choosing an eviction victim.
 const EVICT_WINDOW: usize = 32;
 const NO_REGION: u16 = u16::MAX;
+/// "No slot" in a pipeline lane (out of range of every table).
+pub(crate) const NO_SLOT: usize = usize::MAX;
 
 /// One pinned flow: exactly one cache line. Only processed decisions are pinned, so the
 /// verdict is implied: `target != ingress` → forwarded, else in-region when bound, else
@@ -311,10 +318,7 @@ impl Entry {
         FlowKey {
             src: self.src,
             dst: self.dst,
-            src_port: (self.tail >> 32) as u16,
-            dst_port: (self.tail >> 16) as u16,
-            protocol: Protocol((self.tail >> 8) as u8),
-            v6: self.tail & 1 != 0,
+            tail: self.tail,
         }
     }
 
@@ -529,38 +533,53 @@ impl FlowTable {
     }
 
     /// First stage of a pipelined lookup of `hash`: a prefetch of its home control word.
+    /// Returns the home group, for [`prefetch_entry`](Self::prefetch_entry).
     #[inline(always)]
-    pub(crate) fn prefetch_home(&self, hash: u64) {
+    pub(crate) fn prefetch_home(&self, hash: u64) -> usize {
+        let g = self.home(hash);
         if !self.ctrl.is_empty() {
-            inregion_table::prefetch(&self.ctrl, self.home(hash));
+            inregion_table::prefetch(&self.ctrl, g);
         }
+        g
     }
 
-    /// Second stage, once the home control word has arrived: a prefetch of the entry line
-    /// whose tag matches. Returns that slot when a tag matched (the flow is probably
-    /// known; [`probe_from`](Self::probe_from) checks it first), else `None`.
+    /// Second stage, once the home control word of `hash` (group `home`, as
+    /// [`prefetch_home`](Self::prefetch_home) returned it) has arrived: a prefetch of
+    /// the entry line whose tag matches. Returns that slot when a tag matched (the flow
+    /// is probably known; [`live_hit`](Self::live_hit) and
+    /// [`probe_from`](Self::probe_from) check it first), else [`NO_SLOT`].
     /// It does not block, so the misses of a whole group of flows overlap instead of
     /// being paid one after another.
     #[inline(always)]
-    pub(crate) fn prefetch_entry(&self, hash: u64) -> Option<usize> {
-        if self.ctrl.is_empty() {
-            return None;
-        }
-        let g = self.home(hash);
-        let w = self.ctrl[g];
+    pub(crate) fn prefetch_entry(&self, hash: u64, home: usize) -> usize {
+        let Some(&w) = self.ctrl.get(home) else {
+            return NO_SLOT;
+        };
         let m = match_tag(w, Self::tag(hash));
         if m != 0 {
-            let slot = g * GROUP + lowest(m);
+            let slot = home * GROUP + lowest(m);
             inregion_table::prefetch(&self.entries, slot);
-            return Some(slot);
+            return slot;
         }
         // A new flow's entry line is written whole with streaming stores (`insert` with
         // `streaming`), which need no ownership of the line: nothing to fetch for it.
         // A full home group means probing on: fetch its first line.
         if match_free(w) == 0 {
-            inregion_table::prefetch(&self.entries, g * GROUP);
+            inregion_table::prefetch(&self.entries, home * GROUP);
         }
-        None
+        NO_SLOT
+    }
+
+    /// Whether `slot` (a hint from [`prefetch_entry`](Self::prefetch_entry), possibly
+    /// [`NO_SLOT`] or stale) holds `k`, live and not idle past its timeout at `now`: the
+    /// established packet's fast path, a compare of a line already fetched. `false`
+    /// says nothing (the key may still be elsewhere): probe then.
+    #[inline(always)]
+    pub(crate) fn live_hit(&self, k: &FlowKey, slot: usize, now: u64, t: &Timeouts) -> bool {
+        match self.entries.get(slot) {
+            Some(e) => e.matches(k) && self.occupied(slot) && !t.expired(e, now),
+            None => false,
+        }
     }
 
     /// [`probe`](Self::probe), trying `hint` (a slot [`prefetch_entry`](Self::prefetch_entry)

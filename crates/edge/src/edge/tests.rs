@@ -830,6 +830,92 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
     all
 }
 
+/// Drives two identical edges through the same random steps (health changes, new
+/// table versions, idle gaps past the timeouts, a flow table small enough to evict)
+/// and the same packets: one decides each burst with `decide_many`, the other packet by
+/// packet with `decide`. Every decision and the flow-table counters must agree.
+fn batch_matches_single_calls(seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let topo = Arc::new(random_topology(&mut rng));
+    let (n, nr) = (topo.dc_count(), topo.region_count());
+    let affinity = if rng.gen_bool(0.5) {
+        AffinityMode::Pinned
+    } else {
+        AffinityMode::ResetOnChange
+    };
+    let config = EdgeConfig {
+        affinity,
+        flows: FlowTableConfig {
+            max_flows: rng.gen_range(1..200),
+            initial_capacity: 8,
+            tcp_idle_timeout: Duration::from_secs(rng.gen_range(1..60)),
+            other_idle_timeout: Duration::from_secs(rng.gen_range(1..60)),
+            ..FlowTableConfig::default()
+        },
+        propagation: DelayDistribution::Fixed(Duration::ZERO),
+    };
+    let mut batched = Edge::new(Arc::clone(&topo), config);
+    let mut single = Edge::new(Arc::clone(&topo), config);
+    let mut bindings = random_bindings(&mut rng, nr);
+    let mut version = 1;
+    for e in [&mut batched, &mut single] {
+        e.install(version, table(&bindings), T0).unwrap();
+    }
+    let mut now = T0;
+    let mut seen: Vec<FlowKey> = Vec::new();
+    for _ in 0..rng.gen_range(10..60) {
+        now = now + Duration::from_millis(rng.gen_range(0..20_000));
+        match rng.gen_range(0..10) {
+            0 => {
+                let changes: Vec<(DcId, bool)> = (0..rng.gen_range(1..=n))
+                    .map(|_| (DcId(rng.gen_range(0..n) as u16), rng.gen_bool(0.6)))
+                    .collect();
+                batched.set_health(&changes);
+                single.set_health(&changes);
+            }
+            1 => {
+                bindings = random_bindings(&mut rng, nr);
+                version += 1;
+                for e in [&mut batched, &mut single] {
+                    e.install(version, table(&bindings), now).unwrap();
+                }
+            }
+            _ => {
+                let ingress = DcId(rng.gen_range(0..n) as u16);
+                // Up to three pipeline groups; known flows, repeats and new ones mixed.
+                let flows: Vec<FlowKey> = (0..rng.gen_range(0..3 * LANES + 5))
+                    .map(|_| {
+                        if !seen.is_empty() && rng.gen_bool(0.6) {
+                            seen[rng.gen_range(0..seen.len())]
+                        } else {
+                            let dst = random_dst(&mut rng, &bindings);
+                            let f = random_flow(&mut rng, dst);
+                            seen.push(f);
+                            f
+                        }
+                    })
+                    .collect();
+                let mut out = vec![
+                    batched.route(
+                        ingress,
+                        flows
+                            .first()
+                            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), FlowKey::dst,)
+                    );
+                    flows.len()
+                ];
+                batched.decide_many(ingress, &flows, now, &mut out);
+                let one: Vec<Decision> = flows
+                    .iter()
+                    .map(|f| single.decide(ingress, f, now))
+                    .collect();
+                assert_eq!(out, one, "{affinity:?}, {} flows at {now:?}", flows.len());
+                assert_eq!(batched.flow_stats(ingress), single.flow_stats(ingress));
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -843,6 +929,13 @@ proptest! {
     #[test]
     fn strict_mode_properties(seed in any::<u64>()) {
         scenario(seed, AffinityMode::ResetOnChange);
+    }
+
+    /// `decide_many` decides exactly as `decide` called packet by packet, whatever the
+    /// health, versions, timeouts and evictions.
+    #[test]
+    fn batches_decide_as_single_calls(seed in any::<u64>()) {
+        batch_matches_single_calls(seed);
     }
 
     /// The same seed and inputs give the same decisions.
