@@ -652,6 +652,19 @@ impl Edge {
                         continue;
                     }
                 }
+                // A new flow whose home group proves it absent (and whose region stage 2
+                // looked up) skips the probe: decided and pinned as `decide_one` would.
+                if let (NO_SLOT, Some(region)) = (slot, l.regions[j]) {
+                    let vacant = ft.vacant_at_home(l.hashes[j]);
+                    if vacant != NO_SLOT {
+                        let d = self.plan.decision(ingress, region, version);
+                        if d.verdict.is_processed() {
+                            ft.insert(f, l.hashes[j], vacant, &d, now_ns, &self.timeouts, true);
+                        }
+                        *o = d;
+                        continue;
+                    }
+                }
                 *o = decide_one(
                     ft,
                     &self.plan,

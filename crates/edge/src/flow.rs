@@ -570,6 +570,22 @@ impl FlowTable {
         NO_SLOT
     }
 
+    /// Where a key hashed to `hash` would be inserted, when its home group alone proves
+    /// it absent: no tag in it matches and it has an EMPTY slot (a probe stops there).
+    /// That is the slot [`probe`](Self::probe) returns as vacant. [`NO_SLOT`] when only a
+    /// full probe can tell. The home group is computed anew: a growth since the
+    /// pipeline's stage 1 moves it (a stale one would prove nothing).
+    #[inline(always)]
+    pub(crate) fn vacant_at_home(&self, hash: u64) -> usize {
+        let home = self.home(hash);
+        match self.ctrl.get(home) {
+            Some(&w) if match_tag(w, Self::tag(hash)) == 0 && match_empty(w) != 0 => {
+                home * GROUP + lowest(match_free(w))
+            }
+            _ => NO_SLOT,
+        }
+    }
+
     /// Whether `slot` (a hint from [`prefetch_entry`](Self::prefetch_entry), possibly
     /// [`NO_SLOT`] or stale) holds `k`, live and not idle past its timeout at `now`: the
     /// established packet's fast path, a compare of a line already fetched. `false`
