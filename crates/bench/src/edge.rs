@@ -615,11 +615,14 @@ fn emit(case: &str, ours: f64, baseline: f64, extra: serde_json::Value) {
 
 /// Runs the edge comparison and prints JSON lines to stdout.
 ///
-/// `quick`: 3 timed rounds per side and case (else 10; new-flow cases 8 times as many,
-/// their passes being 8 times shorter), alternating ours and the
-/// baseline. The quick run takes under a minute on 2 cores.
+/// `quick`: 6 timed rounds per side and case (else 20; new-flow cases 8 times as many,
+/// their passes being 8 times shorter), alternating ours and the baseline; each side's
+/// best round counts. A round is short (an established pass is 13 ms), and the shared
+/// VMs these runs were tuned on change speed by a third for seconds at a time: with 3
+/// rounds, whether a side caught a fast moment moved its figure by ±20% between runs.
+/// The quick run takes about half a minute on 2 cores.
 pub fn run(quick: bool) -> anyhow::Result<()> {
-    let passes = if quick { 3 } else { 10 };
+    let passes = if quick { 6 } else { 20 };
     let started = Instant::now();
     // The scaling cases' thread counts (the single-thread cases always run).
     let scaling: Vec<usize> = crate::thread_counts("2")?

@@ -57,10 +57,15 @@
 //! backed by transparent huge pages once large ([`inregion_table::huge_page_vec`]: a
 //! million flows are 128 MiB, and 4 KiB pages would cost a TLB miss per probe).
 //! [`Edge::decide_many`] runs a three-stage software pipeline over groups of 32 packets
-//! (prefetch the control words and each destination's first region-table line; prefetch
-//! the entry lines and batch-look-up the regions of new flows; decide), so the cache
-//! misses of a receive batch overlap. Each shard keeps its own reference to each data center's current snapshot and checks it with one
-//! atomic load per call. Nothing on these paths allocates except a flow table's growth.
+//! (hash and prefetch the control words; prefetch each known flow's entry line, or each
+//! new flow's first region-table line; batch-look-up the new flows' regions and decide),
+//! so the cache misses of a receive batch overlap. Its last stage decides the common
+//! cases inline (an established flow whose prefetched entry holds it, live; a new flow
+//! whose home group proves it absent) and leaves the rest to the same per-packet core
+//! as [`Edge::decide`]; a property test checks that a batch decides exactly as
+//! single calls do. Each shard keeps its own reference to each data center's current
+//! snapshot and checks it with one atomic load per call. Nothing on these paths
+//! allocates except a flow table's growth.
 //!
 //! ```
 //! use std::sync::Arc;
