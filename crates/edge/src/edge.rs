@@ -334,8 +334,8 @@ const LANES: usize = 32;
 
 /// One group of [`Edge::decide_many`]'s pipeline: each flow's hash and home group, for
 /// flows that are probably known the slot whose tag matched ([`NO_SLOT`] for the
-/// others), and for flows that are probably new their region looked up ahead (`None`:
-/// not looked up).
+/// others), and for flows that are probably new their region, looked up by stage 2
+/// (IPv6) or 3 (IPv4) before the lane is decided (`None`: not looked up).
 #[derive(Clone, Copy)]
 struct Lanes {
     hashes: [u64; LANES],
@@ -684,7 +684,7 @@ impl Edge {
                         continue;
                     }
                 }
-                // A new flow whose home group proves it absent (and whose region stage 2
+                // A new flow whose home group proves it absent (and whose region stage 3
                 // looked up) skips the probe: decided and pinned as `decide_one` would.
                 if let (NO_SLOT, Some(region)) = (slot, l.regions[j]) {
                     let vacant = ft.vacant_at_home(l.hashes[j]);
