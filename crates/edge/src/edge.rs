@@ -319,13 +319,31 @@ fn decide_one(
         }
         Probe::Vacant(slot) => {
             let d = plan.decision(ingress, region(snap), snap.version());
-            // Refusals are not pinned: a retransmitted SYN is decided again, and may
-            // succeed once health recovers.
-            if pin && d.verdict.is_processed() {
-                ft.insert(flow, hash, slot, &d, now, timeouts, streaming);
+            if pin {
+                pin_new(ft, flow, hash, slot, &d, now, timeouts, streaming);
             }
             d
         }
+    }
+}
+
+/// Pins a new flow's decision `d` in `vacant` (the slot a probe found for it), unless
+/// it is a refusal: refusals are not pinned, so a retransmitted SYN is decided again and
+/// may succeed once health recovers.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pin_new(
+    ft: &mut FlowTable,
+    flow: &FlowKey,
+    hash: u64,
+    vacant: usize,
+    d: &Decision,
+    now: u64,
+    timeouts: &Timeouts,
+    streaming: bool,
+) {
+    if d.verdict.is_processed() {
+        ft.insert(flow, hash, vacant, d, now, timeouts, streaming);
     }
 }
 
@@ -690,9 +708,7 @@ impl Edge {
                     let vacant = ft.vacant_at_home(l.hashes[j]);
                     if vacant != NO_SLOT {
                         let d = self.plan.decision(ingress, region, version);
-                        if d.verdict.is_processed() {
-                            ft.insert(f, l.hashes[j], vacant, &d, now_ns, &self.timeouts, true);
-                        }
+                        pin_new(ft, f, l.hashes[j], vacant, &d, now_ns, &self.timeouts, true);
                         *o = d;
                         continue;
                     }

@@ -187,11 +187,6 @@ impl FlowKey {
             | TAIL_OCCUPIED
             | v6 as u64
     }
-
-    #[inline(always)]
-    fn tail(&self) -> u64 {
-        self.tail
-    }
 }
 
 impl std::fmt::Debug for FlowKey {
@@ -311,7 +306,7 @@ const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 impl Entry {
     #[inline]
     fn matches(&self, k: &FlowKey) -> bool {
-        self.tail == k.tail() && self.src == k.src && self.dst == k.dst
+        self.tail == k.tail && self.src == k.src && self.dst == k.dst
     }
 
     pub(crate) fn key(&self) -> FlowKey {
@@ -494,7 +489,7 @@ impl FlowTable {
             (k.src >> 64) as u64,
             k.dst as u64,
             (k.dst >> 64) as u64,
-            k.tail(),
+            k.tail,
         ] {
             h = (h.rotate_left(26) ^ w).wrapping_mul(K);
         }
@@ -704,7 +699,7 @@ impl FlowTable {
         let mut e = Entry {
             src: k.src,
             dst: k.dst,
-            tail: k.tail(),
+            tail: k.tail,
             ..Entry::default()
         };
         fill(&mut e, d, now);
@@ -962,7 +957,7 @@ mod tests {
         let e = Entry {
             src: k.src,
             dst: k.dst,
-            tail: k.tail(),
+            tail: k.tail,
             ..Entry::default()
         };
         assert_eq!(e.key(), k);
@@ -994,7 +989,7 @@ mod tests {
             2,
         );
         assert_ne!(a, b);
-        assert_ne!(a.tail(), b.tail());
+        assert_ne!(a.tail, b.tail);
     }
 
     /// Random inserts and removes against a `HashMap` model, through growth.
