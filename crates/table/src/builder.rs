@@ -115,6 +115,12 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
     /// Takes time roughly linear in the number of prefixes (about 0.1-0.3 s for a full
     /// BGP table in a release build); the builder is left unchanged.
     pub fn build(&self) -> Table<V> {
+        self.build_with(true)
+    }
+
+    /// [`build`](Self::build), with the DIR-16-8-8 IPv4 layout allowed or not (tests
+    /// reach the Poptrie layouts through the table API this way).
+    pub(crate) fn build_with(&self, dir: bool) -> Table<V> {
         Table::compile(
             self.v4
                 .iter()
@@ -122,6 +128,7 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
             self.v6
                 .iter()
                 .map(|(&(addr, len), &v)| (net6(addr, len), v)),
+            dir,
         )
     }
 }

@@ -46,27 +46,32 @@
 //!  compile.rs             sorted prefixes -> trie shape (painting, subtree collapse,
 //!        │                optional path compression); one pass, O(n · 64)
 //!        ▼
-//!  Table<V>               immutable; per family one trie in one of two layouts:
+//!  Table<V>               immutable; per family one trie in one of three layouts:
 //!   ├─ values             dictionary: leaf index -> Option<V> (index 0 = no match)
-//!   ├─ v4 trie            2^18-entry direct array ─► 6-bit nodes ─► leaf
+//!   ├─ v4 trie            small tables (≤ 4 MiB in it, a customer's or region's
+//!   │                     bindings): dir.rs, 2^16 entries ─► 256 ─► 256 (DIR-16-8-8,
+//!   │                     16-bit entries, plain indexing, no popcount)
+//!   │                     larger: 2^18-entry direct array ─► 6-bit nodes ─► leaf
 //!   ├─ v6 trie            2^16-entry direct array ─► 6-bit nodes ─► leaf
 //!   │    (a family without prefixes gets a 2^8-entry array: 1 KiB, no nodes)
-//!   │    layouts:  nibble.rs   ≤ 15 distinct values: 64-byte nodes with 64 inline
-//!   │                          4-bit leaves and path compression (one line per level)
-//!   │              poptrie.rs  otherwise: 24-byte Poptrie nodes + run-compressed
-//!   │                          leaf array (u16 or u32 leaves)
+//!   │    node layouts:  nibble.rs   ≤ 15 distinct values: 64-byte nodes with 64
+//!   │                               inline 4-bit leaves and path compression
+//!   │                               (one line per level)
+//!   │                   poptrie.rs  otherwise: 24-byte Poptrie nodes +
+//!   │                               run-compressed leaf array (u16 or u32 leaves)
 //!   └─ sorted prefixes    (prefix, value) list for longest_match() and iter()
 //!        │ publish()
 //!        ▼
 //!  SharedTable<V>         ArcSwap<Snapshot { version, table }>; readers load() a guard
 //! ```
 //!
-//! Both layouts are Poptries (Asai & Ohara, SIGCOMM 2015): after the direct-pointing
+//! The two node layouts are Poptries (Asai & Ohara, SIGCOMM 2015): after the direct-pointing
 //! array (its width is chosen per trie at build time and stored with it), a node covers
 //! 6 key bits with 64 slots; a `u64` bitmap marks the slots that continue in a child
 //! node, children are stored contiguously and found with a popcount.
-//! Where to start reading: [`TableBuilder::build`] → `compile.rs` → `nibble.rs`
-//! (the layout used for region ids) → `table.rs` (dispatch, batch, `longest_match`).
+//! Where to start reading: [`TableBuilder::build`] → `dir.rs` (the layout of a
+//! region table's IPv4 bindings) → `compile.rs` → `nibble.rs` (region ids in large
+//! tables and IPv6) → `table.rs` (layout choice, dispatch, batch, `longest_match`).
 //! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before
 //! stepping the others, so that their cache misses overlap (`hint.rs` holds the
 //! workspace's only `unsafe`: the prefetch intrinsic, a huge-page `madvise` and
@@ -79,8 +84,8 @@
 //! - A lookup returns the value of the longest stored prefix containing the address, or
 //!   `None`; IPv4 and IPv6 are separate (an IPv4-mapped IPv6 address is looked up as
 //!   IPv6).
-//! - Subtrees in which every address resolves to the same value are collapsed into one
-//!   leaf, so the compiled size depends on how values are laid out, not only on the
+//! - In the Poptrie layouts, subtrees in which every address resolves to the same value
+//!   are collapsed into one leaf, so the compiled size depends on how values are laid out, not only on the
 //!   number of prefixes (few distinct region ids compress well).
 //! - In the nibble layout a node whose slots all say the same thing except for one
 //!   child is skipped; the child checks the key bits it expects and answers its
@@ -90,13 +95,15 @@
 //! # Complexity
 //!
 //! - `lookup`: one direct-pointing read plus one node per 6 bits past it: at most 3 nodes
-//!   for IPv4, at most 19 for IPv6 (typically 1-4 after path compression); no allocation.
+//!   for IPv4, at most 19 for IPv6 (typically 1-4 after path compression); in the
+//!   DIR-16-8-8 layout at most 3 reads in all; no allocation.
 //! - `lookup_batch_*`: the same work, with the cache misses of 32 lookups overlapped
 //!   (nibble layout: at every level; Poptrie layout: the first two levels).
 //! - `longest_match`: one binary search per distinct prefix length present.
 //! - `build`: O(n · 64) time plus filling the direct-pointing arrays (1 MiB for IPv4,
-//!   256 KiB for IPv6, only for a family that has prefixes); a 10k-prefix IPv4 table
-//!   compiles in about 2 ms, a full BGP IPv4 table (~1M prefixes, 12 values) in about
+//!   256 KiB for IPv6, only for a family that has prefixes); in the DIR-16-8-8 layout a
+//!   sort by prefix length and one fill per prefix (at most 2^16 entries for a short
+//!   one, 256 for a longer one); a 10k-prefix IPv4 table compiles in about 2 ms, a full BGP IPv4 table (~1M prefixes, 12 values) in about
 //!   0.2 s to ~8 MiB of trie; [`Table::size_bytes`] also counts the sorted prefix
 //!   list (~8 bytes per IPv4 prefix, ~20 per IPv6 prefix).
 //! - Publishing with [`SharedTable::publish`] is O(1).
@@ -113,6 +120,7 @@
 
 mod builder;
 mod compile;
+mod dir;
 mod hint;
 mod nibble;
 mod poptrie;

@@ -84,6 +84,9 @@ pub(crate) trait TrieKey: Copy {
     /// Whether the first `len` bits (`1..=127`) equal those of `path`, a left-aligned
     /// `u128` key.
     fn has_prefix(self, path: u128, len: u32) -> bool;
+    /// The first 32 bits: the IPv4 address itself for a `u32` key (the DIR-16-8-8
+    /// layout, IPv4 only, never sees another).
+    fn v4_bits(self) -> u32;
 }
 
 impl TrieKey for u32 {
@@ -103,6 +106,10 @@ impl TrieKey for u32 {
         debug_assert!((1..=64).contains(&len));
         ((u64::from(self) << 32) ^ (path >> 64) as u64) >> (64 - len) == 0
     }
+    #[inline(always)]
+    fn v4_bits(self) -> u32 {
+        self
+    }
 }
 
 impl TrieKey for u128 {
@@ -117,6 +124,10 @@ impl TrieKey for u128 {
     #[inline(always)]
     fn has_prefix(self, path: u128, len: u32) -> bool {
         (self ^ path) >> (128 - len) == 0
+    }
+    #[inline(always)]
+    fn v4_bits(self) -> u32 {
+        (self >> 96) as u32
     }
 }
 

@@ -10,6 +10,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
 use crate::compile::{compile, CompileEntry};
+use crate::dir::DirTrie;
 use crate::nibble::NibbleTrie;
 use crate::poptrie::{Poptrie, BATCH_LANES};
 use crate::{Table, TableBuilder};
@@ -207,12 +208,24 @@ fn random_addrs() -> impl Strategy<Value = Vec<IpAddr>> {
 }
 
 fn build(inserts: &[(IpNet, u16)]) -> (Table<u16>, Vec<Option<u16>>) {
+    let (builder, previous) = builder(inserts);
+    (builder.build(), previous)
+}
+
+fn builder(inserts: &[(IpNet, u16)]) -> (TableBuilder<u16>, Vec<Option<u16>>) {
     let mut builder = TableBuilder::new();
     let mut previous = Vec::new();
     for &(net, value) in inserts {
         previous.push(builder.insert(net, value));
     }
-    (builder.build(), previous)
+    (builder, previous)
+}
+
+/// The table as built (small IPv4 families take the DIR-16-8-8 layout) and as built
+/// without that layout (the Poptrie layouts), so that the API is checked on both.
+fn both_builds(inserts: &[(IpNet, u16)]) -> [Table<u16>; 2] {
+    let (builder, _) = builder(inserts);
+    [builder.build(), builder.build_with(false)]
 }
 
 proptest! {
@@ -223,9 +236,9 @@ proptest! {
         inserts in inserts(),
         extra in random_addrs(),
     ) {
-        let (table, _) = build(&inserts);
         let model = LinearModel::new(&inserts);
         let base = baseline(&inserts);
+        for table in both_builds(&inserts) {
         prop_assert_eq!(table.len(), model.prefixes.len());
         for addr in probe_addresses(&inserts, &extra) {
             let want = model.longest_match(addr);
@@ -237,13 +250,15 @@ proptest! {
                 IpAddr::V6(a) => prop_assert_eq!(table.lookup_v6(a), want.map(|(_, v)| v)),
             }
         }
+        }
     }
 
-    /// Both layouts at several direct-pointing widths (the table picks 8 bits for an
+    /// The Poptrie layouts at several direct-pointing widths, and the DIR-16-8-8 layout
+    /// (fixed widths) on the same prefixes (the table picks 8 bits for an
     /// empty family, 16 for IPv6, 18 for IPv4): chunk boundaries fall elsewhere relative
     /// to the prefix lengths, so every width must give the linear model's answer.
     #[test]
-    fn both_layouts_agree_with_linear_model_at_every_top_width(
+    fn every_layout_agrees_with_linear_model_at_every_top_width(
         inserts in inserts_with_values_below(15),
         extra in random_addrs(),
         top in prop::sample::select(vec![8u32, 12, 16, 18, 20]),
@@ -265,6 +280,8 @@ proptest! {
             .collect();
         let poptrie = Poptrie::<u16>::build(&entries, top);
         let nibble = NibbleTrie::from_compiled(compile(&entries, top, true)).expect("values < 15");
+        let dir = DirTrie::build(&entries);
+        prop_assert_eq!(dir.node_count(), DirTrie::chunks_for(&entries));
         let keys: Vec<u32> = probe_addresses(&inserts, &extra)
             .into_iter()
             .filter_map(|a| match a { IpAddr::V4(a) => Some(u32::from(a)), _ => None })
@@ -273,22 +290,26 @@ proptest! {
             let want = model.longest_match(IpAddr::V4(key.into())).map_or(0, |(_, v)| u32::from(v));
             prop_assert_eq!(poptrie.lookup(key), want, "poptrie, top {}, key {:#x}", top, key);
             prop_assert_eq!(nibble.lookup(key), want, "nibble, top {}, key {:#x}", top, key);
+            prop_assert_eq!(dir.lookup(key), want, "dir, key {:#x}", key);
         }
         for group in keys.chunks_exact(BATCH_LANES) {
             let group: &[u32; BATCH_LANES] = group.try_into().unwrap();
-            let (mut a, mut b) = ([u32::MAX; BATCH_LANES], [u32::MAX; BATCH_LANES]);
+            let (mut a, mut b, mut c) =
+                ([u32::MAX; BATCH_LANES], [u32::MAX; BATCH_LANES], [u32::MAX; BATCH_LANES]);
             poptrie.lookup_lanes(group, &mut a);
             nibble.lookup_lanes(group, &mut b);
-            for ((&key, got_a), got_b) in group.iter().zip(a).zip(b) {
+            dir.lookup_lanes(group, &mut c);
+            for (((&key, got_a), got_b), got_c) in group.iter().zip(a).zip(b).zip(c) {
                 prop_assert_eq!(got_a, poptrie.lookup(key));
                 prop_assert_eq!(got_b, poptrie.lookup(key));
+                prop_assert_eq!(got_c, poptrie.lookup(key));
             }
         }
     }
 
     #[test]
     fn batch_lookup_equals_single_lookup(inserts in inserts(), extra in random_addrs()) {
-        let (table, _) = build(&inserts);
+        for table in both_builds(&inserts) {
         let addrs = probe_addresses(&inserts, &extra);
         let single: Vec<Option<u16>> = addrs.iter().map(|&a| table.lookup(a)).collect();
         let mut mixed = vec![Some(u16::MAX); addrs.len()];
@@ -304,6 +325,7 @@ proptest! {
         let mut out6 = vec![Some(u16::MAX); v6.len()];
         table.lookup_batch_v6(&v6, &mut out6);
         prop_assert_eq!(out6, v6.iter().map(|&a| table.lookup_v6(a)).collect::<Vec<_>>());
+        }
     }
 
     #[test]

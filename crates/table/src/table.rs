@@ -9,6 +9,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::builder::TableBuilder;
 use crate::compile::{compile, CompileEntry};
+use crate::dir::{DirTrie, MAX_DIR_INDEX};
 use crate::nibble::{NibbleNode, NibbleTrie, MAX_NIBBLE_LEAF};
 use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES};
 
@@ -35,6 +36,13 @@ fn top_bits(prefixes: usize, top: u32) -> u32 {
     }
 }
 
+/// The IPv4 trie takes the DIR-16-8-8 layout (`dir.rs`) while it needs at most this many
+/// bytes: 128 KiB of top level plus 512 bytes per /16 and per /24 that holds a longer
+/// prefix, so about 7,900 of them: the size of a customer's or a region's bindings (the
+/// 10k-prefix BYOIP benchmark set takes 1.9 MiB). Larger tables (a full BGP table would
+/// need tens of MiB) take the Poptrie layouts, whose footprint grows far slower.
+pub(crate) const DIR_MAX_BYTES: usize = 4 << 20;
+
 /// The inline-leaf layout is used while its nodes take at most this many bytes; past
 /// that the 2.7x larger nodes cost more in cache misses than the saved leaf read.
 const NIBBLE_MAX_NODE_BYTES: usize = 12 << 20;
@@ -42,6 +50,8 @@ const NIBBLE_MAX_NODE_BYTES: usize = 12 << 20;
 /// A compiled trie in the fastest layout that fits the table.
 #[derive(Clone, Debug)]
 enum Trie {
+    /// IPv4 only, small tables: fixed 16-8-8 strides of 16-bit entries (`dir.rs`).
+    Dir(DirTrie),
     /// At most 15 distinct values: leaves inline in 64-byte nodes.
     Nibble(NibbleTrie),
     /// Up to 65,535 distinct values (or too many nodes for the inline layout).
@@ -69,8 +79,21 @@ impl Trie {
         }
     }
 
+    /// The IPv4 trie: DIR-16-8-8 when `dir` allows it and it fits [`DIR_MAX_BYTES`],
+    /// else as [`build`](Self::build) chooses.
+    fn build_v4(entries: &[CompileEntry], distinct_values: usize, dir: bool) -> Self {
+        if dir && !entries.is_empty() && distinct_values <= MAX_DIR_INDEX {
+            let chunks = DirTrie::chunks_for(entries);
+            if chunks < MAX_DIR_INDEX && DirTrie::bytes_with(chunks) <= DIR_MAX_BYTES {
+                return Trie::Dir(DirTrie::build(entries));
+            }
+        }
+        Self::build(entries, top_bits(entries.len(), V4_TOP), distinct_values)
+    }
+
     fn size_bytes(&self) -> usize {
         match self {
+            Trie::Dir(t) => t.size_bytes(),
             Trie::Nibble(t) => t.size_bytes(),
             Trie::Narrow(t) => t.size_bytes(),
             Trie::Wide(t) => t.size_bytes(),
@@ -79,6 +102,7 @@ impl Trie {
 
     fn node_count(&self) -> usize {
         match self {
+            Trie::Dir(t) => t.node_count(),
             Trie::Nibble(t) => t.node_count(),
             Trie::Narrow(t) => t.node_count(),
             Trie::Wide(t) => t.node_count(),
@@ -87,6 +111,7 @@ impl Trie {
 
     fn layout(&self) -> &'static str {
         match self {
+            Trie::Dir(_) => "dir-16-8-8",
             Trie::Nibble(_) => "nibble",
             Trie::Narrow(_) => "poptrie-u16",
             Trie::Wide(_) => "poptrie-u32",
@@ -96,6 +121,7 @@ impl Trie {
     #[inline(always)]
     fn lookup<K: TrieKey>(&self, key: K) -> u32 {
         match self {
+            Trie::Dir(t) => t.lookup(key.v4_bits()),
             Trie::Nibble(t) => t.lookup(key),
             Trie::Narrow(t) => t.lookup(key),
             Trie::Wide(t) => t.lookup(key),
@@ -105,6 +131,7 @@ impl Trie {
     #[inline(always)]
     fn prefetch_top<K: TrieKey>(&self, key: K) {
         match self {
+            Trie::Dir(t) => t.prefetch_top(key.v4_bits()),
             Trie::Nibble(t) => t.prefetch_top(key),
             Trie::Narrow(t) => t.prefetch_top(key),
             Trie::Wide(t) => t.prefetch_top(key),
@@ -159,13 +186,15 @@ impl<V: Copy + Eq + Hash> Table<V> {
 
     /// A table without prefixes: every lookup returns `None`.
     pub fn empty() -> Self {
-        Self::compile(std::iter::empty(), std::iter::empty())
+        Self::compile(std::iter::empty(), std::iter::empty(), true)
     }
 
-    /// Compiles sorted, unique, truncated prefixes (the builder's invariant).
+    /// Compiles sorted, unique, truncated prefixes (the builder's invariant). `dir`:
+    /// whether the IPv4 trie may take the DIR-16-8-8 layout.
     pub(crate) fn compile(
         v4: impl Iterator<Item = (Ipv4Net, V)>,
         v6: impl Iterator<Item = (Ipv6Net, V)>,
+        dir: bool,
     ) -> Self {
         let v4_prefixes: Box<[(Ipv4Net, V)]> = v4.collect();
         let v6_prefixes: Box<[(Ipv6Net, V)]> = v6.collect();
@@ -196,7 +225,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
         let distinct = values.len();
         let data = TableData {
             values: values.into_boxed_slice(),
-            v4: Trie::build(&v4_entries, top_bits(v4_entries.len(), V4_TOP), distinct),
+            v4: Trie::build_v4(&v4_entries, distinct, dir),
             v6: Trie::build(&v6_entries, top_bits(v6_entries.len(), V6_TOP), distinct),
             v4_lengths: lengths_longest_first(v4_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v6_lengths: lengths_longest_first(v6_prefixes.iter().map(|(n, _)| n.prefix_len())),
@@ -324,6 +353,19 @@ impl<V: Copy + Eq + Hash> Table<V> {
         key: impl Fn(&A) -> K,
     ) {
         match trie {
+            Trie::Dir(t) => self.batch_with(
+                addrs,
+                out,
+                key,
+                |k, o| {
+                    let mut v4 = [0u32; BATCH_LANES];
+                    for (a, k) in v4.iter_mut().zip(k) {
+                        *a = k.v4_bits();
+                    }
+                    t.lookup_lanes(&v4, o)
+                },
+                |k| t.lookup(k.v4_bits()),
+            ),
             Trie::Nibble(t) => self.batch_with(
                 addrs,
                 out,
@@ -500,8 +542,9 @@ pub struct TableStats {
     pub v4_trie_bytes: usize,
     /// Bytes of the IPv6 trie.
     pub v6_trie_bytes: usize,
-    /// Node layout of the IPv4 trie: `nibble` (inline 4-bit leaves, at most 15 distinct
-    /// values), `poptrie-u16` or `poptrie-u32` (leaf array).
+    /// Node layout of the IPv4 trie: `dir-16-8-8` (small tables: fixed strides, 16-bit
+    /// entries), `nibble` (inline 4-bit leaves, at most 15 distinct values), `poptrie-u16`
+    /// or `poptrie-u32` (leaf array).
     pub v4_layout: &'static str,
     /// Node layout of the IPv6 trie.
     pub v6_layout: &'static str,
@@ -655,14 +698,25 @@ mod tests {
         for i in 0..70_000u32 {
             wide.insert_v4(Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap(), i);
         }
-        let nibble: Table<u32> = sample()
-            .iter()
-            .map(|(n, v)| (n, u32::from(v)))
-            .collect::<TableBuilder<_>>()
-            .build();
-        let tables = [nibble, narrow.build(), wide.build(), Table::empty()];
+        let sample: TableBuilder<u32> = sample().iter().map(|(n, v)| (n, u32::from(v))).collect();
+        let tables = [
+            sample.build(),
+            sample.build_with(false),
+            narrow.build_with(false),
+            wide.build_with(false),
+            Table::empty(),
+        ];
         let layouts: Vec<_> = tables.iter().map(|t| t.data.v4.layout()).collect();
-        assert_eq!(layouts, ["nibble", "poptrie-u16", "poptrie-u32", "nibble"]);
+        assert_eq!(
+            layouts,
+            [
+                "dir-16-8-8",
+                "nibble",
+                "poptrie-u16",
+                "poptrie-u32",
+                "nibble"
+            ]
+        );
         let v4 = [0u32, 1, 0x0A01_0203, 0x0100_0001, 0x2800_0000, u32::MAX];
         let v6 = [0u128, 1, 0x2001_0db8_0001u128 << 80, u128::MAX];
         for t in &tables {
@@ -694,7 +748,7 @@ mod tests {
         for i in 0..70_000u32 {
             b.insert_v4(Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap(), i);
         }
-        let t = b.build();
+        let t = b.build_with(false);
         assert!(matches!(t.data.v4, Trie::Wide(_)));
         assert_eq!(t.stats().v4_layout, "poptrie-u32");
         assert_eq!(
@@ -702,6 +756,43 @@ mod tests {
             Some(69_999)
         );
         assert_eq!(t.stats().distinct_values, 70_000);
+    }
+
+    #[test]
+    fn small_ipv4_tables_take_the_dir_layout_and_large_ones_fall_back() {
+        let v4 = |a: u32, len: u8| Ipv4Net::new(Ipv4Addr::from(a), len).unwrap();
+        // 20,000 /24s with as many values, in 79 /16s: small.
+        let mut b = Table::builder();
+        for i in 0..20_000u32 {
+            b.insert_v4(v4(i << 8, 24), i);
+        }
+        let t = b.build();
+        assert_eq!(t.stats().v4_layout, "dir-16-8-8");
+        assert_eq!(t.stats().v4_nodes, 1 + 79);
+        assert_eq!(
+            t.lookup_v4(Ipv4Addr::from((19_999u32 << 8) + 7)),
+            Some(19_999)
+        );
+        assert_eq!(t.lookup_v4(Ipv4Addr::from(20_000u32 << 8)), None);
+        // More distinct values than a 16-bit entry holds.
+        let mut b = Table::builder();
+        for i in 0..40_000u32 {
+            b.insert_v4(v4(i << 8, 24), i);
+        }
+        assert_eq!(b.build().stats().v4_layout, "poptrie-u16");
+        // A /17 in each of 9,000 /16s: 9,000 chunks of 512 bytes, over the size limit.
+        let mut b = Table::builder();
+        for i in 0..9_000u32 {
+            b.insert_v4(v4(i << 16, 17), i % 3);
+        }
+        let t = b.build();
+        assert!(DirTrie::bytes_with(9_001) > DIR_MAX_BYTES);
+        assert_eq!(t.stats().v4_layout, "nibble");
+        assert_eq!(
+            t.lookup_v4(Ipv4Addr::from((8_999u32 << 16) + 5)),
+            Some(8_999 % 3)
+        );
+        assert_eq!(t.lookup_v4(Ipv4Addr::from((8_999u32 << 16) + 0x8000)), None);
     }
 
     #[test]
