@@ -365,12 +365,28 @@ struct Lanes {
     v4_lane: [u8; LANES],
     v4_addr: [Ipv4Addr; LANES],
     v4_len: usize,
+    /// The flow table's [`layout`](FlowTable::layout) when stage 1 computed `homes`.
+    layout: usize,
+}
+
+impl Lanes {
+    const EMPTY: Lanes = Lanes {
+        hashes: [0; LANES],
+        homes: [0; LANES],
+        slots: [NO_SLOT; LANES],
+        regions: [None; LANES],
+        v4_lane: [0; LANES],
+        v4_addr: [Ipv4Addr::UNSPECIFIED; LANES],
+        v4_len: 0,
+        layout: 0,
+    };
 }
 
 /// Pipeline stage 1: hashes a group of flows (pure arithmetic) and prefetches each home
 /// control word.
 #[inline(always)]
 fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
+    lanes.layout = ft.layout();
     for ((h, home), f) in lanes.hashes.iter_mut().zip(&mut lanes.homes).zip(flows) {
         *h = ft.hash(f);
         *home = ft.prefetch_home(*h);
@@ -468,6 +484,9 @@ pub struct Edge {
     propagation: Propagation,
     next_sweep: SimTime,
     sweep_interval: u64,
+    /// [`Edge::decide_many`]'s pipeline lanes, kept between calls so that a batch does
+    /// not first clear 3 KiB of them.
+    lanes: Box<[Lanes; 3]>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -500,6 +519,7 @@ impl Edge {
             propagation: Propagation::default(),
             next_sweep: SimTime::MAX,
             sweep_interval: (timeouts.min() / SWEEPS_PER_TIMEOUT).max(1),
+            lanes: Box::new([Lanes::EMPTY; 3]),
             topo: topology,
             config,
         }
@@ -536,6 +556,7 @@ impl Edge {
             propagation: Propagation::after(self.propagation.last_published),
             next_sweep: SimTime::MAX,
             sweep_interval: self.sweep_interval,
+            lanes: Box::new([Lanes::EMPTY; 3]),
         }
     }
 
@@ -655,16 +676,7 @@ impl Edge {
         // lines already fetched, the entry lines (or, for new flows, the region-table
         // lines) of group g+1 and the control words of group g+2 are in flight, so their
         // cache misses overlap.
-        let empty = Lanes {
-            hashes: [0; LANES],
-            homes: [0; LANES],
-            slots: [NO_SLOT; LANES],
-            regions: [None; LANES],
-            v4_lane: [0; LANES],
-            v4_addr: [Ipv4Addr::UNSPECIFIED; LANES],
-            v4_len: 0,
-        };
-        let mut lanes = [empty; 3];
+        let lanes = &mut *self.lanes;
         let groups = flows.len().div_ceil(LANES);
         let group = |g: usize| g * LANES..((g + 1) * LANES).min(flows.len());
         for g in 0..groups.min(2) {
@@ -705,7 +717,7 @@ impl Edge {
                 // A new flow whose home group proves it absent (and whose region stage 3
                 // looked up) skips the probe: decided and pinned as `decide_one` would.
                 if let (NO_SLOT, Some(region)) = (slot, l.regions[j]) {
-                    let vacant = ft.vacant_at_home(l.hashes[j]);
+                    let vacant = ft.vacant_at_home(l.hashes[j], l.homes[j], l.layout);
                     if vacant != NO_SLOT {
                         let d = self.plan.decision(ingress, region, version);
                         pin_new(ft, f, l.hashes[j], vacant, &d, now_ns, &self.timeouts, true);

@@ -565,14 +565,27 @@ impl FlowTable {
         NO_SLOT
     }
 
+    /// The table's current layout (its group mask): the home groups that
+    /// [`prefetch_home`](Self::prefetch_home) returns stay valid while it is unchanged
+    /// (a growth changes it).
+    #[inline(always)]
+    pub(crate) fn layout(&self) -> usize {
+        self.group_mask
+    }
+
     /// Where a key hashed to `hash` would be inserted, when its home group alone proves
     /// it absent: no tag in it matches and it has an EMPTY slot (a probe stops there).
     /// That is the slot [`probe`](Self::probe) returns as vacant. [`NO_SLOT`] when only a
-    /// full probe can tell. The home group is computed anew: a growth since the
-    /// pipeline's stage 1 moves it (a stale one would prove nothing).
+    /// full probe can tell. `home` is the group [`prefetch_home`](Self::prefetch_home)
+    /// returned under `layout` ([`layout`](Self::layout) then); a growth since moves
+    /// it, and it is computed anew (a stale one would prove nothing).
     #[inline(always)]
-    pub(crate) fn vacant_at_home(&self, hash: u64) -> usize {
-        let home = self.home(hash);
+    pub(crate) fn vacant_at_home(&self, hash: u64, home: usize, layout: usize) -> usize {
+        let home = if layout == self.group_mask {
+            home
+        } else {
+            self.home(hash)
+        };
         match self.ctrl.get(home) {
             Some(&w) if match_tag(w, Self::tag(hash)) == 0 && match_empty(w) != 0 => {
                 home * GROUP + lowest(match_free(w))
