@@ -217,6 +217,17 @@ impl Compiler {
     }
 }
 
+/// The compile entry of the IPv4 prefix `a/len` with value index `leaf` (the layouts'
+/// unit tests).
+#[cfg(test)]
+pub(crate) fn v4_entry(a: [u8; 4], len: u8, leaf: u32) -> CompileEntry {
+    CompileEntry {
+        key: u128::from(u32::from_be_bytes(a)) << 96,
+        len,
+        leaf,
+    }
+}
+
 fn index_u32(len: usize) -> u32 {
     u32::try_from(len).expect("trie array larger than 2^32 entries")
 }

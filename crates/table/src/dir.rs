@@ -227,13 +227,7 @@ impl DirTrie {
 mod tests {
     use super::*;
 
-    fn v4(a: [u8; 4], len: u8, leaf: u32) -> CompileEntry {
-        CompileEntry {
-            key: u128::from(u32::from_be_bytes(a)) << 96,
-            len,
-            leaf,
-        }
-    }
+    use crate::compile::v4_entry as v4;
 
     fn sorted(mut v: Vec<CompileEntry>) -> Vec<CompileEntry> {
         v.sort();

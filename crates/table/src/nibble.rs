@@ -201,16 +201,10 @@ impl NibbleTrie {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{compile, CompileEntry};
+    use crate::compile::compile;
     use crate::poptrie::Poptrie;
 
-    fn v4(a: [u8; 4], len: u8, leaf: u32) -> CompileEntry {
-        CompileEntry {
-            key: u128::from(u32::from_be_bytes(a)) << 96,
-            len,
-            leaf,
-        }
-    }
+    use crate::compile::v4_entry as v4;
 
     #[test]
     fn compressed_paths_fall_back_when_the_key_leaves_them() {

@@ -293,13 +293,7 @@ impl<L: LeafIndex> Poptrie<L> {
 mod tests {
     use super::*;
 
-    fn v4(a: [u8; 4], len: u8, leaf: u32) -> CompileEntry {
-        CompileEntry {
-            key: u128::from(u32::from_be_bytes(a)) << 96,
-            len,
-            leaf,
-        }
-    }
+    use crate::compile::v4_entry as v4;
 
     #[test]
     fn chunk_reads_zero_padding_past_the_key() {
