@@ -576,9 +576,10 @@ impl FlowTable {
     /// Where a key hashed to `hash` would be inserted, when its home group alone proves
     /// it absent: no tag in it matches and it has an EMPTY slot (a probe stops there).
     /// That is the slot [`probe`](Self::probe) returns as vacant. [`NO_SLOT`] when only a
-    /// full probe can tell. `home` is the group [`prefetch_home`](Self::prefetch_home)
-    /// returned under `layout` ([`layout`](Self::layout) then); a growth since moves
-    /// it, and it is computed anew (a stale one would prove nothing).
+    /// full probe can tell. `home` and `layout` are what
+    /// [`prefetch_home`](Self::prefetch_home) and [`layout`](Self::layout) returned in
+    /// the pipeline's stage 1: `home` is used as is while the layout is unchanged, and
+    /// computed anew after a growth (which moves it; a stale one would prove nothing).
     #[inline(always)]
     pub(crate) fn vacant_at_home(&self, hash: u64, home: usize, layout: usize) -> usize {
         let home = if layout == self.group_mask {

@@ -201,10 +201,8 @@ impl NibbleTrie {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::compile;
+    use crate::compile::{compile, v4_entry as v4};
     use crate::poptrie::Poptrie;
-
-    use crate::compile::v4_entry as v4;
 
     #[test]
     fn compressed_paths_fall_back_when_the_key_leaves_them() {
