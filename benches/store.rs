@@ -177,6 +177,7 @@ fn snapshots(c: &mut Criterion) {
     // Reads over the same 10k.
     let ids: Vec<String> = cp
         .changes_since(0)
+        .unwrap()
         .bindings
         .iter()
         .map(|b| b.id.to_string())

@@ -25,11 +25,13 @@ pub enum LogFormat {
 /// How far an acknowledged write is durable (`--durability`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DurabilityArg {
-    /// Every write is fsynced before it is acknowledged: it survives a power loss.
+    /// SQLite `synchronous=FULL`: the write-ahead log is fsynced before a write is
+    /// acknowledged, so it survives a crash of the server, of the OS and a power loss.
     Full,
-    /// No fsync per write (the commit log is written, not synced): an acknowledged write
-    /// survives a crash or kill -9 of the server, not of the machine, which can lose its
-    /// last 5 seconds or so of writes. Faster on slow disks (CI runners).
+    /// SQLite `synchronous=NORMAL`: the write-ahead log is written, not fsynced, per
+    /// write. An acknowledged write survives a crash or kill -9 of the server, not an OS
+    /// crash or power loss, which can lose the last writes (the database stays
+    /// consistent). Faster on slow disks (CI runners).
     Process,
 }
 
@@ -40,16 +42,19 @@ pub struct Args {
     /// the first line of stdout ("inregion: listening on http://ADDR").
     #[arg(long, env = "INREGION_LISTEN", default_value = "127.0.0.1:8787")]
     listen: String,
-    /// Data directory (SQLite database, dev token, clock offset). Created if missing;
-    /// a restart on the same directory keeps everything.
+    /// Data directory: the SQLite database (inregion.sqlite3, with its -wal and -shm
+    /// files), the key token secrets are hashed with (inregion.sqlite3-key), the dev
+    /// token and the clock offset. Created 0700 if missing, files 0600; a restart on the
+    /// same directory keeps everything. Back up the database and its -key file together.
     #[arg(long, env = "INREGION_DATA", default_value = "./inregion-data")]
     data: PathBuf,
     /// Keep everything in memory instead of the data directory (lost on exit).
     #[arg(long, conflicts_with = "data")]
     in_memory: bool,
-    /// How far an acknowledged write is durable: "full" fsyncs every write (survives a
-    /// power loss); "process" skips the per-write fsync (survives a crash or kill of the
-    /// server, not of the machine; faster on slow disks).
+    /// How far an acknowledged write is durable: "full" (SQLite synchronous=FULL)
+    /// fsyncs every write before answering (survives a power loss); "process"
+    /// (synchronous=NORMAL) skips the per-write fsync (survives a crash or kill -9 of the
+    /// server, not of the OS or the machine; faster on slow disks).
     #[arg(
         long,
         env = "INREGION_DURABILITY",
@@ -73,6 +78,11 @@ pub struct Args {
     /// "5h"). Cloudflare takes 4-6 hours; the short default suits pipelines and demos.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     propagation_delay: Duration,
+    /// How long a deleted binding is kept once its deletion has propagated, before it is
+    /// purged from memory and the database ("10m", "1h", "1d"). Edge nodes and other
+    /// change-feed readers further behind than this re-read everything.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    tombstone_retention: Duration,
     /// Enable the admin surface (/__inregion/...: advance the clock, force activation,
     /// approve prefixes, seed). It needs the admin token, never a Cloudflare credential.
     #[arg(long)]
@@ -145,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         admin_token,
         max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
         max_bindings_per_prefix: args.max_bindings_per_prefix,
+        tombstone_retention: args.tombstone_retention,
         durability: match args.durability {
             DurabilityArg::Full => inregion_control::Durability::Full,
             DurabilityArg::Process => inregion_control::Durability::Process,

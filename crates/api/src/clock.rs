@@ -78,7 +78,14 @@ impl OffsetClock {
             };
             {
                 use std::io::Write;
-                let mut f = std::fs::File::create(&tmp).map_err(io)?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut f = opts.open(&tmp).map_err(io)?;
                 f.write_all(new.to_string().as_bytes()).map_err(io)?;
                 f.sync_all().map_err(io)?;
             }

@@ -37,6 +37,12 @@ pub const DEV_TOKEN_ID: &str = "de7de7de7de7de7de7de7de7de7de7de";
 /// Default propagation delay of `inregion serve` (short, for pipelines and demos;
 /// Cloudflare takes 4-6 hours).
 pub const DEFAULT_PROPAGATION_DELAY: Duration = Duration::from_secs(30);
+/// Default of [`ServeOptions::tombstone_retention`] (`--tombstone-retention`).
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(3600);
+
+/// How often the server purges tombstones past their retention window.
+const PURGE_EVERY: Duration = Duration::from_secs(30);
+
 /// Database file name inside the data directory.
 pub const DB_FILE: &str = "inregion.sqlite3";
 
@@ -64,6 +70,9 @@ pub struct ServeOptions {
     pub max_bindings_per_prefix: Option<usize>,
     /// How far an acknowledged write is durable (with a data directory).
     pub durability: Durability,
+    /// How long a deleted binding is kept after its deletion propagated, before it is
+    /// purged (memory and database); change-feed readers further behind re-read all.
+    pub tombstone_retention: Duration,
 }
 
 impl Default for ServeOptions {
@@ -79,6 +88,7 @@ impl Default for ServeOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_bindings_per_prefix: None,
             durability: Durability::Full,
+            tombstone_retention: DEFAULT_TOMBSTONE_RETENTION,
         }
     }
 }
@@ -97,7 +107,7 @@ pub enum ServeError {
     },
     /// The database could not be opened. (The store's message only: "internal error",
     /// its API wording, means nothing at start-up.)
-    #[error("database: {}", .0 .0)]
+    #[error("database: {0}")]
     Store(StoreError),
     /// The clock offset file is unusable.
     #[error(transparent)]
@@ -179,6 +189,20 @@ fn data_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServeError + '_ {
     }
 }
 
+/// Creates the data directory (and missing parents) accessible by the owner only
+/// (0700): it holds token digests and the key they are made with. An existing directory
+/// is left as it is (the files in it are 0600).
+fn create_private_dir(dir: &Path) -> Result<(), ServeError> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(data_err(dir))
+}
+
 /// Writes a secret file readable by the owner only.
 fn write_secret(path: &Path, text: &str) -> Result<(), ServeError> {
     use std::io::Write;
@@ -250,6 +274,7 @@ impl Server {
         let config = ControlConfig {
             propagation_delay: opts.propagation_delay,
             max_bindings_per_prefix: opts.max_bindings_per_prefix,
+            tombstone_retention: opts.tombstone_retention,
             ..ControlConfig::default()
         };
         let (control, clock, database, stored_token) = match &opts.data_dir {
@@ -260,7 +285,7 @@ impl Server {
                         "exists and is not a directory",
                     )));
                 }
-                std::fs::create_dir_all(dir).map_err(data_err(dir))?;
+                create_private_dir(dir)?;
                 let db = dir.join(DB_FILE);
                 let control = {
                     let db = db.clone();
@@ -374,12 +399,31 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let router = router(self.app.clone(), self.max_body_bytes);
+        // Deleted bindings past their retention window are purged in the background,
+        // so that churn does not grow the memory or the database.
+        let purger = {
+            let app = self.app.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PURGE_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let now = app.clock.now();
+                    match app.control.purge_tombstones_async(now).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(purged = n, "purged deleted bindings"),
+                        Err(e) => tracing::warn!(error = %e, "purging deleted bindings failed"),
+                    }
+                }
+            })
+        };
         axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        purger.abort();
         tracing::info!(
             version = self.app.control.version(),
             "server stopped; all acknowledged writes are durable"

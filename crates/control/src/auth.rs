@@ -1,24 +1,30 @@
 //! Credentials, principals and the authentication rules (contract §2).
 //!
-//! Secrets are never stored: a token's secret and a user's global key are kept as their
-//! SHA-256 digests, and a presented credential is hashed and looked up.
+//! Secrets are never stored: a token's secret and a user's global key are kept as an
+//! HMAC-SHA256 digest keyed by the store's [`TokenKey`] (a per-data-directory secret that
+//! is not in the database), so a leaked database file does not let anyone test guesses
+//! at SHA-256 speed. Records written by schema version 1 hold a plain SHA-256 digest
+//! ([`HashScheme::LegacySha256`]); they still authenticate, and are rewritten with the
+//! key the next time they are seeded (the dev token and `--config` tokens at every start).
 
 use crate::error::ApiError;
+use hmac::{Hmac, Mac};
 use inregion_model::{AccountId, PermissionSet, Role, Timestamp, TokenId};
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// SHA-256 of a secret, as stored.
+/// A 32-byte digest of a secret (or of a label, for derived ids), as stored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretHash(pub [u8; 32]);
 
 impl SecretHash {
-    /// Hashes a secret.
-    pub fn of(secret: &str) -> Self {
-        Self(Sha256::digest(secret.as_bytes()).into())
+    /// Plain SHA-256 of `text`: how schema version 1 stored secrets
+    /// ([`HashScheme::LegacySha256`]), and how stable ids are derived from labels. New
+    /// secrets are hashed with [`TokenKey::hash`].
+    pub fn sha256(text: &str) -> Self {
+        Self(Sha256::digest(text.as_bytes()).into())
     }
 
     /// Lower-case hex.
@@ -35,20 +41,78 @@ impl SecretHash {
 
 impl std::fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sha256:{}", &self.to_hex()[..12])
+        write!(f, "digest:{}", &self.to_hex()[..12])
     }
 }
 
-impl Serialize for SecretHash {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+/// How a stored [`SecretHash`] of a secret was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum HashScheme {
+    /// HMAC-SHA256 keyed by the store's [`TokenKey`] (every secret stored since schema
+    /// version 2).
+    #[default]
+    HmacSha256,
+    /// Plain SHA-256 (records written by schema version 1).
+    LegacySha256,
+}
+
+/// The key secrets are hashed with (HMAC-SHA256). One per store: the SQLite store keeps
+/// it in a file of its own beside the database (mode 0600), never in the database, and
+/// the database keeps [`TokenKey::check_value`] to refuse a key that is not its own.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    /// A fresh random key.
+    pub fn random() -> Self {
+        let mut k = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut k);
+        Self(k)
+    }
+
+    /// The key from its 64 hex characters.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        SecretHash::from_hex(s.trim()).map(|h| Self(h.0))
+    }
+
+    /// The key as 64 hex characters (what the key file holds).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    fn mac(&self, label: &[u8], text: &[u8]) -> [u8; 32] {
+        // HMAC accepts keys of any length: `new_from_slice` cannot fail.
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        m.update(label);
+        m.update(text);
+        m.finalize().into_bytes().into()
+    }
+
+    /// The digest stored for `secret` ([`HashScheme::HmacSha256`]).
+    pub fn hash(&self, secret: &str) -> SecretHash {
+        SecretHash(self.mac(b"inregion secret v1\0", secret.as_bytes()))
+    }
+
+    /// A value that identifies the key without revealing it: stored in the database so
+    /// that opening it with another key file is refused instead of locking every token
+    /// out.
+    pub fn check_value(&self) -> String {
+        hex::encode(self.mac(b"inregion key check v1\0", b""))
+    }
+
+    /// The digest of `secret` as `scheme` stores it.
+    pub fn hash_as(&self, scheme: HashScheme, secret: &str) -> SecretHash {
+        match scheme {
+            HashScheme::HmacSha256 => self.hash(secret),
+            HashScheme::LegacySha256 => SecretHash::sha256(secret),
+        }
     }
 }
 
-impl<'de> Deserialize<'de> for SecretHash {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex characters"))
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(..)")
     }
 }
 
@@ -206,14 +270,16 @@ impl ApiError for AuthError {
 }
 
 /// A stored API token. Only the digest of the secret is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     /// Identifier (not secret).
     pub id: TokenId,
     /// Display name.
     pub name: String,
-    /// SHA-256 of the secret.
+    /// Digest of the secret.
     pub secret_hash: SecretHash,
+    /// How `secret_hash` was made.
+    pub hash_scheme: HashScheme,
     /// Accounts the token is scoped to.
     pub accounts: Vec<AccountId>,
     /// Permission groups granted on each of those accounts.
@@ -229,12 +295,14 @@ pub struct TokenRecord {
 }
 
 /// A stored user (for global-key credentials). Only the digest of the key is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// The user's e-mail (case-insensitive; stored lower-case).
     pub email: String,
-    /// SHA-256 of the global API key.
+    /// Digest of the global API key.
     pub key_hash: SecretHash,
+    /// How `key_hash` was made.
+    pub key_scheme: HashScheme,
     /// The user's role on each account.
     pub roles: BTreeMap<AccountId, Role>,
 }
@@ -307,10 +375,28 @@ impl Principal {
     }
 }
 
+/// The token whose secret is `secret`, whichever scheme stored it (the keyed digest
+/// first; a plain SHA-256 only for records that were stored that way).
+pub(crate) fn find_token<'a>(
+    tokens: &'a std::collections::HashMap<SecretHash, TokenRecord>,
+    key: &TokenKey,
+    secret: &str,
+) -> Option<&'a TokenRecord> {
+    tokens
+        .get(&key.hash(secret))
+        .filter(|t| t.hash_scheme == HashScheme::HmacSha256)
+        .or_else(|| {
+            tokens
+                .get(&SecretHash::sha256(secret))
+                .filter(|t| t.hash_scheme == HashScheme::LegacySha256)
+        })
+}
+
 /// Authenticates against the stored tokens and users (pure: `now` is an argument).
 pub(crate) fn authenticate(
     tokens: &std::collections::HashMap<SecretHash, TokenRecord>,
     users: &std::collections::HashMap<String, UserRecord>,
+    token_key: &TokenKey,
     creds: &Credentials,
     client_ip: Option<IpAddr>,
     now: Timestamp,
@@ -320,9 +406,7 @@ pub(crate) fn authenticate(
             if !is_token_syntax(secret) {
                 return Err(AuthError::MalformedAuthorization);
             }
-            let t = tokens
-                .get(&SecretHash::of(secret))
-                .ok_or(AuthError::InvalidToken)?;
+            let t = find_token(tokens, token_key, secret).ok_or(AuthError::InvalidToken)?;
             if t.revoked
                 || t.not_before.is_some_and(|nb| now < nb)
                 || t.expires_on.is_some_and(|e| now >= e)
@@ -344,7 +428,7 @@ pub(crate) fn authenticate(
         Credentials::GlobalKey { email, key } => {
             let u = users
                 .get(&email.to_ascii_lowercase())
-                .filter(|u| u.key_hash == SecretHash::of(key))
+                .filter(|u| u.key_hash == token_key.hash_as(u.key_scheme, key))
                 .ok_or(AuthError::UnknownGlobalKey)?;
             let grants = u
                 .roles
@@ -364,6 +448,10 @@ mod tests {
 
     const TOKEN: &str = "abcdefghij0123456789_-XYZ";
 
+    fn key() -> TokenKey {
+        TokenKey::from_hex(&"ab".repeat(32)).unwrap()
+    }
+
     fn setup() -> (
         HashMap<SecretHash, TokenRecord>,
         HashMap<String, UserRecord>,
@@ -373,7 +461,8 @@ mod tests {
         let t = TokenRecord {
             id: TokenId::random(),
             name: "t".into(),
-            secret_hash: SecretHash::of(TOKEN),
+            secret_hash: key().hash(TOKEN),
+            hash_scheme: HashScheme::HmacSha256,
             accounts: vec![acct.clone()],
             permissions: [Permission::DlsRead].into_iter().collect(),
             not_before: Some(Timestamp::from_secs(100)),
@@ -383,7 +472,9 @@ mod tests {
         };
         let u = UserRecord {
             email: "ops@example.com".into(),
-            key_hash: SecretHash::of("0123456789abcdef0123456789abcdef01234"),
+            // A user stored by schema version 1: plain SHA-256.
+            key_hash: SecretHash::sha256("0123456789abcdef0123456789abcdef01234"),
+            key_scheme: HashScheme::LegacySha256,
             roles: [(acct.clone(), Role::Administrator)].into_iter().collect(),
         };
         (
@@ -434,13 +525,13 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let now = Timestamp::from_secs(150);
         let creds = Credentials::ApiToken(TOKEN.into());
-        let p = authenticate(&t, &u, &creds, Some(ip), now).unwrap();
+        let p = authenticate(&t, &u, &key(), &creds, Some(ip), now).unwrap();
         assert!(p
             .permissions_on(&acct)
             .unwrap()
             .contains(Permission::DlsRead));
         assert!(p.permissions_on(&AccountId::random()).is_none());
-        let e = |c: &Credentials, ip, now| authenticate(&t, &u, c, ip, now).unwrap_err();
+        let e = |c: &Credentials, ip, now| authenticate(&t, &u, &key(), c, ip, now).unwrap_err();
         assert_eq!(
             e(&creds, Some(ip), Timestamp::from_secs(99)),
             AuthError::InvalidToken
@@ -458,7 +549,7 @@ mod tests {
         let mut revoked = t.clone();
         revoked.values_mut().for_each(|r| r.revoked = true);
         assert_eq!(
-            authenticate(&revoked, &u, &creds, Some(ip), now).unwrap_err(),
+            authenticate(&revoked, &u, &key(), &creds, Some(ip), now).unwrap_err(),
             AuthError::InvalidToken
         );
     }
@@ -470,13 +561,43 @@ mod tests {
             email: "OPS@example.com".into(),
             key: "0123456789abcdef0123456789abcdef01234".into(),
         };
-        let p = authenticate(&t, &u, &ok, None, Timestamp::EPOCH).unwrap();
+        let p = authenticate(&t, &u, &key(), &ok, None, Timestamp::EPOCH).unwrap();
         assert_eq!(p.permissions_on(&acct), Some(PermissionSet::all()));
         let bad = Credentials::GlobalKey {
             email: "ops@example.com".into(),
             key: "0123456789abcdef0123456789abcdef00000".into(),
         };
-        let e = authenticate(&t, &u, &bad, None, Timestamp::EPOCH).unwrap_err();
+        let e = authenticate(&t, &u, &key(), &bad, None, Timestamp::EPOCH).unwrap_err();
         assert_eq!((e.code(), e.http_status()), (9103, 403));
+    }
+
+    /// A digest made with another key, or a plain SHA-256 digest on a record marked as
+    /// keyed, never authenticates; a record marked legacy authenticates by plain SHA-256.
+    #[test]
+    fn hash_schemes_do_not_mix() {
+        let (mut t, u, _) = setup();
+        let creds = Credentials::ApiToken(TOKEN.into());
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let now = Timestamp::from_secs(150);
+        let other = TokenKey::from_hex(&"cd".repeat(32)).unwrap();
+        assert_ne!(other.hash(TOKEN), key().hash(TOKEN));
+        assert_ne!(key().hash(TOKEN), SecretHash::sha256(TOKEN));
+        assert_ne!(other.check_value(), key().check_value());
+        assert_eq!(
+            authenticate(&t, &u, &other, &creds, Some(ip), now).unwrap_err(),
+            AuthError::InvalidToken
+        );
+        let mut rec = t.drain().next().unwrap().1;
+        rec.secret_hash = SecretHash::sha256(TOKEN);
+        t.insert(rec.secret_hash, rec.clone());
+        assert_eq!(
+            authenticate(&t, &u, &key(), &creds, Some(ip), now).unwrap_err(),
+            AuthError::InvalidToken,
+            "a keyed record must not match a plain digest"
+        );
+        rec.hash_scheme = HashScheme::LegacySha256;
+        t.insert(rec.secret_hash, rec);
+        assert!(authenticate(&t, &u, &key(), &creds, Some(ip), now).is_ok());
+        assert_eq!(format!("{:?}", key()), "TokenKey(..)");
     }
 }

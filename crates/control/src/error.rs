@@ -54,17 +54,104 @@ pub trait ApiError: std::error::Error {
 /// The code used for internal (500) failures.
 pub const INTERNAL_CODE: u32 = 1000;
 
-/// The durable store failed; the operation did not take effect (500).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("internal error: {0}")]
-pub struct StoreError(pub String);
+/// The durable store failed; the operation did not take effect (500 / 1000 when it
+/// reaches the API). Each variant carries its cause as a typed source, so callers and
+/// tests match on the kind rather than on text.
+///
+/// Causes are behind `Arc` so that the error stays `Clone` (a failed batch fails every
+/// operation queued in it with the same error).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A file of the store could not be read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// The database engine failed (I/O error inside SQLite, disk full, locked, ...).
+    #[error("sqlite: {0}")]
+    Sqlite(#[source] std::sync::Arc<rusqlite::Error>),
+    /// A uniqueness, foreign-key or check constraint refused the batch: the rules let
+    /// through something the store's second line of defence did not (a bug, or two
+    /// writers on one database). Nothing of the batch was written.
+    #[error("constraint violated: {0}")]
+    Constraint(#[source] std::sync::Arc<rusqlite::Error>),
+    /// The stored data is damaged or not what this program wrote: a failed integrity
+    /// check, a row that does not decode, a key file that does not match the database.
+    #[error("{}: {what}", path.display())]
+    Corrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, for a person.
+        what: String,
+    },
+    /// The database was written by a newer version of this program.
+    #[error(
+        "{}: schema version {found} is newer than this program supports ({supported}); \
+         upgrade inregion or use another data directory",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The schema version found.
+        found: i64,
+        /// The newest version this program knows.
+        supported: i64,
+    },
+    /// A failure made on purpose ([`crate::MemoryStore::fail_next_commits`]).
+    #[error("injected commit failure")]
+    Injected,
+    /// An invariant of the store or the commit pipeline broke (a panic during a
+    /// commit, a thread that could not start).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
 
 impl StoreError {
-    /// Wraps anything displayable.
-    pub fn new(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+    /// An [`StoreError::Internal`] error.
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        StoreError::Internal(what.to_string())
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source: std::sync::Arc::new(source),
+        }
     }
 }
+
+impl From<rusqlite::Error> for StoreError {
+    /// Constraint violations become [`StoreError::Constraint`], the rest
+    /// [`StoreError::Sqlite`].
+    fn from(e: rusqlite::Error) -> Self {
+        let constraint = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ConstraintViolation)
+        );
+        if constraint {
+            StoreError::Constraint(std::sync::Arc::new(e))
+        } else {
+            StoreError::Sqlite(std::sync::Arc::new(e))
+        }
+    }
+}
+
+/// Two store errors are equal when they are of the same kind and say the same thing
+/// (the causes themselves are not comparable). Lets the operation errors that wrap a
+/// `StoreError` keep deriving `PartialEq`/`Eq`.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+impl Eq for StoreError {}
 
 impl ApiError for StoreError {
     fn code(&self) -> u32 {
@@ -655,7 +742,7 @@ mod tests {
                 400,
             ),
             (
-                Box::new(CreateBindingError::Store(StoreError::new("x"))),
+                Box::new(CreateBindingError::Store(StoreError::Injected)),
                 1000,
                 500,
             ),

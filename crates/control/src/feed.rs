@@ -37,6 +37,23 @@ pub struct ChangeSet {
     pub bindings: Vec<BindingRecord>,
 }
 
+/// Why [`crate::ControlPlane::changes_since`] cannot answer with a diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// Bindings changed after `since` have been purged since (the newest at version
+    /// `purged_through`): re-read everything and follow on from that snapshot.
+    #[error(
+        "version {since} is too far behind: bindings up to version {purged_through} have \
+         been purged; re-read everything"
+    )]
+    TooFarBehind {
+        /// The version the reader asked from.
+        since: u64,
+        /// The newest version among the purged bindings.
+        purged_through: u64,
+    },
+}
+
 /// Binding counts by lifecycle state at a time (metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindingCounts {

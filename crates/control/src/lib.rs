@@ -17,9 +17,8 @@
 //!     │          ─► group commit ─► Store::commit (one transaction, one fsync)
 //!     │          ─► applied to the durable State ─► acknowledged
 //!     ▼
-//!   Store trait ── LogStore (default: commit log, fsync per batch) ─► SqliteStore
-//!               │    (applied every 5 s: WAL, migrations, constraints)
-//!               ├─ SqliteStore alone (a transaction and an fsync per batch)
+//!   Store trait ── SqliteStore (default: WAL, a transaction and an fsync per batch,
+//!               │    storage rows of its own, migrations, constraints)
 //!               └─ MemoryStore (tests, simulations)
 //!     │
 //!     ▼ change feed: version(), bindings_in_force(t), changes_since(v)
@@ -39,14 +38,18 @@
 //!   is derived from its timestamps ([`BindingRecord::state_at`],
 //!   [`BindingRecord::region_in_force`]); nothing runs in the background.
 //! - Each committed operation bumps the global version by one.
-//! - Only SHA-256 digests of token secrets and global keys are stored.
+//! - Only keyed digests (HMAC-SHA256, the store's [`TokenKey`]) of token secrets and
+//!   global keys are stored.
+//! - Deleted bindings are kept [`ControlConfig::tombstone_retention`] after their
+//!   deletion propagated, then purged ([`ControlPlane::purge_tombstones`]); a change-feed
+//!   reader further behind is told to re-read everything, never given a wrong diff.
 //!
 //! ## Where to start reading
 //!
 //! [`ControlPlane`] (`plane.rs`): every operation and its rules. `pipeline.rs`: the
 //! committer thread and the tickets writers wait on (blocking or `.await`). Then
-//! [`records`] (what is stored), [`error`] (the code table), [`store`] (`logged.rs` for
-//! the commit log in front of SQLite).
+//! [`records`] (the domain records and API views), [`error`] (the code table), [`store`]
+//! (`sqlite.rs`; `rows.rs` for what is on disk).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -63,9 +66,12 @@ pub mod seed;
 pub mod state;
 pub mod store;
 
-pub use auth::{AuthError, Credentials, Principal, SecretHash, Subject, TokenRecord, UserRecord};
+pub use auth::{
+    AuthError, Credentials, HashScheme, Principal, SecretHash, Subject, TokenKey, TokenRecord,
+    UserRecord,
+};
 pub use error::*;
-pub use feed::{BindingCounts, BindingSnapshot, ChangeSet, InForce};
+pub use feed::{BindingCounts, BindingSnapshot, ChangeSet, FeedError, InForce};
 pub use inputs::{
     CreateAddressMap, CreateBinding, CreatePrefix, MembershipInput, UpdateAddressMap,
     UpdateBinding, WrongType,
@@ -76,7 +82,7 @@ pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, S
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};
-pub use store::{Durability, Loaded, LogStore, MemoryStore, SqliteStore, Store};
+pub use store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
 
 pub use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, CidrError, Clock, Entitlement, ManualClock,

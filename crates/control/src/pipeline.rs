@@ -234,7 +234,9 @@ impl Shared {
             let started = Instant::now();
             let r =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(&commits)))
-                    .unwrap_or_else(|_| Err(StoreError::new("the store panicked during a commit")));
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::internal("the store panicked during a commit"))
+                    });
             self.record_duration(started.elapsed());
             r
         };
@@ -296,7 +298,7 @@ impl Committer {
         let thread = thread::Builder::new()
             .name(format!("inregion-commit-{}", store.kind()))
             .spawn(move || run(&s, store))
-            .map_err(|e| StoreError(format!("cannot start the committer thread: {e}")))?;
+            .map_err(|e| StoreError::internal(format!("cannot start the committer thread: {e}")))?;
         Ok(Self {
             shared,
             thread: Some(thread),

@@ -24,16 +24,19 @@
 //! a write before it is durable. If the store fails, the batch and everything queued
 //! behind it fail, and the speculative state is rebuilt from the read state.
 
-use crate::auth::{self, AuthError, Credentials, Principal, SecretHash, TokenRecord, UserRecord};
+use crate::auth::{
+    self, AuthError, Credentials, HashScheme, Principal, SecretHash, TokenKey, TokenRecord,
+    UserRecord,
+};
 use crate::error::*;
-use crate::feed::{BindingCounts, BindingSnapshot, ChangeSet, InForce};
+use crate::feed::{BindingCounts, BindingSnapshot, ChangeSet, FeedError, InForce};
 use crate::inputs::*;
 use crate::page::{self, Page, PageRequest};
 use crate::pipeline::{block_on, lock, CommitStats, Committer, Queue, Ticket};
 use crate::records::*;
 use crate::seed::*;
 use crate::state::{Change, Commit, State};
-use crate::store::{Durability, Loaded, LogStore, MemoryStore, Store};
+use crate::store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
 use inregion_model::cidr::{canonical_ip, parse_ip_strict};
 use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, Entitlement, Permission, PrefixId, ReferenceData,
@@ -62,6 +65,11 @@ pub struct ControlConfig {
     pub id_seed: Option<u64>,
     /// `created_on` / `modified_on` / `version_created_on` of the managed regions.
     pub managed_regions_created_on: Timestamp,
+    /// How long a deleted binding is kept once its deletion has propagated (`gone_at`),
+    /// before [`ControlPlane::purge_tombstones`] forgets it. Change-feed readers that
+    /// fall further behind than this are told to re-read everything
+    /// ([`FeedError::TooFarBehind`]). Default 1 h.
+    pub tombstone_retention: Duration,
 }
 
 impl Default for ControlConfig {
@@ -73,6 +81,7 @@ impl Default for ControlConfig {
             id_seed: None,
             // The timestamp of the docs' example region (seed page).
             managed_regions_created_on: Timestamp::from_micros(1_768_348_785_276_558),
+            tombstone_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -119,11 +128,11 @@ fn service_name(id: &ServiceId) -> String {
 
 /// The base service binding's id: derived from the prefix id, 32 hex (Addressing's cap).
 pub fn base_binding_id(prefix: &PrefixId) -> String {
-    SecretHash::of(&format!("base-binding:{prefix}")).to_hex()[..32].to_owned()
+    SecretHash::sha256(&format!("base-binding:{prefix}")).to_hex()[..32].to_owned()
 }
 
 fn derived_uuid(label: &str) -> uuid::Uuid {
-    let h = SecretHash::of(label).0;
+    let h = SecretHash::sha256(label).0;
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
     uuid::Builder::from_random_bytes(b).into_uuid()
@@ -193,6 +202,8 @@ pub struct ControlPlane {
     managed: Managed,
     pipe: Committer,
     store_kind: &'static str,
+    /// The store's key for hashing secrets (see [`crate::auth`]).
+    token_key: TokenKey,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -437,12 +448,17 @@ macro_rules! write_op {
 impl ControlPlane {
     /// Opens a control plane over `store`, loading everything it holds.
     pub fn open(mut store: Box<dyn Store>, config: ControlConfig) -> Result<Self, StoreError> {
-        let Loaded { version, records } = store.load()?;
+        let Loaded {
+            version,
+            purged_through,
+            records,
+        } = store.load()?;
         let mut state = State::default();
         for r in records {
             state.apply(r);
         }
         state.version = version;
+        state.purged_through = purged_through;
         let mut by_key = BTreeMap::new();
         let mut key_by_id = HashMap::new();
         let t = config.managed_regions_created_on;
@@ -468,6 +484,7 @@ impl ControlPlane {
             None => IdGen::Random,
         };
         let store_kind = store.kind();
+        let token_key = store.token_key();
         let writer = Writer {
             spec: state.clone(),
             queue: Queue::default(),
@@ -476,6 +493,7 @@ impl ControlPlane {
         };
         Ok(Self {
             store_kind,
+            token_key,
             managed: Managed { by_key, key_by_id },
             pipe: Committer::start(store, state, writer)?,
             config,
@@ -488,8 +506,8 @@ impl ControlPlane {
             .expect("an empty memory store always loads")
     }
 
-    /// A control plane over the SQLite database at `path` (created if missing) behind
-    /// its commit log ([`LogStore`]), every write fsynced ([`Durability::Full`]).
+    /// A control plane over the SQLite database at `path` (created if missing), every
+    /// write fsynced before it is acknowledged ([`Durability::Full`]).
     pub fn open_sqlite(path: impl AsRef<Path>, config: ControlConfig) -> Result<Self, StoreError> {
         Self::open_sqlite_with(path, Durability::Full, config)
     }
@@ -500,7 +518,7 @@ impl ControlPlane {
         durability: Durability,
         config: ControlConfig,
     ) -> Result<Self, StoreError> {
-        Self::open(Box::new(LogStore::open(path, durability)?), config)
+        Self::open(Box::new(SqliteStore::open_with(path, durability)?), config)
     }
 
     /// The configuration.
@@ -604,7 +622,14 @@ impl ControlPlane {
         now: Timestamp,
     ) -> Result<Principal, AuthError> {
         let st = self.read_state();
-        auth::authenticate(&st.tokens, &st.users, creds, client_ip, now)
+        auth::authenticate(
+            &st.tokens,
+            &st.users,
+            &self.token_key,
+            creds,
+            client_ip,
+            now,
+        )
     }
 
     // ------------------------------------------------------------------ DLS regions
@@ -963,13 +988,13 @@ impl ControlPlane {
                     return Err(CreatePrefixError::PrefixOverlap(cidr));
                 }
                 let pr = Prefix {
-                    id: PrefixId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
+                    id: PrefixId::parse(&ctx.ids.hex32()).map_err(StoreError::internal)?,
                     account_id: acct.id.clone(),
                     cidr,
                     asn,
                     description: input.description.clone().unwrap_or_default(),
                     approved: Approval::Pending,
-                    base_service: service_by_name("CDN").ok_or_else(|| StoreError::new("no CDN"))?,
+                    base_service: service_by_name("CDN").ok_or_else(|| StoreError::internal("no CDN"))?,
                     created_at: now,
                     modified_at: now,
                 };
@@ -1117,7 +1142,7 @@ impl ControlPlane {
                         .map_err(|reason| CreateAddressMapError::Membership { index, reason })?;
                 }
                 let map = AddressMap {
-                    id: AddressMapId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
+                    id: AddressMapId::parse(&ctx.ids.hex32()).map_err(StoreError::internal)?,
                     account_id: acct.id.clone(),
                     description: input.description.clone(),
                     default_sni: input.default_sni.clone(),
@@ -1369,9 +1394,12 @@ impl ControlPlane {
     }
 
     /// Creates or updates an API token (matched by id, else by secret). Only the secret's
-    /// SHA-256 is stored. Returns the token's id.
+    /// keyed digest is stored ([`crate::auth`]); a token stored with the plain SHA-256
+    /// of schema version 1 is rewritten with the key. Returns the token's id (random
+    /// when neither given nor found: never derived from the secret).
     pub fn add_token(&self, seed: &TokenSeed, _now: Timestamp) -> Result<TokenId, AdminError> {
-        self.submit(|r, _ctx| {
+        let hash = self.token_key.hash(&seed.secret);
+        self.submit(|r, ctx| {
             if !auth::is_token_syntax(&seed.secret) {
                 return Err(AdminError::Invalid(
                     "token secret must be 20+ characters of [A-Za-z0-9_-]".into(),
@@ -1384,15 +1412,15 @@ impl ControlPlane {
             {
                 return Err(AdminError::NotFound(format!("account {a}")));
             }
-            let hash = SecretHash::of(&seed.secret);
+            let existing = auth::find_token(&r.st.tokens, &self.token_key, &seed.secret);
             let id = match &seed.id {
                 Some(id) => id.clone(),
-                None => match r.st.tokens.get(&hash) {
+                None => match existing {
                     Some(t) => t.id.clone(),
-                    None => TokenId::parse(&hash.to_hex()[32..]).map_err(StoreError::new)?,
+                    None => TokenId::parse(&ctx.ids.hex32()).map_err(StoreError::internal)?,
                 },
             };
-            if let Some(other) = r.st.tokens.get(&hash).filter(|t| t.id != id) {
+            if let Some(other) = existing.filter(|t| t.id != id) {
                 return Err(AdminError::Conflict(format!(
                     "the secret is already used by token {}",
                     other.id
@@ -1402,6 +1430,7 @@ impl ControlPlane {
                 id: id.clone(),
                 name: seed.name.clone(),
                 secret_hash: hash,
+                hash_scheme: HashScheme::HmacSha256,
                 accounts: seed.accounts.clone(),
                 permissions: seed.permissions.iter().copied().collect(),
                 not_before: seed.not_before,
@@ -1425,8 +1454,9 @@ impl ControlPlane {
         })
     }
 
-    /// Creates or updates a user with a global API key (only its SHA-256 is stored).
+    /// Creates or updates a user with a global API key (only its keyed digest is stored).
     pub fn add_user(&self, seed: &UserSeed, _now: Timestamp) -> Result<(), AdminError> {
+        let key_hash = self.token_key.hash(&seed.key);
         self.submit(|r, _ctx| {
             let email = seed.email.to_ascii_lowercase();
             if !email.contains('@') {
@@ -1437,7 +1467,8 @@ impl ControlPlane {
             }
             let u = UserRecord {
                 email: email.clone(),
-                key_hash: SecretHash::of(&seed.key),
+                key_hash,
+                key_scheme: HashScheme::HmacSha256,
                 roles: seed.roles.clone(),
             };
             if r.st.users.get(&email) == Some(&u) {
@@ -1472,7 +1503,7 @@ impl ControlPlane {
             let id = match (existing, &seed.id) {
                 (Some(p), _) => p.id.clone(),
                 (None, Some(id)) => id.clone(),
-                (None, None) => PrefixId::parse(&ctx.ids.hex32()).map_err(StoreError::new)?,
+                (None, None) => PrefixId::parse(&ctx.ids.hex32()).map_err(StoreError::internal)?,
             };
             if let Some(other) =
                 r.st.prefixes
@@ -1784,8 +1815,19 @@ impl ControlPlane {
 
     /// Bindings whose record changed after `version` (latest state each; tombstones
     /// included), and the current version.
-    pub fn changes_since(&self, version: u64) -> ChangeSet {
+    ///
+    /// A reader whose `version` is older than the newest purged tombstone
+    /// ([`Self::purge_tombstones`]) gets [`FeedError::TooFarBehind`]: a diff would miss
+    /// that deletion, so it must re-read everything ([`Self::bindings_in_force`]) and
+    /// follow on from that snapshot's version.
+    pub fn changes_since(&self, version: u64) -> Result<ChangeSet, FeedError> {
         let st = self.read_state();
+        if version < st.purged_through {
+            return Err(FeedError::TooFarBehind {
+                since: version,
+                purged_through: st.purged_through,
+            });
+        }
         let bindings = st
             .by_version
             .range((
@@ -1794,10 +1836,50 @@ impl ControlPlane {
             ))
             .filter_map(|(_, id)| st.bindings.get(id).cloned())
             .collect();
-        ChangeSet {
+        Ok(ChangeSet {
             version: st.version,
             bindings,
-        }
+        })
+    }
+
+    /// Forgets the deleted bindings whose deletion propagated (`gone_at`) at least
+    /// [`ControlConfig::tombstone_retention`] before `now`, in memory and in the store,
+    /// in one commit. Returns how many were purged. The server calls it periodically;
+    /// without it tombstones would accumulate with every delete.
+    pub fn purge_tombstones(&self, now: Timestamp) -> Result<usize, StoreError> {
+        block_on(self.purge_tombstones_async(now))
+    }
+
+    /// [`Self::purge_tombstones`] for async callers.
+    pub async fn purge_tombstones_async(&self, now: Timestamp) -> Result<usize, StoreError> {
+        let retention = self.config.tombstone_retention;
+        self.submit_async(|r, _ctx| {
+            let changes: Vec<Change> =
+                r.st.bindings
+                    .values()
+                    .filter(|b| b.gone_at.is_some_and(|g| g.plus(retention) <= now))
+                    .map(|b| Change::PurgeBinding(b.id))
+                    .collect();
+            let n = changes.len();
+            Ok::<_, StoreError>((changes, n))
+        })
+        .await
+    }
+
+    /// The highest version of a purged binding (0: none): [`Self::changes_since`] from a
+    /// version below it is refused.
+    pub fn purged_through(&self) -> u64 {
+        self.read_state().purged_through
+    }
+
+    /// Every stored binding record (live, and deleted ones not yet purged), by
+    /// ascending version: for in-process readers that want all of them.
+    pub fn binding_records(&self) -> Vec<BindingRecord> {
+        let st = self.read_state();
+        st.by_version
+            .iter()
+            .filter_map(|(_, id)| st.bindings.get(id).cloned())
+            .collect()
     }
 
     /// Binding counts by lifecycle state at `at` (metrics).
@@ -1846,6 +1928,7 @@ impl ControlPlane {
         let st = self.read_state();
         Loaded {
             version: st.version,
+            purged_through: st.purged_through,
             records: st.dump(),
         }
     }

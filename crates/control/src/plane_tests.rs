@@ -239,7 +239,7 @@ fn create_validation_errors() {
     assert_eq!(c(Some(DEMO), ok, Some("mars")), (1106, 400));
     assert_eq!(c(Some(DEMO), ok, Some("theirs")), (1106, 400));
     // Nothing above changed anything.
-    assert_eq!(f.cp.changes_since(0).bindings.len(), 0);
+    assert_eq!(f.cp.changes_since(0).unwrap().bindings.len(), 0);
     // Own custom region works.
     assert!(f.create(DEMO, "203.0.113.0/25", "acme", t(0)).is_ok());
 }
@@ -1060,10 +1060,10 @@ fn force_activate_and_change_feed() {
     f.cp.force_activate(&b.id.to_string(), t(1)).unwrap();
     assert_eq!(f.sb_state(&b.id, DEMO, t(1)), ProvisioningState::Active);
     assert_eq!(f.in_force(t(1)).len(), 1);
-    let cs = f.cp.changes_since(v0);
+    let cs = f.cp.changes_since(v0).unwrap();
     assert_eq!((cs.version, cs.bindings.len()), (v0 + 2, 1));
     assert_eq!(cs.bindings[0].version, v0 + 2);
-    assert!(f.cp.changes_since(v0 + 2).bindings.is_empty());
+    assert!(f.cp.changes_since(v0 + 2).unwrap().bindings.is_empty());
     let snap = f.cp.bindings_in_force(t(1));
     assert_eq!(snap.version, v0 + 2);
     assert!(matches!(
@@ -1119,7 +1119,7 @@ fn concurrent_writers_are_serialized_and_group_committed() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 256);
-    let cs = f.cp.changes_since(0);
+    let cs = f.cp.changes_since(0).unwrap();
     assert_eq!(cs.bindings.len(), 256);
     // Versions are consecutive: one per operation.
     let mut vs: Vec<u64> = cs.bindings.iter().map(|b| b.version).collect();
@@ -1208,7 +1208,7 @@ fn a_write_queued_then_abandoned_is_committed_whole() {
     let Fx { cp, store, .. } = f;
     drop(cp);
     let reopened = ControlPlane::open(Box::new(store), ControlConfig::default()).unwrap();
-    let cs = reopened.changes_since(0);
+    let cs = reopened.changes_since(0).unwrap();
     assert!(
         cs.bindings
             .iter()

@@ -10,13 +10,12 @@ use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, PrefixId, RegionId, RegionKey, Timestamp, TokenId,
 };
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// One record-level change. Every change upserts (or removes) one whole record, which
 /// keeps backends simple: a key-value store (etcd) maps each to one key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Upsert an account.
     Account(Account),
@@ -34,11 +33,15 @@ pub enum Change {
     AddressMap(AddressMap),
     /// Remove an address map.
     DeleteAddressMap(AddressMapId),
+    /// Forget a binding whose deletion has propagated and whose retention window has
+    /// passed ([`crate::ControlPlane::purge_tombstones`]). Raises
+    /// [`State::purged_through`] to the record's last version.
+    PurgeBinding(BindingId),
 }
 
 /// One committed operation: its changes and the global version it creates. Versions are
 /// consecutive: commit `n` moves the state from version `n - 1` to `n`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
     /// The version after this commit.
     pub version: u64,
@@ -51,6 +54,9 @@ pub struct Commit {
 #[derive(Debug, Clone, Default)]
 pub struct State {
     pub(crate) version: u64,
+    /// The highest change-feed version of a purged binding: a feed reader that has not
+    /// seen that version cannot be given a correct diff any more.
+    pub(crate) purged_through: u64,
     pub(crate) accounts: HashMap<AccountId, Account>,
     pub(crate) tokens: HashMap<SecretHash, TokenRecord>,
     pub(crate) token_ids: HashMap<TokenId, SecretHash>,
@@ -77,6 +83,12 @@ impl State {
     /// The version of the last applied commit.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The highest version of a binding forgotten by a purge (0: none). A change-feed
+    /// reader at a version below it must re-read everything.
+    pub fn purged_through(&self) -> u64 {
+        self.purged_through
     }
 
     /// Applies a commit (and sets the version).
@@ -138,6 +150,12 @@ impl State {
                     if let Some(s) = self.maps_by_account.get_mut(&m.account_id) {
                         s.remove(&id);
                     }
+                }
+            }
+            Change::PurgeBinding(id) => {
+                if let Some(old) = self.bindings.remove(&id) {
+                    self.unindex_binding(&old);
+                    self.purged_through = self.purged_through.max(old.version);
                 }
             }
         }

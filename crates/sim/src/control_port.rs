@@ -258,8 +258,7 @@ impl ControlPort for Control {
     fn live_bindings(&self) -> Vec<LiveBinding> {
         let mut live: Vec<LiveBinding> = self
             .plane
-            .changes_since(0)
-            .bindings
+            .binding_records()
             .into_iter()
             .filter(|b| b.is_live())
             .map(|b| LiveBinding {

@@ -1,6 +1,7 @@
 //! The in-memory store.
 
 use super::{Loaded, Store};
+use crate::auth::TokenKey;
 use crate::error::StoreError;
 use crate::state::{Commit, State};
 use std::sync::{Arc, Mutex};
@@ -14,11 +15,24 @@ pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     state: State,
     fail_next: usize,
     commits: u64,
+    /// Random per store (shared by its clones, like the records).
+    token_key: TokenKey,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            state: State::default(),
+            fail_next: 0,
+            commits: 0,
+            token_key: TokenKey::random(),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -49,6 +63,7 @@ impl Store for MemoryStore {
         let g = self.lock();
         Ok(Loaded {
             version: g.state.version(),
+            purged_through: g.state.purged_through(),
             records: g.state.dump(),
         })
     }
@@ -57,13 +72,17 @@ impl Store for MemoryStore {
         let mut g = self.lock();
         if g.fail_next > 0 {
             g.fail_next -= 1;
-            return Err(StoreError::new("injected commit failure"));
+            return Err(StoreError::Injected);
         }
         for c in commits {
             g.state.apply_commit(c);
         }
         g.commits += 1;
         Ok(())
+    }
+
+    fn token_key(&self) -> TokenKey {
+        self.lock().token_key.clone()
     }
 
     fn kind(&self) -> &'static str {

@@ -6,24 +6,23 @@
 //! record, a transaction per batch, compare-on-create for the unique keys) fits behind
 //! the same trait without touching the rules.
 //!
-//! - [`LogStore`]: the default ([`ControlPlane::open_sqlite`](crate::ControlPlane::open_sqlite)).
-//!   A batch is durable once its frame in a commit log of our own is fsynced; SQLite
-//!   receives it a few seconds later, off the request path.
-//! - [`SqliteStore`]: the database itself, usable alone. WAL, `synchronous=FULL` (the
-//!   WAL is fsync'd at every commit), one transaction per batch, schema migrations,
+//! - [`SqliteStore`]: the default ([`ControlPlane::open_sqlite`](crate::ControlPlane::open_sqlite)).
+//!   WAL, `synchronous=FULL` (the WAL is fsynced at every commit; `NORMAL` with
+//!   [`Durability::Process`]), one transaction per batch, checkpoints off the commit path
+//!   (`checkpoint.rs`), row bodies of its own (`rows.rs`), schema migrations,
 //!   uniqueness constraints.
 //! - [`MemoryStore`]: for tests and simulations; clones share their contents, so a test
 //!   can "reopen" one.
 
-mod log;
-mod logged;
+mod checkpoint;
 mod memory;
+mod rows;
 mod sqlite;
 
-pub use logged::LogStore;
 pub use memory::MemoryStore;
 pub use sqlite::{Durability, SqliteStore};
 
+use crate::auth::TokenKey;
 use crate::error::StoreError;
 use crate::state::{Change, Commit};
 
@@ -33,6 +32,9 @@ use crate::state::{Change, Commit};
 pub struct Loaded {
     /// The version of the last durable commit.
     pub version: u64,
+    /// The highest version of a binding forgotten by a purge
+    /// ([`crate::State::purged_through`]).
+    pub purged_through: u64,
     /// The records.
     pub records: Vec<Change>,
 }
@@ -41,19 +43,25 @@ pub struct Loaded {
 ///
 /// Contract for implementations:
 /// - `commit` applies all the given commits atomically, in order, and returns only once
-///   they are durable (survive a crash of the process and of the machine). On error,
+///   they are durable (as far as the store promises: see [`Durability`]). On error,
 ///   none of them is applied.
-/// - `load` returns exactly the records of all successful commits (last upsert wins).
+/// - `load` returns exactly the records of all successful commits (last upsert wins,
+///   purged bindings absent) and the highest purged version.
 /// - Implementations enforce the uniqueness rules they can (live binding per
-///   `(prefix, cidr)`, prefix CIDR, token secret hash, region key) as constraints, as a
-///   second line of defence behind the rules: a violation is an error, never a silent
+///   `(prefix, cidr)`, prefix CIDR, token secret digest, region key) as constraints, as
+///   a second line of defence behind the rules: a violation is an error, never a silent
 ///   overwrite.
+/// - `token_key` is the same for every open of the same durable state: secrets stored
+///   with it must verify after a restart.
 pub trait Store: Send {
     /// Reads everything.
     fn load(&mut self) -> Result<Loaded, StoreError>;
 
     /// Persists `commits` atomically and durably.
     fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError>;
+
+    /// The key that token secrets and global keys are hashed with.
+    fn token_key(&self) -> TokenKey;
 
     /// A short name for logs and metrics (`sqlite`, `memory`).
     fn kind(&self) -> &'static str;

@@ -1,65 +1,54 @@
-//! The embedded SQLite store: on its own a complete [`Store`], and the database behind
-//! [`LogStore`](super::LogStore) (the default of `inregion serve`).
+//! The SQLite store: the control plane's default durable home (`inregion serve`'s data
+//! directory), a complete [`Store`] on the database alone.
 //!
-//! - `journal_mode=WAL`, `synchronous=FULL`: every COMMIT fsyncs the WAL before it
-//!   returns, so a batch acknowledged by [`Store::commit`] survives a crash.
-//!   [`Durability::Process`] (opt-in) uses `synchronous=NORMAL` instead: no fsync per
-//!   commit, durable against a crash of the process but not of the OS.
-//! - One `BEGIN IMMEDIATE … COMMIT` per batch: group commit amortises the fsync over
-//!   every operation queued while the previous batch was syncing.
-//! - Schema migrations keyed by `PRAGMA user_version`.
-//! - Checkpoints off the commit path. SQLite's automatic checkpoint (every 1,000 WAL
-//!   pages) runs inside the COMMIT that crosses the threshold: it copies every page
-//!   changed since the last checkpoint into the database file and fsyncs it while that
-//!   batch, and every writer queued behind it, waits — tens of milliseconds on a VM disk,
-//!   which was the whole p99 of durable writes. Here the writer connection has
-//!   `wal_autocheckpoint=0` and a checkpointer thread (its own connection) works in two
-//!   phases, see [`Checkpointer`]: PASSIVE checkpoints that copy the bulk of the frames
-//!   while commits go on, then, once few frames are left, one short PASSIVE checkpoint
-//!   while holding the commit gate, after which the WAL is fully copied and the next
-//!   commit starts it again from the beginning (truncated to [`JOURNAL_SIZE_LIMIT`]). A
-//!   PASSIVE checkpoint alone never lets the WAL restart under steady writes (new frames
-//!   keep arriving), which is why the short gated phase exists; it also bounds the WAL:
-//!   past [`WAL_HARD_LIMIT_FRAMES`] the gated phase runs whatever is left. Durability is
-//!   unchanged: a COMMIT still fsyncs the WAL, and a checkpoint only copies committed
-//!   frames. The thread stops and is joined when the store is dropped.
-//! - A commit log beside the database (`<path>-log`, see [`LogStore`](super::LogStore))
-//!   is locked and recovered at open: its commits the database lacks are applied before
-//!   anything is read, so a plain `SqliteStore` sees every write acknowledged through
-//!   the log, and two processes never write one database.
-//! - Constraints mirror the rules: one live binding per `(prefix_id, cidr)` (a partial
-//!   unique index), unique prefix CIDRs, unique token hashes, unique region keys,
-//!   foreign keys to accounts and prefixes.
+//! - `journal_mode=WAL`. [`Durability::Full`] (the default) sets `synchronous=FULL`:
+//!   every COMMIT fsyncs the WAL before it returns, so a batch acknowledged by
+//!   [`Store::commit`] survives a crash of the process, of the OS and a power loss.
+//!   [`Durability::Process`] sets `synchronous=NORMAL`: the WAL is written but not
+//!   fsynced at each commit, so an acknowledged batch survives a crash or kill of the
+//!   process (the OS still has the pages), not an OS crash or a power loss, which can
+//!   lose the last commits but never corrupts the database.
+//! - One `BEGIN IMMEDIATE … COMMIT` per batch: the control plane's group commit hands
+//!   over everything queued while the previous batch was syncing, so one fsync covers
+//!   many operations.
+//! - Checkpoints run off the commit path, on a connection of their own (`checkpoint.rs`).
+//! - Row bodies are storage records of their own (`rows.rs`), never the API's shapes;
+//!   the schema is versioned by `PRAGMA user_version`, with one migration per version.
+//! - At open the file must pass `PRAGMA quick_check` and carry a schema this program
+//!   knows: a damaged, foreign or newer database is refused with the file named, never
+//!   started over empty.
+//! - Constraints mirror the rules as a second line of defence: one live binding per
+//!   `(prefix_id, cidr)` (a partial unique index), unique prefix CIDRs, unique token
+//!   digests, unique region keys, foreign keys to accounts and prefixes.
+//! - Beside the database, `<file>-key` holds the [`TokenKey`] that token secrets are
+//!   hashed with (0600, never in the database: a leaked database alone does not let
+//!   anyone test guesses), and the database holds the key's check value, so a key file
+//!   that is not its own is refused. The key file is also the store's lock: a second
+//!   process opening the same database is refused while the first has it.
+//! - Files are created owner-only (0600), and existing ones are narrowed to it.
 
+use super::checkpoint::{Checkpointer, JOURNAL_SIZE_LIMIT};
+use super::rows::{AccountRow, AddressMapRow, PrefixRow, RegionRow, TokenRow, UserRow};
 use super::{Loaded, Store};
-use crate::auth::{TokenRecord, UserRecord};
+use crate::auth::TokenKey;
 use crate::error::StoreError;
-use crate::records::{Account, AddressMap, BindingRecord, CustomRegion, Prefix};
+use crate::records::BindingRecord;
 use crate::state::{Change, Commit};
-use inregion_model::{Cidr, Timestamp};
+use inregion_model::{AccountId, BindingId, Cidr, PrefixId, RegionKey, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
-
-/// How often the checkpointer looks at the WAL when it has nothing to do.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(if cfg!(test) { 10 } else { 200 });
-/// The WAL is restarted (gated phase) once it holds this many frames (16 MiB of 4 KiB
-/// pages): a checkpoint fsyncs the database file, so it runs every few seconds under
-/// load, not after every batch.
-const WAL_RESTART_FRAMES: i64 = if cfg!(test) { 32 } else { 4096 };
-/// The gated phase starts once at most this many frames are left to copy (a few
-/// milliseconds of copying while commits wait).
-const GATED_MAX_FRAMES: i64 = if cfg!(test) { 16 } else { 256 };
-/// Past this many frames (256 MiB), the gated phase runs whatever is left: a stall, but
-/// the WAL stays bounded when the bulk phase cannot keep up.
-const WAL_HARD_LIMIT_FRAMES: i64 = 65_536;
-/// The WAL file is truncated back to this size (bytes) when it restarts.
-const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+use std::sync::{Arc, Mutex};
 
 /// The schema, one entry per version; entry `i` moves `user_version` from `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+///
+/// 1. Tables, indexes and constraints; row bodies in the shapes of the records of the
+///    time.
+/// 2. Storage records of their own (`rows.rs`: reads version 1 bodies unchanged),
+///    secret digests keyed by the data directory's key (`settings.token_key_check`),
+///    purged tombstones (`meta.purged_through`).
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -126,9 +115,31 @@ CREATE TABLE address_map_ips (
     ip     TEXT NOT NULL,
     PRIMARY KEY (map_id, ip)
 ) STRICT;
-"#];
+"#,
+    r#"
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+INSERT INTO meta (key, value) VALUES ('purged_through', 0);
+"#,
+];
 
-/// How far a commit is durable once [`Store::commit`] has returned.
+/// The tables every current database has (checked at open).
+const TABLES: [&str; 9] = [
+    "meta",
+    "settings",
+    "accounts",
+    "users",
+    "tokens",
+    "prefixes",
+    "regions",
+    "bindings",
+    "address_maps",
+];
+
+/// How far a commit is durable once [`Store::commit`] has returned (`inregion serve
+/// --durability`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
     /// `synchronous=FULL` (the default): the WAL is fsynced at every commit, so an
@@ -150,84 +161,11 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Held by every commit; the checkpointer's gated phase holds it too.
     gate: Arc<Mutex<()>>,
+    /// Declared after `conn`: stopped (and its connection closed) after the writer's.
     checkpointer: Option<Checkpointer>,
-    /// The commit log directory's lock, held while a log directory exists beside the
-    /// database ([`LogStore`](super::LogStore)); `None` without one.
-    log_lock: Option<std::fs::File>,
-    /// The log's segment files after recovery: every commit in them is in the database.
-    spent_segments: Vec<(u64, PathBuf)>,
-    /// The `synchronous` level of commits (`FULL` or `NORMAL`).
-    synchronous: &'static str,
-}
-
-/// The checkpointer thread (module docs). Dropping it stops and joins the thread.
-struct Checkpointer {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// `PRAGMA wal_checkpoint(PASSIVE)`: (frames in the WAL, frames copied), or `None` when
-/// it could not run (another checkpoint in progress, I/O error): tried again later.
-fn passive_checkpoint(conn: &Connection) -> Option<(i64, i64)> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })
-    .ok()
-    .filter(|&(busy, _, _)| busy == 0)
-    .map(|(_, log, done)| (log, done))
-}
-
-impl Checkpointer {
-    fn start(path: &Path, gate: Arc<Mutex<()>>) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(e)?;
-        // FULL: the checkpoint fsyncs the WAL before copying and the database after.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(e)?;
-        let (tx, rx) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                let mut wait = CHECKPOINT_EVERY;
-                // Runs until the store drops the sender.
-                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
-                    wait = CHECKPOINT_EVERY;
-                    let Some((log, done)) = passive_checkpoint(&conn) else {
-                        continue;
-                    };
-                    if log < WAL_RESTART_FRAMES {
-                        continue;
-                    }
-                    if log - done <= GATED_MAX_FRAMES || log >= WAL_HARD_LIMIT_FRAMES {
-                        // Commits wait for the few frames left; then the WAL is fully
-                        // copied and the next commit restarts it.
-                        let _gate = gate.lock().unwrap_or_else(|p| p.into_inner());
-                        passive_checkpoint(&conn);
-                    } else {
-                        // Frames arrived while copying: go again at once (catch up).
-                        wait = Duration::ZERO;
-                    }
-                }
-            })
-            .map_err(e)?;
-        Ok(Self {
-            stop: Some(tx),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    token_key: TokenKey,
+    /// The key file, open and locked for the store's life (see the module docs).
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -238,8 +176,39 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn e(err: impl std::fmt::Display) -> StoreError {
-    StoreError::new(format!("sqlite: {err}"))
+/// Creates `path` owner-only if it is missing, or narrows it to owner-only if it exists.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                if m.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| StoreError::io(path, e))?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| StoreError::io(path, e))?;
+            }
+            Err(e) => return Err(StoreError::io(path, e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// `<database>-<suffix>`: where SQLite keeps `-wal` and `-shm`, and we keep `-key`.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 impl SqliteStore {
@@ -249,150 +218,88 @@ impl SqliteStore {
         Self::open_with(path, Durability::Full)
     }
 
-    /// Opens (creating if needed) the database at `path` and migrates it; commits are
-    /// as durable as `durability` says.
+    /// Opens (creating if needed) the database at `path`, checks it and migrates it;
+    /// commits are as durable as `durability` says.
     ///
-    /// When a commit log (`<path>-log`, written by [`LogStore`](super::LogStore)) is
-    /// beside the database, its lock is taken (an error if another process holds it) and
-    /// the commits it holds that the database lacks are applied and synced before this
-    /// returns: what was acknowledged through the log is never missing here.
+    /// Errors: [`StoreError::Corrupt`] for a file that fails its integrity or schema
+    /// check or a key file that is not the database's, [`StoreError::NewerSchema`] for a
+    /// database of a newer version, [`StoreError::Io`] when another process has the
+    /// database open or a file cannot be created.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
-        Self::open_inner(path.as_ref(), durability)
-    }
-
-    /// The database under a [`LogStore`](super::LogStore), the log recovered as in
-    /// [`open_with`](Self::open_with). `synchronous=FULL`: the applier commits every few
-    /// seconds, and a commit must be durable before the log's copy of it is reused.
-    pub(crate) fn open_applier(path: &Path) -> Result<Self, StoreError> {
-        Self::open_inner(path, Durability::Full)
-    }
-
-    /// The log's segment files found at open, all spent (see `open_with`).
-    pub(crate) fn take_spent_segments(&mut self) -> Vec<(u64, PathBuf)> {
-        std::mem::take(&mut self.spent_segments)
-    }
-
-    /// Makes every commit so far durable: one `synchronous=FULL` commit, whose WAL fsync
-    /// covers every frame before it (needed after a recovery under `NORMAL`).
-    fn sync(&mut self) -> Result<(), StoreError> {
-        let _gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(e)?;
-        let r = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('syncs', 1)
-                     ON CONFLICT (key) DO UPDATE SET value = value + 1",
-                    [],
-                )?;
-                tx.commit()
-            })
-            .map_err(e);
-        let back = self
-            .conn
-            .pragma_update(None, "synchronous", self.synchronous)
-            .map_err(e);
-        r.and(back)
-    }
-
-    fn open_inner(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let path = path.to_path_buf();
-        let log_dir = super::log::dir_of(&path);
-        // Before SQLite: the lock also keeps a second process from writing the database.
-        let log_lock = if log_dir.is_dir() {
-            Some(super::log::lock(&log_dir)?)
-        } else {
-            None
+        let path = path.as_ref().to_path_buf();
+        let corrupt = |what: String| StoreError::Corrupt {
+            path: path.clone(),
+            what,
         };
-        let conn = Connection::open(&path).map_err(e)?;
-        // WAL + FULL: a COMMIT returns after the WAL is fsync'd (NORMAL: after it is
-        // written). busy_timeout covers a second process (e.g. a checker) holding a read
-        // lock briefly.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        // The key file first: it is the lock that keeps a second process out.
+        let key_path = beside(&path, "-key");
+        owner_only(&key_path)?;
+        let mut key_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&key_path)
+            .map_err(|e| StoreError::io(&key_path, e))?;
+        match key_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::io(
+                    &key_path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        "the database is in use by another process (its key file is locked)",
+                    ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&key_path, e)),
+        }
+        for f in [&path, &beside(&path, "-wal"), &beside(&path, "-shm")] {
+            if f == &path || f.exists() {
+                owner_only(f)?;
+            }
+        }
+
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Not a database at all, or damaged: refuse before anything writes to it.
+        let check: Vec<String> = conn
+            .prepare("PRAGMA quick_check")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| corrupt(format!("not a readable SQLite database ({e})")))?;
+        if check != ["ok"] {
+            return Err(corrupt(format!(
+                "fails SQLite's integrity check: {}",
+                check.join("; ")
+            )));
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(corrupt(format!("journal_mode is {mode}, WAL required")));
+        }
         let synchronous = match durability {
             Durability::Full => "FULL",
             Durability::Process => "NORMAL",
         };
-        conn.pragma_update(None, "synchronous", synchronous)
-            .map_err(e)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(e)?;
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .map_err(e)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(e(format!("journal_mode is {mode}, WAL required")));
-        }
-        // Checkpoints are the checkpointer thread's job (module docs).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(e)?;
-        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
-            .map_err(e)?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints are the checkpointer's job (checkpoint.rs).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         // Start from an empty WAL: what a previous run left is copied and the file
         // truncated (best effort: another process reading may keep it from completing).
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let gate = Arc::new(Mutex::new(()));
-        let mut s = Self {
+        migrate(&conn, &path)?;
+        let token_key = token_key(&conn, &path, &key_path, &mut key_file)?;
+        let checkpointer = Some(Checkpointer::start(&path, Arc::clone(&gate))?);
+        Ok(Self {
             conn,
             path,
             gate,
-            checkpointer: None,
-            log_lock,
-            spent_segments: Vec::new(),
-            synchronous,
-        };
-        s.migrate()?;
-        if s.log_lock.is_some() {
-            s.recover_log(&log_dir)?;
-        }
-        s.checkpointer = Some(Checkpointer::start(&s.path, Arc::clone(&s.gate))?);
-        Ok(s)
-    }
-
-    /// Applies the commit log's commits that the database lacks, then syncs them.
-    fn recover_log(&mut self, dir: &Path) -> Result<(), StoreError> {
-        let version = self.stored_version()?;
-        let found = super::log::recover(dir, version)?;
-        for chunk in found.commits.chunks(1024) {
-            let refs: Vec<&Commit> = chunk.iter().collect();
-            self.commit(&refs)
-                .map_err(|x| e(format!("applying the commit log: {}", x.0)))?;
-        }
-        if let Some((from, dropped)) = found.lost {
-            tracing::warn!(
-                log = %dir.display(),
-                from_version = from,
-                dropped,
-                "commit log: writes from version {from} on were written without fsync \
-                 (--durability process) and did not all survive a crash of the machine; \
-                 {dropped} after the first missing one are left out"
-            );
-        }
-        if !found.commits.is_empty() {
-            tracing::info!(
-                log = %dir.display(),
-                commits = found.commits.len(),
-                "commit log: applied writes the database did not have yet (after a crash)"
-            );
-            self.sync()?;
-        }
-        self.spent_segments = found.segments;
-        Ok(())
-    }
-
-    fn stored_version(&self) -> Result<u64, StoreError> {
-        let v: Option<i64> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(e)?;
-        Ok(v.unwrap_or(0) as u64)
+            checkpointer,
+            token_key,
+            _lock: key_file,
+        })
     }
 
     /// The database file.
@@ -400,304 +307,405 @@ impl SqliteStore {
         &self.path
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let have: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(e)?;
-        let have = usize::try_from(have).map_err(e)?;
-        if have > MIGRATIONS.len() {
-            return Err(e(format!(
-                "database schema version {have} is newer than this program ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(have) {
-            let tx = self.conn.transaction().map_err(e)?;
-            tx.execute_batch(m).map_err(e)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(e)?;
-            tx.commit().map_err(e)?;
-        }
-        Ok(())
-    }
-
     /// Runs `PRAGMA integrity_check` and returns its rows (`["ok"]` when sound).
     pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare("PRAGMA integrity_check").map_err(e)?;
+        let mut st = self.conn.prepare("PRAGMA integrity_check")?;
         let rows = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(e)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(e)?;
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
-    }
-
-    /// Live bindings in the database file at `path`, read with a connection of its own
-    /// (no lock, no recovery): what SQLite itself holds right now. For tests.
-    #[cfg(test)]
-    pub(crate) fn count_in(path: &Path) -> u64 {
-        Connection::open(path)
-            .and_then(|c| count_live(&c))
-            .unwrap_or(0)
     }
 
     /// Number of live (not deleted) bindings, straight from SQL (for checks).
     pub fn count_live_bindings(&self) -> Result<u64, StoreError> {
-        count_live(&self.conn).map_err(e)
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
-    fn write(tx: &rusqlite::Transaction<'_>, ch: &Change) -> Result<(), StoreError> {
-        match ch {
-            Change::Account(a) => {
-                let body = json(a)?;
-                tx.prepare_cached(
-                    "INSERT INTO accounts (id, body) VALUES (?1, ?2)
-                     ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                )
-                .and_then(|mut s| s.execute(params![a.id.as_str(), body]))
-                .map_err(e)?;
-            }
-            Change::User(u) => {
-                let body = json(u)?;
-                tx.prepare_cached(
-                    "INSERT INTO users (email, body) VALUES (?1, ?2)
-                     ON CONFLICT (email) DO UPDATE SET body = excluded.body",
-                )
-                .and_then(|mut s| s.execute(params![u.email, body]))
-                .map_err(e)?;
-            }
-            Change::Token(t) => {
-                let body = json(t)?;
-                tx.prepare_cached(
-                    "INSERT INTO tokens (id, secret_hash, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash,
-                                                    body = excluded.body",
-                )
-                .and_then(|mut s| s.execute(params![t.id.as_str(), t.secret_hash.to_hex(), body]))
-                .map_err(e)?;
-            }
-            Change::Prefix(p) => {
-                let body = json(p)?;
-                tx.prepare_cached(
-                    "INSERT INTO prefixes (id, account_id, cidr, body) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
-                        cidr = excluded.cidr, body = excluded.body",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        p.id.as_str(),
-                        p.account_id.as_str(),
-                        p.cidr.to_string(),
-                        body
-                    ])
-                })
-                .map_err(e)?;
-            }
-            Change::Region(r) => {
-                let body = json(r)?;
-                tx.prepare_cached(
-                    "INSERT INTO regions (id, key, account_id, body) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (id) DO UPDATE SET key = excluded.key,
-                        account_id = excluded.account_id, body = excluded.body",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        r.definition.id.to_string(),
-                        r.definition.key.as_str(),
-                        r.account_id.as_str(),
-                        body
-                    ])
-                })
-                .map_err(e)?;
-            }
-            Change::Binding(b) => {
-                tx.prepare_cached(
-                    "INSERT INTO bindings (id, account_id, prefix_id, cidr, region, previous_region,
-                        created_at, changed_at, active_at, deleted_at, gone_at, version)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
-                        prefix_id = excluded.prefix_id, cidr = excluded.cidr,
-                        region = excluded.region, previous_region = excluded.previous_region,
-                        created_at = excluded.created_at, changed_at = excluded.changed_at,
-                        active_at = excluded.active_at, deleted_at = excluded.deleted_at,
-                        gone_at = excluded.gone_at, version = excluded.version",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        b.id.to_string(),
-                        b.account_id.as_str(),
-                        b.prefix_id.as_str(),
-                        b.cidr.to_string(),
-                        b.region.as_str(),
-                        b.previous_region.as_ref().map(|r| r.as_str()),
-                        b.created_at.as_micros(),
-                        b.changed_at.as_micros(),
-                        b.active_at.as_micros(),
-                        b.deleted_at.map(Timestamp::as_micros),
-                        b.gone_at.map(Timestamp::as_micros),
-                        b.version as i64,
-                    ])
-                })
-                .map_err(e)?;
-            }
-            Change::AddressMap(m) => {
-                let body = json(m)?;
-                tx.prepare_cached(
-                    "INSERT INTO address_maps (id, account_id, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
-                        body = excluded.body",
-                )
-                .and_then(|mut s| s.execute(params![m.id.as_str(), m.account_id.as_str(), body]))
-                .map_err(e)?;
-                tx.prepare_cached("DELETE FROM address_map_ips WHERE map_id = ?1")
-                    .and_then(|mut s| s.execute(params![m.id.as_str()]))
-                    .map_err(e)?;
-                let mut ins = tx
-                    .prepare_cached("INSERT INTO address_map_ips (map_id, ip) VALUES (?1, ?2)")
-                    .map_err(e)?;
-                for ip in &m.ips {
-                    ins.execute(params![
-                        m.id.as_str(),
-                        inregion_model::cidr::canonical_ip(ip.ip)
-                    ])
-                    .map_err(e)?;
-                }
-            }
-            Change::DeleteAddressMap(id) => {
-                tx.prepare_cached("DELETE FROM address_maps WHERE id = ?1")
-                    .and_then(|mut s| s.execute(params![id.as_str()]))
-                    .map_err(e)?;
+    /// Number of binding rows, live and tombstones (for checks: purged tombstones are
+    /// gone from here).
+    pub fn count_binding_rows(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM bindings", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn meta(&self, key: &str) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        Ok(v.unwrap_or(0) as u64)
+    }
+
+    fn corrupt(&self, what: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what,
+        }
+    }
+}
+
+/// Brings the schema to the newest version, refusing a newer or a foreign one.
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let have: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if have > supported {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: have,
+            supported,
+        });
+    }
+    if have == 0 {
+        // A new database must be empty: a file of another program is not ours to write.
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                what: "holds tables but no inregion schema version: not an inregion database"
+                    .into(),
+            });
+        }
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    for t in TABLES {
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [t],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found.is_none() {
+            return Err(StoreError::Corrupt {
+                path: path.to_owned(),
+                what: format!("schema version {supported} but table {t} is missing"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the key file (or creates the key when the database has none yet) and checks it
+/// against the database.
+fn token_key(
+    conn: &Connection,
+    path: &Path,
+    key_path: &Path,
+    key_file: &mut std::fs::File,
+) -> Result<TokenKey, StoreError> {
+    let stored_check: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'token_key_check'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(key_file, &mut text).map_err(|e| StoreError::io(key_path, e))?;
+    let corrupt = |what: String| StoreError::Corrupt {
+        path: key_path.to_owned(),
+        what,
+    };
+    if text.trim().is_empty() {
+        if stored_check.is_some() {
+            return Err(corrupt(format!(
+                "the key file is empty or missing, but {} holds secrets hashed with a key: \
+                 restore the key file from a backup (tokens cannot be checked without it), \
+                 or move the database away to start over",
+                path.display()
+            )));
+        }
+        let key = TokenKey::random();
+        key_file
+            .write_all(key.to_hex().as_bytes())
+            .and_then(|()| key_file.sync_all())
+            .map_err(|e| StoreError::io(key_path, e))?;
+        if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The file's name is durable once its directory is synced.
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io(dir, e))?;
+        }
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('token_key_check', ?1)",
+            [key.check_value()],
+        )?;
+        return Ok(key);
+    }
+    let key =
+        TokenKey::from_hex(&text).ok_or_else(|| corrupt("expected 64 hex characters".into()))?;
+    match stored_check {
+        Some(c) if c == key.check_value() => {}
+        Some(_) => {
+            return Err(corrupt(format!(
+                "this key file does not belong to {} (its check value differs): \
+                 restore the database's own key file",
+                path.display()
+            )))
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES ('token_key_check', ?1)",
+                [key.check_value()],
+            )?;
+        }
+    }
+    Ok(key)
+}
+
+/// A row body's JSON.
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::internal(format!("encoding a row: {e}")))
+}
+
+fn write(tx: &rusqlite::Transaction<'_>, ch: &Change) -> Result<(), StoreError> {
+    match ch {
+        Change::Account(a) => {
+            tx.prepare_cached(
+                "INSERT INTO accounts (id, body) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            )?
+            .execute(params![a.id.as_str(), json(&AccountRow::of(a))?])?;
+        }
+        Change::User(u) => {
+            tx.prepare_cached(
+                "INSERT INTO users (email, body) VALUES (?1, ?2)
+                 ON CONFLICT (email) DO UPDATE SET body = excluded.body",
+            )?
+            .execute(params![u.email, json(&UserRow::of(u))?])?;
+        }
+        Change::Token(t) => {
+            tx.prepare_cached(
+                "INSERT INTO tokens (id, secret_hash, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash,
+                                                body = excluded.body",
+            )?
+            .execute(params![
+                t.id.as_str(),
+                t.secret_hash.to_hex(),
+                json(&TokenRow::of(t))?
+            ])?;
+        }
+        Change::Prefix(p) => {
+            tx.prepare_cached(
+                "INSERT INTO prefixes (id, account_id, cidr, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+                    cidr = excluded.cidr, body = excluded.body",
+            )?
+            .execute(params![
+                p.id.as_str(),
+                p.account_id.as_str(),
+                p.cidr.to_string(),
+                json(&PrefixRow::of(p))?
+            ])?;
+        }
+        Change::Region(r) => {
+            tx.prepare_cached(
+                "INSERT INTO regions (id, key, account_id, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET key = excluded.key,
+                    account_id = excluded.account_id, body = excluded.body",
+            )?
+            .execute(params![
+                r.definition.id.to_string(),
+                r.definition.key.as_str(),
+                r.account_id.as_str(),
+                json(&RegionRow::of(r))?
+            ])?;
+        }
+        Change::Binding(b) => {
+            tx.prepare_cached(
+                "INSERT INTO bindings (id, account_id, prefix_id, cidr, region, previous_region,
+                    created_at, changed_at, active_at, deleted_at, gone_at, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+                    prefix_id = excluded.prefix_id, cidr = excluded.cidr,
+                    region = excluded.region, previous_region = excluded.previous_region,
+                    created_at = excluded.created_at, changed_at = excluded.changed_at,
+                    active_at = excluded.active_at, deleted_at = excluded.deleted_at,
+                    gone_at = excluded.gone_at, version = excluded.version",
+            )?
+            .execute(params![
+                b.id.to_string(),
+                b.account_id.as_str(),
+                b.prefix_id.as_str(),
+                b.cidr.to_string(),
+                b.region.as_str(),
+                b.previous_region.as_ref().map(|r| r.as_str()),
+                b.created_at.as_micros(),
+                b.changed_at.as_micros(),
+                b.active_at.as_micros(),
+                b.deleted_at.map(Timestamp::as_micros),
+                b.gone_at.map(Timestamp::as_micros),
+                b.version as i64,
+            ])?;
+        }
+        Change::AddressMap(m) => {
+            tx.prepare_cached(
+                "INSERT INTO address_maps (id, account_id, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+                    body = excluded.body",
+            )?
+            .execute(params![
+                m.id.as_str(),
+                m.account_id.as_str(),
+                json(&AddressMapRow::of(m))?
+            ])?;
+            tx.prepare_cached("DELETE FROM address_map_ips WHERE map_id = ?1")?
+                .execute(params![m.id.as_str()])?;
+            let mut ins =
+                tx.prepare_cached("INSERT INTO address_map_ips (map_id, ip) VALUES (?1, ?2)")?;
+            for ip in &m.ips {
+                ins.execute(params![
+                    m.id.as_str(),
+                    inregion_model::cidr::canonical_ip(ip.ip)
+                ])?;
             }
         }
-        Ok(())
+        Change::DeleteAddressMap(id) => {
+            tx.prepare_cached("DELETE FROM address_maps WHERE id = ?1")?
+                .execute(params![id.as_str()])?;
+        }
+        Change::PurgeBinding(id) => {
+            let id = id.to_string();
+            tx.prepare_cached(
+                "UPDATE meta SET value = max(value,
+                    coalesce((SELECT version FROM bindings WHERE id = ?1), 0))
+                 WHERE key = 'purged_through'",
+            )?
+            .execute(params![id])?;
+            tx.prepare_cached("DELETE FROM bindings WHERE id = ?1")?
+                .execute(params![id])?;
+        }
     }
+    Ok(())
 }
 
-fn count_live(c: &Connection) -> rusqlite::Result<u64> {
-    c.query_row(
-        "SELECT count(*) FROM bindings WHERE deleted_at IS NULL",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n as u64)
-}
-
-/// A record's JSON document (the `body` columns). Address maps omit their account id
-/// (it has its own column).
-fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|x| StoreError::new(format!("encode: {x}")))
-}
-
-fn de<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|x| e(format!("decode {x}: {s}")))
-}
-
-fn parse<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|x| e(format!("stored value: {x}")))
+/// Reads one binding row (`SELECT` column order of [`Store::load`]).
+fn binding_row(r: &rusqlite::Row<'_>) -> Result<Result<BindingRecord, String>, rusqlite::Error> {
+    let text = |i: usize| r.get::<_, String>(i);
+    let (id, account, prefix, cidr, region) = (text(0)?, text(1)?, text(2)?, text(3)?, text(4)?);
+    let prev: Option<String> = r.get(5)?;
+    let (created, changed, active): (i64, i64, i64) = (r.get(6)?, r.get(7)?, r.get(8)?);
+    let (deleted, gone): (Option<i64>, Option<i64>) = (r.get(9)?, r.get(10)?);
+    let version: i64 = r.get(11)?;
+    let p = |what: &str, e: &dyn std::fmt::Display| format!("binding {id}: {what}: {e}");
+    Ok((|| {
+        Ok(BindingRecord {
+            id: BindingId::parse(&id).map_err(|e| p("id", &e))?,
+            account_id: AccountId::parse(&account).map_err(|e| p("account_id", &e))?,
+            prefix_id: PrefixId::parse(&prefix).map_err(|e| p("prefix_id", &e))?,
+            cidr: Cidr::parse_strict(&cidr).map_err(|e| p("cidr", &e))?,
+            region: RegionKey::parse(&region).map_err(|e| p("region", &e))?,
+            previous_region: prev
+                .map(|x| RegionKey::parse(&x).map_err(|e| p("previous_region", &e)))
+                .transpose()?,
+            created_at: Timestamp::from_micros(created),
+            changed_at: Timestamp::from_micros(changed),
+            active_at: Timestamp::from_micros(active),
+            deleted_at: deleted.map(Timestamp::from_micros),
+            gone_at: gone.map(Timestamp::from_micros),
+            version: u64::try_from(version).map_err(|e| p("version", &e))?,
+        })
+    })())
 }
 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        let version = self.stored_version()?;
-        let c = &self.conn;
+        let version = self.meta("version")?;
+        let purged_through = self.meta("purged_through")?;
         let mut records = Vec::new();
-        let bodies = |sql: &str| -> Result<Vec<(String, String)>, StoreError> {
-            let mut st = c.prepare(sql).map_err(e)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(e)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(e)?;
-            Ok(rows)
-        };
-        for (_, b) in bodies("SELECT id, body FROM accounts ORDER BY id")? {
-            records.push(Change::Account(de::<Account>(&b)?));
-        }
-        for (_, b) in bodies("SELECT email, body FROM users ORDER BY email")? {
-            records.push(Change::User(de::<UserRecord>(&b)?));
-        }
-        for (_, b) in bodies("SELECT id, body FROM tokens ORDER BY id")? {
-            records.push(Change::Token(de::<TokenRecord>(&b)?));
-        }
-        for (_, b) in bodies("SELECT id, body FROM prefixes ORDER BY id")? {
-            records.push(Change::Prefix(de::<Prefix>(&b)?));
-        }
-        for (_, b) in bodies("SELECT id, body FROM regions ORDER BY id")? {
-            records.push(Change::Region(de::<CustomRegion>(&b)?));
-        }
-        {
-            #[derive(serde::Deserialize)]
-            struct MapBody {
-                id: inregion_model::AddressMapId,
-                description: Option<String>,
-                default_sni: Option<String>,
-                enabled: bool,
-                can_delete: bool,
-                can_modify_ips: bool,
-                created_at: Timestamp,
-                modified_at: Timestamp,
-                ips: Vec<crate::records::AddressMapIp>,
-                memberships: Vec<crate::records::Membership>,
+        // (key, body) of a table, decoded through its row type.
+        fn rows<R: serde::de::DeserializeOwned>(
+            s: &SqliteStore,
+            sql: &str,
+            table: &str,
+            mut f: impl FnMut(&str, R) -> Result<Change, String>,
+            out: &mut Vec<Change>,
+        ) -> Result<(), StoreError> {
+            let mut st = s.conn.prepare(sql)?;
+            let mut q = st.query([])?;
+            while let Some(r) = q.next()? {
+                let (key, body): (String, String) = (r.get(0)?, r.get(1)?);
+                let row: R = serde_json::from_str(&body)
+                    .map_err(|e| s.corrupt(format!("{table} row {key}: {e}")))?;
+                out.push(f(&key, row).map_err(|e| s.corrupt(format!("{table} row {key}: {e}")))?);
             }
-            let mut st = c
-                .prepare("SELECT account_id, body FROM address_maps ORDER BY id")
-                .map_err(e)?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(e)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(e)?;
-            for (account, body) in rows {
-                let m: MapBody = de(&body)?;
-                records.push(Change::AddressMap(AddressMap {
-                    id: m.id,
-                    account_id: parse(inregion_model::AccountId::parse(&account))?,
-                    description: m.description,
-                    default_sni: m.default_sni,
-                    enabled: m.enabled,
-                    can_delete: m.can_delete,
-                    can_modify_ips: m.can_modify_ips,
-                    created_at: m.created_at,
-                    modified_at: m.modified_at,
-                    ips: m.ips,
-                    memberships: m.memberships,
-                }));
-            }
+            Ok(())
         }
-        let mut st = c
-            .prepare(
-                "SELECT id, account_id, prefix_id, cidr, region, previous_region, created_at,
-                        changed_at, active_at, deleted_at, gone_at, version
-                 FROM bindings ORDER BY id",
-            )
-            .map_err(e)?;
-        let mut rows = st.query([]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let get_s = |i: usize| r.get::<_, String>(i).map_err(e);
-            let prev: Option<String> = r.get(5).map_err(e)?;
-            let deleted: Option<i64> = r.get(9).map_err(e)?;
-            let gone: Option<i64> = r.get(10).map_err(e)?;
-            let b = BindingRecord {
-                id: parse(inregion_model::BindingId::parse(&get_s(0)?))?,
-                account_id: parse(inregion_model::AccountId::parse(&get_s(1)?))?,
-                prefix_id: parse(inregion_model::PrefixId::parse(&get_s(2)?))?,
-                cidr: parse(Cidr::parse_strict(&get_s(3)?))?,
-                region: parse(inregion_model::RegionKey::parse(&get_s(4)?))?,
-                previous_region: match prev {
-                    Some(p) => Some(parse(inregion_model::RegionKey::parse(&p))?),
-                    None => None,
-                },
-                created_at: Timestamp::from_micros(r.get(6).map_err(e)?),
-                changed_at: Timestamp::from_micros(r.get(7).map_err(e)?),
-                active_at: Timestamp::from_micros(r.get(8).map_err(e)?),
-                deleted_at: deleted.map(Timestamp::from_micros),
-                gone_at: gone.map(Timestamp::from_micros),
-                version: r.get::<_, i64>(11).map_err(e)? as u64,
-            };
+        let r = &mut records;
+        rows(
+            self,
+            "SELECT id, body FROM accounts ORDER BY id",
+            "accounts",
+            |_, x: AccountRow| x.get().map(Change::Account),
+            r,
+        )?;
+        rows(
+            self,
+            "SELECT email, body FROM users ORDER BY email",
+            "users",
+            |_, x: UserRow| x.get().map(Change::User),
+            r,
+        )?;
+        rows(
+            self,
+            "SELECT id, body FROM tokens ORDER BY id",
+            "tokens",
+            |_, x: TokenRow| x.get().map(Change::Token),
+            r,
+        )?;
+        rows(
+            self,
+            "SELECT id, body FROM prefixes ORDER BY id",
+            "prefixes",
+            |_, x: PrefixRow| x.get().map(Change::Prefix),
+            r,
+        )?;
+        rows(
+            self,
+            "SELECT id, body FROM regions ORDER BY id",
+            "regions",
+            |_, x: RegionRow| x.get().map(Change::Region),
+            r,
+        )?;
+        rows(
+            self,
+            "SELECT account_id, body FROM address_maps ORDER BY id",
+            "address_maps",
+            |account, x: AddressMapRow| x.get(account).map(Change::AddressMap),
+            r,
+        )?;
+        let mut st = self.conn.prepare(
+            "SELECT id, account_id, prefix_id, cidr, region, previous_region, created_at,
+                    changed_at, active_at, deleted_at, gone_at, version
+             FROM bindings ORDER BY id",
+        )?;
+        let mut q = st.query([])?;
+        while let Some(row) = q.next()? {
+            let b = binding_row(row)?.map_err(|e| self.corrupt(e))?;
             records.push(Change::Binding(b));
         }
-        Ok(Loaded { version, records })
+        Ok(Loaded {
+            version,
+            purged_through,
+            records,
+        })
     }
 
     fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
@@ -707,22 +715,33 @@ impl Store for SqliteStore {
         let _gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(e)?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for c in commits {
             for ch in &c.changes {
-                Self::write(&tx, ch)?;
+                write(&tx, ch)?;
             }
         }
-        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'version'")
-            .and_then(|mut s| s.execute(params![last.version as i64]))
-            .map_err(e)?;
+        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'version'")?
+            .execute(params![last.version as i64])?;
         // Dropping `tx` on an error above rolls back; COMMIT fsyncs the WAL (FULL).
-        tx.commit().map_err(e)
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn token_key(&self) -> TokenKey {
+        self.token_key.clone()
     }
 
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Stop the checkpointer before the writer's connection closes, so that the last
+        // close checkpoints and removes the WAL.
+        drop(self.checkpointer.take());
     }
 }
 
@@ -732,6 +751,7 @@ mod tests {
     use super::*;
     use crate::state::State;
     use inregion_model::PrefixId;
+    use std::time::Duration;
 
     fn pragma(s: &SqliteStore, name: &str) -> i64 {
         s.conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
@@ -887,6 +907,128 @@ mod tests {
         let c = Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", 99).unwrap();
         drop(c);
-        assert!(SqliteStore::open(&path).is_err());
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(e, StoreError::NewerSchema { found: 99, .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("s.db"), "{e}");
+    }
+
+    /// A file that is not a database, a damaged database, or another program's database
+    /// is refused with the file named, and left as it was.
+    #[test]
+    fn damaged_or_foreign_files_are_refused_not_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+        let e = SqliteStore::open(&garbage).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+        assert!(e.to_string().contains("garbage.db"), "{e}");
+        assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 8192]);
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let e = SqliteStore::open(&foreign).unwrap_err();
+        assert!(e.to_string().contains("not an inregion database"), "{e}");
+
+        // A real database with a page overwritten in the middle of a table.
+        let path = dir.path().join("damaged.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        let a = account();
+        let p = prefix(&a);
+        let mut changes = vec![Change::Account(a.clone()), Change::Prefix(p.clone())];
+        for i in 0..400u32 {
+            let cidr = format!("203.0.113.{}/32", i % 256);
+            let mut b = binding(&a, &p, &cidr, 1);
+            if i >= 256 {
+                b.deleted_at = Some(Timestamp::from_secs(4));
+                b.gone_at = Some(Timestamp::from_secs(5));
+            }
+            changes.push(Change::Binding(b));
+        }
+        s.commit(&[&Commit {
+            version: 1,
+            changes,
+        }])
+        .unwrap();
+        drop(s);
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 8 * 4096, "{}", bytes.len());
+        for b in &mut bytes[5 * 4096..6 * 4096] {
+            *b = 0xa5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    }
+
+    /// The key file: created 0600 with the database, required once secrets depend on it,
+    /// refused when it belongs to another database, and locked while the store is open.
+    #[test]
+    fn the_key_file_belongs_to_its_database_and_locks_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let key_path = dir.path().join("k.db-key");
+        let s = SqliteStore::open(&path).unwrap();
+        let key = s.token_key();
+        for f in [&path, &key_path] {
+            let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+        // A second open of the same database while the first holds it.
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(e.to_string().contains("another process"), "{e}");
+        drop(s);
+        assert_eq!(SqliteStore::open(&path).unwrap().token_key(), key);
+
+        // Another database's key.
+        let other = dir.path().join("o.db");
+        drop(SqliteStore::open(&other).unwrap());
+        std::fs::copy(dir.path().join("o.db-key"), &key_path).unwrap();
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+        assert!(e.to_string().contains("does not belong"), "{e}");
+
+        // No key at all.
+        std::fs::remove_file(&key_path).unwrap();
+        let e = SqliteStore::open(&path).unwrap_err();
+        assert!(e.to_string().contains("restore the key file"), "{e}");
+
+        // An existing database readable by others is narrowed to the owner.
+        let loose = dir.path().join("loose.db");
+        drop(SqliteStore::open(&loose).unwrap());
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(SqliteStore::open(&loose).unwrap());
+        let mode = std::fs::metadata(&loose).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    /// Constraint violations are typed as such (not a generic SQLite failure).
+    #[test]
+    fn constraint_violations_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path().join("c.db")).unwrap();
+        let a = account();
+        let p = prefix(&a);
+        let b = binding(&a, &p, "203.0.113.0/25", 1);
+        let dup = binding(&a, &p, "203.0.113.0/25", 1);
+        let e = s
+            .commit(&[&Commit {
+                version: 1,
+                changes: vec![
+                    Change::Account(a),
+                    Change::Prefix(p),
+                    Change::Binding(b),
+                    Change::Binding(dup),
+                ],
+            }])
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Constraint(_)), "{e:?}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }
