@@ -101,15 +101,15 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..PREFIXES.len(), 0..CIDRS.len(), 0..REGIONS.len())
+        6 => (0..PREFIXES.len(), 0..CIDRS.len(), 0..REGIONS.len())
             .prop_map(|(prefix, cidr, region)| Op::Create { prefix, cidr, region }),
         2 => (0..12usize, 0..REGIONS.len(), prop::bool::weighted(0.1))
             .prop_map(|(target, region, extra_field)| Op::Patch { target, region, extra_field }),
-        1 => (0..12usize).prop_map(|target| Op::Delete { target }),
+        3 => (0..4usize).prop_map(|target| Op::Delete { target }),
         2 => (0..IPS.len()).prop_map(|ip| Op::AddIp { ip }),
         1 => prop::collection::vec(0..IPS.len(), 0..4).prop_map(|ips| Op::CreateMap { ips }),
-        3 => (0u32..480).prop_map(|minutes| Op::Advance { minutes }),
-        1 => Just(Op::Purge),
+        3 => (0u32..600).prop_map(|minutes| Op::Advance { minutes }),
+        2 => Just(Op::Purge),
     ]
 }
 
@@ -519,7 +519,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn memory_store_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn memory_store_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
         let store = MemoryStore::new();
         let s2 = store.clone();
         run(&ops, Box::new(store), move || Box::new(s2))?;
@@ -530,7 +530,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn sqlite_store_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn sqlite_store_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.db");
         let p2 = path.clone();
@@ -548,7 +548,7 @@ proptest! {
     /// The default store with `--durability process` (`synchronous=NORMAL`): the same
     /// records and the same reopened state.
     #[test]
-    fn sqlite_store_with_process_durability_matches_the_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn sqlite_store_with_process_durability_matches_the_model(ops in prop::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.db");
         let p2 = path.clone();
