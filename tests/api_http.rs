@@ -1554,3 +1554,53 @@ fn a_second_server_on_one_data_directory_is_refused() {
     });
     again.dev("GET", BINDINGS, None).ok(200);
 }
+
+/// Secrets at rest: the data directory the server creates is 0700 and every file in it
+/// 0600 (the database and its WAL hold token digests; the key file hashes them; the dev
+/// token is a secret), and the database holds no token secret or plain SHA-256 of one.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_private_and_holds_no_plain_secret_digest() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("nested").join("d");
+    let s = Server::start_with(Opts {
+        data: Some(&data),
+        ..Opts::default()
+    });
+    s.admin("POST", "/clock/advance", Some(json!({"seconds": 5})))
+        .ok(200);
+    s.dev("GET", BINDINGS, None).ok(200);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    let mut files = 0;
+    for e in std::fs::read_dir(&data).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        files += 1;
+    }
+    assert!(
+        files >= 4,
+        "database, key, dev token, clock offset: {files}"
+    );
+    drop(s);
+    let db = std::fs::read(data.join("inregion.sqlite3")).unwrap();
+    let text = String::from_utf8_lossy(&db);
+    assert!(
+        !text.contains(DEV_TOKEN),
+        "the dev token's secret is in the database"
+    );
+    let plain = hex_sha256(DEV_TOKEN);
+    assert!(
+        !text.contains(&plain),
+        "a plain SHA-256 of the dev token is in the database"
+    );
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

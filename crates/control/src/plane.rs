@@ -1855,10 +1855,10 @@ impl ControlPlane {
         let retention = self.config.tombstone_retention;
         self.submit_async(|r, _ctx| {
             let changes: Vec<Change> =
-                r.st.bindings
-                    .values()
-                    .filter(|b| b.gone_at.is_some_and(|g| g.plus(retention) <= now))
-                    .map(|b| Change::PurgeBinding(b.id))
+                r.st.by_gone_at
+                    .iter()
+                    .take_while(|(gone, _)| gone.plus(retention) <= now)
+                    .map(|(_, id)| Change::PurgeBinding(*id))
                     .collect();
             let n = changes.len();
             Ok::<_, StoreError>((changes, n))

@@ -75,6 +75,9 @@ pub struct State {
     pub(crate) live_by_prefix: HashMap<PrefixId, BTreeSet<(Cidr, BindingId)>>,
     /// Bindings by the version of their last change (the change feed's index).
     pub(crate) by_version: BTreeSet<(u64, BindingId)>,
+    /// Deleted bindings by the time their deletion propagated (the purge's index: a
+    /// purge reads only what it removes, not every binding).
+    pub(crate) by_gone_at: BTreeSet<(Timestamp, BindingId)>,
     pub(crate) maps: HashMap<AddressMapId, AddressMap>,
     pub(crate) maps_by_account: HashMap<AccountId, BTreeSet<AddressMapId>>,
 }
@@ -163,6 +166,9 @@ impl State {
 
     fn index_binding(&mut self, b: &BindingRecord) {
         self.by_version.insert((b.version, b.id));
+        if let Some(g) = b.gone_at {
+            self.by_gone_at.insert((g, b.id));
+        }
         if b.is_live() {
             self.live_order
                 .entry(b.account_id.clone())
@@ -179,6 +185,9 @@ impl State {
 
     fn unindex_binding(&mut self, b: &BindingRecord) {
         self.by_version.remove(&(b.version, b.id));
+        if let Some(g) = b.gone_at {
+            self.by_gone_at.remove(&(g, b.id));
+        }
         if b.is_live() {
             if let Some(s) = self.live_order.get_mut(&b.account_id) {
                 s.remove(&(b.created_at, b.id));

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Durable creates over HTTP against a raw fsync probe on the same disk, in one run.
+#
+#   scripts/bench-durable.sh                 # 30 s per phase
+#   DURATION=60 scripts/bench-durable.sh
+#
+# Phases (all on loopback, data and probe file in the same directory, BENCH_DIR):
+#   1. create, paced   PACED_CONNECTIONS (default 20) wrk connections, each waiting PACE_MS
+#                      (default 8) ms between requests: about 2,000 durable creates/s,
+#                      `inregion serve --durability full` (every create fsynced);
+#   2. fsync probe     a loop of 2 KiB pwrite + fdatasync on a file beside the database,
+#                      paced at the rate of store commits (fsyncs) the server did in
+#                      phase 1 (from /metrics), for as long: the disk alone;
+#   3. get one, paced  as phase 1, reading one binding: the same HTTP path without a
+#                      write, i.e. what the machine itself adds (wrk shares its cores);
+#   4. create, saturated   CONNECTIONS (default 64) connections without pacing.
+# Printed at the end: p50/p99/p99.9 of both and the ratios create/probe (targets: p99 and
+# p99.9 <= 2x the probe's), the saturated rate (target >= 5,000/s), and one JSON line.
+# Absolute milliseconds on a shared VM disk mean little; the ratios are the figure.
+#
+# Environment: DURATION (seconds, default 30), BENCH_DIR (default target/bench-durable:
+# the repository's disk; /tmp may be a tmpfs elsewhere), WORKERS (server threads,
+# default 2), SKIP_BUILD=1, SERVE_ARGS (extra flags, e.g. "--durability process").
+# Traffic goes to 127.0.0.1 only; wrk is installed from Debian's packages if missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-30}
+CONNECTIONS=${CONNECTIONS:-64}
+PACED_CONNECTIONS=${PACED_CONNECTIONS:-20}
+PACE_MS=${PACE_MS:-8}
+WORKERS=${WORKERS:-2}
+TARGET=${CARGO_TARGET_DIR:-target}
+BENCH_DIR=${BENCH_DIR:-$TARGET/bench-durable}
+ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
+TOKEN=bench-token-00000000000000000000000000
+PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
+
+if ! command -v wrk >/dev/null; then
+  echo "wrk not found: installing the Debian package" >&2
+  apt-get install -y -qq wrk >/dev/null
+fi
+if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
+BIN="$TARGET/release/inregion"
+
+rm -rf "$BENCH_DIR"
+mkdir -p "$BENCH_DIR"
+WORK=$(cd "$BENCH_DIR" && pwd)
+cleanup() {
+  [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+cat >"$WORK/bench.toml" <<TOML
+[[prefixes]]
+account = "$ACCOUNT"
+id = "$PREFIX"
+cidr = "2001:db8::/32"
+asn = 64496
+TOML
+
+RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --config "$WORK/bench.toml" \
+  --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-} >"$WORK/out" &
+PID=$!
+for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+BASE=$(head -1 "$WORK/out" | awk '{print $4}')
+[[ "$BASE" == http://127.0.0.1:* ]] || { echo "server did not start" >&2; exit 1; }
+URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
+echo "server $BASE (pid $PID, $WORKERS workers), data in $WORK/data ($(df --output=source "$WORK" | tail -1))"
+
+# Unique CIDRs per run, thread and request; done() prints the percentiles wrk's own
+# --latency omits (p99.9) as one machine-readable line.
+cat >"$WORK/create.lua" <<LUA
+local run = tonumber(os.getenv("RUN"))
+local counter = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Authorization"] = "Bearer $TOKEN"
+  wrk.headers["Content-Type"] = "application/json"
+end
+function request()
+  counter = counter + 1
+  local cidr = string.format("2001:db8:%x:%x:%x:%x::/96", run, tid, math.floor(counter / 65536), counter % 65536)
+  return wrk.format(nil, nil, nil, '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}')
+end
+local pace = tonumber(os.getenv("PACE_MS") or "")
+if pace then
+  function delay() return pace end
+end
+function done(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3,
+    latency:percentile(99) / 1e3, latency:percentile(99.9) / 1e3, errors))
+end
+LUA
+
+metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$1"; }
+
+echo; echo "=== 1. create, paced ($PACED_CONNECTIONS connections, ${PACE_MS} ms pause: about 2,000/s), ${DURATION} s"
+b0=$(metric inregion_store_commit_batches_total)
+RUN=1 PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/paced.out"
+b1=$(metric inregion_store_commit_batches_total)
+FSYNC_RATE=$(python3 -c "print(max(1.0, ($b1 - $b0) / $DURATION))")
+echo "store commits (one fsync each) during the phase: $((b1 - b0)), ${FSYNC_RATE}/s"
+
+echo; echo "=== 2. fsync probe: 2 KiB pwrite + fdatasync at ${FSYNC_RATE}/s, ${DURATION} s, beside the database"
+python3 - "$WORK/probe.bin" "$FSYNC_RATE" "$DURATION" <<'PY' | tee "$WORK/probe.out"
+import os, sys, time
+path, rate, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+ring = 16 << 20  # a preallocated ring, as SQLite reuses its WAL file
+os.posix_fallocate(fd, 0, ring)
+os.fsync(fd)
+buf = os.urandom(2048)
+lat, i = [], 0
+interval = 1.0 / rate
+start = time.perf_counter()
+nxt = start
+while True:
+    now = time.perf_counter()
+    if now - start >= duration:
+        break
+    if now < nxt:
+        time.sleep(nxt - now)
+    t0 = time.perf_counter()
+    os.pwrite(fd, buf, (i * 2048) % ring)
+    os.fdatasync(fd)
+    lat.append(time.perf_counter() - t0)
+    i += 1
+    nxt += interval
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p / 100))] * 1e3
+print("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=0"
+      % (len(lat) / duration, pct(50), pct(99), pct(99.9)))
+PY
+
+echo; echo "=== 3. get one, paced as phase 1: the HTTP path without a write (the floor on this machine)"
+ID=$(curl -s "$URL?per_page=5" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][2]["id"])')
+cat >"$WORK/get.lua" <<LUA
+function init(args) wrk.headers["Authorization"] = "Bearer $TOKEN" end
+$(sed -n '/^local pace/,$p' "$WORK/create.lua")
+LUA
+PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/get.lua" "$URL/$ID" | tee "$WORK/get.out"
+
+echo; echo "=== 4. create, saturated ($CONNECTIONS connections), ${DURATION} s"
+RUN=2 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/sat.out"
+
+read -r pr p50 p99 p999 perr <<<"$(for k in rate p50_ms p99_ms p999_ms errors; do field "$WORK/paced.out" $k; done | xargs)"
+read -r qr q50 q99 q999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/probe.out" $k; done | xargs)"
+read -r gr g50 g99 g999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/get.out" $k; done | xargs)"
+read -r sr serr <<<"$(for k in rate errors; do field "$WORK/sat.out" $k; done | xargs)"
+echo
+echo "=== summary ($(nproc) cores, $(df --output=source "$WORK" | tail -1); ${SERVE_ARGS:-durability full})"
+python3 - "$pr" "$p50" "$p99" "$p999" "$perr" "$qr" "$q50" "$q99" "$q999" "$sr" "$serr" "$gr" "$g50" "$g99" "$g999" <<'PY'
+import json, sys
+pr, p50, p99, p999, perr, qr, q50, q99, q999, sr, serr, gr, g50, g99, g999 = map(float, sys.argv[1:])
+print(f"paced create   {pr:8.0f}/s  p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  p99.9 {p999:7.3f} ms  errors {perr:.0f}")
+print(f"fsync probe    {qr:8.0f}/s  p50 {q50:7.3f} ms  p99 {q99:7.3f} ms  p99.9 {q999:7.3f} ms")
+print(f"paced get one  {gr:8.0f}/s  p50 {g50:7.3f} ms  p99 {g99:7.3f} ms  p99.9 {g999:7.3f} ms")
+print(f"ratio create/get (the write's own cost): p99 {p99 / g99:.2f}x, p99.9 {p999 / g999:.2f}x")
+print(f"ratio create/probe: p99 {p99 / q99:.2f}x (target <= 2), p99.9 {p999 / q999:.2f}x (target <= 2)")
+print(f"saturated create {sr:8.0f}/s (target >= 5000), errors {serr:.0f}")
+print(json.dumps({"bench": "durable-create", "paced_rate": round(pr), "p99_ratio": round(p99 / q99, 2),
+                  "p999_ratio": round(p999 / q999, 2), "create_p99_ms": p99, "probe_p99_ms": q99,
+                  "create_p999_ms": p999, "probe_p999_ms": q999, "get_p99_ms": g99, "get_p999_ms": g999,
+                  "saturated_rate": round(sr),
+                  "errors": perr + serr}))
+PY
