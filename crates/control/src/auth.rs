@@ -100,14 +100,6 @@ impl TokenKey {
     pub fn check_value(&self) -> String {
         hex::encode(self.mac(b"inregion key check v1\0", b""))
     }
-
-    /// The digest of `secret` as `scheme` stores it.
-    pub fn hash_as(&self, scheme: HashScheme, secret: &str) -> SecretHash {
-        match scheme {
-            HashScheme::HmacSha256 => self.hash(secret),
-            HashScheme::LegacySha256 => SecretHash::sha256(secret),
-        }
-    }
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -375,16 +367,44 @@ impl Principal {
     }
 }
 
-/// The token whose secret is `secret`, whichever scheme stored it (the keyed digest
-/// first; a plain SHA-256 only for records that were stored that way).
+/// The keys a stored digest may have been made with: the store's own key first, then
+/// the keys adopted with restored snapshots (digests made elsewhere keep working).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyRing<'a> {
+    /// The store's key: every new digest is made with it.
+    pub(crate) primary: &'a TokenKey,
+    /// Keys adopted from restored snapshots.
+    pub(crate) adopted: &'a [TokenKey],
+}
+
+impl KeyRing<'_> {
+    fn keys(&self) -> impl Iterator<Item = &TokenKey> {
+        std::iter::once(self.primary).chain(self.adopted)
+    }
+
+    /// True when `digest` is the digest of `secret` as `scheme` stores it, under any key
+    /// of the ring.
+    fn matches(&self, scheme: HashScheme, digest: &SecretHash, secret: &str) -> bool {
+        match scheme {
+            HashScheme::LegacySha256 => *digest == SecretHash::sha256(secret),
+            HashScheme::HmacSha256 => self.keys().any(|k| *digest == k.hash(secret)),
+        }
+    }
+}
+
+/// The token whose secret is `secret`, whichever scheme and key stored it (keyed
+/// digests first; a plain SHA-256 only for records that were stored that way).
 pub(crate) fn find_token<'a>(
     tokens: &'a std::collections::HashMap<SecretHash, TokenRecord>,
-    key: &TokenKey,
+    ring: KeyRing<'_>,
     secret: &str,
 ) -> Option<&'a TokenRecord> {
-    tokens
-        .get(&key.hash(secret))
-        .filter(|t| t.hash_scheme == HashScheme::HmacSha256)
+    ring.keys()
+        .find_map(|k| {
+            tokens
+                .get(&k.hash(secret))
+                .filter(|t| t.hash_scheme == HashScheme::HmacSha256)
+        })
         .or_else(|| {
             tokens
                 .get(&SecretHash::sha256(secret))
@@ -396,7 +416,7 @@ pub(crate) fn find_token<'a>(
 pub(crate) fn authenticate(
     tokens: &std::collections::HashMap<SecretHash, TokenRecord>,
     users: &std::collections::HashMap<String, UserRecord>,
-    token_key: &TokenKey,
+    ring: KeyRing<'_>,
     creds: &Credentials,
     client_ip: Option<IpAddr>,
     now: Timestamp,
@@ -406,7 +426,7 @@ pub(crate) fn authenticate(
             if !is_token_syntax(secret) {
                 return Err(AuthError::MalformedAuthorization);
             }
-            let t = find_token(tokens, token_key, secret).ok_or(AuthError::InvalidToken)?;
+            let t = find_token(tokens, ring, secret).ok_or(AuthError::InvalidToken)?;
             if t.revoked
                 || t.not_before.is_some_and(|nb| now < nb)
                 || t.expires_on.is_some_and(|e| now >= e)
@@ -428,7 +448,7 @@ pub(crate) fn authenticate(
         Credentials::GlobalKey { email, key } => {
             let u = users
                 .get(&email.to_ascii_lowercase())
-                .filter(|u| u.key_hash == token_key.hash_as(u.key_scheme, key))
+                .filter(|u| ring.matches(u.key_scheme, &u.key_hash, key))
                 .ok_or(AuthError::UnknownGlobalKey)?;
             let grants = u
                 .roles
@@ -450,6 +470,13 @@ mod tests {
 
     fn key() -> TokenKey {
         TokenKey::from_hex(&"ab".repeat(32)).unwrap()
+    }
+
+    fn ring(k: &TokenKey) -> KeyRing<'_> {
+        KeyRing {
+            primary: k,
+            adopted: &[],
+        }
     }
 
     fn setup() -> (
@@ -525,13 +552,14 @@ mod tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let now = Timestamp::from_secs(150);
         let creds = Credentials::ApiToken(TOKEN.into());
-        let p = authenticate(&t, &u, &key(), &creds, Some(ip), now).unwrap();
+        let p = authenticate(&t, &u, ring(&key()), &creds, Some(ip), now).unwrap();
         assert!(p
             .permissions_on(&acct)
             .unwrap()
             .contains(Permission::DlsRead));
         assert!(p.permissions_on(&AccountId::random()).is_none());
-        let e = |c: &Credentials, ip, now| authenticate(&t, &u, &key(), c, ip, now).unwrap_err();
+        let e =
+            |c: &Credentials, ip, now| authenticate(&t, &u, ring(&key()), c, ip, now).unwrap_err();
         assert_eq!(
             e(&creds, Some(ip), Timestamp::from_secs(99)),
             AuthError::InvalidToken
@@ -549,7 +577,7 @@ mod tests {
         let mut revoked = t.clone();
         revoked.values_mut().for_each(|r| r.revoked = true);
         assert_eq!(
-            authenticate(&revoked, &u, &key(), &creds, Some(ip), now).unwrap_err(),
+            authenticate(&revoked, &u, ring(&key()), &creds, Some(ip), now).unwrap_err(),
             AuthError::InvalidToken
         );
     }
@@ -561,13 +589,13 @@ mod tests {
             email: "OPS@example.com".into(),
             key: "0123456789abcdef0123456789abcdef01234".into(),
         };
-        let p = authenticate(&t, &u, &key(), &ok, None, Timestamp::EPOCH).unwrap();
+        let p = authenticate(&t, &u, ring(&key()), &ok, None, Timestamp::EPOCH).unwrap();
         assert_eq!(p.permissions_on(&acct), Some(PermissionSet::all()));
         let bad = Credentials::GlobalKey {
             email: "ops@example.com".into(),
             key: "0123456789abcdef0123456789abcdef00000".into(),
         };
-        let e = authenticate(&t, &u, &key(), &bad, None, Timestamp::EPOCH).unwrap_err();
+        let e = authenticate(&t, &u, ring(&key()), &bad, None, Timestamp::EPOCH).unwrap_err();
         assert_eq!((e.code(), e.http_status()), (9103, 403));
     }
 
@@ -584,20 +612,32 @@ mod tests {
         assert_ne!(key().hash(TOKEN), SecretHash::sha256(TOKEN));
         assert_ne!(other.check_value(), key().check_value());
         assert_eq!(
-            authenticate(&t, &u, &other, &creds, Some(ip), now).unwrap_err(),
+            authenticate(&t, &u, ring(&other), &creds, Some(ip), now).unwrap_err(),
             AuthError::InvalidToken
         );
         let mut rec = t.drain().next().unwrap().1;
         rec.secret_hash = SecretHash::sha256(TOKEN);
         t.insert(rec.secret_hash, rec.clone());
         assert_eq!(
-            authenticate(&t, &u, &key(), &creds, Some(ip), now).unwrap_err(),
+            authenticate(&t, &u, ring(&key()), &creds, Some(ip), now).unwrap_err(),
             AuthError::InvalidToken,
             "a keyed record must not match a plain digest"
         );
         rec.hash_scheme = HashScheme::LegacySha256;
+        t.insert(rec.secret_hash, rec.clone());
+        assert!(authenticate(&t, &u, ring(&key()), &creds, Some(ip), now).is_ok());
+        // A digest made with an adopted key (a restored snapshot's) verifies too.
+        t.clear();
+        rec.secret_hash = other.hash(TOKEN);
+        rec.hash_scheme = HashScheme::HmacSha256;
         t.insert(rec.secret_hash, rec);
-        assert!(authenticate(&t, &u, &key(), &creds, Some(ip), now).is_ok());
+        let k = key();
+        let both = KeyRing {
+            primary: &k,
+            adopted: std::slice::from_ref(&other),
+        };
+        assert!(authenticate(&t, &u, both, &creds, Some(ip), now).is_ok());
+        assert!(authenticate(&t, &u, ring(&k), &creds, Some(ip), now).is_err());
         assert_eq!(format!("{:?}", key()), "TokenKey(..)");
     }
 }

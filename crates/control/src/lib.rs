@@ -78,11 +78,17 @@ pub use inputs::{
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
-pub use plane::{base_binding_id, ControlConfig, ControlPlane, Created, Notice, SERVICES};
+pub use plane::{
+    base_binding_id, ControlConfig, ControlPlane, Created, Notice, RestoreError, TestAccount,
+    TestAccountRequest, SERVICES,
+};
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};
-pub use store::{Durability, Loaded, MemoryStore, SqliteStore, Store};
+pub use store::{
+    Durability, Loaded, MemoryStore, Snapshot, SnapshotError, SqliteStore, Store, SNAPSHOT_FORMAT,
+    SNAPSHOT_FORMAT_VERSION,
+};
 
 pub use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, CidrError, Clock, Entitlement, ManualClock,

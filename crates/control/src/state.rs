@@ -4,7 +4,7 @@
 //! The same function rebuilds the state from the store at start-up, so what is in memory
 //! is by construction what the store holds.
 
-use crate::auth::{SecretHash, TokenRecord, UserRecord};
+use crate::auth::{SecretHash, TokenKey, TokenRecord, UserRecord};
 use crate::records::{Account, AddressMap, BindingRecord, CustomRegion, Prefix};
 use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, PrefixId, RegionId, RegionKey, Timestamp, TokenId,
@@ -37,6 +37,13 @@ pub enum Change {
     /// passed ([`crate::ControlPlane::purge_tombstones`]). Raises
     /// [`State::purged_through`] to the record's last version.
     PurgeBinding(BindingId),
+    /// Remove every record (adopted keys stay), as the first change of a reset or a
+    /// snapshot restore. Raises [`State::purged_through`] to the commit's version: a
+    /// change-feed reader from before it must re-read everything.
+    Clear,
+    /// Accept digests made with this key as well as with the store's own (a restored
+    /// snapshot's tokens). Keys are only ever added.
+    AdoptTokenKey(TokenKey),
 }
 
 /// One committed operation: its changes and the global version it creates. Versions are
@@ -57,6 +64,8 @@ pub struct State {
     /// The highest change-feed version of a purged binding: a feed reader that has not
     /// seen that version cannot be given a correct diff any more.
     pub(crate) purged_through: u64,
+    /// Keys adopted from restored snapshots ([`Change::AdoptTokenKey`]).
+    pub(crate) adopted_keys: Vec<TokenKey>,
     pub(crate) accounts: HashMap<AccountId, Account>,
     pub(crate) tokens: HashMap<SecretHash, TokenRecord>,
     pub(crate) token_ids: HashMap<TokenId, SecretHash>,
@@ -97,9 +106,24 @@ impl State {
     /// Applies a commit (and sets the version).
     pub fn apply_commit(&mut self, c: &Commit) {
         for ch in &c.changes {
-            self.apply(ch.clone());
+            if let Change::Clear = ch {
+                self.clear(c.version);
+            } else {
+                self.apply(ch.clone());
+            }
         }
         self.version = c.version;
+    }
+
+    /// [`Change::Clear`] in the commit of `version`.
+    fn clear(&mut self, version: u64) {
+        let adopted_keys = std::mem::take(&mut self.adopted_keys);
+        *self = State {
+            version: self.version,
+            purged_through: version,
+            adopted_keys,
+            ..State::default()
+        };
     }
 
     /// Applies one change.
@@ -161,6 +185,13 @@ impl State {
                     self.purged_through = self.purged_through.max(old.version);
                 }
             }
+            // Outside a commit (loading a store) nothing follows the clear's version.
+            Change::Clear => self.clear(self.version),
+            Change::AdoptTokenKey(k) => {
+                if !self.adopted_keys.contains(&k) {
+                    self.adopted_keys.push(k);
+                }
+            }
         }
     }
 
@@ -199,11 +230,16 @@ impl State {
         }
     }
 
-    /// Every record as a list of upserts, in a deterministic order (accounts, users,
-    /// tokens, prefixes, regions, bindings, maps; each sorted by id). Two states are equal
+    /// Every record as a list of upserts, in a deterministic order (adopted keys,
+    /// accounts, users, tokens, prefixes, regions, bindings, maps; each sorted by id). Two states are equal
     /// iff their dumps are.
     pub fn dump(&self) -> Vec<Change> {
-        let mut out = Vec::new();
+        let mut out: Vec<Change> = self
+            .adopted_keys
+            .iter()
+            .cloned()
+            .map(Change::AdoptTokenKey)
+            .collect();
         let mut a: Vec<_> = self.accounts.values().cloned().collect();
         a.sort_by(|x, y| x.id.cmp(&y.id));
         out.extend(a.into_iter().map(Change::Account));

@@ -17,9 +17,11 @@
 mod checkpoint;
 mod memory;
 mod rows;
+mod snapshot;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION};
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::auth::TokenKey;

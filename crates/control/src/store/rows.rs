@@ -19,11 +19,12 @@
 
 use crate::auth::{HashScheme, SecretHash, TokenRecord, UserRecord};
 use crate::records::{
-    Account, AddressMap, AddressMapIp, Approval, CustomRegion, Membership, MembershipKind, Prefix,
+    Account, AddressMap, AddressMapIp, Approval, BindingRecord, CustomRegion, Membership,
+    MembershipKind, Prefix,
 };
 use inregion_model::{
-    AccountId, AddressMapId, Cidr, CountryCode, Entitlement, Iata, Permission, PermissionSet,
-    PrefixId, RegionDefinition, RegionKey, Role, ServiceId, Timestamp, TokenId,
+    AccountId, AddressMapId, BindingId, Cidr, CountryCode, Entitlement, Iata, Permission,
+    PermissionSet, PrefixId, RegionDefinition, RegionKey, Role, ServiceId, Timestamp, TokenId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -466,6 +467,69 @@ impl AddressMapRow {
                 .collect::<Result<_, DecodeError>>()?,
         })
     }
+}
+
+/// A binding in a snapshot (the database keeps bindings in columns of their own, with
+/// the same names).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct BindingRow {
+    id: String,
+    account_id: String,
+    prefix_id: String,
+    cidr: String,
+    region: String,
+    previous_region: Option<String>,
+    created_at: Time,
+    changed_at: Time,
+    active_at: Time,
+    deleted_at: Option<Time>,
+    gone_at: Option<Time>,
+    version: u64,
+}
+
+impl BindingRow {
+    pub(super) fn of(b: &BindingRecord) -> Self {
+        Self {
+            id: b.id.to_string(),
+            account_id: b.account_id.as_str().to_owned(),
+            prefix_id: b.prefix_id.as_str().to_owned(),
+            cidr: b.cidr.to_string(),
+            region: b.region.as_str().to_owned(),
+            previous_region: b.previous_region.as_ref().map(|r| r.as_str().to_owned()),
+            created_at: Time::of(b.created_at),
+            changed_at: Time::of(b.changed_at),
+            active_at: Time::of(b.active_at),
+            deleted_at: opt_time(b.deleted_at),
+            gone_at: opt_time(b.gone_at),
+            version: b.version,
+        }
+    }
+    pub(super) fn get(self) -> Result<BindingRecord, DecodeError> {
+        Ok(BindingRecord {
+            id: parse("id", BindingId::parse(&self.id))?,
+            account_id: parse("account_id", AccountId::parse(&self.account_id))?,
+            prefix_id: parse("prefix_id", PrefixId::parse(&self.prefix_id))?,
+            cidr: parse("cidr", Cidr::parse_strict(&self.cidr))?,
+            region: parse("region", RegionKey::parse(&self.region))?,
+            previous_region: self
+                .previous_region
+                .map(|r| parse("previous_region", RegionKey::parse(&r)))
+                .transpose()?,
+            created_at: self.created_at.get()?,
+            changed_at: self.changed_at.get()?,
+            active_at: self.active_at.get()?,
+            deleted_at: get_opt_time(&self.deleted_at)?,
+            gone_at: get_opt_time(&self.gone_at)?,
+            version: self.version,
+        })
+    }
+}
+
+/// An address map in a snapshot, with its account (a column of its own in the database).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct OwnedMapRow {
+    pub(super) account_id: String,
+    pub(super) map: AddressMapRow,
 }
 
 #[cfg(test)]

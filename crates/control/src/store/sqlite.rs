@@ -164,8 +164,11 @@ pub struct SqliteStore {
     /// Declared after `conn`: stopped (and its connection closed) after the writer's.
     checkpointer: Option<Checkpointer>,
     token_key: TokenKey,
+    /// Keys adopted with restored snapshots: the key file's lines after the first.
+    adopted: Vec<TokenKey>,
     /// The key file, open and locked for the store's life (see the module docs).
-    _lock: std::fs::File,
+    key_file: std::fs::File,
+    key_path: PathBuf,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -290,7 +293,7 @@ impl SqliteStore {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let gate = Arc::new(Mutex::new(()));
         migrate(&conn, &path)?;
-        let token_key = token_key(&conn, &path, &key_path, &mut key_file)?;
+        let (token_key, adopted) = token_keys(&conn, &path, &key_path, &mut key_file)?;
         let checkpointer = Some(Checkpointer::start(&path, Arc::clone(&gate))?);
         Ok(Self {
             conn,
@@ -298,7 +301,9 @@ impl SqliteStore {
             gate,
             checkpointer,
             token_key,
-            _lock: key_file,
+            adopted,
+            key_file,
+            key_path,
         })
     }
 
@@ -401,14 +406,16 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reads the key file (or creates the key when the database has none yet) and checks it
-/// against the database.
-fn token_key(
+/// Reads the key file (or creates the key when the database has none yet) and checks its
+/// first key against the database. The file holds one key per line: the store's own, then
+/// the keys adopted with restored snapshots (appended, never rewritten). A last line cut
+/// short by a crash while appending is ignored: the commit that needed it never happened.
+fn token_keys(
     conn: &Connection,
     path: &Path,
     key_path: &Path,
     key_file: &mut std::fs::File,
-) -> Result<TokenKey, StoreError> {
+) -> Result<(TokenKey, Vec<TokenKey>), StoreError> {
     let stored_check: Option<String> = conn
         .query_row(
             "SELECT value FROM settings WHERE key = 'token_key_check'",
@@ -422,7 +429,22 @@ fn token_key(
         path: key_path.to_owned(),
         what,
     };
-    if text.trim().is_empty() {
+    let mut keys = Vec::new();
+    let segments: Vec<&str> = text.split('\n').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match TokenKey::from_hex(seg) {
+            Some(k) => keys.push(k),
+            None if seg.trim().is_empty() || (last && i > 0) => {}
+            None => {
+                return Err(corrupt(format!(
+                    "line {}: expected 64 hex characters",
+                    i + 1
+                )))
+            }
+        }
+    }
+    if keys.is_empty() {
         if stored_check.is_some() {
             return Err(corrupt(format!(
                 "the key file is empty or missing, but {} holds secrets hashed with a key: \
@@ -433,7 +455,7 @@ fn token_key(
         }
         let key = TokenKey::random();
         key_file
-            .write_all(key.to_hex().as_bytes())
+            .write_all(format!("{}\n", key.to_hex()).as_bytes())
             .and_then(|()| key_file.sync_all())
             .map_err(|e| StoreError::io(key_path, e))?;
         if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -446,10 +468,23 @@ fn token_key(
             "INSERT INTO settings (key, value) VALUES ('token_key_check', ?1)",
             [key.check_value()],
         )?;
-        return Ok(key);
+        return Ok((key, Vec::new()));
     }
-    let key =
-        TokenKey::from_hex(&text).ok_or_else(|| corrupt("expected 64 hex characters".into()))?;
+    // Leave the file ending in a newline, ready for appends: cut a torn last line, end a
+    // complete one.
+    if !text.is_empty() && !text.ends_with('\n') {
+        let tail = segments.last().copied().unwrap_or_default();
+        let fix = if TokenKey::from_hex(tail).is_some() {
+            key_file.write_all(b"\n")
+        } else {
+            key_file
+                .set_len((text.len() - tail.len()) as u64)
+                .and_then(|()| std::io::Seek::seek(key_file, std::io::SeekFrom::End(0)).map(drop))
+        };
+        fix.and_then(|()| key_file.sync_data())
+            .map_err(|e| StoreError::io(key_path, e))?;
+    }
+    let key = keys.remove(0);
     match stored_check {
         Some(c) if c == key.check_value() => {}
         Some(_) => {
@@ -466,7 +501,7 @@ fn token_key(
             )?;
         }
     }
-    Ok(key)
+    Ok((key, keys))
 }
 
 /// A row body's JSON.
@@ -474,7 +509,7 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::internal(format!("encoding a row: {e}")))
 }
 
-fn write(tx: &rusqlite::Transaction<'_>, ch: &Change) -> Result<(), StoreError> {
+fn write(tx: &rusqlite::Transaction<'_>, ch: &Change, version: u64) -> Result<(), StoreError> {
     match ch {
         Change::Account(a) => {
             tx.prepare_cached(
@@ -581,6 +616,17 @@ fn write(tx: &rusqlite::Transaction<'_>, ch: &Change) -> Result<(), StoreError> 
             tx.prepare_cached("DELETE FROM address_maps WHERE id = ?1")?
                 .execute(params![id.as_str()])?;
         }
+        Change::Clear => {
+            tx.execute_batch(
+                "DELETE FROM address_map_ips; DELETE FROM address_maps; DELETE FROM bindings;
+                 DELETE FROM regions; DELETE FROM prefixes; DELETE FROM tokens;
+                 DELETE FROM users; DELETE FROM accounts;",
+            )?;
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'purged_through'")?
+                .execute(params![version as i64])?;
+        }
+        // Written to the key file before the transaction (`Store::commit`).
+        Change::AdoptTokenKey(_) => {}
         Change::PurgeBinding(id) => {
             let id = id.to_string();
             tx.prepare_cached(
@@ -629,7 +675,12 @@ impl Store for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let version = self.meta("version")?;
         let purged_through = self.meta("purged_through")?;
-        let mut records = Vec::new();
+        let mut records: Vec<Change> = self
+            .adopted
+            .iter()
+            .cloned()
+            .map(Change::AdoptTokenKey)
+            .collect();
         // (key, body) of a table, decoded through its row type.
         fn rows<R: serde::de::DeserializeOwned>(
             s: &SqliteStore,
@@ -712,13 +763,29 @@ impl Store for SqliteStore {
         let Some(last) = commits.last() else {
             return Ok(());
         };
+        // Adopted keys go to the key file first (appended, fsynced): should the
+        // transaction fail, an extra key in the ring is harmless; a committed digest
+        // whose key was lost would not be.
+        for c in commits {
+            for ch in &c.changes {
+                if let Change::AdoptTokenKey(k) = ch {
+                    if *k != self.token_key && !self.adopted.contains(k) {
+                        self.key_file
+                            .write_all(format!("{}\n", k.to_hex()).as_bytes())
+                            .and_then(|()| self.key_file.sync_data())
+                            .map_err(|e| StoreError::io(&self.key_path, e))?;
+                        self.adopted.push(k.clone());
+                    }
+                }
+            }
+        }
         let _gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for c in commits {
             for ch in &c.changes {
-                write(&tx, ch)?;
+                write(&tx, ch, c.version)?;
             }
         }
         tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'version'")?

@@ -1,0 +1,245 @@
+//! The control plane as a test fixture: reset to the start state, per-test accounts,
+//! snapshots. Each is one commit, so a reader sees the world before it or after it,
+//! never a mixture, and a change-feed reader from before a reset or a restore is told to
+//! re-read everything.
+
+use super::*;
+use crate::store::{Snapshot, SnapshotError};
+use inregion_model::Permission;
+
+/// What [`ControlPlane::create_test_account`] creates: an account with both
+/// entitlements, a token on it, and an approved prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestAccountRequest {
+    /// Display name (default `test account`).
+    pub name: Option<String>,
+    /// The token's permission groups (default: every one).
+    pub permissions: Option<Vec<Permission>>,
+    /// The prefix; `None` allocates one from a documentation range.
+    pub cidr: Option<String>,
+    /// With no `cidr`: allocate an IPv4 /28 (from 192.0.2.0/24 and 198.51.100.0/24, 32 in
+    /// all) instead of an IPv6 /48 (from RFC 9637's 3fff::/20, then 2001:db8:8000::/33).
+    pub ipv4: bool,
+}
+
+/// A per-test account, as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestAccount {
+    /// The account.
+    pub account_id: AccountId,
+    /// The token's secret (shown once; only its digest is stored).
+    pub token: String,
+    /// The token's id.
+    pub token_id: TokenId,
+    /// The prefix.
+    pub prefix_id: PrefixId,
+    /// Its CIDR.
+    pub cidr: Cidr,
+}
+
+/// `a:b:c::/48`.
+fn v6_at(a: u16, b: u16, c: u16) -> Option<Cidr> {
+    ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0), 48)
+        .ok()
+        .map(|n| Cidr::from_net(ipnet::IpNet::V6(n)))
+}
+
+/// The first documentation block (an IPv4 /28 or an IPv6 /48) that overlaps no prefix.
+fn allocate(st: &State, ipv4: bool) -> Option<Cidr> {
+    let free = |c: &Cidr| !st.prefixes.values().any(|p| p.cidr.overlaps(c));
+    if ipv4 {
+        ["192.0.2.0/24", "198.51.100.0/24"]
+            .iter()
+            .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
+            .flat_map(|r| r.subnets(28).into_iter().flatten())
+            .map(|n| Cidr::from_net(ipnet::IpNet::V4(n)))
+            .find(free)
+    } else {
+        // RFC 9637's 3fff::/20 first (2^28 blocks, rarely used by hand), then the upper
+        // half of RFC 3849's 2001:db8::/32.
+        // RFC 9637's 3fff::/20 first (rarely used by hand; the first 2^20 of its /48s
+        // are tried), then the upper half of RFC 3849's 2001:db8::/32.
+        let rfc9637 = (0u32..1 << 20).filter_map(|i| v6_at(0x3fff, (i >> 16) as u16, i as u16));
+        let rfc3849 = (0x8000u16..=0xffff).filter_map(|i| v6_at(0x2001, 0x0db8, i));
+        rfc9637.chain(rfc3849).find(free)
+    }
+}
+
+impl ControlPlane {
+    /// Returns the control plane to its start state: every record removed, then the
+    /// `seeds` applied (the dev world, `--config`), all in one commit. Keys adopted from
+    /// restored snapshots are kept. Change-feed readers from before it must re-read
+    /// everything ([`FeedError::TooFarBehind`]).
+    pub fn reset(&self, seeds: &[SeedConfig], now: Timestamp) -> Result<(), AdminError> {
+        block_on(self.reset_async(seeds, now))
+    }
+
+    /// [`Self::reset`] for async callers.
+    pub async fn reset_async(
+        &self,
+        seeds: &[SeedConfig],
+        now: Timestamp,
+    ) -> Result<(), AdminError> {
+        self.submit_async(|r, ctx| {
+            let mut base = State {
+                adopted_keys: r.st.adopted_keys.clone(),
+                ..State::default()
+            };
+            let mut changes = vec![Change::Clear];
+            for cfg in seeds {
+                let (c, st) = r.seed_document(ctx, base, cfg, self.ring(r.st), now)?;
+                changes.extend(c);
+                base = st;
+            }
+            Ok((changes, ()))
+        })
+        .await
+    }
+
+    /// Creates an account with both entitlements, a token with the requested permission
+    /// groups (all by default) and an approved prefix, in one commit: one call per test,
+    /// so that tests sharing a server do not see each other's objects.
+    pub fn create_test_account(
+        &self,
+        req: &TestAccountRequest,
+        now: Timestamp,
+    ) -> Result<TestAccount, AdminError> {
+        block_on(self.create_test_account_async(req, now))
+    }
+
+    /// [`Self::create_test_account`] for async callers.
+    pub async fn create_test_account_async(
+        &self,
+        req: &TestAccountRequest,
+        now: Timestamp,
+    ) -> Result<TestAccount, AdminError> {
+        self.submit_async(|r, ctx| {
+            let internal = StoreError::internal;
+            let account_id = AccountId::parse(&ctx.ids.hex32()).map_err(internal)?;
+            let token_id = TokenId::parse(&ctx.ids.hex32()).map_err(internal)?;
+            let prefix_id = PrefixId::parse(&ctx.ids.hex32()).map_err(internal)?;
+            let token = format!("inr_{}", ctx.ids.hex32());
+            let cidr = match &req.cidr {
+                Some(c) => Cidr::parse_strict(c).map_err(|e| AdminError::Invalid(e.to_string()))?,
+                None => allocate(r.st, req.ipv4).ok_or_else(|| {
+                    AdminError::Conflict(
+                        "every block of the documentation range is taken; reset the server \
+                         or give a cidr"
+                            .into(),
+                    )
+                })?,
+            };
+            let cfg = SeedConfig {
+                accounts: vec![AccountSeed {
+                    id: account_id.clone(),
+                    name: req.name.clone().unwrap_or_else(|| "test account".into()),
+                    entitlements: vec![
+                        Entitlement::RegionalServices,
+                        Entitlement::RegionalServicesByoip,
+                    ],
+                }],
+                tokens: vec![TokenSeed {
+                    id: Some(token_id.clone()),
+                    name: "test account token".into(),
+                    secret: token.clone(),
+                    accounts: vec![account_id.clone()],
+                    permissions: req
+                        .permissions
+                        .clone()
+                        .unwrap_or_else(|| Permission::ALL.to_vec()),
+                    not_before: None,
+                    expires_on: None,
+                    allowed_ips: Vec::new(),
+                    revoked: false,
+                }],
+                users: Vec::new(),
+                prefixes: vec![PrefixSeed {
+                    account: account_id.clone(),
+                    id: Some(prefix_id.clone()),
+                    cidr: cidr.to_string(),
+                    asn: 64496,
+                    description: "test account prefix".into(),
+                    approved: true,
+                    service: None,
+                }],
+                regions: Vec::new(),
+            };
+            let (changes, _) = r.seed_document(ctx, r.st.clone(), &cfg, self.ring(r.st), now)?;
+            Ok((
+                changes,
+                TestAccount {
+                    account_id,
+                    token,
+                    token_id,
+                    prefix_id,
+                    cidr,
+                },
+            ))
+        })
+        .await
+    }
+
+    /// Every record, the keys its digests were made with, and the clock offset the
+    /// caller keeps (the server's admin clock), as a [`Snapshot`].
+    pub fn snapshot(&self, now: Timestamp, clock_offset_us: i64) -> Snapshot {
+        let st = self.read_state();
+        let mut keys = vec![self.token_key.clone()];
+        keys.extend(st.adopted_keys.iter().cloned());
+        Snapshot::of(&st, &keys, now, clock_offset_us)
+    }
+
+    /// Replaces every record with the snapshot's, in one commit, and adopts its keys (its
+    /// tokens keep working). Bindings take the restore's version, so the change feed
+    /// sees them all as changed. A snapshot that does not decode, refers to records it
+    /// lacks or is of a newer format changes nothing. The caller restores the clock
+    /// offset ([`Snapshot::clock_offset_us`]).
+    pub fn restore(&self, snapshot: Snapshot) -> Result<(), RestoreError> {
+        block_on(self.restore_async(snapshot))
+    }
+
+    /// [`Self::restore`] for async callers.
+    pub async fn restore_async(&self, snapshot: Snapshot) -> Result<(), RestoreError> {
+        let records = snapshot.into_changes()?;
+        self.submit_async(|_r, ctx| {
+            let mut changes = Vec::with_capacity(records.len() + 1);
+            changes.push(Change::Clear);
+            for c in records {
+                changes.push(match c {
+                    Change::Binding(mut b) => {
+                        b.version = ctx.version;
+                        Change::Binding(b)
+                    }
+                    other => other,
+                });
+            }
+            Ok::<_, RestoreError>((changes, ()))
+        })
+        .await
+    }
+}
+
+/// Why [`ControlPlane::restore`] refused a snapshot or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// 400 / 1905: the snapshot is malformed, of a newer format, or inconsistent.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// 500: the store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError for RestoreError {
+    fn code(&self) -> u32 {
+        match self {
+            RestoreError::Snapshot(_) => 1905,
+            RestoreError::Store(e) => e.code(),
+        }
+    }
+    fn http_status(&self) -> u16 {
+        match self {
+            RestoreError::Snapshot(_) => 400,
+            RestoreError::Store(e) => e.http_status(),
+        }
+    }
+}
