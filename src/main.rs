@@ -28,6 +28,9 @@ enum Command {
     Trace(cmd::trace::Args),
     /// Quick side-by-side comparisons against baselines, printed as JSON lines.
     Bench(cmd::bench::Args),
+    /// Save or restore a server's records and clock (online through `--server`, or
+    /// offline on a stopped server's `--data` directory).
+    Snapshot(cmd::snapshot::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Trace(args) => cmd::trace::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Snapshot(args) => cmd::snapshot::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod serve;
 pub mod simulate;
+pub mod snapshot;
 pub mod trace;

@@ -169,8 +169,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = rt.build().context("starting the async runtime")?;
     rt.block_on(async move {
         let server = Server::bind(opts).await?;
+        // Handlers first: a SIGTERM sent as soon as the banner is read must stop the
+        // server gracefully, not kill it.
+        let shutdown = shutdown_signal();
         print_banner(&server)?;
-        server.run(shutdown_signal()).await?;
+        server.run(shutdown).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

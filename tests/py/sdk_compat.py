@@ -196,4 +196,19 @@ check("address maps: delete", d.success is True)
 expect_error("address maps: get deleted", cloudflare.NotFoundError, 404, 1303,
              lambda: maps.get(m.id, account_id=ACCOUNT))
 
+# ------------------------------------------------------------------ injected faults
+# The SDK retries 429 and 5xx by default (the server marks them x-should-retry: true).
+for status in (429, 500, 503):
+    rule = admin("/faults", {"method": "GET", "path": "/client/v4/accounts/*/dls/regions/*",
+                             "status": status, "count": 1, "retry_after": 0})["result"]
+    eu = cf.dls.regions.get("eu", account_id=ACCOUNT)
+    listed = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"{BASE}/__inregion/faults", headers={"X-Inregion-Admin-Token": ADMIN})))["result"]
+    applied = next(r["applied"] for r in listed if r["id"] == rule["id"])
+    check(f"faults: injected {status} retried by the SDK", eu.region_key == "eu" and applied == 1, str(applied))
+no_retry = Cloudflare(api_token=TOKEN, base_url=f"{BASE}/client/v4", max_retries=0)
+admin("/faults", {"method": "GET", "path": "/client/v4/accounts/*/dls/regions/*", "status": 429, "count": 1})
+expect_error("faults: 429 reaches a client without retries", cloudflare.RateLimitError, 429, 971,
+             lambda: no_retry.dls.regions.get("eu", account_id=ACCOUNT))
+
 print(f"{passed} passed, 0 failed")

@@ -163,4 +163,30 @@ await expectError('address maps: get deleted', sdk.NotFoundError, 404, 1303, () 
   maps.get(m.id, { account_id: ACCOUNT }),
 );
 
+// ---- injected faults: the SDK retries 429 and 5xx (x-should-retry: true) by default
+async function addFault(rule) {
+  const r = await fetch(`${BASE}/__inregion/faults`, {
+    method: 'POST',
+    headers: { 'X-Inregion-Admin-Token': process.env.INREGION_ADMIN_TOKEN, 'Content-Type': 'application/json' },
+    body: JSON.stringify(rule),
+  });
+  const text = await r.text();
+  check(`faults: add ${rule.status}`, r.status === 200, `${r.status} ${text}`);
+  return JSON.parse(text).result;
+}
+for (const status of [429, 503]) {
+  const f = await addFault({ method: 'GET', path: '/client/v4/accounts/*/dls/regions/*', status, count: 1, retry_after: 0 });
+  const eu = await cf.dls.regions.get('eu', { account_id: ACCOUNT });
+  const rules = await (await fetch(`${BASE}/__inregion/faults`, {
+    headers: { 'X-Inregion-Admin-Token': process.env.INREGION_ADMIN_TOKEN },
+  })).json();
+  const applied = rules.result.find((x) => x.id === f.id).applied;
+  check(`faults: injected ${status} retried by the SDK`, eu.region_key === 'eu' && applied === 1, `applied ${applied}`);
+}
+const noRetry = new sdk.Cloudflare({ apiToken: process.env.INREGION_TOKEN, baseURL: `${BASE}/client/v4`, maxRetries: 0 });
+await addFault({ method: 'GET', path: '/client/v4/accounts/*/dls/regions/*', status: 429, count: 1 });
+await expectError('faults: 429 reaches a client without retries', sdk.RateLimitError, 429, 971, () =>
+  noRetry.dls.regions.get('eu', { account_id: ACCOUNT }),
+);
+
 console.log(`${passed} passed, 0 failed`);

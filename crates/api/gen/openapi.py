@@ -349,7 +349,37 @@ paths["/__inregion/bindings/{binding_id}/activate"] = {"post": admin("adminActiv
 paths["/__inregion/prefixes/{prefix_id}/approve"] = {"post": admin("adminApprovePrefix", "Approve a pending prefix", params=["prefix_id"])}
 paths["/__inregion/seed"] = {"post": admin("adminSeed", "Apply a seeding document (the --config TOML fields, as JSON); idempotent",
     body={"type": "object", "properties": {k: {"type": "array", "items": {"type": "object"}}
-                                           for k in ["accounts", "tokens", "users", "prefixes", "regions"]}})}
+                                           for k in ["accounts", "tokens", "users", "prefixes", "regions", "faults"]}})}
+
+paths["/__inregion/reset"] = {"post": admin("adminReset",
+    "Return to the start state (the dev world and --config seeding) in one step: every record, the clock offset and the fault rules")}
+paths["/__inregion/accounts"] = {"post": admin("adminCreateAccount",
+    "Create a fresh account (both entitlements), a token and an approved prefix: one per test; the token is shown once",
+    body={"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string"},
+        "permissions": {"type": "array", "items": {"type": "string"}, "description": "permission group names (default: all)"},
+        "cidr": {"type": "string", "description": "the prefix (default: allocated from a documentation range)"},
+        "family": {"type": "string", "enum": ["ipv4", "ipv6"], "description": "without cidr: the family to allocate (default ipv6)"}}})}
+paths["/__inregion/snapshot"] = {
+    "get": admin("adminSaveSnapshot", "Every record, the token keys and the clock offset, as result (a snapshot file; treat it as a secret)"),
+    "post": admin("adminRestoreSnapshot", "Replace every record with a snapshot file's (the body), in one step; adopt its token keys and clock offset",
+        body={"type": "object", "required": ["format", "format_version"], "properties": {
+            "format": {"type": "string", "enum": ["inregion-snapshot"]}, "format_version": {"type": "integer", "minimum": 1}}}),
+}
+FAULT = {"type": "object", "additionalProperties": False, "properties": {
+    "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "method": {"type": "string"}, "path": {"type": "string", "description": "* matches one segment; a trailing /** any rest"},
+    "account": {"type": "string"}, "status": {"type": "integer", "minimum": 400, "maximum": 599},
+    "code": {"type": "integer"}, "message": {"type": "string"}, "retry_after": {"type": "integer", "minimum": 0},
+    "delay_ms": {"type": "integer", "minimum": 0}, "timeout_ms": {"type": "integer", "minimum": 0},
+    "binding": {"type": "string", "description": "a binding id or exact CIDR, with effect"},
+    "effect": {"type": "string", "enum": ["stuck", "fail"]},
+    "probability": {"type": "number", "minimum": 0, "maximum": 1}, "count": {"type": "integer", "minimum": 1}}}
+paths["/__inregion/faults"] = {
+    "get": admin("adminListFaults", "The fault injection rules, with how often each was applied"),
+    "post": admin("adminAddFault", "Add a fault injection rule: an error status, a delay or a timeout for matching requests, or a binding held in provisioning (stuck) or failing", body=FAULT),
+}
+paths["/__inregion/faults/{fault_id}"] = {"delete": admin("adminRemoveFault", "Remove a fault injection rule", params=["fault_id"])}
 
 def path_param(name, desc, **kw):
     return {"name": name, "in": "path", "required": True, "description": desc, "schema": {"type": "string", **kw}}
@@ -363,6 +393,7 @@ parameters = {
     "ip_address": path_param("ip_address", "IPv4 or IPv6 address"),
     "zone_id": path_param("zone_id", "zone id (32 hex)"),
     "member_account_id": path_param("member_account_id", "account id (32 hex)"),
+    "fault_id": path_param("fault_id", "fault rule id"),
     "type": {"name": "type", "in": "query", "required": False, "schema": {"type": "string", "enum": ["managed", "custom"]}},
     "per_page": {"name": "per_page", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25}},

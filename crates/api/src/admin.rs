@@ -2,7 +2,9 @@
 //! `/__sim/...`, the name the design contract uses).
 //!
 //! It moves the server clock, forces a binding's propagation to finish, approves a
-//! pending prefix and applies seeding documents. It is refused unless the server runs
+//! pending prefix and applies seeding documents; for test suites it resets the server to
+//! its start state, creates per-test accounts, saves and restores snapshots, and manages
+//! fault injection rules ([`crate::faults`]). It is refused unless the server runs
 //! with `--admin`, and then only with the server's own admin token in
 //! `X-Inregion-Admin-Token`; a request carrying Cloudflare credentials is refused even
 //! with the right admin token, so a Cloudflare token can never reach it.
@@ -21,7 +23,7 @@ use crate::extract::{PathParams, RawBody};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use inregion_control::{Clock, SeedConfig};
 use serde::Serialize;
@@ -45,13 +47,18 @@ pub fn routes() -> Router<Arc<App>> {
                 .route("/clock/advance", post(advance))
                 .route("/bindings/{binding_id}/activate", post(activate))
                 .route("/prefixes/{prefix_id}/approve", post(approve))
-                .route("/seed", post(seed)),
+                .route("/seed", post(seed))
+                .route("/reset", post(reset))
+                .route("/accounts", post(accounts))
+                .route("/snapshot", get(snapshot).post(restore))
+                .route("/faults", get(crate::faults::list).post(crate::faults::add))
+                .route("/faults/{fault_id}", delete(crate::faults::remove)),
         )
     })
 }
 
 /// Checks the switch, the token and the absence of Cloudflare credentials.
-fn guard(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
+pub(crate) fn guard(app: &App, headers: &HeaderMap) -> Result<(), HttpError> {
     let Some(expected) = &app.admin_token else {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
@@ -190,7 +197,141 @@ async fn seed(
         .await
         .map_err(|e| HttpError::internal(format!("internal error: {e}")))?
         .map_err(admin_error)?;
-    Ok(Success::<()>::null().into_response())
+    Ok(Success::ok(VersionView {
+        version: app.control.version(),
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+struct VersionView {
+    version: u64,
+}
+
+/// `POST /__inregion/reset`: back to the start state (the dev world and `--config`), in
+/// one commit; the clock offset back to 0 and the fault rules back to `--config`'s.
+async fn reset(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let started = std::time::Instant::now();
+    app.clock
+        .set_offset_us(0)
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;
+    let now = app.clock.now();
+    app.control
+        .reset_async(&app.start_seeds, now)
+        .await
+        .map_err(admin_error)?;
+    crate::faults::reset(&app)?;
+    let took = started.elapsed();
+    tracing::info!(
+        took_ms = took.as_secs_f64() * 1e3,
+        "admin: reset to the start state"
+    );
+    #[derive(Serialize)]
+    struct ResetView {
+        version: u64,
+        took_ms: f64,
+    }
+    Ok(Success::ok(ResetView {
+        version: app.control.version(),
+        took_ms: took.as_secs_f64() * 1e3,
+    })
+    .into_response())
+}
+
+/// `POST /__inregion/accounts` with `{"name"?, "permissions"?: [...], "cidr"?,
+/// "family"?: "ipv4"|"ipv6"}`: a fresh account with both entitlements, a token and an
+/// approved prefix.
+async fn accounts(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Input {
+        name: Option<String>,
+        permissions: Option<Vec<inregion_control::Permission>>,
+        cidr: Option<String>,
+        family: Option<String>,
+    }
+    let input: Input = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Input::default()
+    } else {
+        body::typed(body::json_object(&bytes)?)?
+    };
+    let ipv4 = match input.family.as_deref() {
+        None | Some("ipv6") => false,
+        Some("ipv4") => true,
+        Some(other) => {
+            return Err(HttpError::bad_request(
+                1905,
+                format!("family must be \"ipv4\" or \"ipv6\", got {other:?}"),
+            ))
+        }
+    };
+    let req = inregion_control::TestAccountRequest {
+        name: input.name,
+        permissions: input.permissions,
+        cidr: input.cidr,
+        ipv4,
+    };
+    let a = app
+        .control
+        .create_test_account_async(&req, app.clock.now())
+        .await
+        .map_err(admin_error)?;
+    #[derive(Serialize)]
+    struct AccountView {
+        account_id: String,
+        token: String,
+        token_id: String,
+        prefix_id: String,
+        cidr: String,
+    }
+    Ok(Success::ok(AccountView {
+        account_id: a.account_id.to_string(),
+        token: a.token,
+        token_id: a.token_id.to_string(),
+        prefix_id: a.prefix_id.to_string(),
+        cidr: a.cidr.to_string(),
+    })
+    .into_response())
+}
+
+/// `GET /__inregion/snapshot`: every record, the keys and the clock offset, as `result`
+/// (the file format of [`inregion_control::Snapshot`]).
+async fn snapshot(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let snap = app.control.snapshot(app.clock.now(), app.clock.offset_us());
+    let value: serde_json::Value = serde_json::from_str(&snap.to_json())
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;
+    Ok(Success::ok(value).into_response())
+}
+
+/// `POST /__inregion/snapshot` with a snapshot file as the body: replaces every record
+/// (one commit) and sets the clock offset to the snapshot's.
+async fn restore(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawBody(bytes): RawBody,
+) -> Result<Response, HttpError> {
+    guard(&app, &headers)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| HttpError::bad_request(1100, "the snapshot is not UTF-8 text"))?;
+    let snap = inregion_control::Snapshot::from_json(text)
+        .map_err(|e| HttpError::bad_request(1905, e.to_string()))?;
+    let offset = snap.clock_offset_us;
+    app.control.restore_async(snap).await.map_err(admin_error)?;
+    app.clock
+        .set_offset_us(offset)
+        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;
+    tracing::info!(version = app.control.version(), "admin: snapshot restored");
+    Ok(Success::ok(VersionView {
+        version: app.control.version(),
+    })
+    .into_response())
 }
 
 #[cfg(test)]

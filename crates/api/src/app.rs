@@ -45,6 +45,11 @@ pub struct App {
     /// `Some(token)`: the admin surface is enabled and needs this token in
     /// `X-Inregion-Admin-Token`. `None`: the admin surface refuses every request.
     pub admin_token: Option<String>,
+    /// Fault injection rules in force ([`crate::faults`]).
+    pub faults: std::sync::Mutex<inregion_control::faults::FaultSet>,
+    /// What `POST /__inregion/reset` returns to: the seeding documents applied at start
+    /// (the dev world, `--config`), whose `faults` are the start rules.
+    pub start_seeds: Vec<inregion_control::SeedConfig>,
 }
 
 impl App {
@@ -55,6 +60,8 @@ impl App {
             clock: Arc::new(OffsetClock::new()),
             metrics: Metrics::new(),
             admin_token: None,
+            faults: Default::default(),
+            start_seeds: Vec::new(),
         }
     }
 
@@ -127,6 +134,10 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(admin::routes());
     cf.method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::faults::inject,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(unmatched)
         .layer(DefaultBodyLimit::max(max_body_bytes))

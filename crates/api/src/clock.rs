@@ -70,6 +70,26 @@ impl OffsetClock {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let add = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         let new = self.offset_us.load(Ordering::SeqCst).saturating_add(add);
+        self.store(new)?;
+        Ok(self.now())
+    }
+
+    /// Sets the offset from wall time (a reset: 0; a snapshot restore: the snapshot's),
+    /// persisted like [`Self::advance`]. Negative offsets are taken as 0.
+    pub fn set_offset_us(&self, offset_us: i64) -> Result<Timestamp, ClockError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        self.store(offset_us.max(0))?;
+        Ok(self.now())
+    }
+
+    /// The offset in microseconds (what a snapshot records).
+    pub fn offset_us(&self) -> i64 {
+        self.offset_us.load(Ordering::SeqCst).max(0)
+    }
+
+    /// Writes `new` to the file (if any), then makes it the offset. Called with `write`
+    /// held.
+    fn store(&self, new: i64) -> Result<(), ClockError> {
         if let Some(path) = &self.file {
             let tmp = path.with_extension("tmp");
             let io = |source| ClockError::Io {
@@ -92,7 +112,7 @@ impl OffsetClock {
             std::fs::rename(&tmp, path).map_err(io)?;
         }
         self.offset_us.store(new, Ordering::SeqCst);
-        Ok(self.now())
+        Ok(())
     }
 }
 

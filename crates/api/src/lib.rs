@@ -47,6 +47,7 @@ pub mod body;
 pub mod clock;
 pub mod envelope;
 pub mod extract;
+pub mod faults;
 pub mod metrics;
 pub mod server;
 

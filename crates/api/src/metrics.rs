@@ -31,6 +31,8 @@ struct RouteStats {
 #[derive(Default)]
 pub struct Metrics {
     routes: RwLock<HashMap<String, Arc<RouteStats>>>,
+    /// Injected faults by rule id and kind.
+    faults: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -78,8 +80,35 @@ impl Metrics {
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Renders the request metrics in the Prometheus text exposition format (0.0.4).
+    /// Counts one injected fault.
+    pub fn record_fault(&self, rule: &str, kind: &'static str) {
+        *self
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((rule.to_owned(), kind))
+            .or_default() += 1;
+    }
+
+    /// Appends the injected-fault counters in the Prometheus text format.
+    fn render_faults(&self, out: &mut String) {
+        out.push_str("# HELP inregion_faults_injected_total Requests that an injected fault rule acted on, by rule id and kind.\n");
+        out.push_str("# TYPE inregion_faults_injected_total counter\n");
+        for ((rule, kind), n) in self.faults.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "inregion_faults_injected_total{{rule=\"{}\",kind=\"{}\"}} {}",
+                escape(rule),
+                kind,
+                n
+            );
+        }
+    }
+
+    /// Renders the request and injected-fault metrics in the Prometheus text exposition
+    /// format (0.0.4).
     pub fn render(&self, out: &mut String) {
+        self.render_faults(out);
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
         let mut names: Vec<&String> = routes.keys().collect();
         names.sort();

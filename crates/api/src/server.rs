@@ -259,6 +259,7 @@ pub fn dev_seed(token: &str) -> Result<SeedConfig, ServeError> {
             service: None,
         }],
         regions: Vec::new(),
+        faults: Vec::new(),
     })
 }
 
@@ -343,6 +344,13 @@ impl Server {
         if let Some(s) = &opts.seed {
             seeds.push(s.clone());
         }
+        let mut start_faults = inregion_control::faults::FaultSet::new();
+        for spec in seeds.iter().flat_map(|s| s.faults.iter()) {
+            start_faults
+                .add(spec.clone())
+                .map_err(|e| ServeError::Seed(e.to_string()))?;
+        }
+        let start_seeds = seeds.clone();
         for s in seeds {
             let c = control.clone();
             tokio::task::spawn_blocking(move || c.seed(&s, now))
@@ -364,6 +372,8 @@ impl Server {
             clock: Arc::new(clock),
             metrics: Metrics::new(),
             admin_token: opts.admin_token.clone(),
+            faults: std::sync::Mutex::new(start_faults),
+            start_seeds,
         });
         Ok(Self {
             listener,
@@ -432,24 +442,32 @@ impl Server {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives between the
+/// start-up banner and the first poll is caught too (it used to kill the process with
+/// the default action). Call it inside the runtime, before announcing the server.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = (term, int);
+            tokio::select! {
+                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                    tracing::info!("SIGTERM: shutting down")
+                }
+                _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
+                    tracing::info!("Ctrl-C: shutting down")
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-        _ = term => tracing::info!("SIGTERM: shutting down"),
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C: shutting down");
+        }
     }
 }

@@ -56,6 +56,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod faults;
 pub mod feed;
 pub mod inputs;
 pub mod page;

@@ -140,7 +140,7 @@ pub struct RegionSeed {
 }
 
 /// A whole seeding document.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedConfig {
     /// Accounts.
@@ -158,6 +158,10 @@ pub struct SeedConfig {
     /// Custom regions.
     #[serde(default)]
     pub regions: Vec<RegionSeed>,
+    /// Fault injection rules the server starts with (and returns to on reset); not
+    /// records: the control plane's seeding ignores them ([`crate::faults`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::faults::FaultSpec>,
 }
 
 impl SeedConfig {

@@ -17,8 +17,9 @@ pub struct TestAccountRequest {
     pub permissions: Option<Vec<Permission>>,
     /// The prefix; `None` allocates one from a documentation range.
     pub cidr: Option<String>,
-    /// With no `cidr`: allocate an IPv4 /28 (from 192.0.2.0/24 and 198.51.100.0/24, 32 in
-    /// all) instead of an IPv6 /48 (from RFC 9637's 3fff::/20, then 2001:db8:8000::/33).
+    /// With no `cidr`: allocate an IPv4 /28 (from the documentation ranges 192.0.2.0/24,
+    /// 198.51.100.0/24 and 203.0.113.0/24, then the benchmarking range 198.18.0.0/15) instead
+    /// of an IPv6 /48 (from RFC 9637's 3fff::/20, then 2001:db8:8000::/33).
     pub ipv4: bool,
 }
 
@@ -48,12 +49,18 @@ fn v6_at(a: u16, b: u16, c: u16) -> Option<Cidr> {
 fn allocate(st: &State, ipv4: bool) -> Option<Cidr> {
     let free = |c: &Cidr| !st.prefixes.values().any(|p| p.cidr.overlaps(c));
     if ipv4 {
-        ["192.0.2.0/24", "198.51.100.0/24"]
-            .iter()
-            .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
-            .flat_map(|r| r.subnets(28).into_iter().flatten())
-            .map(|n| Cidr::from_net(ipnet::IpNet::V4(n)))
-            .find(free)
+        // RFC 5737's three documentation /24s, then RFC 2544's 198.18.0.0/15.
+        [
+            "192.0.2.0/24",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "198.18.0.0/15",
+        ]
+        .iter()
+        .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
+        .flat_map(|r| r.subnets(28).into_iter().flatten())
+        .map(|n| Cidr::from_net(ipnet::IpNet::V4(n)))
+        .find(free)
     } else {
         // RFC 9637's 3fff::/20 first (2^28 blocks, rarely used by hand), then the upper
         // half of RFC 3849's 2001:db8::/32.
@@ -163,6 +170,7 @@ impl ControlPlane {
                     service: None,
                 }],
                 regions: Vec::new(),
+                faults: Vec::new(),
             };
             let (changes, _) = r.seed_document(ctx, r.st.clone(), &cfg, self.ring(r.st), now)?;
             Ok((
