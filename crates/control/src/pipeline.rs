@@ -87,16 +87,20 @@ struct Slot {
 pub(crate) struct Pending {
     commit: Option<Commit>,
     slot: Arc<Mutex<Slot>>,
+    /// What the commit removed from the writer's state (a reset's old records): dropped
+    /// by the committer after the tickets are completed, off the writers' path.
+    _garbage: Vec<State>,
 }
 
 impl Pending {
     /// Queues `commit` and returns the ticket its writer waits on.
-    pub(crate) fn new(commit: Option<Commit>) -> (Self, Ticket) {
+    pub(crate) fn new(commit: Option<Commit>, garbage: Vec<State>) -> (Self, Ticket) {
         let slot = Arc::new(Mutex::new(Slot::default()));
         (
             Self {
                 commit,
                 slot: slot.clone(),
+                _garbage: garbage,
             },
             Ticket { slot },
         )
@@ -195,8 +199,13 @@ impl Shared {
     }
 
     /// Queues `commit` with the writer locked (`w`), waking the committer if it sleeps.
-    pub(crate) fn push(&self, w: &mut Writer, commit: Option<Commit>) -> Ticket {
-        let (pending, ticket) = Pending::new(commit);
+    pub(crate) fn push(
+        &self,
+        w: &mut Writer,
+        commit: Option<Commit>,
+        garbage: Vec<State>,
+    ) -> Ticket {
+        let (pending, ticket) = Pending::new(commit, garbage);
         let q = &mut w.queue;
         let was_empty = q.items.is_empty();
         q.items.push(pending);
@@ -240,6 +249,8 @@ impl Shared {
             self.record_duration(started.elapsed());
             r
         };
+        // Dropped last, once every ticket is completed (see `Pending::_garbage`).
+        let mut removed = Vec::new();
         match &result {
             Ok(()) => {
                 if !commits.is_empty() {
@@ -248,7 +259,7 @@ impl Shared {
                         .fetch_add(commits.len() as u64, Ordering::Relaxed);
                     let mut st = self.read.write().unwrap_or_else(|e| e.into_inner());
                     for c in &commits {
-                        st.apply_commit(c);
+                        removed.extend(st.apply_commit_deferring_drop(c));
                     }
                 }
                 for p in &batch {

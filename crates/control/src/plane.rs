@@ -595,6 +595,7 @@ impl ControlPlane {
                 ids: &mut w.ids,
             },
         )?;
+        let mut garbage = Vec::new();
         let commit = if changes.is_empty() {
             // A no-op still waits for everything queued before it, so that what it
             // returned (read from the speculative state) is durable.
@@ -604,11 +605,11 @@ impl ControlPlane {
             None
         } else {
             let c = Commit { version, changes };
-            w.spec.apply_commit(&c);
+            garbage = w.spec.apply_commit_deferring_drop(&c);
             w.next_version += 1;
             Some(c)
         };
-        Ok((out, Some(shared.push(w, commit))))
+        Ok((out, Some(shared.push(w, commit, garbage))))
     }
 
     // ------------------------------------------------------------------ auth

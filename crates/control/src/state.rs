@@ -105,25 +105,37 @@ impl State {
 
     /// Applies a commit (and sets the version).
     pub fn apply_commit(&mut self, c: &Commit) {
+        drop(self.apply_commit_deferring_drop(c));
+    }
+
+    /// [`Self::apply_commit`], returning what a [`Change::Clear`] removed instead of
+    /// dropping it: freeing a large state takes milliseconds, which the commit pipeline
+    /// spends after the writers are answered rather than before.
+    pub(crate) fn apply_commit_deferring_drop(&mut self, c: &Commit) -> Vec<State> {
+        let mut removed = Vec::new();
         for ch in &c.changes {
             if let Change::Clear = ch {
-                self.clear(c.version);
+                removed.push(self.clear(c.version));
             } else {
                 self.apply(ch.clone());
             }
         }
         self.version = c.version;
+        removed
     }
 
-    /// [`Change::Clear`] in the commit of `version`.
-    fn clear(&mut self, version: u64) {
+    /// [`Change::Clear`] in the commit of `version`; returns the records it removed.
+    fn clear(&mut self, version: u64) -> State {
         let adopted_keys = std::mem::take(&mut self.adopted_keys);
-        *self = State {
-            version: self.version,
-            purged_through: version,
-            adopted_keys,
-            ..State::default()
-        };
+        std::mem::replace(
+            self,
+            State {
+                version: self.version,
+                purged_through: version,
+                adopted_keys,
+                ..State::default()
+            },
+        )
     }
 
     /// Applies one change.
@@ -186,7 +198,7 @@ impl State {
                 }
             }
             // Outside a commit (loading a store) nothing follows the clear's version.
-            Change::Clear => self.clear(self.version),
+            Change::Clear => drop(self.clear(self.version)),
             Change::AdoptTokenKey(k) => {
                 if !self.adopted_keys.contains(&k) {
                     self.adopted_keys.push(k);
