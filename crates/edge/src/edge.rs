@@ -11,7 +11,8 @@ use rand::RngCore;
 
 use crate::decision::{Candidate, Decision, Explanation, RefuseReason, ResetReason, Verdict};
 use crate::flow::{
-    FlowKey, FlowStats, FlowTable, FlowTableConfig, Probe, TcpFlags, Timeouts, NO_SLOT,
+    Entries, FlowIndex, FlowKey, FlowStats, FlowTable, FlowTableConfig, Probe, TcpFlags, Timeouts,
+    NO_SLOT,
 };
 use crate::propagation::{DcTable, DelayDistribution, Propagation, VersionStatus};
 use crate::time::SimTime;
@@ -243,15 +244,16 @@ fn lookup(snap: &Snapshot<RegionId>, flow: &FlowKey) -> Option<RegionId> {
     }
 }
 
-/// The per-packet core, shared by `decide`, `decide_many` and `packet`. `pin`: a new
-/// processed flow is pinned and a known one refreshed; `false` for a packet that ends
-/// the flow (FIN/RST): nothing is pinned and a known flow's pin is removed. `streaming`:
-/// a new pin is written with streaming stores (see `FlowTable::insert`; the caller then
-/// owes a `stream_fence` before it returns).
+/// The per-packet core, shared by `decide`, `decide_many` and `packet`, on the flow
+/// table `ft` with its entries `es` (the plain vector, or in `decide_many` the batch's
+/// streaming writer: see [`Entries`]). `pin`: a new processed flow is pinned and a known
+/// one refreshed; `false` for a packet that ends the flow (FIN/RST): nothing is pinned
+/// and a known flow's pin is removed.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decide_one(
-    ft: &mut FlowTable,
+    ft: &mut FlowIndex,
+    es: &mut impl Entries,
     plan: &Plan,
     affinity: AffinityMode,
     timeouts: &Timeouts,
@@ -263,24 +265,23 @@ fn decide_one(
     pin: bool,
     pre: Option<Option<RegionId>>,
     hint: Option<usize>,
-    streaming: bool,
 ) -> Decision {
     let region = |snap: &Snapshot<RegionId>| pre.unwrap_or_else(|| lookup(snap, flow));
-    match ft.probe_from(flow, hash, hint) {
+    match ft.probe_from(es, flow, hash, hint) {
         Probe::Found(slot) => {
-            if ft.is_expired(slot, now, timeouts) {
+            if es.is_expired(slot, now, timeouts) {
                 // Idle past its timeout: the old pin is gone; this packet starts anew.
                 ft.stats.expired += 1;
                 let d = plan.decision(ingress, region(snap), snap.version());
                 if pin && d.verdict.is_processed() {
-                    ft.repin(slot, &d, now);
+                    es.repin(slot, &d, now);
                     ft.stats.pinned += 1;
                 } else {
                     ft.remove_at(slot);
                 }
                 return d;
             }
-            let e = ft.entry(slot);
+            let e = es.entry(slot);
             let processing = e.target as usize;
             let reset = if !plan.healthy[processing] || !plan.healthy[ingress.index()] {
                 Some(ResetReason::ProcessingDown)
@@ -309,7 +310,7 @@ fn decide_one(
             let d = e.decision(ingress, true);
             ft.stats.hits += 1;
             if pin {
-                ft.touch_seen(slot, now);
+                es.touch_seen(slot, now);
             } else {
                 // The packet ends the flow (FIN/RST): its pin goes with it.
                 ft.remove_at(slot);
@@ -320,7 +321,7 @@ fn decide_one(
         Probe::Vacant(slot) => {
             let d = plan.decision(ingress, region(snap), snap.version());
             if pin {
-                pin_new(ft, flow, hash, slot, &d, now, timeouts, streaming);
+                pin_new(ft, es, flow, hash, slot, &d, now, timeouts);
             }
             d
         }
@@ -333,17 +334,17 @@ fn decide_one(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pin_new(
-    ft: &mut FlowTable,
+    ft: &mut FlowIndex,
+    es: &mut impl Entries,
     flow: &FlowKey,
     hash: u64,
     vacant: usize,
     d: &Decision,
     now: u64,
     timeouts: &Timeouts,
-    streaming: bool,
 ) {
     if d.verdict.is_processed() {
-        ft.insert(flow, hash, vacant, d, now, timeouts, streaming);
+        ft.insert(es, flow, hash, vacant, d, now, timeouts);
     }
 }
 
@@ -365,7 +366,7 @@ struct Lanes {
     v4_lane: [u8; LANES],
     v4_addr: [Ipv4Addr; LANES],
     v4_len: usize,
-    /// The flow table's [`layout`](FlowTable::layout) when stage 1 computed `homes`.
+    /// The flow table's [`layout`](FlowIndex::layout) when stage 1 computed `homes`.
     layout: usize,
 }
 
@@ -385,7 +386,7 @@ impl Lanes {
 /// Pipeline stage 1: hashes a group of flows (pure arithmetic) and prefetches each home
 /// control word.
 #[inline(always)]
-fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
+fn stage_hash(ft: &FlowIndex, flows: &[FlowKey], lanes: &mut Lanes) {
     lanes.layout = ft.layout();
     for ((h, home), f) in lanes.hashes.iter_mut().zip(&mut lanes.homes).zip(flows) {
         *h = ft.hash(f);
@@ -401,7 +402,13 @@ fn stage_hash(ft: &FlowTable, flows: &[FlowKey], lanes: &mut Lanes) {
 /// 16 alternating pairs), new flows unchanged (+2.5%, 9 of 16), where prefetching it in
 /// stage 1 cost established flows 8% and dropping it cost new flows 8%.
 #[inline(always)]
-fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lanes: &mut Lanes) {
+fn stage_entry(
+    ft: &FlowIndex,
+    es: &impl Entries,
+    snap: &Snapshot<RegionId>,
+    flows: &[FlowKey],
+    lanes: &mut Lanes,
+) {
     lanes.v4_len = 0;
     for (i, ((((&h, &home), slot), r), f)) in lanes
         .hashes
@@ -413,7 +420,7 @@ fn stage_entry(ft: &FlowTable, snap: &Snapshot<RegionId>, flows: &[FlowKey], lan
         .enumerate()
     {
         *r = None;
-        *slot = ft.prefetch_entry(h, home);
+        *slot = ft.prefetch_entry(es, h, home);
         if *slot != NO_SLOT {
             continue;
         }
@@ -627,10 +634,11 @@ impl Edge {
     pub fn decide(&mut self, ingress: DcId, flow: &FlowKey, now: SimTime) -> Decision {
         let i = ingress.index();
         let snap = self.tables[i].refresh(&mut self.snapshots[i]);
-        let ft = &mut self.flows[i];
+        let FlowTable { index: ft, entries } = &mut self.flows[i];
         let hash = ft.hash(flow);
         let d = decide_one(
             ft,
+            entries,
             &self.plan,
             self.config.affinity,
             &self.timeouts,
@@ -642,7 +650,6 @@ impl Edge {
             true,
             None,
             None,
-            false,
         );
         if self.next_sweep == SimTime::MAX && ft.len() > 0 {
             self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
@@ -670,7 +677,8 @@ impl Edge {
         );
         let i = ingress.index();
         let snap = self.tables[i].refresh(&mut self.snapshots[i]);
-        let ft = &mut self.flows[i];
+        let FlowTable { index: ft, entries } = &mut self.flows[i];
+        let (plan, timeouts, affinity) = (&self.plan, &self.timeouts, self.config.affinity);
         let now_ns = now.as_nanos();
         // Software pipeline over groups of LANES flows: while group g is decided from
         // lines already fetched, the entry lines (or, for new flows, the region-table
@@ -679,73 +687,77 @@ impl Edge {
         let lanes = &mut *self.lanes;
         let groups = flows.len().div_ceil(LANES);
         let group = |g: usize| g * LANES..((g + 1) * LANES).min(flows.len());
-        for g in 0..groups.min(2) {
-            stage_hash(ft, &flows[group(g)], &mut lanes[g]);
-        }
-        if groups > 0 {
-            stage_entry(ft, snap, &flows[group(0)], &mut lanes[0]);
-        }
-        // The established packet's fast path needs both ends up and, under
-        // `ResetOnChange`, the pin made with the current table; anything else (a
-        // miss, an expired pin, a reset) takes `decide_one`.
-        let ingress_up = self.plan.healthy[i];
-        let strict = self.config.affinity == AffinityMode::ResetOnChange;
-        let version = snap.version();
-        let mut hits = 0;
-        for g in 0..groups {
-            if g + 2 < groups {
-                stage_hash(ft, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
+        // The entries are reached only through the batch's streaming writer: new pins
+        // are written with streaming stores, an entry pinned earlier in the batch and
+        // reached again (a duplicate flow, an eviction, a growth) is fenced first, and
+        // the scope fences whatever is left before it returns: once per batch.
+        inregion_hint::with_streaming(entries, |es| {
+            for g in 0..groups.min(2) {
+                stage_hash(ft, &flows[group(g)], &mut lanes[g]);
             }
-            if g + 1 < groups {
-                stage_entry(ft, snap, &flows[group(g + 1)], &mut lanes[(g + 1) % 3]);
+            if groups > 0 {
+                stage_entry(ft, es, snap, &flows[group(0)], &mut lanes[0]);
             }
-            let r = group(g);
-            stage_regions(snap, &mut lanes[g % 3]);
-            let l = &lanes[g % 3];
-            for (j, (f, o)) in flows[r.clone()].iter().zip(&mut out[r]).enumerate() {
-                let slot = l.slots[j];
-                if ingress_up && ft.live_hit(f, slot, now_ns, &self.timeouts) {
-                    let e = ft.entry(slot);
-                    if self.plan.healthy[usize::from(e.target)] && (!strict || e.version == version)
-                    {
-                        *o = e.decision(ingress, true);
-                        ft.touch_seen(slot, now_ns);
-                        hits += 1;
-                        continue;
-                    }
+            // The established packet's fast path needs both ends up and, under
+            // `ResetOnChange`, the pin made with the current table; anything else (a
+            // miss, an expired pin, a reset) takes `decide_one`.
+            let ingress_up = plan.healthy[i];
+            let strict = affinity == AffinityMode::ResetOnChange;
+            let version = snap.version();
+            let mut hits = 0;
+            for g in 0..groups {
+                if g + 2 < groups {
+                    stage_hash(ft, &flows[group(g + 2)], &mut lanes[(g + 2) % 3]);
                 }
-                // A new flow whose home group proves it absent (and whose region stage 3
-                // looked up) skips the probe: decided and pinned as `decide_one` would.
-                if let (NO_SLOT, Some(region)) = (slot, l.regions[j]) {
-                    let vacant = ft.vacant_at_home(l.hashes[j], l.homes[j], l.layout);
-                    if vacant != NO_SLOT {
-                        let d = self.plan.decision(ingress, region, version);
-                        pin_new(ft, f, l.hashes[j], vacant, &d, now_ns, &self.timeouts, true);
-                        *o = d;
-                        continue;
-                    }
+                if g + 1 < groups {
+                    stage_entry(ft, es, snap, &flows[group(g + 1)], &mut lanes[(g + 1) % 3]);
                 }
-                *o = decide_one(
-                    ft,
-                    &self.plan,
-                    self.config.affinity,
-                    &self.timeouts,
-                    ingress,
-                    snap,
-                    f,
-                    l.hashes[j],
-                    now_ns,
-                    true,
-                    l.regions[j],
-                    (slot != NO_SLOT).then_some(slot),
-                    true,
-                );
+                let r = group(g);
+                stage_regions(snap, &mut lanes[g % 3]);
+                let l = &lanes[g % 3];
+                for (j, (f, o)) in flows[r.clone()].iter().zip(&mut out[r]).enumerate() {
+                    let slot = l.slots[j];
+                    if ingress_up && ft.live_hit(es, f, slot, now_ns, timeouts) {
+                        let e = es.entry(slot);
+                        if plan.healthy[usize::from(e.target)] && (!strict || e.version == version)
+                        {
+                            *o = e.decision(ingress, true);
+                            es.touch_seen(slot, now_ns);
+                            hits += 1;
+                            continue;
+                        }
+                    }
+                    // A new flow whose home group proves it absent (and whose region
+                    // stage 3 looked up) skips the probe: decided and pinned as
+                    // `decide_one` would.
+                    if let (NO_SLOT, Some(region)) = (slot, l.regions[j]) {
+                        let vacant = ft.vacant_at_home(l.hashes[j], l.homes[j], l.layout);
+                        if vacant != NO_SLOT {
+                            let d = plan.decision(ingress, region, version);
+                            pin_new(ft, es, f, l.hashes[j], vacant, &d, now_ns, timeouts);
+                            *o = d;
+                            continue;
+                        }
+                    }
+                    *o = decide_one(
+                        ft,
+                        es,
+                        plan,
+                        affinity,
+                        timeouts,
+                        ingress,
+                        snap,
+                        f,
+                        l.hashes[j],
+                        now_ns,
+                        true,
+                        l.regions[j],
+                        (slot != NO_SLOT).then_some(slot),
+                    );
+                }
             }
-        }
-        ft.stats.hits += hits;
-        // New pins were written with streaming stores: order them before returning (the
-        // Rust memory model requires it before anything else may read them).
-        inregion_table::stream_fence();
+            ft.stats.hits += hits;
+        });
         if self.next_sweep == SimTime::MAX && ft.len() > 0 {
             self.next_sweep = now.saturating_add(Duration::from_nanos(self.sweep_interval));
         }
@@ -774,10 +786,11 @@ impl Edge {
     pub fn last_packet(&mut self, ingress: DcId, flow: &FlowKey, now: SimTime) -> Decision {
         let i = ingress.index();
         let snap = self.tables[i].refresh(&mut self.snapshots[i]);
-        let ft = &mut self.flows[i];
+        let FlowTable { index: ft, entries } = &mut self.flows[i];
         let hash = ft.hash(flow);
         decide_one(
             ft,
+            entries,
             &self.plan,
             self.config.affinity,
             &self.timeouts,
@@ -789,18 +802,17 @@ impl Edge {
             false,
             None,
             None,
-            false,
         )
     }
 
     /// Ends `flow` at `ingress` (FIN/RST seen, or the caller's own bookkeeping): drops its
     /// pin and returns the pinned decision, or `None` when it was not pinned.
     pub fn flow_end(&mut self, ingress: DcId, flow: &FlowKey, _now: SimTime) -> Option<Decision> {
-        let ft = &mut self.flows[ingress.index()];
+        let FlowTable { index: ft, entries } = &mut self.flows[ingress.index()];
         let hash = ft.hash(flow);
-        match ft.probe(flow, hash) {
+        match ft.probe(entries, flow, hash) {
             Probe::Found(slot) => {
-                let d = ft.entry(slot).decision(ingress, true);
+                let d = entries.entry(slot).decision(ingress, true);
                 ft.remove_at(slot);
                 ft.stats.ended += 1;
                 Some(d)
@@ -840,10 +852,10 @@ impl Edge {
             }
             candidates.sort_by_key(|c| (c.rtt_us.is_none(), c.rtt_us, c.dc));
         }
-        let ft = &self.flows[i];
-        let pinned = match ft.probe(flow, ft.hash(flow)) {
-            Probe::Found(slot) if !ft.is_expired(slot, now.as_nanos(), &self.timeouts) => {
-                Some(ft.entry(slot).decision(ingress, true))
+        let FlowTable { index: ft, entries } = &self.flows[i];
+        let pinned = match ft.probe(entries, flow, ft.hash(flow)) {
+            Probe::Found(slot) if !entries.is_expired(slot, now.as_nanos(), &self.timeouts) => {
+                Some(entries.entry(slot).decision(ingress, true))
             }
             _ => None,
         };

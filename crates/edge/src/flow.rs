@@ -10,6 +10,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use inregion_hint::StreamingWriter;
+
 use crate::decision::{Decision, Verdict};
 use crate::time::duration_nanos;
 use crate::topology::{DcId, RegionId};
@@ -286,8 +288,9 @@ pub(crate) const NO_SLOT: usize = usize::MAX;
 
 /// One pinned flow: exactly one cache line. Only processed decisions are pinned, so the
 /// verdict is implied: `target != ingress` → forwarded, else in-region when bound, else
-/// global.
-#[derive(Clone, Copy, Default)]
+/// global. No padding (`IntoBytes` checks it at compile time), as streaming stores of
+/// it require (see `inregion_hint::StreamingWriter`).
+#[derive(Clone, Copy, Default, zerocopy::IntoBytes)]
 #[repr(C, align(64))]
 pub(crate) struct Entry {
     src: u128,
@@ -417,7 +420,9 @@ fn lowest(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
-/// The flow table of one data center.
+/// The flow table of one data center: its [`FlowIndex`] (control bytes, counters) and
+/// its entries, kept apart so that a batch can lend the entries to a streaming writer
+/// (see [`Entries`]) while it uses the index.
 ///
 /// Layout as in SwissTable: a control byte per slot (7 bits of the hash, or EMPTY /
 /// DELETED), eight per `u64` group, and the entries in a separate array. A lookup reads
@@ -429,8 +434,172 @@ fn lowest(mask: u64) -> usize {
 /// tombstones are cleared by rebuilding in place.
 #[derive(Clone)]
 pub(crate) struct FlowTable {
+    pub(crate) index: FlowIndex,
+    /// As many entries as the index has slots ([`FlowIndex::capacity`]).
+    pub(crate) entries: Vec<Entry>,
+}
+
+impl FlowTable {
+    pub(crate) fn new(c: &FlowTableConfig) -> Self {
+        FlowTable {
+            index: FlowIndex::new(c),
+            entries: Vec::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.index.len
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.index.capacity()
+    }
+
+    pub(crate) fn stats(&self) -> FlowStats {
+        self.index.stats()
+    }
+
+    /// See [`FlowIndex::sweep`].
+    pub(crate) fn sweep(&mut self, now: u64, budget: usize, t: &Timeouts) -> u64 {
+        self.index.sweep(&self.entries, now, budget, t)
+    }
+}
+
+/// A flow table's entry array as the table's operations see it: the plain vector
+/// (single decisions, sweeps, explanations), or, inside
+/// [`Edge::decide_many`](crate::Edge::decide_many), the [`StreamingWriter`] over it,
+/// which writes new entries with streaming stores and fences before any entry with a
+/// pending store is read or written again (a duplicate flow in the batch, an eviction,
+/// a growth). The table's logic is written once over this trait, so both paths decide
+/// alike; the soundness of the streaming path is `inregion_hint`'s, not this crate's
+/// (it has no `unsafe`).
+pub(crate) trait Entries {
+    /// Number of slots.
+    fn slots(&self) -> usize;
+    /// The entry in `slot`, or `None` out of range.
+    fn get_entry(&self, slot: usize) -> Option<&Entry>;
+    /// The entry in `slot`, to change it in place. Panics out of range.
+    fn entry_mut(&mut self, slot: usize) -> &mut Entry;
+    /// Writes a new flow's entry to `slot` (streaming stores in a batch: a new flow's
+    /// line is almost never cached, and a plain store would read it from memory first).
+    /// Panics out of range.
+    fn put_new(&mut self, slot: usize, e: Entry);
+    /// Hints the CPU to fetch the entry in `slot` (out of range: nothing).
+    fn prefetch(&self, slot: usize);
+    /// The whole vector (with nothing pending), to rebuild it.
+    fn vec_mut(&mut self) -> &mut Vec<Entry>;
+
+    /// The entry in `slot`. Panics out of range, as indexing does.
+    #[inline(always)]
+    fn entry(&self, slot: usize) -> &Entry {
+        match self.get_entry(slot) {
+            Some(e) => e,
+            None => slot_out_of_range(slot, self.slots()),
+        }
+    }
+
+    #[inline]
+    fn is_expired(&self, slot: usize, now: u64, t: &Timeouts) -> bool {
+        t.expired(self.entry(slot), now)
+    }
+
+    #[inline]
+    fn touch_seen(&mut self, slot: usize, now: u64) {
+        let e = self.entry_mut(slot);
+        e.last_seen = e.last_seen.max(now);
+    }
+
+    /// Overwrites the decision of an existing slot (an expired pin reused by its key).
+    #[inline]
+    fn repin(&mut self, slot: usize, d: &Decision, now: u64) {
+        fill(self.entry_mut(slot), d, now);
+    }
+}
+
+#[cold]
+#[track_caller]
+fn slot_out_of_range(slot: usize, slots: usize) -> ! {
+    panic!("flow table slot {slot} out of range ({slots} slots)")
+}
+
+/// Plain loads and stores.
+impl Entries for Vec<Entry> {
+    #[inline(always)]
+    fn slots(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    fn get_entry(&self, slot: usize) -> Option<&Entry> {
+        self.as_slice().get(slot)
+    }
+
+    #[inline(always)]
+    fn entry_mut(&mut self, slot: usize) -> &mut Entry {
+        &mut self[slot]
+    }
+
+    #[inline(always)]
+    fn put_new(&mut self, slot: usize, e: Entry) {
+        self[slot] = e;
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, slot: usize) {
+        inregion_hint::prefetch(self, slot);
+    }
+
+    #[inline(always)]
+    fn vec_mut(&mut self) -> &mut Vec<Entry> {
+        self
+    }
+}
+
+/// A batch's entries: new ones written with streaming stores (new flows +15% in the
+/// median of 7 alternating runs when they were introduced), the whole batch fenced once
+/// at the end of its scope, and earlier whenever an entry with a pending store is
+/// reached again.
+impl Entries for StreamingWriter<'_, Entry> {
+    #[inline(always)]
+    fn slots(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    fn get_entry(&self, slot: usize) -> Option<&Entry> {
+        self.get(slot)
+    }
+
+    #[inline(always)]
+    fn entry_mut(&mut self, slot: usize) -> &mut Entry {
+        let slots = self.len();
+        match self.get_mut(slot) {
+            Some(e) => e,
+            None => slot_out_of_range(slot, slots),
+        }
+    }
+
+    #[inline(always)]
+    fn put_new(&mut self, slot: usize, e: Entry) {
+        self.write(slot, e);
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, slot: usize) {
+        StreamingWriter::prefetch(self, slot);
+    }
+
+    #[inline(always)]
+    fn vec_mut(&mut self) -> &mut Vec<Entry> {
+        StreamingWriter::vec_mut(self)
+    }
+}
+
+/// A flow table's control bytes and counters: everything but the entries, which each
+/// operation that needs them is given as an [`Entries`].
+#[derive(Clone)]
+pub(crate) struct FlowIndex {
     ctrl: Vec<u64>,
-    entries: Vec<Entry>,
     group_mask: usize,
     len: usize,
     deleted: usize,
@@ -442,8 +611,8 @@ pub(crate) struct FlowTable {
     pub(crate) stats: FlowStats,
 }
 
-impl FlowTable {
-    pub(crate) fn new(c: &FlowTableConfig) -> Self {
+impl FlowIndex {
+    fn new(c: &FlowTableConfig) -> Self {
         // Capped at 2^40 flows (64 TiB of entries): beyond that the sizes below would
         // overflow, and no machine holds such a table anyway.
         let max_len = c.max_flows.clamp(1, 1 << 40);
@@ -451,9 +620,8 @@ impl FlowTable {
             .div_ceil(LOAD_NUM)
             .next_power_of_two()
             .max(GROUP);
-        FlowTable {
+        FlowIndex {
             ctrl: Vec::new(),
-            entries: Vec::new(),
             group_mask: 0,
             len: 0,
             deleted: 0,
@@ -474,8 +642,10 @@ impl FlowTable {
         self.len
     }
 
+    /// Slots allocated (the length of the entry array).
+    #[inline(always)]
     pub(crate) fn capacity(&self) -> usize {
-        self.entries.len()
+        self.ctrl.len() * GROUP
     }
 
     /// FxHash-style multiply-rotate over the key's words, finished with a xor-shift so
@@ -533,7 +703,7 @@ impl FlowTable {
     pub(crate) fn prefetch_home(&self, hash: u64) -> usize {
         let g = self.home(hash);
         if !self.ctrl.is_empty() {
-            inregion_table::prefetch(&self.ctrl, g);
+            inregion_hint::prefetch(&self.ctrl, g);
         }
         g
     }
@@ -546,21 +716,21 @@ impl FlowTable {
     /// It does not block, so the misses of a whole group of flows overlap instead of
     /// being paid one after another.
     #[inline(always)]
-    pub(crate) fn prefetch_entry(&self, hash: u64, home: usize) -> usize {
+    pub(crate) fn prefetch_entry(&self, es: &impl Entries, hash: u64, home: usize) -> usize {
         let Some(&w) = self.ctrl.get(home) else {
             return NO_SLOT;
         };
         let m = match_tag(w, Self::tag(hash));
         if m != 0 {
             let slot = home * GROUP + lowest(m);
-            inregion_table::prefetch(&self.entries, slot);
+            es.prefetch(slot);
             return slot;
         }
-        // A new flow's entry line is written whole with streaming stores (`insert` with
-        // `streaming`), which need no ownership of the line: nothing to fetch for it.
+        // A new flow's entry line is written whole with streaming stores (`insert` in a
+        // batch), which need no ownership of the line: nothing to fetch for it.
         // A full home group means probing on: fetch its first line.
         if match_free(w) == 0 {
-            inregion_table::prefetch(&self.entries, home * GROUP);
+            es.prefetch(home * GROUP);
         }
         NO_SLOT
     }
@@ -600,8 +770,15 @@ impl FlowTable {
     /// established packet's fast path, a compare of a line already fetched. `false`
     /// says nothing (the key may still be elsewhere): probe then.
     #[inline(always)]
-    pub(crate) fn live_hit(&self, k: &FlowKey, slot: usize, now: u64, t: &Timeouts) -> bool {
-        match self.entries.get(slot) {
+    pub(crate) fn live_hit(
+        &self,
+        es: &impl Entries,
+        k: &FlowKey,
+        slot: usize,
+        now: u64,
+        t: &Timeouts,
+    ) -> bool {
+        match es.get_entry(slot) {
             Some(e) => e.matches(k) && self.occupied(slot) && !t.expired(e, now),
             None => false,
         }
@@ -612,19 +789,25 @@ impl FlowTable {
     /// line already fetched. A stale hint (the batch changed the table since) only
     /// costs the full probe.
     #[inline]
-    pub(crate) fn probe_from(&self, k: &FlowKey, hash: u64, hint: Option<usize>) -> Probe {
+    pub(crate) fn probe_from(
+        &self,
+        es: &impl Entries,
+        k: &FlowKey,
+        hash: u64,
+        hint: Option<usize>,
+    ) -> Probe {
         if let Some(slot) = hint {
-            if slot < self.entries.len() && self.entries[slot].matches(k) && self.occupied(slot) {
+            if es.get_entry(slot).is_some_and(|e| e.matches(k)) && self.occupied(slot) {
                 return Probe::Found(slot);
             }
         }
-        self.probe(k, hash)
+        self.probe(es, k, hash)
     }
 
     /// Finds `k`, or the slot where it would be inserted (the first free slot on its
     /// probe sequence; `usize::MAX` when the table has no storage yet).
     #[inline]
-    pub(crate) fn probe(&self, k: &FlowKey, hash: u64) -> Probe {
+    pub(crate) fn probe(&self, es: &impl Entries, k: &FlowKey, hash: u64) -> Probe {
         if self.ctrl.is_empty() {
             return Probe::Vacant(usize::MAX);
         }
@@ -636,7 +819,7 @@ impl FlowTable {
             let mut m = match_tag(w, tag);
             while m != 0 {
                 let slot = g * GROUP + lowest(m);
-                if self.entries[slot].matches(k) && self.occupied(slot) {
+                if es.entry(slot).matches(k) && self.occupied(slot) {
                     return Probe::Found(slot);
                 }
                 m &= m - 1;
@@ -654,58 +837,36 @@ impl FlowTable {
         }
     }
 
-    #[inline]
-    pub(crate) fn entry(&self, slot: usize) -> &Entry {
-        &self.entries[slot]
-    }
-
-    #[inline]
-    pub(crate) fn is_expired(&self, slot: usize, now: u64, t: &Timeouts) -> bool {
-        t.expired(&self.entries[slot], now)
-    }
-
-    #[inline]
-    pub(crate) fn touch_seen(&mut self, slot: usize, now: u64) {
-        let e = &mut self.entries[slot];
-        e.last_seen = e.last_seen.max(now);
-    }
-
-    /// Overwrites the decision of an existing slot (an expired pin reused by its key).
-    #[inline]
-    pub(crate) fn repin(&mut self, slot: usize, d: &Decision, now: u64) {
-        let e = &mut self.entries[slot];
-        fill(e, d, now);
-    }
-
     /// Pins `d` for `k` (absent from the table; `vacant` is the slot `probe` returned).
     /// Grows, rebuilds or evicts first when needed (then probes again).
     ///
-    /// `streaming`: write the entry line with non-temporal stores
-    /// ([`inregion_table::write_streaming`]). A new flow's line is almost never cached
-    /// (a million flows are 128 MiB), and a plain store first reads it from memory
-    /// (read-for-ownership), which was half the cost of a new flow; a streaming store
-    /// skips that read (new flows +15% in the median of 7 alternating runs). The caller
-    /// must call [`inregion_table::stream_fence`] before it returns (the batch path
-    /// does, once per batch); single decisions use plain stores so as not to pay a
-    /// fence each.
-    #[inline]
+    /// The entry line is written by [`Entries::put_new`]: with plain stores for single
+    /// decisions (so as not to pay a fence each), with streaming stores in a batch,
+    /// whose [`StreamingWriter`] fences them (once per batch, or earlier when the line
+    /// is reached again). A new flow's line is almost never cached (a million flows are
+    /// 128 MiB), and a plain store first reads it from memory (read-for-ownership),
+    /// which was half the cost of a new flow; a streaming store skips that read.
+    /// Always inlined, as it was before the streaming writer's bookkeeping made it too
+    /// large for the inliner's taste (its growth, eviction and rebuild are out of line).
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
+        es: &mut impl Entries,
         k: &FlowKey,
         hash: u64,
         mut vacant: usize,
         d: &Decision,
         now: u64,
         t: &Timeouts,
-        streaming: bool,
     ) {
         if self.len >= self.max_len || self.ctrl.is_empty() || self.over_load() {
-            self.make_room(now, t);
-            vacant = match self.probe(k, hash) {
+            self.make_room(es, now, t);
+            vacant = match self.probe(es, k, hash) {
                 Probe::Vacant(i) | Probe::Found(i) => i,
             };
         }
+        debug_assert_eq!(es.slots(), self.capacity());
         if self.ctrl_byte(vacant) == DELETED {
             self.deleted -= 1;
         }
@@ -717,11 +878,7 @@ impl FlowTable {
             ..Entry::default()
         };
         fill(&mut e, d, now);
-        if streaming {
-            inregion_table::write_streaming(&mut self.entries[vacant], e);
-        } else {
-            self.entries[vacant] = e;
-        }
+        es.put_new(vacant, e);
         self.len += 1;
         self.stats.pinned += 1;
     }
@@ -729,39 +886,40 @@ impl FlowTable {
     /// Whether one more entry would put live entries plus tombstones over the load limit.
     #[inline(always)]
     fn over_load(&self) -> bool {
-        (self.len + self.deleted + 1) * LOAD_DEN > self.entries.len() * LOAD_NUM
+        (self.len + self.deleted + 1) * LOAD_DEN > self.capacity() * LOAD_NUM
     }
 
     #[cold]
-    fn make_room(&mut self, now: u64, t: &Timeouts) {
+    fn make_room(&mut self, es: &mut impl Entries, now: u64, t: &Timeouts) {
         if self.ctrl.is_empty() {
-            self.rebuild(self.initial_capacity);
+            self.rebuild(es.vec_mut(), self.initial_capacity);
             return;
         }
         if self.len >= self.max_len {
-            self.evict_one(now, t);
+            self.evict_one(es, now, t);
         }
         if self.over_load() {
-            let cap = self.entries.len();
+            let cap = self.capacity();
             // Mostly live: double (up to the maximum); mostly tombstones: rebuild in place.
             if (self.len + 1) * LOAD_DEN * 2 > cap * LOAD_NUM && cap < self.max_capacity {
-                self.rebuild(cap * 2);
+                self.rebuild(es.vec_mut(), cap * 2);
                 self.stats.grows += 1;
             } else {
-                self.rebuild(cap);
+                self.rebuild(es.vec_mut(), cap);
             }
         }
     }
 
-    /// Reallocates with `capacity` slots and reinserts every live entry (no tombstones).
-    fn rebuild(&mut self, capacity: usize) {
+    /// Reallocates with `capacity` slots and reinserts every live entry of `entries` (no
+    /// tombstones), replacing it.
+    fn rebuild(&mut self, entries: &mut Vec<Entry>, capacity: usize) {
         let old_ctrl = std::mem::replace(
             &mut self.ctrl,
-            inregion_table::huge_page_vec(capacity / GROUP, u64::MAX),
+            inregion_hint::huge_page_vec(capacity / GROUP, u64::MAX),
         );
         let old = std::mem::replace(
-            &mut self.entries,
-            inregion_table::huge_page_vec(capacity, Entry::default()),
+            entries,
+            inregion_hint::huge_page_vec(capacity, Entry::default()),
         );
         self.group_mask = capacity / GROUP - 1;
         self.hand = 0;
@@ -778,7 +936,7 @@ impl FlowTable {
                 if f != 0 {
                     let to = g * GROUP + lowest(f);
                     self.set_ctrl(to, Self::tag(hash));
-                    self.entries[to] = e;
+                    entries[to] = e;
                     break;
                 }
                 g = (g + 1) & self.group_mask;
@@ -805,8 +963,8 @@ impl FlowTable {
 
     /// Removes the least recently seen of the next [`EVICT_WINDOW`] live entries after
     /// the hand (an expired one first).
-    fn evict_one(&mut self, now: u64, t: &Timeouts) {
-        let cap = self.entries.len();
+    fn evict_one(&mut self, es: &impl Entries, now: u64, t: &Timeouts) {
+        let cap = self.capacity();
         let mask = cap - 1;
         // (last_seen, slot, expired)
         let mut best: Option<(u64, usize, bool)> = None;
@@ -814,7 +972,7 @@ impl FlowTable {
         let mut i = self.hand;
         for _ in 0..cap {
             if self.occupied(i) {
-                let e = &self.entries[i];
+                let e = es.entry(i);
                 if t.expired(e, now) {
                     best = Some((e.last_seen, i, true));
                     break;
@@ -842,15 +1000,22 @@ impl FlowTable {
 
     /// Examines up to `budget` slots from the hand and drops the expired entries.
     /// Returns how many were dropped.
-    pub(crate) fn sweep(&mut self, now: u64, budget: usize, t: &Timeouts) -> u64 {
+    pub(crate) fn sweep(
+        &mut self,
+        es: &impl Entries,
+        now: u64,
+        budget: usize,
+        t: &Timeouts,
+    ) -> u64 {
         if self.len == 0 {
             return 0;
         }
-        let mask = self.entries.len() - 1;
+        let cap = self.capacity();
+        let mask = cap - 1;
         let mut dropped = 0;
-        for _ in 0..budget.min(self.entries.len()) {
+        for _ in 0..budget.min(cap) {
             let i = self.hand;
-            if self.occupied(i) && t.expired(&self.entries[i], now) {
+            if self.occupied(i) && t.expired(es.entry(i), now) {
                 self.remove_at(i);
                 dropped += 1;
             }
@@ -863,7 +1028,7 @@ impl FlowTable {
     pub(crate) fn stats(&self) -> FlowStats {
         FlowStats {
             live: self.len as u64,
-            capacity: self.entries.len() as u64,
+            capacity: self.capacity() as u64,
             ..self.stats
         }
     }
@@ -871,9 +1036,7 @@ impl FlowTable {
     /// Number of live entries found by scanning (for tests).
     #[cfg(test)]
     pub(crate) fn count_live(&self) -> usize {
-        (0..self.entries.len())
-            .filter(|&i| self.occupied(i))
-            .count()
+        (0..self.capacity()).filter(|&i| self.occupied(i)).count()
     }
 }
 
@@ -922,17 +1085,29 @@ mod tests {
     }
 
     fn get(t: &FlowTable, k: &FlowKey) -> Option<Decision> {
-        match t.probe(k, t.hash(k)) {
-            Probe::Found(s) => Some(t.entry(s).decision(DcId(0), false)),
+        match t.index.probe(&t.entries, k, t.index.hash(k)) {
+            Probe::Found(s) => Some(t.entries.entry(s).decision(DcId(0), false)),
             Probe::Vacant(_) => None,
         }
     }
 
     fn put(t: &mut FlowTable, k: &FlowKey, d: &Decision, now: u64, to: &Timeouts) {
-        let h = t.hash(k);
-        match t.probe(k, h) {
+        put_in(&mut t.index, &mut t.entries, k, d, now, to);
+    }
+
+    /// `put` through any entry storage (the plain vector or a batch's writer).
+    fn put_in(
+        ix: &mut FlowIndex,
+        es: &mut impl Entries,
+        k: &FlowKey,
+        d: &Decision,
+        now: u64,
+        to: &Timeouts,
+    ) {
+        let h = ix.hash(k);
+        match ix.probe(es, k, h) {
             Probe::Found(_) => panic!("already there"),
-            Probe::Vacant(s) => t.insert(k, h, s, d, now, to, false),
+            Probe::Vacant(s) => ix.insert(es, k, h, s, d, now, to),
         }
     }
 
@@ -1020,9 +1195,9 @@ mod tests {
             let i = (x % 3000) as u32;
             let k = key(i);
             if x.is_multiple_of(3) {
-                let h = t.hash(&k);
-                if let Probe::Found(s) = t.probe(&k, h) {
-                    t.remove_at(s);
+                let h = t.index.hash(&k);
+                if let Probe::Found(s) = t.index.probe(&t.entries, &k, h) {
+                    t.index.remove_at(s);
                     assert!(model.remove(&k).is_some());
                 } else {
                     assert!(!model.contains_key(&k));
@@ -1038,7 +1213,7 @@ mod tests {
             }
         }
         assert_eq!(t.len(), model.len());
-        assert_eq!(t.count_live(), model.len());
+        assert_eq!(t.index.count_live(), model.len());
         for i in 0..3000 {
             assert_eq!(get(&t, &key(i)), model.get(&key(i)).copied());
         }
@@ -1054,28 +1229,125 @@ mod tests {
         for i in 0..100 {
             put(&mut t, &key(i), &dec(i), 0, &to);
         }
-        let slot_of = |t: &FlowTable, i: u32| match t.probe(&key(i), t.hash(&key(i))) {
-            Probe::Found(s) => s,
-            Probe::Vacant(_) => panic!("key {i} missing"),
-        };
+        let slot_of =
+            |t: &FlowTable, i: u32| match t.index.probe(&t.entries, &key(i), t.index.hash(&key(i)))
+            {
+                Probe::Found(s) => s,
+                Probe::Vacant(_) => panic!("key {i} missing"),
+            };
         let (s1, s2) = (slot_of(&t, 1), slot_of(&t, 2));
         let found = |p: Probe| match p {
             Probe::Found(s) => Some(s),
             Probe::Vacant(_) => None,
         };
         for hint in [Some(s1), Some(s2), Some(usize::MAX), None] {
-            let h = t.hash(&key(1));
-            assert_eq!(found(t.probe_from(&key(1), h, hint)), Some(s1), "{hint:?}");
-            let h = t.hash(&key(500));
-            assert_eq!(found(t.probe_from(&key(500), h, hint)), None, "{hint:?}");
+            let h = t.index.hash(&key(1));
+            let p = t.index.probe_from(&t.entries, &key(1), h, hint);
+            assert_eq!(found(p), Some(s1), "{hint:?}");
+            let h = t.index.hash(&key(500));
+            let p = t.index.probe_from(&t.entries, &key(500), h, hint);
+            assert_eq!(found(p), None, "{hint:?}");
         }
         // The hinted slot emptied, the key put back elsewhere or nowhere. Removal leaves
         // the entry's bytes in place: the control byte alone says the slot is free.
-        t.remove_at(s1);
-        assert!(t.entry(s1).matches(&key(1)));
-        let h = t.hash(&key(1));
-        assert_eq!(found(t.probe_from(&key(1), h, Some(s1))), None);
-        assert_eq!(found(t.probe(&key(1), h)), None);
+        t.index.remove_at(s1);
+        assert!(t.entries.entry(s1).matches(&key(1)));
+        let h = t.index.hash(&key(1));
+        let p = t.index.probe_from(&t.entries, &key(1), h, Some(s1));
+        assert_eq!(found(p), None);
+        assert_eq!(found(t.index.probe(&t.entries, &key(1), h)), None);
+    }
+
+    /// The same operations (pins with growth and eviction, lookups of flows pinned a
+    /// moment before, refreshes, removals) give the same table whether the entries are
+    /// the plain vector or a batch's streaming writer, across scopes of any length.
+    #[test]
+    fn streaming_batches_change_the_table_as_plain_stores_do() {
+        let to = Timeouts::new(&FlowTableConfig::default());
+        let mut plain = FlowTable::new(&config(700));
+        let mut batched = FlowTable::new(&config(700));
+        let mut x: u64 = 99;
+        let mut rng = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // One operation on a table, through either storage; returns what a lookup saw.
+        fn op(
+            ix: &mut FlowIndex,
+            es: &mut impl Entries,
+            r: u64,
+            now: u64,
+            to: &Timeouts,
+        ) -> Option<Decision> {
+            let i = (r % 2000) as u32;
+            let k = key(i);
+            let h = ix.hash(&k);
+            match (ix.probe(es, &k, h), r % 10) {
+                (Probe::Found(s), 0) => {
+                    ix.remove_at(s);
+                    None
+                }
+                (Probe::Found(s), _) => {
+                    es.touch_seen(s, now);
+                    Some(es.entry(s).decision(DcId(0), true))
+                }
+                (Probe::Vacant(s), _) => {
+                    ix.insert(es, &k, h, s, &dec(i), now, to);
+                    None
+                }
+            }
+        }
+        let mut now = 0;
+        let (mut seen, mut fenced_early, mut streams) = (0, 0, false);
+        while now < 20_000 {
+            let ops: Vec<u64> = (0..rng() % 100 + 1).map(|_| rng()).collect();
+            let want: Vec<_> = ops
+                .iter()
+                .enumerate()
+                .map(|(j, &r)| op(&mut plain.index, &mut plain.entries, r, now + j as u64, &to))
+                .collect();
+            let FlowTable { index, entries } = &mut batched;
+            let got: Vec<_> = inregion_hint::with_streaming(entries, |w| {
+                streams = w.streams();
+                ops.iter()
+                    .enumerate()
+                    .map(|(j, &r)| {
+                        let before = w.pending();
+                        let got = op(index, w, r, now + j as u64, &to);
+                        // Fewer pending stores: this operation fenced them (it
+                        // reached an entry written earlier in the scope, or grew the
+                        // table) before the scope's end.
+                        fenced_early += usize::from(w.pending() < before);
+                        got
+                    })
+                    .collect()
+            });
+            assert_eq!(got, want, "at {now}");
+            seen += got.iter().flatten().count();
+            now += ops.len() as u64;
+        }
+        assert!(seen > 1000, "{seen} lookups found their flow");
+        // The early fences were exercised (there are none without streaming stores).
+        assert!(!streams || fenced_early > 10, "{fenced_early} early fences");
+        let (a, b) = (plain.stats(), batched.stats());
+        assert_eq!(a, b);
+        assert!(a.grows > 0 && a.evicted > 0, "{a:?}");
+        let image = |e: &Entry| {
+            (
+                e.key(),
+                e.version,
+                e.last_seen,
+                e.added_rtt_us,
+                e.target,
+                e.region,
+            )
+        };
+        assert_eq!(plain.entries.len(), batched.entries.len());
+        for (slot, (p, q)) in plain.entries.iter().zip(&batched.entries).enumerate() {
+            assert!(image(p) == image(q), "slot {slot}");
+        }
     }
 
     #[test]
@@ -1088,11 +1360,11 @@ mod tests {
         assert_eq!(t.len(), 16);
         // Refresh everything but key 5: it is the least recently seen.
         for i in (0..16).filter(|&i| i != 5) {
-            let h = t.hash(&key(i));
-            let Probe::Found(s) = t.probe(&key(i), h) else {
+            let h = t.index.hash(&key(i));
+            let Probe::Found(s) = t.index.probe(&t.entries, &key(i), h) else {
                 panic!()
             };
-            t.touch_seen(s, 100);
+            t.entries.touch_seen(s, 100);
         }
         put(&mut t, &key(99), &dec(99), 101, &to);
         assert_eq!(t.len(), 16);

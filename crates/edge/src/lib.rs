@@ -54,7 +54,7 @@
 //! SwissTable-style open-addressing table of 64-byte entries, bounded by
 //! [`FlowTableConfig::max_flows`], starting at 16 slots and doubling as flows arrive
 //! (a data center's table stays as small as its live flows, so it stays in cache), and
-//! backed by transparent huge pages once large ([`inregion_table::huge_page_vec`]: a
+//! backed by transparent huge pages once large ([`inregion_hint::huge_page_vec`]: a
 //! million flows are 128 MiB, and 4 KiB pages would cost a TLB miss per probe).
 //! [`Edge::decide_many`] runs a three-stage software pipeline over groups of 32 packets
 //! (hash and prefetch the control words; prefetch each known flow's entry line, or each
@@ -63,9 +63,13 @@
 //! cases inline (an established flow whose prefetched entry holds it, live; a new flow
 //! whose home group proves it absent) and leaves the rest to the same per-packet core
 //! as [`Edge::decide`]; a property test checks that a batch decides exactly as
-//! single calls do. Each shard keeps its own reference to each data center's current
-//! snapshot and checks it with one atomic load per call. Nothing on these paths
-//! allocates except a flow table's growth.
+//! single calls do. A batch writes new flows' entry lines with streaming stores, which
+//! skip reading the line from memory first, through an [`inregion_hint::StreamingWriter`]
+//! scope: the writer fences before any entry it wrote is read again in the batch (a
+//! duplicate flow, an eviction, a growth) and once at the end, so the crate stays free
+//! of `unsafe` and no entry is ever read before its fence. Each shard keeps its own
+//! reference to each data center's current snapshot and checks it with one atomic load
+//! per call. Nothing on these paths allocates except a flow table's growth.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -240,7 +240,7 @@ impl OpenFlows {
     fn next_end(&self) -> u64 {
         match self.heap.peek() {
             Some((end, _, slot)) => {
-                inregion_table::prefetch(&self.slab, slot as usize);
+                inregion_hint::prefetch(&self.slab, slot as usize);
                 end
             }
             None => u64::MAX,

@@ -30,8 +30,9 @@
 //! Built by painting prefixes in order of increasing length, so that a longer prefix
 //! paints over the shorter ones that contain it: the longest match wins by construction.
 
+use inregion_hint::prefetch;
+
 use crate::compile::CompileEntry;
-use crate::hint::prefetch;
 use crate::poptrie::BATCH_LANES;
 
 /// Marks an entry that holds a leaf (a dictionary index below 2^15) instead of a chunk

@@ -73,11 +73,9 @@
 //! region table's IPv4 bindings) → `compile.rs` → `nibble.rs` (region ids in large
 //! tables and IPv6) → `table.rs` (layout choice, dispatch, batch, `longest_match`).
 //! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before
-//! stepping the others, so that their cache misses overlap (`hint.rs` holds the
-//! workspace's only `unsafe`: the prefetch intrinsic, a huge-page `madvise` and
-//! non-temporal line stores, exported as [`prefetch`], [`huge_page_vec`],
-//! [`write_streaming`] and [`stream_fence`] so that the edge's flow table can pipeline its
-//! own cache misses without an `unsafe` of its own).
+//! stepping the others, so that their cache misses overlap (the prefetch is
+//! `inregion_hint::prefetch`: the memory-hint primitives and the workspace's only
+//! `unsafe` live in the `inregion-hint` crate; this crate has none).
 //!
 //! # Invariants
 //!
@@ -116,12 +114,11 @@
 //! The crate does no I/O and has no threads, globals or clocks.
 
 #![warn(missing_docs)]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod builder;
 mod compile;
 mod dir;
-mod hint;
 mod nibble;
 mod poptrie;
 mod shared;
@@ -131,6 +128,5 @@ mod table;
 mod proptests;
 
 pub use builder::TableBuilder;
-pub use hint::{huge_page_vec, prefetch, stream_fence, write_streaming};
 pub use shared::{PublishError, SharedTable, Snapshot, SnapshotGuard};
 pub use table::{Table, TableStats};

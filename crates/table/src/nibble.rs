@@ -23,8 +23,9 @@
 //! Built from the same [`Compiled`] shape as the Poptrie layout, so the two layouts
 //! cannot disagree about the structure.
 
+use inregion_hint::prefetch;
+
 use crate::compile::Compiled;
-use crate::hint::prefetch;
 use crate::poptrie::{start_lanes, TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).

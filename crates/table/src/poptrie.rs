@@ -18,10 +18,11 @@
 //! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
 //! prefix comes before the prefixes nested inside it), without duplicates.
 
+use inregion_hint::prefetch;
+
 use crate::compile::Compiled;
 #[cfg(test)]
 use crate::compile::{compile, CompileEntry};
-use crate::hint::prefetch;
 
 /// Bits consumed per node level.
 pub(crate) const STRIDE: u32 = 6;
