@@ -1604,3 +1604,35 @@ fn hex_sha256(s: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// `cursor=` (what the last page hands out) is the first page, not a 400; a body with a
+/// key twice is refused with 400 / 1100 naming the key, and changes nothing.
+#[test]
+fn empty_cursor_is_the_first_page_and_duplicate_keys_are_refused() {
+    let s = Server::start();
+    s.create(DEMO_PREFIX, "203.0.113.0/25", "eu");
+    let first = s
+        .dev("GET", &format!("{BINDINGS}?per_page=5"), None)
+        .ok(200)
+        .clone();
+    let empty = s.dev("GET", &format!("{BINDINGS}?per_page=5&cursor="), None);
+    assert_eq!(empty.ok(200), &first);
+    let r = s.send(
+        s.raw("POST", &s.url(ACCOUNT, BINDINGS))
+            .bearer_auth(DEV_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(format!(
+                r#"{{"prefix_id": "{DEMO_PREFIX}", "cidr": "203.0.113.128/25", "region_key": "eu", "region_key": "us"}}"#
+            )),
+    );
+    r.fails(400, 1100);
+    assert!(r.text.contains("region_key"), "{}", r.text);
+    assert_eq!(
+        s.dev("GET", BINDINGS, None)
+            .ok(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -83,6 +83,20 @@ pub struct Args {
     /// change-feed readers further behind than this re-read everything.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     tombstone_retention: Duration,
+    /// A request's head must arrive within this long; on a kept-alive connection it is
+    /// also the idle timeout. Then the connection is closed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
+    /// A request's body must arrive within this long after its head (else 408).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// On SIGTERM or Ctrl-C, how long requests in flight get to finish before the
+    /// remaining connections are closed. A second signal exits at once.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
     /// Enable the admin surface (/__inregion/...: advance the clock, force activation,
     /// approve prefixes, seed). It needs the admin token, never a Cloudflare credential.
     #[arg(long)]
@@ -156,6 +170,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
         max_bindings_per_prefix: args.max_bindings_per_prefix,
         tombstone_retention: args.tombstone_retention,
+        limits: inregion_api::server::ConnectionLimits {
+            header_timeout: args.header_timeout,
+            body_timeout: args.body_timeout,
+            max_connections: args.max_connections as usize,
+            drain_timeout: args.drain_timeout,
+        },
         durability: match args.durability {
             DurabilityArg::Full => inregion_control::Durability::Full,
             DurabilityArg::Process => inregion_control::Durability::Process,

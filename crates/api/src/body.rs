@@ -19,6 +19,12 @@ pub fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, HttpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
+    if let Some(key) = duplicate_key(bytes) {
+        return Err(HttpError::bad_request(
+            MALFORMED,
+            format!("malformed request body: the key {key:?} appears twice in one object"),
+        ));
+    }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(HttpError::bad_request(
@@ -33,6 +39,68 @@ pub fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, HttpError> {
             format!("malformed request body: not valid JSON ({e})"),
         )),
     }
+}
+
+/// The first key that appears twice in one JSON object of `bytes`, at any depth.
+///
+/// Refused rather than "last one wins" (serde_json's choice): a body such as
+/// `{"region_key": "eu", "region_key": "us"}` is ambiguous, and proxies or other parsers
+/// in front of the server may pick the other value. Syntax errors are left to the parse
+/// that follows (`None` here).
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Check(Option<String>);
+    struct V<'a>(&'a mut Option<String>);
+    impl<'de> Visitor<'de> for V<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(k) = m.next_key::<String>()? {
+                m.next_value_seed(Seed(self.0))?;
+                if self.0.is_none() && !seen.insert(k.clone()) {
+                    *self.0 = Some(k);
+                }
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+            while s.next_element_seed(Seed(self.0))?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    struct Seed<'a>(&'a mut Option<String>);
+    impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(V(self.0))
+        }
+    }
+    let _ = IgnoredAny;
+    let mut found = Check(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = serde::de::DeserializeSeed::deserialize(Seed(&mut found.0), &mut de);
+    found.0
 }
 
 /// Deserializes a JSON object into `T` (whose fields are usually `Option<...>` so that
@@ -207,5 +275,18 @@ mod tests {
         assert_eq!(q.get("nope"), None);
         assert_eq!(QueryParams::parse(Some("a=%zz%4")).get("a"), Some("%zz%4"));
         assert_eq!(QueryParams::parse(None), QueryParams::default());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert_eq!(duplicate_key(br#"{"a": 1, "a": 2}"#).as_deref(), Some("a"));
+        assert_eq!(
+            duplicate_key(br#"{"a": [{"b": 1, "b": 2}]}"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(duplicate_key(br#"{"a": {"b": 1}, "b": {"a": 2}}"#), None);
+        assert_eq!(duplicate_key(br#"not json"#), None);
+        let e = json_object(br#"{"region_key": "eu", "region_key": "us"}"#).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
     }
 }

@@ -63,7 +63,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 /// The raw request body, read up to the configured limit. Too large → 413 with code
-/// 1100; a broken transfer → 400 with code 1100. Parsing happens later (see
+/// 1100; too slow (the body-read timeout) → 408 with code 1100; a broken transfer → 400
+/// with code 1100. Parsing happens later (see
 /// [`crate::body`]), after authorization.
 pub struct RawBody(pub Bytes);
 
@@ -77,6 +78,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 MALFORMED,
                 "request body too large",
+            )),
+            // The body-read timeout (tower-http's `TimeoutBody`) surfaces here as a
+            // failed read whose cause names the timeout.
+            Err(rej) if rej.body_text().contains("timeout") => Err(HttpError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                MALFORMED,
+                "the request body did not arrive in time",
             )),
             Err(rej) => Err(HttpError::bad_request(
                 MALFORMED,

@@ -73,6 +73,35 @@ pub struct ServeOptions {
     /// How long a deleted binding is kept after its deletion propagated, before it is
     /// purged (memory and database); change-feed readers further behind re-read all.
     pub tombstone_retention: Duration,
+    /// Connection timeouts, limit and shutdown drain.
+    pub limits: ConnectionLimits,
+}
+
+/// What one client may hold of the server, and how long a graceful stop waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's head (request line and headers) must arrive within this long; on a
+    /// kept-alive HTTP/1 connection the clock starts when the previous answer is sent,
+    /// so it is also the idle timeout. Then the connection is closed.
+    pub header_timeout: Duration,
+    /// A request body must arrive within this long once its head has (408 otherwise).
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// On SIGTERM / Ctrl-C, requests in flight get this long to finish; then the
+    /// remaining connections are closed. A second signal exits at once.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 impl Default for ServeOptions {
@@ -89,6 +118,7 @@ impl Default for ServeOptions {
             max_bindings_per_prefix: None,
             durability: Durability::Full,
             tombstone_retention: DEFAULT_TOMBSTONE_RETENTION,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -168,6 +198,7 @@ pub struct Server {
     listener: TcpListener,
     app: Arc<App>,
     max_body_bytes: usize,
+    limits: ConnectionLimits,
     started: Started,
 }
 
@@ -379,6 +410,7 @@ impl Server {
             listener,
             app,
             max_body_bytes: opts.max_body_bytes,
+            limits: opts.limits,
             started: Started {
                 addr,
                 database,
@@ -401,44 +433,119 @@ impl Server {
         self.app.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections and waits for
-    /// the requests in flight to finish (each write is durable once its response is
-    /// sent; writes already handed to the store finish even if their client went away).
+    /// Serves until `shutdown` resolves, then stops accepting connections and gives the
+    /// requests in flight [`ConnectionLimits::drain_timeout`] to finish before closing
+    /// what is left (each write is durable once its response is sent; writes already
+    /// handed to the store finish even if their client went away or was cut off).
+    ///
+    /// Each connection is served by hyper directly (not `axum::serve`), for what it
+    /// lacks: a header-read timeout that also bounds idle kept-alive connections, a
+    /// body-read timeout, a connection limit, a drain deadline, and accept errors (out of
+    /// file descriptors) answered with a pause instead of a busy loop.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let router = router(self.app.clone(), self.max_body_bytes);
-        // Deleted bindings past their retention window are purged in the background,
-        // so that churn does not grow the memory or the database.
-        let purger = {
-            let app = self.app.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(PURGE_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let now = app.clock.now();
-                    match app.control.purge_tombstones_async(now).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::debug!(purged = n, "purged deleted bindings"),
-                        Err(e) => tracing::warn!(error = %e, "purging deleted bindings failed"),
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::server::conn::auto;
+        use tower::Service;
+        let limits = self.limits;
+        let router = router(self.app.clone(), self.max_body_bytes).layer(
+            tower_http::timeout::RequestBodyTimeoutLayer::new(limits.body_timeout),
+        );
+        let purger = self.spawn_purger();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(limits.header_timeout)
+            .keep_alive_timeout(limits.header_timeout);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, remote) = tokio::select! {
+                () = &mut shutdown => break,
+                r = self.listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE, ENFILE, ECONNABORTED...: pause rather than spin.
+                        tracing::warn!(error = %e, "accept failed; retrying in 100 ms");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
                     }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let router = router.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(remote));
+                    router.clone().call(req)
+                },
+            );
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(target: "inregion::http", error = %e, %remote, "connection ended with an error");
                 }
-            })
-        };
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+                drop(permit);
+            });
+        }
+        drop(self.listener);
         purger.abort();
+        let open = graceful.count();
+        if open > 0 {
+            tracing::info!(connections = open, deadline = ?limits.drain_timeout, "draining connections");
+        }
+        if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                deadline = ?limits.drain_timeout,
+                "drain deadline passed; closing the connections left"
+            );
+        }
         tracing::info!(
             version = self.app.control.version(),
             "server stopped; all acknowledged writes are durable"
         );
         Ok(())
+    }
+
+    /// Deleted bindings past their retention window are purged in the background, so
+    /// that churn does not grow the memory or the database.
+    fn spawn_purger(&self) -> tokio::task::JoinHandle<()> {
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = app.clock.now();
+                match app.control.purge_tombstones_async(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "purged deleted bindings"),
+                    Err(e) => tracing::warn!(error = %e, "purging deleted bindings failed"),
+                }
+            }
+        })
     }
 }
 
@@ -454,15 +561,29 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     async move {
         #[cfg(unix)]
         {
-            let (mut term, mut int) = (term, int);
-            tokio::select! {
-                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                    tracing::info!("SIGTERM: shutting down")
-                }
-                _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {
-                    tracing::info!("Ctrl-C: shutting down")
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
             }
+            let (mut term, mut int) = (term, int);
+            tokio::select! {
+                () = next(&mut term) => tracing::info!("SIGTERM: shutting down (again to exit at once)"),
+                () = next(&mut int) => tracing::info!("Ctrl-C: shutting down (again to exit at once)"),
+            }
+            // A second signal while draining: exit now. Every acknowledged write is
+            // already durable; only requests still in flight are cut off.
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = next(&mut term) => {}
+                    () = next(&mut int) => {}
+                }
+                tracing::warn!("second signal: exiting without waiting for requests in flight");
+                std::process::exit(130);
+            });
         }
         #[cfg(not(unix))]
         {

@@ -20,7 +20,8 @@ pub const MAX_PER_PAGE: u32 = 100;
 pub struct PageRequest {
     /// `per_page` text.
     pub per_page: Option<String>,
-    /// `cursor` text.
+    /// `cursor` text. Empty is the same as absent (the first page): the last page
+    /// hands out `cursor: ""`, and a client that passes it back must not get a 400.
     pub cursor: Option<String>,
 }
 

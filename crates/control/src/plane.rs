@@ -646,7 +646,7 @@ impl ControlPlane {
                 Some(other) => return Err(ListRegionsError::BadType(other.to_owned())),
             };
             let per_page = page.per_page()?;
-            let after = match page.cursor.as_deref() {
+            let after = match page.cursor.as_deref().filter(|c| !c.is_empty()) {
                 None => None,
                 Some(c) => Some(page::decode_region_cursor(c)?),
             };
@@ -716,7 +716,7 @@ impl ControlPlane {
         self.with_rules(|r| {
             let acct = r.access(p, account, DLS_READ, ENT_BINDINGS)?;
             let per_page = page.per_page()?;
-            let start = match page.cursor.as_deref() {
+            let start = match page.cursor.as_deref().filter(|c| !c.is_empty()) {
                 None => Bound::Unbounded,
                 Some(c) => Bound::Excluded(page::decode_binding_cursor(c)?),
             };
