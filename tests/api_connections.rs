@@ -27,6 +27,20 @@ fn signal(pid: u32, sig: &str) {
         .success());
 }
 
+/// A connection that sent a create's head and the start of a 200-byte body, and then
+/// nothing more.
+fn partial_body(host: &str) -> TcpStream {
+    let mut c = TcpStream::connect(host).unwrap();
+    c.write_all(
+        format!(
+            "POST /client/v4/accounts/{ACCOUNT}{BINDINGS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEV_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"prefix_id\""
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c
+}
+
 /// A server process of our own (the harness's `Server` asserts a clean exit on stop;
 /// here the exit itself is under test).
 struct Raw {
@@ -99,14 +113,7 @@ fn stalled_clients_do_not_hold_sigterm_past_the_drain_deadline() {
     // A partial request line, and a request whose body never comes.
     let mut line = TcpStream::connect(&host).unwrap();
     line.write_all(b"GET /client/v4/acc").unwrap();
-    let mut body = TcpStream::connect(&host).unwrap();
-    body.write_all(
-        format!(
-            "POST /client/v4/accounts/{ACCOUNT}{BINDINGS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEV_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"prefix_id\""
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    let body = partial_body(&host);
     std::thread::sleep(Duration::from_millis(200));
     signal(s.child.id(), "-TERM");
     let (st, took) = s.wait_exit(Duration::from_secs(10));
@@ -222,14 +229,7 @@ fn slow_and_idle_connections_are_cut_off_while_others_are_served() {
         "slow loris kept its connection: {loris:?}"
     );
     // A body that stops arriving: 408 and nothing created.
-    let mut c = TcpStream::connect(&host).unwrap();
-    c.write_all(
-        format!(
-            "POST /client/v4/accounts/{ACCOUNT}{BINDINGS} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {DEV_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"prefix_id\""
-        )
-        .as_bytes(),
-    )
-    .unwrap();
+    let mut c = partial_body(&host);
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut answer = String::new();
     let _ = c.read_to_string(&mut answer);
