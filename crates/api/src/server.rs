@@ -6,8 +6,11 @@
 //! | file | what |
 //! | --- | --- |
 //! | `inregion.sqlite3` (+ `-wal`, `-shm`) | the control plane's database |
-//! | `dev-token` | the development token's secret (mode 0600), reused at the next start |
+//! | `inregion.sqlite3-key` | the key token secrets are hashed with, and the database's lock |
+//! | `dev-token` | the development token's secret, reused at the next start |
 //! | `clock-offset` | how far the admin surface advanced the clock (microseconds) |
+//!
+//! The directory is created 0700 and every file in it is 0600.
 
 use crate::app::{router, App, DEFAULT_MAX_BODY_BYTES};
 use crate::clock::{ClockError, OffsetClock};
