@@ -368,7 +368,7 @@ paths["/__inregion/snapshot"] = {
 }
 FAULT = {"type": "object", "additionalProperties": False, "properties": {
     "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    "method": {"type": "string"}, "path": {"type": "string", "description": "* matches one segment; a trailing /** any rest"},
+    "method": {"type": "string"}, "path": {"type": "string", "description": "* matches one segment (as the last segment: the rest of the path); a trailing /** any rest"},
     "account": {"type": "string"}, "status": {"type": "integer", "minimum": 400, "maximum": 599},
     "code": {"type": "integer"}, "message": {"type": "string"}, "retry_after": {"type": "integer", "minimum": 0},
     "delay_ms": {"type": "integer", "minimum": 0}, "timeout_ms": {"type": "integer", "minimum": 0},

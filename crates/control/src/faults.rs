@@ -11,7 +11,7 @@
 //! | field | meaning |
 //! | --- | --- |
 //! | `method` | `GET`, `POST`, ... (any when absent) |
-//! | `path` | pattern over the request path; `*` matches exactly one segment (`/client/v4/accounts/*/dls/*`); a trailing `/**` matches any rest |
+//! | `path` | pattern over the request path; `*` matches one segment, or, as the last segment, the rest of the path (`/client/v4/accounts/*/dls/*` covers every DLS path); a trailing `/**` matches any rest, including none |
 //! | `account` | only requests to this account id (the segment after `/accounts/`) |
 //! | `status` | answer with this HTTP status (400–599) and a Cloudflare error envelope; `code` (default 971 for 429, else 1000), `message`, `retry_after` seconds (default 1 for 429) |
 //! | `delay_ms` | hold the request this long, then serve it normally |
@@ -32,7 +32,8 @@ pub struct FaultSpec {
     /// HTTP method to match (any when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    /// Path pattern (`*` = one segment, trailing `/**` = any rest).
+    /// Path pattern (`*` = one segment, or the rest as the last segment; trailing `/**`
+    /// = any rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Account id to match.
@@ -127,17 +128,24 @@ pub struct FaultRule {
     pub applied: u64,
 }
 
+/// `*` matches one segment, except as the pattern's last segment, where it matches the
+/// rest of the path (one or more segments): `/client/v4/accounts/*/dls/*` covers every
+/// DLS path, as the examples read. `**` as the last segment matches the rest, including
+/// nothing.
 fn path_matches(pattern: &str, path: &str) -> bool {
-    let mut p = pattern.trim_end_matches('/').split('/');
+    let p: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
     let mut s = path.trim_end_matches('/').split('/');
-    loop {
-        match (p.next(), s.next()) {
-            (Some("**"), _) => return true,
-            (Some(a), Some(b)) if a == "*" || a == b => {}
-            (None, None) => return true,
+    for (i, seg) in p.iter().enumerate() {
+        let last = i + 1 == p.len();
+        match (*seg, s.next()) {
+            ("**", _) if last => return true,
+            ("*", Some(x)) if last => return !x.is_empty(),
+            ("*", Some(_)) => {}
+            (a, Some(b)) if a == b => {}
             _ => return false,
         }
     }
+    s.next().is_none()
 }
 
 /// The account id of a `/client/v4/accounts/{id}/...` path.
@@ -388,6 +396,28 @@ mod tests {
             s2.on_request("GET", "/client/v4/accounts/acc1/x/y", 0.0)
                 .is_none(),
             "* is one segment"
+        );
+        let mut s3 = FaultSet::new();
+        s3.add(spec(r#"{"method": "POST", "path": "/client/v4/accounts/*/dls/*", "status": 429, "count": 1}"#))
+            .unwrap();
+        assert!(
+            s3.on_request("POST", "/client/v4/accounts/a/dls", 0.0)
+                .is_none(),
+            "a trailing * needs a segment"
+        );
+        assert!(
+            s3.on_request(
+                "POST",
+                "/client/v4/accounts/a/dls/regional_services/prefix_bindings",
+                0.0
+            )
+            .is_some(),
+            "a trailing * matches the rest"
+        );
+        assert!(
+            path_matches("/a/**", "/a")
+                && path_matches("/a/*/c", "/a/b/c")
+                && !path_matches("/a/*/c", "/a/b/d/c")
         );
         assert!(s.remove("half") && !s.remove("half"));
     }
