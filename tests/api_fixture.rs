@@ -354,6 +354,28 @@ fn snapshots_round_trip_online_and_offline() {
     assert_eq!(world(&s2), w2);
 }
 
+/// A snapshot larger than `--max-body-bytes` still restores (the limit is for API bodies).
+#[test]
+fn snapshots_are_not_bound_by_the_api_body_limit() {
+    let s = Server::start_with(Opts {
+        args: vec!["--max-body-bytes", "4096"],
+        ..Opts::default()
+    });
+    for i in 0..60 {
+        s.create(DEMO_PREFIX, &format!("203.0.113.{i}/32"), "eu");
+    }
+    let snap = s.admin("GET", "/snapshot", None).ok(200).to_string();
+    assert!(snap.len() > 4096, "{}", snap.len());
+    s.admin("POST", "/reset", None).ok(200);
+    let r = s.send(
+        s.raw("POST", &format!("{}/__inregion/snapshot", s.base))
+            .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
+            .body(snap),
+    );
+    r.ok(200);
+    assert_eq!(list(&s).len(), 60);
+}
+
 #[test]
 fn a_format_1_snapshot_restores() {
     let s = Server::start();

@@ -30,6 +30,10 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The largest snapshot `POST /__inregion/snapshot` accepts (1 GiB): a snapshot holds
+/// every record, far more than any API body (`--max-body-bytes`).
+pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+
 /// Header carrying the admin token.
 pub const ADMIN_TOKEN_HEADER: &str = "x-inregion-admin-token";
 
@@ -50,7 +54,13 @@ pub fn routes() -> Router<Arc<App>> {
                 .route("/seed", post(seed))
                 .route("/reset", post(reset))
                 .route("/accounts", post(accounts))
-                .route("/snapshot", get(snapshot).post(restore))
+                // A snapshot holds every record: not bound by --max-body-bytes.
+                .route(
+                    "/snapshot",
+                    get(snapshot)
+                        .post(restore)
+                        .layer(axum::extract::DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
+                )
                 .route("/faults", get(crate::faults::list).post(crate::faults::add))
                 .route("/faults/{fault_id}", delete(crate::faults::remove)),
         )
