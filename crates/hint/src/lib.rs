@@ -81,7 +81,7 @@
 //! A streaming scope costs one `sfence` at its end when it issued a store, plus one
 //! whenever an element with a pending store is accessed again or more than
 //! [`PENDING_MAX`] stores are pending. Checking whether an element is pending is one
-//! test of a 64-bit filter (and a scan of the pending list only when the filter says
+//! test of a 512-bit filter (and a scan of the pending list only when the filter says
 //! maybe), so reads of other elements stay as cheap as plain indexing.
 
 #![warn(missing_docs)]

@@ -9,7 +9,7 @@
 //!
 //! The invariant the writer keeps (call it *P*): every element that has had a streaming
 //! store since this thread's last `sfence` is in `pending[..count]`, and its bit
-//! (`index % 64`) is set in `filter`. Every access to an element (`get`, `get_mut`,
+//! (`filter_bit(index)`) is set in `filter`. Every access to an element (`get`, `get_mut`,
 //! `write`) first checks the element against *P* and fences when it is pending;
 //! `vec_mut` and the end of the scope fence whatever is pending. Resetting `count` and
 //! `filter` happens only right after an `sfence`.
@@ -23,6 +23,15 @@ use zerocopy::IntoBytes;
 /// first. 64 is a receive batch of new flows, so a batch of new flows is fenced once, at
 /// the end; the list is 512 bytes of the writer's stack frame.
 pub const PENDING_MAX: usize = 64;
+
+/// Bits of the writer's filter of pending elements: eight times [`PENDING_MAX`], so that
+/// even with a full list a new element's bit is set only one time in eight, and the
+/// exact list is scanned that rarely (a 64-bit filter was set for most elements by the
+/// end of a batch of 64 new flows, and its scans were an eighth of a new flow's
+/// instructions).
+const FILTER_BITS: usize = 8 * PENDING_MAX;
+/// 64-bit words of the filter.
+const FILTER_WORDS: usize = FILTER_BITS / 64;
 
 /// Runs `f` with a [`StreamingWriter`] over `vec` and returns what `f` returns. Every
 /// streaming store the writer issued is fenced before this function returns (or unwinds
@@ -104,7 +113,7 @@ where
 {
     let mut writer = StreamingWriter {
         vec,
-        filter: Cell::new(0),
+        filter: [const { Cell::new(0) }; FILTER_WORDS],
         count: Cell::new(0),
         pending: [0; PENDING_MAX],
         _same_thread: PhantomData,
@@ -127,9 +136,9 @@ pub struct StreamingWriter<'a, T> {
     /// raw pointer (`as_ptr`/`as_mut_ptr` create no reference to the slice), so that no
     /// reference ever covers an element with a pending store.
     vec: &'a mut Vec<T>,
-    /// Bit `index % 64` of every pending element (a filter: a clear bit proves the
-    /// element is not pending; a set bit is checked against `pending`).
-    filter: Cell<u64>,
+    /// Bit [`filter_bit`]`(index)` of every pending element (a filter: a clear bit proves
+    /// the element is not pending; a set bit is checked against `pending`).
+    filter: [Cell<u64>; FILTER_WORDS],
     /// Number of pending elements, `pending[..count]`.
     count: Cell<usize>,
     /// The elements written with streaming stores since the last fence.
@@ -236,8 +245,8 @@ impl<T> StreamingWriter<'_, T> {
     /// has no false negatives and the list is exact).
     #[inline(always)]
     fn is_pending(&self, index: usize) -> bool {
-        self.filter.get() & filter_bit(index) != 0
-            && self.pending[..self.count.get()].contains(&index)
+        let (word, bit) = filter_bit(index);
+        self.filter[word].get() & bit != 0 && self.pending[..self.count.get()].contains(&index)
     }
 
     /// Fences when element `index` has a pending store, so that it can be accessed.
@@ -255,7 +264,9 @@ impl<T> StreamingWriter<'_, T> {
         if self.count.get() != 0 {
             sfence();
             self.count.set(0);
-            self.filter.set(0);
+            for w in &self.filter {
+                w.set(0);
+            }
         }
     }
 }
@@ -315,7 +326,8 @@ impl<T: Copy + IntoBytes> StreamingWriter<'_, T> {
         let n = self.count.get();
         self.pending[n] = index;
         self.count.set(n + 1);
-        self.filter.set(self.filter.get() | filter_bit(index));
+        let (word, bit) = filter_bit(index);
+        self.filter[word].set(self.filter[word].get() | bit);
     }
 }
 
@@ -337,10 +349,15 @@ impl<T> std::fmt::Debug for StreamingWriter<'_, T> {
     }
 }
 
-/// The filter bit of element `index`.
+/// The filter bit of element `index`: its word, and the bit within it. The bit is
+/// taken from the top of a multiplicative hash of the index, not from its low bits:
+/// the elements a caller writes may share their low bits (a hash table's free slots
+/// are mostly the first of their group of 8), which would crowd them onto few bits.
 #[inline(always)]
-fn filter_bit(index: usize) -> u64 {
-    1 << (index % 64)
+fn filter_bit(index: usize) -> (usize, u64) {
+    let b =
+        ((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FILTER_BITS.ilog2())) as usize;
+    (b / 64, 1 << (b % 64))
 }
 
 /// Orders every earlier streaming store of this thread before any later access (the
@@ -414,16 +431,19 @@ mod tests {
 
     #[test]
     fn fences_only_what_it_must() {
-        let mut lines = vec![Line::default(); 300];
+        // An element whose filter bit is element 0's.
+        let twin = (1..).find(|&i| filter_bit(i) == filter_bit(0)).unwrap();
+        let mut lines = vec![Line::default(); 300.max(twin + 1)];
         with_streaming(&mut lines, |w| {
             if !w.streams() {
                 return;
             }
             w.write(0, line(0));
             assert_eq!(w.pending(), 1);
-            // Another element, and one that shares element 0's filter bit: no fence.
+            // Other elements, and one that shares element 0's filter bit: no fence.
             assert_eq!(w.get(1), Some(&Line::default()));
             assert_eq!(w.get(64), Some(&Line::default()));
+            assert_eq!(w.get(twin), Some(&Line::default()));
             assert!(w.get_mut(128).is_some());
             w.prefetch(0);
             assert_eq!(w.pending(), 1);
