@@ -1,8 +1,8 @@
 //! Control-plane store benchmarks (criterion).
 //!
 //! - `durable_create/*`: `ControlPlane::create_binding` over the default store in a temp
-//!   dir (SQLite behind the commit log): every measured create has been fsync'd (its
-//!   frame of the log) before it returns.
+//!   dir (SQLite, `synchronous=FULL`): every measured create has been fsync'd (its
+//!   batch's WAL frames) before it returns.
 //!   `single` is one writer; `concurrent_N` is N writer threads sharing one control plane
 //!   (group commit batches whatever is queued while the previous fsync runs).
 //! - `snapshot/*`: `ControlPlane::bindings_in_force(t)` (the data plane's input) over N

@@ -12,7 +12,7 @@
 #   4. create, paced    PACED_CONNECTIONS (default 20) connections, each waiting PACE_MS
 #                       (default 8) ms between requests: about 2,000 req/s
 #                       (3 and 4: latency at the target rates, not at saturation)
-#   5. durable create   POST /dls/regional_services/prefix_bindings (commit log, fsync'd
+#   5. durable create   POST /dls/regional_services/prefix_bindings (SQLite, fsync'd
 #                       group commit), as 4 without pacing: the saturation rate
 # After the phases, the server's own histogram of store commit times (fsync included,
 # from /metrics) is printed: the disk's share of a create's latency.
@@ -160,7 +160,7 @@ RUN=$run phase "durable create" -s "$WORK/create.lua" "$URL"
 
 echo; echo "=== summary ($(nproc) cores; get and list at $GET_LIST_BINDINGS bindings, $(bindings) after the creates)"
 printf '%s\n' "${summary[@]}"
-echo; echo "=== store commits (one commit-log write + fsync each), from /metrics"
+echo; echo "=== store commits (one SQLite transaction + WAL fsync each), from /metrics"
 curl -s "$BASE/metrics" | awk '
   /^inregion_store_commit_batches_total/ {b=$2} /^inregion_store_commits_total/ {c=$2}
   /^inregion_store_commit_duration_seconds_bucket/ {

@@ -315,9 +315,7 @@ async fn accounts(
 async fn snapshot(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, HttpError> {
     guard(&app, &headers)?;
     let snap = app.control.snapshot(app.clock.now(), app.clock.offset_us());
-    let value: serde_json::Value = serde_json::from_str(&snap.to_json())
-        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;
-    Ok(Success::ok(value).into_response())
+    Ok(Success::ok(snap).into_response())
 }
 
 /// `POST /__inregion/snapshot` with a snapshot file as the body: replaces every record

@@ -211,7 +211,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
         app.control.version()
     ));
     let commits = app.control.commit_stats();
-    out.push_str("# HELP inregion_store_commit_batches_total Group-commit batches made durable (one commit-log frame and one fsync each).\n");
+    out.push_str("# HELP inregion_store_commit_batches_total Group-commit batches made durable (one SQLite transaction and one WAL fsync each).\n");
     out.push_str("# TYPE inregion_store_commit_batches_total counter\n");
     out.push_str(&format!(
         "inregion_store_commit_batches_total {}\n",
@@ -223,7 +223,7 @@ async fn metrics(State(app): State<AppState>) -> Response {
         "inregion_store_commits_total {}\n",
         commits.commits
     ));
-    out.push_str("# HELP inregion_store_commit_duration_seconds Time to make one batch durable (the commit-log write and its fsync): the disk's share of a write's latency.\n");
+    out.push_str("# HELP inregion_store_commit_duration_seconds Time to make one batch durable (its SQLite transaction and WAL fsync): the disk's share of a write's latency.\n");
     out.push_str("# TYPE inregion_store_commit_duration_seconds histogram\n");
     crate::metrics::write_histogram(
         &mut out,

@@ -61,8 +61,8 @@ pub fn latency_bucket(took: Duration) -> usize {
 /// Group-commit counters since the control plane was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitStats {
-    /// Successful calls to [`Store::commit`] (for the default store one commit-log frame
-    /// and one fsync each).
+    /// Successful calls to [`Store::commit`] (for the default store one SQLite
+    /// transaction and one WAL fsync each).
     pub batches: u64,
     /// Operations committed by them; `commits / batches` is the mean batch size.
     pub commits: u64,
