@@ -23,6 +23,15 @@ fn list(s: &Server) -> Vec<Value> {
         .clone()
 }
 
+/// `POST /__inregion/snapshot` with `body` as it is.
+fn restore(s: &Server, body: String) -> Resp {
+    s.send(
+        s.raw("POST", &format!("{}/__inregion/snapshot", s.base))
+            .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
+            .body(body),
+    )
+}
+
 fn cidrs(s: &Server) -> Vec<String> {
     let mut v: Vec<String> = list(s)
         .iter()
@@ -101,12 +110,7 @@ fn reset_returns_to_a_fresh_start_and_readers_never_see_a_mixture() {
         });
         for _ in 0..10 {
             s.admin("POST", "/reset", None).ok(200);
-            s.send(
-                s.raw("POST", &format!("{}/__inregion/snapshot", s.base))
-                    .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
-                    .body(snap.clone()),
-            )
-            .ok(200);
+            restore(&s, snap.clone()).ok(200);
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         reader.join().unwrap()
@@ -344,11 +348,7 @@ fn snapshots_round_trip_online_and_offline() {
             .unwrap()
             .replace("\"format_version\": 2", "\"format_version\": 9"),
     ] {
-        let r = s2.send(
-            s2.raw("POST", &format!("{}/__inregion/snapshot", s2.base))
-                .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
-                .body(bad),
-        );
+        let r = restore(&s2, bad);
         r.fails(400, 1905);
     }
     assert_eq!(world(&s2), w2);
@@ -367,11 +367,7 @@ fn snapshots_are_not_bound_by_the_api_body_limit() {
     let snap = s.admin("GET", "/snapshot", None).ok(200).to_string();
     assert!(snap.len() > 4096, "{}", snap.len());
     s.admin("POST", "/reset", None).ok(200);
-    let r = s.send(
-        s.raw("POST", &format!("{}/__inregion/snapshot", s.base))
-            .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
-            .body(snap),
-    );
+    let r = restore(&s, snap);
     r.ok(200);
     assert_eq!(list(&s).len(), 60);
 }
@@ -380,11 +376,7 @@ fn snapshots_are_not_bound_by_the_api_body_limit() {
 fn a_format_1_snapshot_restores() {
     let s = Server::start();
     let text = std::fs::read_to_string(repo().join("tests/data/snapshot-format1.json")).unwrap();
-    let r = s.send(
-        s.raw("POST", &format!("{}/__inregion/snapshot", s.base))
-            .header("X-Inregion-Admin-Token", ADMIN_TOKEN)
-            .body(text),
-    );
+    let r = restore(&s, text);
     r.ok(200);
     // Its token (stored as a plain SHA-256 by schema version 1) authenticates, from the
     // address range it is restricted to.

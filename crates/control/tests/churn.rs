@@ -8,24 +8,9 @@
 use inregion_control::*;
 use std::time::Duration;
 
-const ACCT: &str = "0123456789abcdef0123456789abcdef";
-const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+mod common;
 
-fn seed() -> SeedConfig {
-    SeedConfig::from_toml(&format!(
-        r#"
-[[accounts]]
-id = "{ACCT}"
-entitlements = ["regional_services", "regional_services_byoip"]
-[[prefixes]]
-account = "{ACCT}"
-id = "{PREFIX}"
-cidr = "2001:db8::/32"
-asn = 64496
-"#
-    ))
-    .unwrap()
-}
+use common::{seed, ACCT, PREFIX};
 
 fn config() -> ControlConfig {
     ControlConfig {

@@ -19,28 +19,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const ACCT: &str = "0123456789abcdef0123456789abcdef";
-const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+mod common;
+
+use common::{seed, ACCT, PREFIX};
 const ENV: &str = "INREGION_CRASH_DB";
 const ENV_MODE: &str = "INREGION_CRASH_DURABILITY";
 /// Kill rounds per durability mode.
 const ROUNDS: usize = 8;
-
-fn seed() -> SeedConfig {
-    SeedConfig::from_toml(&format!(
-        r#"
-[[accounts]]
-id = "{ACCT}"
-entitlements = ["regional_services", "regional_services_byoip"]
-[[prefixes]]
-account = "{ACCT}"
-id = "{PREFIX}"
-cidr = "2001:db8::/32"
-asn = 64496
-"#
-    ))
-    .unwrap()
-}
 
 /// The child: not a test on its own (ignored); the parent runs it with `--ignored`.
 #[test]

@@ -3,29 +3,21 @@
 use inregion_control::*;
 use std::time::Duration;
 
-const ACCT: &str = "0123456789abcdef0123456789abcdef";
-const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+mod common;
+
+use common::{ACCT, PREFIX};
 const TOKEN: &str = "fixture-token-00000000000000000000000";
 
 fn seed() -> SeedConfig {
-    SeedConfig::from_toml(&format!(
+    common::seed_with(&format!(
         r#"
-[[accounts]]
-id = "{ACCT}"
-entitlements = ["regional_services", "regional_services_byoip"]
 [[tokens]]
 id = "00112233445566778899aabbccddeeff"
 secret = "{TOKEN}"
 accounts = ["{ACCT}"]
 permissions = ["DLS: Write", "IP Prefixes: Write"]
-[[prefixes]]
-account = "{ACCT}"
-id = "{PREFIX}"
-cidr = "2001:db8::/32"
-asn = 64496
 "#
     ))
-    .unwrap()
 }
 
 fn config() -> ControlConfig {

@@ -1,0 +1,32 @@
+//! What the control plane's integration tests share: one account with both entitlements
+//! and one approved IPv6 prefix.
+#![allow(dead_code)]
+
+use inregion_control::SeedConfig;
+
+/// The account.
+pub const ACCT: &str = "0123456789abcdef0123456789abcdef";
+/// Its prefix, `2001:db8::/32`.
+pub const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// The account and its prefix, plus `extra` seeding TOML (tokens, users, ...).
+pub fn seed_with(extra: &str) -> SeedConfig {
+    SeedConfig::from_toml(&format!(
+        r#"
+[[accounts]]
+id = "{ACCT}"
+entitlements = ["regional_services", "regional_services_byoip"]
+[[prefixes]]
+account = "{ACCT}"
+id = "{PREFIX}"
+cidr = "2001:db8::/32"
+asn = 64496
+{extra}"#
+    ))
+    .unwrap()
+}
+
+/// The account and its prefix.
+pub fn seed() -> SeedConfig {
+    seed_with("")
+}
