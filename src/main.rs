@@ -31,6 +31,8 @@ enum Command {
     /// Save or restore a server's records and clock (online through `--server`, or
     /// offline on a stopped server's `--data` directory).
     Snapshot(cmd::snapshot::Args),
+    /// Print the OpenAPI document of the HTTP API (what `serve` answers at /openapi.json).
+    Openapi(cmd::openapi::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Trace(args) => cmd::trace::run(args),
         Command::Bench(args) => cmd::bench::run(args),
         Command::Snapshot(args) => cmd::snapshot::run(args),
+        Command::Openapi(args) => cmd::openapi::run(args),
     };
     match result {
         Ok(code) => code,

@@ -28,9 +28,6 @@ use inregion_control::{
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The OpenAPI document of everything [`router`] serves (also at `GET /openapi.json`).
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
-
 /// Default request body limit (1 MiB): far above any real DLS or Addressing body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
@@ -183,7 +180,7 @@ async fn openapi() -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        OPENAPI_JSON,
+        crate::openapi::document(),
     )
         .into_response()
 }
@@ -611,15 +608,15 @@ async fn create_address_map(
     Ok(Success::ok(v).into_response())
 }
 
-/// Fields `PATCH /address_maps/{id}` may change (§6.4).
-const MAP_PATCH_FIELDS: [&str; 3] = ["description", "enabled", "default_sni"];
-
 /// `PATCH /address_maps/{id}` body. Like the DLS PATCH (§1, §5.6), any other key is
-/// refused (400 / 1113, pointing at it) rather than ignored: a client that sends `ips`
+/// refused (400 / 1113, pointing at it; the fields are `UpdateAddressMap::FIELDS`, §6.4) rather than ignored: a client that sends `ips`
 /// here must not be told its change succeeded.
 fn parse_update_map(b: &[u8]) -> Result<UpdateAddressMap, HttpError> {
     let map = body::json_object(b)?;
-    if let Some(other) = map.keys().find(|k| !MAP_PATCH_FIELDS.contains(&k.as_str())) {
+    if let Some(other) = map
+        .keys()
+        .find(|k| !UpdateAddressMap::FIELDS.contains(&k.as_str()))
+    {
         return Err(HttpError::from_item(
             StatusCode::BAD_REQUEST,
             ErrorItem::new(

@@ -7,16 +7,20 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// One item of `errors` or `messages`: `{code, message, error_chain?, source?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Message)]
 pub struct ErrorItem {
     /// Cloudflare-style numeric code (≥ 1000).
+    #[schema(minimum = 1000)]
     pub code: u32,
     /// Human-readable text.
     pub message: String,
     /// Nested causes (DLS `dls_coded_message.error_chain`), omitted when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
     pub error_chain: Option<Vec<ErrorItem>>,
     /// Where in the request the problem is (Addressing `ResponseInfo.source`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,18 +54,21 @@ impl ErrorItem {
 }
 
 /// `source` of an error item: a JSON Pointer into the request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ErrorSource {
     /// JSON Pointer (RFC 6901), such as `/ips/0`.
     pub pointer: String,
 }
 
 /// `result_info` of a cursor-paginated list: exactly these three fields (§4.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = CursorResultInfo)]
+#[serde(deny_unknown_fields)]
 pub struct ResultInfo {
     /// Items on this page.
     pub count: usize,
     /// The effective page size.
+    #[schema(minimum = 1, maximum = 100)]
     pub per_page: u32,
     /// Cursor for the next page; the empty string on the last page.
     pub cursor: String,

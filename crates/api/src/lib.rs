@@ -49,8 +49,9 @@ pub mod envelope;
 pub mod extract;
 pub mod faults;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 
-pub use app::{router, App, OPENAPI_JSON};
+pub use app::{router, App};
 pub use envelope::{ErrorItem, HttpError, ResultInfo, Success};
 pub use server::{ServeOptions, Server, Started};

@@ -22,12 +22,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A rule id: 1–64 characters of `A-Za-z0-9_-`.
+pub const FAULT_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
 /// A rule as given (JSON body or `[[faults]]` in `--config`). See the module docs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Optional id; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
     /// HTTP method to match (any when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +45,7 @@ pub struct FaultSpec {
     pub account: Option<String>,
     /// Answer with this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 400, maximum = 599)]
     pub status: Option<u16>,
     /// Cloudflare error code of that answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,12 +67,15 @@ pub struct FaultSpec {
     pub binding: Option<String>,
     /// `stuck` or `fail` (with `binding`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(stuck|fail)$")]
     pub effect: Option<String>,
     /// Share of matches to apply to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1)]
     pub probability: Option<f64>,
     /// Apply to the next N matches only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub count: Option<u64>,
 }
 

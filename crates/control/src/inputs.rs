@@ -5,15 +5,21 @@
 //! patterns, CIDR syntax, ...) is checked here, so that the rules have one home.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// `POST /dls/regional_services/prefix_bindings` body. `None` = field absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /dls/regional_services/prefix_bindings` body (`None`: the field is absent or
+/// null; the control plane reports it missing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = CreatePrefixBinding)]
 pub struct CreateBinding {
-    /// `prefix_id`.
+    /// `prefix_id`: the BYOIP prefix the CIDR belongs to.
+    #[schema(value_type = inregion_model::PrefixId, required = true)]
     pub prefix_id: Option<String>,
-    /// `cidr`.
+    /// `cidr`: the prefix itself or a more specific CIDR inside it.
+    #[schema(value_type = inregion_model::Cidr, required = true)]
     pub cidr: Option<String>,
-    /// `region_key`.
+    /// `region_key`: a managed region's key or one of the account's custom regions.
+    #[schema(value_type = inregion_model::RegionKey, required = true)]
     pub region_key: Option<String>,
 }
 
@@ -28,12 +34,17 @@ impl CreateBinding {
     }
 }
 
-/// `PATCH /dls/regional_services/prefix_bindings/{id}` body.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `PATCH /dls/regional_services/prefix_bindings/{id}` body: `region_key` and nothing
+/// else.
+#[derive(Debug, Clone, Default, PartialEq, Eq, ToSchema)]
+#[schema(as = UpdatePrefixBinding)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateBinding {
-    /// `region_key` (`None` = absent).
+    /// `region_key`: the binding's new region.
+    #[schema(value_type = inregion_model::RegionKey, required = true)]
     pub region_key: Option<String>,
     /// Names of any other keys present in the body (→ 400 / 1113).
+    #[schema(ignore)]
     pub other_fields: Vec<String>,
 }
 
@@ -48,39 +59,44 @@ impl UpdateBinding {
 }
 
 /// `POST /addressing/prefixes` body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreatePrefix {
     /// `cidr`.
+    #[schema(value_type = inregion_model::Cidr, required = true)]
     pub cidr: Option<String>,
-    /// `asn` (the JSON number, as received; range-checked here).
+    /// `asn` (the JSON number, as received; range-checked here: 1 to 2^32 - 1).
+    #[schema(value_type = i64, required = true, minimum = 1, maximum = 4_294_967_295_u64)]
     pub asn: Option<i64>,
-    /// `description`.
+    /// `description` (null is the same as absent).
     pub description: Option<String>,
 }
 
 /// One element of `memberships` on address-map create.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MembershipInput {
     /// Zone or account id (required: missing → 400 / 1101 naming
     /// `/memberships/{n}/identifier`).
     #[serde(default)]
+    #[schema(value_type = String, required = true, pattern = "^[0-9a-f]{32}$")]
     pub identifier: Option<String>,
     /// `zone` or `account` (required, like `identifier`).
     #[serde(default)]
+    #[schema(value_type = crate::MembershipKind, required = true)]
     pub kind: Option<String>,
 }
 
 /// `POST /addressing/address_maps` body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CreateAddressMap {
-    /// `description`.
+    /// `description` (null is the same as absent).
     pub description: Option<String>,
-    /// `enabled` (default false).
+    /// `enabled` (default false; null is the same as absent).
     pub enabled: Option<bool>,
-    /// `default_sni`.
+    /// `default_sni` (null is the same as absent).
     pub default_sni: Option<String>,
     /// `ips`, as received.
     #[serde(default)]
+    #[schema(schema_with = crate::schema::ip_list)]
     pub ips: Vec<String>,
     /// `memberships`.
     #[serde(default)]
@@ -88,15 +104,24 @@ pub struct CreateAddressMap {
 }
 
 /// `PATCH /addressing/address_maps/{id}` body. Outer `None` = key absent; inner `None` =
-/// JSON null (clears the field).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// JSON null (clears the field). Any other key is refused (400 / 1113): IPs and
+/// memberships have their own routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateAddressMap {
-    /// `description`.
+    /// `description` (null clears it).
+    #[schema(value_type = Option<String>, required = false)]
     pub description: Option<Option<String>>,
-    /// `enabled`.
+    /// `enabled` (null is the same as absent).
     pub enabled: Option<bool>,
-    /// `default_sni`.
+    /// `default_sni` (null clears it).
+    #[schema(value_type = Option<String>, required = false)]
     pub default_sni: Option<Option<String>>,
+}
+
+impl UpdateAddressMap {
+    /// The only keys the body may carry.
+    pub const FIELDS: [&'static str; 3] = ["description", "enabled", "default_sni"];
 }
 
 /// A JSON field of the wrong type (the HTTP layer answers 400 / 1100).

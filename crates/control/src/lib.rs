@@ -63,6 +63,7 @@ pub mod page;
 mod pipeline;
 mod plane;
 pub mod records;
+pub mod schema;
 pub mod seed;
 pub mod state;
 pub mod store;

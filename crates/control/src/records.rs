@@ -11,6 +11,7 @@ use inregion_model::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use utoipa::ToSchema;
 
 /// An account and its entitlement flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +25,7 @@ pub struct Account {
 }
 
 /// A BYOIP prefix's approval state (`approved` field: `"P"` pending, `"V"` active).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum Approval {
     /// `"P"`: onboarding; bindings are refused (400 / 1114).
     #[serde(rename = "P")]
@@ -172,7 +173,8 @@ impl BindingRecord {
 
 /// A prefix binding as the DLS API returns it: `{id, prefix_id, cidr, region_key}`
 /// (no status field, §5.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = PrefixBinding)]
 pub struct Binding {
     /// Identifier.
     pub id: BindingId,
@@ -186,7 +188,7 @@ pub struct Binding {
 
 /// A region as the DLS API returns it (§5.1). The kind is not a response field; it is
 /// kept here (skipped by serde) for filtering and callers that want it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Region {
     /// UUID.
     pub id: RegionId,
@@ -212,7 +214,7 @@ fn managed() -> RegionKind {
 }
 
 /// An Addressing service (`GET /addressing/services`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Service {
     /// Stable identifier.
     pub id: ServiceId,
@@ -221,7 +223,7 @@ pub struct Service {
 }
 
 /// `provisioning.state` of a service binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProvisioningState {
     /// Still propagating.
@@ -231,7 +233,7 @@ pub enum ProvisioningState {
 }
 
 /// `{state}` object of a service binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Provisioning {
     /// The state.
     pub state: ProvisioningState,
@@ -239,9 +241,10 @@ pub struct Provisioning {
 
 /// An Addressing service binding (§6.3): the prefix's base binding, or a DLS binding seen
 /// through Addressing (same id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ServiceBinding {
     /// The binding id: a DLS binding's UUID, or the base binding's 32-hex id.
+    #[schema(value_type = BindingId)]
     pub id: String,
     /// CIDR.
     pub cidr: Cidr,
@@ -254,7 +257,8 @@ pub struct ServiceBinding {
 }
 
 /// A prefix as Addressing returns it (§6.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Prefix)]
 pub struct PrefixView {
     /// Identifier.
     pub id: PrefixId,
@@ -263,16 +267,19 @@ pub struct PrefixView {
     /// The prefix.
     pub cidr: Cidr,
     /// Origin ASN.
+    #[schema(value_type = i64, minimum = 1, maximum = 4_294_967_295_u64)]
     pub asn: u32,
     /// Free text.
     pub description: String,
     /// `"P"` or `"V"`.
     pub approved: Approval,
     /// Always null here.
+    #[schema(required = true)]
     pub loa_document_id: Option<String>,
     /// Deprecated field; true once approved.
     pub advertised: bool,
     /// Deprecated field.
+    #[schema(required = true)]
     pub advertised_modified_at: Option<Timestamp>,
     /// BGP on demand (not modelled).
     pub on_demand_enabled: bool,
@@ -283,10 +290,13 @@ pub struct PrefixView {
     pub delegate_loa_creation: bool,
     /// IRR check: `"pending"` until the prefix is approved, then `"valid"` (Cloudflare
     /// also reports `missing`, `invalid`, `mismatch_asn`; the emulator checks nothing).
+    #[schema(schema_with = crate::schema::validation_state)]
     pub irr_validation_state: String,
     /// RPKI check, as `irr_validation_state`.
+    #[schema(schema_with = crate::schema::validation_state)]
     pub rpki_validation_state: String,
     /// Ownership check, as `irr_validation_state`.
+    #[schema(schema_with = crate::schema::validation_state)]
     pub ownership_validation_state: String,
     /// The token a customer would publish to prove ownership: the prefix id in UUID
     /// form (stable, unique per prefix).
@@ -341,7 +351,9 @@ fn uuid_form(id: &str) -> String {
 }
 
 /// `zone` or `account` membership of an address map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MembershipKind {
     /// A zone (takes priority over an account membership).
@@ -362,10 +374,11 @@ impl MembershipKind {
 }
 
 /// An IP on an address map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AddressMapIp {
     /// The address (canonical text when serialized: RFC 5952 for IPv6).
     #[serde(serialize_with = "canonical_ip_ser")]
+    #[schema(schema_with = crate::schema::ip_address)]
     pub ip: IpAddr,
     /// When it was added.
     pub created_at: Timestamp,
@@ -376,9 +389,10 @@ fn canonical_ip_ser<S: serde::Serializer>(ip: &IpAddr, s: S) -> Result<S::Ok, S:
 }
 
 /// A membership of an address map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Membership {
     /// Zone or account id (32 hex).
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     pub identifier: String,
     /// Zone or account.
     pub kind: MembershipKind,
@@ -389,7 +403,7 @@ pub struct Membership {
 }
 
 /// An address map (§6.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AddressMap {
     /// Identifier.
     pub id: AddressMapId,
@@ -397,8 +411,10 @@ pub struct AddressMap {
     #[serde(skip_serializing)]
     pub account_id: AccountId,
     /// Free text.
+    #[schema(required = true)]
     pub description: Option<String>,
     /// SNI used when the client sends none.
+    #[schema(required = true)]
     pub default_sni: Option<String>,
     /// Whether the map is applied.
     pub enabled: bool,

@@ -35,6 +35,7 @@ pub mod codes;
 pub mod geo;
 pub mod ids;
 pub mod reference;
+pub mod schema;
 pub mod time;
 
 pub use codes::{CodeError, CountryCode, Iata, RegionKey};

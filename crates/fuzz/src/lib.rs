@@ -1,0 +1,52 @@
+//! # inregion-fuzz: the bodies of inregion's fuzz targets
+//!
+//! Each target is a plain function from bytes to nothing that panics when it finds a
+//! bug: a parser that panics, a parse that disagrees with a plain model of the rule, a
+//! request that gets a 5xx or changes state although it was refused, a table lookup
+//! that disagrees with a linear scan.
+//!
+//! | target | what it drives | oracle |
+//! | --- | --- | --- |
+//! | [`ids`] | CIDR, IP, id, code and timestamp parsers of `inregion-model` | plain models of each rule, canonical round trips |
+//! | [`api`] | request lines, query strings and bodies through the whole router, in process | no 5xx, JSON envelope, a refused request changes nothing |
+//! | [`scenario_toml`] | `Scenario::from_toml_str` | no panic; an accepted scenario is consistent |
+//! | [`config_toml`] | `SeedConfig::from_toml` and seeding a fresh control plane | no panic; a refused seed changes nothing |
+//! | [`table`] | table builds from arbitrary prefix sets, every lookup method | a linear longest-match scan |
+//!
+//! Two runners call them:
+//! - `fuzz/` (cargo-fuzz, nightly, coverage-guided; `scripts/fuzz.sh MINUTES`), one
+//!   `fuzz_target!` per function, and
+//! - this crate's tests (stable, in `cargo test`): every checked-in corpus entry and
+//!   every regression input, then a few seconds of seeded random mutations of them, so
+//!   that the targets keep compiling and the corpora keep passing in CI.
+//!
+//! ## Invariants
+//! - A target uses no unseeded randomness: the control plane is built with a fixed id
+//!   seed and a fixed `now` (the `api` target's server clock is wall time, as in
+//!   production; no answer it checks depends on it).
+//! - Inputs that are not UTF-8 where text is expected are ignored, not errors.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod api_target;
+mod ids_target;
+mod table_target;
+mod toml_targets;
+
+pub use api_target::api;
+pub use ids_target::ids;
+pub use table_target::table;
+pub use toml_targets::{config_toml, scenario_toml};
+
+/// A fuzz target: bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as the runners and the corpus directories name them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("ids", ids),
+    ("api", api),
+    ("scenario_toml", scenario_toml),
+    ("config_toml", config_toml),
+    ("table", table),
+];
