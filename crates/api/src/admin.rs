@@ -107,8 +107,8 @@ fn admin_error<E: inregion_control::ApiError>(e: E) -> HttpError {
 }
 
 /// `result` of the clock endpoints.
-#[derive(Serialize)]
-struct ClockView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ClockView {
     /// The server's time now.
     now: inregion_control::Timestamp,
     /// How far it is ahead of wall time.
@@ -158,8 +158,9 @@ async fn advance(
     Ok(Success::ok(clock_view(&app)).into_response())
 }
 
-#[derive(Serialize)]
-struct IdView {
+/// `result` of activate and approve: the record's id.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct IdView {
     id: String,
 }
 
@@ -213,9 +214,44 @@ async fn seed(
     .into_response())
 }
 
-#[derive(Serialize)]
-struct VersionView {
+/// `result` of seeding and restoring: the control plane's version after it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct VersionView {
     version: u64,
+}
+
+/// `result` of a reset.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ResetView {
+    version: u64,
+    /// How long the reset took, in milliseconds.
+    took_ms: f64,
+}
+
+/// `POST /__inregion/accounts` body (every field optional; an empty body is `{}`).
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestAccountInput {
+    /// The account's name.
+    name: Option<String>,
+    /// The token's permission groups (default: all).
+    permissions: Option<Vec<inregion_control::Permission>>,
+    /// The prefix (default: allocated from a documentation range).
+    #[schema(value_type = Option<inregion_model::Cidr>)]
+    cidr: Option<String>,
+    /// Without `cidr`: the family to allocate, `ipv4` or `ipv6` (default).
+    #[schema(pattern = "^(ipv4|ipv6)$")]
+    family: Option<String>,
+}
+
+/// `result` of `POST /__inregion/accounts`: the token is shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AccountView {
+    account_id: String,
+    token: String,
+    token_id: String,
+    prefix_id: String,
+    cidr: String,
 }
 
 /// `POST /__inregion/reset`: back to the start state (the dev world and `--config`), in
@@ -237,11 +273,6 @@ async fn reset(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Respon
         took_ms = took.as_secs_f64() * 1e3,
         "admin: reset to the start state"
     );
-    #[derive(Serialize)]
-    struct ResetView {
-        version: u64,
-        took_ms: f64,
-    }
     Ok(Success::ok(ResetView {
         version: app.control.version(),
         took_ms: took.as_secs_f64() * 1e3,
@@ -258,16 +289,8 @@ async fn accounts(
     RawBody(bytes): RawBody,
 ) -> Result<Response, HttpError> {
     guard(&app, &headers)?;
-    #[derive(serde::Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    struct Input {
-        name: Option<String>,
-        permissions: Option<Vec<inregion_control::Permission>>,
-        cidr: Option<String>,
-        family: Option<String>,
-    }
-    let input: Input = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Input::default()
+    let input: TestAccountInput = if bytes.iter().all(u8::is_ascii_whitespace) {
+        TestAccountInput::default()
     } else {
         body::typed(body::json_object(&bytes)?)?
     };
@@ -292,14 +315,6 @@ async fn accounts(
         .create_test_account_async(&req, app.clock.now())
         .await
         .map_err(admin_error)?;
-    #[derive(Serialize)]
-    struct AccountView {
-        account_id: String,
-        token: String,
-        token_id: String,
-        prefix_id: String,
-        cidr: String,
-    }
     Ok(Success::ok(AccountView {
         account_id: a.account_id.to_string(),
         token: a.token,

@@ -205,10 +205,12 @@ pub async fn inject(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
 }
 
 /// A rule as listed: the rule as given plus its counters.
-#[derive(Serialize)]
-struct RuleView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RuleView {
     #[serde(flatten)]
     spec: FaultSpec,
+    /// `status`, `delay`, `timeout`, `stuck` or `fail`.
+    #[schema(value_type = String)]
     kind: &'static str,
     /// Matches left (`null`: until removed).
     remaining: Option<u64>,

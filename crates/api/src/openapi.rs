@@ -113,6 +113,13 @@ fn component_schemas() -> BTreeMap<String, Value> {
     collect::<CreateAddressMap>(&mut s);
     collect::<UpdateAddressMap>(&mut s);
     collect::<FaultSpec>(&mut s);
+    collect::<crate::faults::RuleView>(&mut s);
+    collect::<crate::admin::ClockView>(&mut s);
+    collect::<crate::admin::IdView>(&mut s);
+    collect::<crate::admin::VersionView>(&mut s);
+    collect::<crate::admin::ResetView>(&mut s);
+    collect::<crate::admin::TestAccountInput>(&mut s);
+    collect::<crate::admin::AccountView>(&mut s);
     s.insert(
         "Failure".into(),
         json!({
@@ -186,6 +193,10 @@ struct Op {
     params: &'static [&'static str],
     body: Option<&'static str>,
 }
+
+/// Operations whose body may be left out (it then counts as `{}`): an address map can be
+/// created with nothing, and a PATCH without fields changes nothing.
+const BODY_OPTIONAL: &[&str] = &["createAddressMap", "updateAddressMap"];
 
 const A: &str = "/client/v4/accounts/{account_id}";
 const DLS_READ: &str = "DLS: Read or DLS: Write; entitlement regional_services";
@@ -537,8 +548,8 @@ fn param_refs(params: &[&str]) -> Value {
         .collect()
 }
 
-fn request_body(schema: Value) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+fn request_body(schema: Value, required: bool) -> Value {
+    json!({"required": required, "content": {"application/json": {"schema": schema}}})
 }
 
 fn operation(op: &Op) -> Value {
@@ -573,13 +584,20 @@ fn operation(op: &Op) -> Value {
         "responses": responses,
     });
     if let Some(body) = op.body {
-        o["requestBody"] = request_body(reference(body));
+        o["requestBody"] = request_body(reference(body), !BODY_OPTIONAL.contains(&op.id));
     }
     o
 }
 
-/// One operation of the admin surface (`/__inregion/...`).
-fn admin(id: &str, summary: &str, body: Option<Value>, params: &[&str]) -> Value {
+/// One operation of the admin surface (`/__inregion/...`): its `result` schema, and its
+/// body (with whether an empty body is refused).
+fn admin(
+    id: &str,
+    summary: &str,
+    result: Value,
+    body: Option<(Value, bool)>,
+    params: &[&str],
+) -> Value {
     let failure = json!({"$ref": "#/components/responses/Failure"});
     let mut o = json!({
         "operationId": id,
@@ -590,12 +608,12 @@ fn admin(id: &str, summary: &str, body: Option<Value>, params: &[&str]) -> Value
         "security": [{"adminToken": []}],
         "parameters": param_refs(params),
         "responses": {
-            "200": response("success", success(json!({"type": "object"}), false)),
+            "200": response("success", success(result, false)),
             "400": failure, "401": failure, "403": failure, "404": failure, "409": failure, "500": failure,
         },
     });
-    if let Some(b) = body {
-        o["requestBody"] = request_body(b);
+    if let Some((schema, required)) = body {
+        o["requestBody"] = request_body(schema, required);
     }
     o
 }
@@ -629,50 +647,6 @@ fn paths() -> BTreeMap<String, Map<String, Value>> {
     );
 
     let ad = "/__inregion";
-    add(
-        format!("{ad}/clock"),
-        "get",
-        admin(
-            "adminGetClock",
-            "The server's current (possibly advanced) time",
-            None,
-            &[],
-        ),
-    );
-    add(
-        format!("{ad}/clock/advance"),
-        "post",
-        admin(
-            "adminAdvanceClock",
-            "Advance the server clock",
-            Some(
-                json!({"type": "object", "additionalProperties": false, "properties": {
-            "seconds": {"type": "number", "minimum": 0},
-            "duration": {"type": "string", "examples": ["5h"]}}}),
-            ),
-            &[],
-        ),
-    );
-    add(
-        format!("{ad}/bindings/{{binding_id}}/activate"),
-        "post",
-        admin(
-            "adminActivateBinding",
-            "Force a binding's propagation to complete now",
-            None,
-            &["binding_id"],
-        ),
-    );
-    add(
-        format!("{ad}/prefixes/{{prefix_id}}/approve"),
-        "post",
-        admin(
-            "adminApprovePrefix",
-            "Approve a pending prefix",
-            None,
-            &["prefix_id"],
-        ),
-    );
     let seed_lists: Map<String, Value> = [
         "accounts", "tokens", "users", "prefixes", "regions", "faults",
     ]
@@ -684,60 +658,52 @@ fn paths() -> BTreeMap<String, Map<String, Value>> {
         )
     })
     .collect();
-    add(
-        format!("{ad}/seed"),
-        "post",
-        admin(
-            "adminSeed",
+    let admin_ops = [
+        ("/clock", "get", admin("adminGetClock", "The server's current (possibly advanced) time",
+            reference("ClockView"), None, &[])),
+        ("/clock/advance", "post", admin("adminAdvanceClock",
+            "Advance the server clock by `seconds` or by a `duration` such as \"5h\"",
+            reference("ClockView"),
+            Some((json!({"type": "object", "additionalProperties": false, "properties": {
+                "seconds": {"type": ["number", "null"], "minimum": 0},
+                "duration": {"type": ["string", "null"], "examples": ["5h"]}}}), true)), &[])),
+        ("/bindings/{binding_id}/activate", "post", admin("adminActivateBinding",
+            "Force a binding's propagation to complete now", reference("IdView"), None, &["binding_id"])),
+        ("/prefixes/{prefix_id}/approve", "post", admin("adminApprovePrefix",
+            "Approve a pending prefix", reference("IdView"), None, &["prefix_id"])),
+        ("/seed", "post", admin("adminSeed",
             "Apply a seeding document (the --config TOML fields, as JSON) in one step; idempotent",
-            Some(json!({"type": "object", "properties": seed_lists})),
-            &[],
-        ),
-    );
-    add(format!("{ad}/reset"), "post", admin("adminReset",
-        "Return to the start state (the dev world and --config seeding) in one step: every record, \
-         the clock offset and the fault rules", None, &[]));
-    add(format!("{ad}/accounts"), "post", admin("adminCreateAccount",
-        "Create a fresh account (both entitlements), a token and an approved prefix: one per test; \
-         the token is shown once",
-        Some(json!({"type": "object", "additionalProperties": false, "properties": {
-            "name": {"type": "string"},
-            "permissions": {"type": "array", "items": {"type": "string"},
-                            "description": "permission group names (default: all)"},
-            "cidr": {"type": "string", "description": "the prefix (default: allocated from a documentation range)"},
-            "family": {"type": "string", "enum": ["ipv4", "ipv6"],
-                       "description": "without cidr: the family to allocate (default ipv6)"}}})), &[]));
-    add(format!("{ad}/snapshot"), "get", admin("adminSaveSnapshot",
-        "Every record, the token keys and the clock offset, as result (a snapshot file; treat it as a secret)",
-        None, &[]));
-    add(format!("{ad}/snapshot"), "post", admin("adminRestoreSnapshot",
-        "Replace every record with a snapshot file's (the body), in one step; adopt its token keys and clock offset",
-        Some(json!({"type": "object", "required": ["format", "format_version"], "properties": {
-            "format": {"type": "string", "enum": ["inregion-snapshot"]},
-            "format_version": {"type": "integer", "minimum": 1}}})), &[]));
-    add(
-        format!("{ad}/faults"),
-        "get",
-        admin(
-            "adminListFaults",
-            "The fault injection rules, with how often each was applied",
-            None,
-            &[],
-        ),
-    );
-    add(format!("{ad}/faults"), "post", admin("adminAddFault",
-        "Add a fault injection rule: an error status, a delay or a timeout for matching requests, or a \
-         binding held in provisioning (stuck) or failing", Some(reference("FaultSpec")), &[]));
-    add(
-        format!("{ad}/faults/{{fault_id}}"),
-        "delete",
-        admin(
-            "adminRemoveFault",
-            "Remove a fault injection rule",
-            None,
-            &["fault_id"],
-        ),
-    );
+            reference("VersionView"), Some((json!({"type": "object", "properties": seed_lists}), false)), &[])),
+        ("/reset", "post", admin("adminReset",
+            "Return to the start state (the dev world and --config seeding) in one step: every \
+             record, the clock offset and the fault rules", reference("ResetView"), None, &[])),
+        ("/accounts", "post", admin("adminCreateAccount",
+            "Create a fresh account (both entitlements), a token and an approved prefix: one per \
+             test; the token is shown once",
+            reference("AccountView"), Some((reference("TestAccountInput"), false)), &[])),
+        ("/snapshot", "get", admin("adminSaveSnapshot",
+            "Every record, the token keys and the clock offset, as result (a snapshot file; treat \
+             it as a secret)",
+            json!({"type": "object", "required": ["format", "format_version"]}), None, &[])),
+        ("/snapshot", "post", admin("adminRestoreSnapshot",
+            "Replace every record with a snapshot file's (the body), in one step; adopt its token \
+             keys and clock offset",
+            reference("VersionView"),
+            Some((json!({"type": "object", "required": ["format", "format_version"], "properties": {
+                "format": {"type": "string", "enum": ["inregion-snapshot"]},
+                "format_version": {"type": "integer", "minimum": 1}}}), true)), &[])),
+        ("/faults", "get", admin("adminListFaults",
+            "The fault injection rules, with how often each was applied", list_of("RuleView"), None, &[])),
+        ("/faults", "post", admin("adminAddFault",
+            "Add a fault injection rule: an error status, a delay or a timeout for matching \
+             requests, or a binding held in provisioning (stuck) or failing",
+            reference("RuleView"), Some((reference("FaultSpec"), true)), &[])),
+        ("/faults/{fault_id}", "delete", admin("adminRemoveFault",
+            "Remove a fault injection rule", reference("IdView"), None, &["fault_id"])),
+    ];
+    for (path, method, op) in admin_ops {
+        add(format!("{ad}{path}"), method, op);
+    }
     p
 }
 

@@ -537,6 +537,9 @@ pub enum CreateAddressMapError {
         /// Why.
         reason: String,
     },
+    /// 400 / 1305: `default_sni` is not a hostname (it contains whitespace), as on PATCH.
+    #[error("default_sni must be a hostname")]
+    DefaultSni,
     /// 500.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -548,7 +551,7 @@ impl ApiError for CreateAddressMapError {
             Self::Access(e) => e.code(),
             Self::Ip { refusal, .. } => refusal.code(),
             Self::MembershipFieldMissing { .. } => 1101,
-            Self::Membership { .. } => 1305,
+            Self::Membership { .. } | Self::DefaultSni => 1305,
             Self::Store(e) => e.code(),
         }
     }
@@ -556,7 +559,7 @@ impl ApiError for CreateAddressMapError {
         match self {
             Self::Access(e) => e.http_status(),
             Self::Ip { refusal, .. } => refusal.http_status(),
-            Self::MembershipFieldMissing { .. } | Self::Membership { .. } => 400,
+            Self::MembershipFieldMissing { .. } | Self::Membership { .. } | Self::DefaultSni => 400,
             Self::Store(e) => e.http_status(),
         }
     }
@@ -567,6 +570,7 @@ impl ApiError for CreateAddressMapError {
             Self::MembershipFieldMissing { index, field } => {
                 Some(format!("/memberships/{index}/{field}"))
             }
+            Self::DefaultSni => Some("/default_sni".into()),
             _ => None,
         }
     }

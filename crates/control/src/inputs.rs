@@ -64,11 +64,34 @@ pub struct CreatePrefix {
     /// `cidr`.
     #[schema(value_type = inregion_model::Cidr, required = true)]
     pub cidr: Option<String>,
-    /// `asn` (the JSON number, as received; range-checked here: 1 to 2^32 - 1).
+    /// `asn` (the JSON number, as received; range-checked here: 1 to 2^32 - 1). A
+    /// number with a zero fraction (`64496.0`) is that integer: JSON Schema's `integer`
+    /// admits it, and so do JSON parsers that read every number as a double.
     #[schema(value_type = i64, required = true, minimum = 1, maximum = 4_294_967_295_u64)]
+    #[serde(default, deserialize_with = "integral")]
     pub asn: Option<i64>,
     /// `description` (null is the same as absent).
     pub description: Option<String>,
+}
+
+/// An optional integer that may be written with a zero fraction; any other fraction, or
+/// a value beyond `i64`, is the wrong JSON type (400 / 1100).
+fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                D::Error::custom(format!("invalid type: number {n}, expected an integer"))
+            }),
+    }
 }
 
 /// One element of `memberships` on address-map create.
@@ -93,6 +116,7 @@ pub struct CreateAddressMap {
     /// `enabled` (default false; null is the same as absent).
     pub enabled: Option<bool>,
     /// `default_sni` (null is the same as absent).
+    #[schema(schema_with = crate::schema::sni)]
     pub default_sni: Option<String>,
     /// `ips`, as received.
     #[serde(default)]
@@ -115,7 +139,7 @@ pub struct UpdateAddressMap {
     /// `enabled` (null is the same as absent).
     pub enabled: Option<bool>,
     /// `default_sni` (null clears it).
-    #[schema(value_type = Option<String>, required = false)]
+    #[schema(schema_with = crate::schema::sni, required = false)]
     pub default_sni: Option<Option<String>>,
 }
 
@@ -123,6 +147,17 @@ impl UpdateAddressMap {
     /// The only keys the body may carry.
     pub const FIELDS: [&'static str; 3] = ["description", "enabled", "default_sni"];
 }
+
+/// The `default_sni` rule (create and PATCH of an address map): a hostname-like text,
+/// here "no whitespace" (Unicode `White_Space`, as `char::is_whitespace`), the one
+/// thing the emulator checks. [`SNI_PATTERN`] states it for the OpenAPI document.
+pub fn is_sni(s: &str) -> bool {
+    !s.chars().any(char::is_whitespace)
+}
+
+/// [`is_sni`] as a regular expression: none of the Unicode `White_Space` characters.
+pub const SNI_PATTERN: &str =
+    "^[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
 
 /// A JSON field of the wrong type (the HTTP layer answers 400 / 1100).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

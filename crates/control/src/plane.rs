@@ -1106,6 +1106,9 @@ impl ControlPlane {
         ) -> Result<AddressMap, CreateAddressMapError> {
             self.submit_async(|r, ctx| {
                 let acct = r.access(p, account, MAP_WRITE, &[])?;
+                if !input.default_sni.as_deref().is_none_or(crate::inputs::is_sni) {
+                    return Err(CreateAddressMapError::DefaultSni);
+                }
                 let mut ips: Vec<AddressMapIp> = Vec::new();
                 for (index, raw) in input.ips.iter().enumerate() {
                     let ip = r
@@ -1235,9 +1238,7 @@ impl ControlPlane {
                     m.enabled = e;
                 }
                 if let Some(s) = input.default_sni {
-                    if s.as_deref()
-                        .is_some_and(|s| s.chars().any(char::is_whitespace))
-                    {
+                    if !s.as_deref().is_none_or(crate::inputs::is_sni) {
                         return Err(AddressMapError::Invalid(
                             "default_sni must be a hostname".into(),
                         ));

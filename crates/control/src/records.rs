@@ -414,7 +414,7 @@ pub struct AddressMap {
     #[schema(required = true)]
     pub description: Option<String>,
     /// SNI used when the client sends none.
-    #[schema(required = true)]
+    #[schema(schema_with = crate::schema::sni, required = true)]
     pub default_sni: Option<String>,
     /// Whether the map is applied.
     pub enabled: bool,

@@ -40,3 +40,17 @@ pub fn validation_state() -> Schema {
         .enum_values(Some(["pending", "valid"]))
         .into()
 }
+
+/// `default_sni`: null, or text without whitespace ([`crate::inputs::is_sni`]).
+pub fn sni() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .pattern(Some(crate::inputs::SNI_PATTERN))
+        .description(Some(
+            "SNI used when the client sends none: a hostname (no whitespace)",
+        ))
+        .into()
+}

@@ -2,7 +2,7 @@
 
 use inregion_model::cidr::{canonical_ip, parse_ip_strict, parse_ipv4_strict, parse_ipv6_strict};
 use inregion_model::{
-    AccountId, BindingId, Cidr, CountryCode, Iata, PrefixId, RegionKey, Timestamp,
+    AccountId, BindingId, Cidr, CountryCode, Iata, PrefixId, RegionId, RegionKey, Timestamp,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -17,6 +17,55 @@ pub fn ids(data: &[u8]) {
     hex_and_uuid_ids(s);
     codes(s);
     timestamp(s);
+    schema_patterns(s);
+}
+
+/// The OpenAPI document's patterns (`inregion_model::schema`) accept exactly what the
+/// parsers accept, so that the schema neither admits text the server refuses nor refuses
+/// text it accepts.
+fn schema_patterns(s: &str) {
+    use inregion_model::schema as p;
+    use regex::Regex;
+    use std::sync::OnceLock;
+    /// A pattern's name, the compiled pattern, and its parser as a predicate.
+    type Check = (&'static str, Regex, fn(&str) -> bool);
+    static RES: OnceLock<Vec<Check>> = OnceLock::new();
+    let res = RES.get_or_init(|| {
+        let re = |pattern: &str| Regex::new(pattern).expect("a valid pattern");
+        vec![
+            ("account id", re(p::HEX32_PATTERN), |s| {
+                AccountId::parse(s).is_ok()
+            }),
+            ("prefix id", re(p::PREFIX_ID_PATTERN), |s| {
+                PrefixId::parse(s).is_ok()
+            }),
+            ("binding id", re(p::BINDING_ID_PATTERN), |s| {
+                s.parse::<BindingId>().is_ok()
+            }),
+            ("region id", re(p::REGION_ID_PATTERN), |s| {
+                s.parse::<RegionId>().is_ok()
+            }),
+            ("region key", re(p::REGION_KEY_PATTERN), |s| {
+                RegionKey::parse(s).is_ok()
+            }),
+            ("country", re(p::COUNTRY_PATTERN), |s| {
+                CountryCode::parse(s).is_ok()
+            }),
+            ("iata", re(p::IATA_PATTERN), |s| Iata::parse(s).is_ok()),
+            (
+                "default_sni",
+                re(inregion_control::inputs::SNI_PATTERN),
+                inregion_control::inputs::is_sni,
+            ),
+        ]
+    });
+    for (name, re, parses) in res {
+        assert_eq!(
+            re.is_match(s),
+            parses(s),
+            "{name} pattern vs parser on {s:?}"
+        );
+    }
 }
 
 /// Strict dotted quad: accepted exactly when the text is the canonical form of the

@@ -8,8 +8,8 @@
 //! in its description instead of carrying a looser pattern that would admit refused text.
 
 use crate::{
-    AccountId, AddressMapId, BindingId, Cidr, CountryCode, Iata, PrefixId, RegionId, RegionKey,
-    ServiceId, Timestamp, TokenId,
+    AccountId, AddressMapId, BindingId, Cidr, CountryCode, Entitlement, Iata, Permission, PrefixId,
+    RegionId, RegionKey, Role, ServiceId, Timestamp, TokenId,
 };
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::RefOr;
@@ -145,3 +145,34 @@ pub fn cidr_schema() -> RefOr<Schema> {
         .examples(["203.0.113.0/24"])
         .into()
 }
+
+/// A closed set of Cloudflare names (permission groups, entitlements, roles).
+fn names(names: impl IntoIterator<Item = &'static str>, description: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .description(Some(description))
+        .into()
+}
+
+schema!(
+    Permission,
+    names(
+        Permission::ALL.iter().map(|p| p.name()),
+        "a permission group, by Cloudflare's name"
+    )
+);
+schema!(
+    Entitlement,
+    names(
+        Entitlement::ALL.iter().map(|p| p.name()),
+        "an account entitlement"
+    )
+);
+schema!(
+    Role,
+    names(
+        Role::ALL.iter().map(|p| p.name()),
+        "an account role of a user"
+    )
+);
