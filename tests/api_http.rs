@@ -1346,7 +1346,7 @@ fn metrics_openapi_and_health() {
     )
     .unwrap();
     assert_eq!(o.body, committed, "served document == committed file");
-    assert_eq!(o.body["openapi"], "3.0.3");
+    assert_eq!(o.body["openapi"], "3.1.0");
 }
 
 #[test]

@@ -169,4 +169,55 @@ impl SeedConfig {
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }
+
+    /// Why the document names one record in two entries, if it does: the same account
+    /// id, user e-mail, token id or secret, prefix id or account and CIDR text, region
+    /// id or account and key. Such a document is refused: which entry wins would be an
+    /// accident of order, and applying it again would flip the record back and forth
+    /// instead of changing nothing (found by the `config_toml` fuzz target).
+    pub fn named_twice(&self) -> Option<String> {
+        let mut seen = std::collections::HashSet::new();
+        let mut twice = |kind: &str, key: String| {
+            (!seen.insert((kind.to_owned(), key.clone())))
+                .then(|| format!("the document names {kind} {key} more than once"))
+        };
+        for a in &self.accounts {
+            if let Some(e) = twice("account", a.id.to_string()) {
+                return Some(e);
+            }
+        }
+        for u in &self.users {
+            if let Some(e) = twice("user", u.email.clone()) {
+                return Some(e);
+            }
+        }
+        for (i, t) in self.tokens.iter().enumerate() {
+            let by_id = t.id.as_ref().and_then(|id| twice("token", id.to_string()));
+            // Never name a secret in a message: the entry's position instead.
+            let by_secret = twice("token secret", t.secret.clone()).map(|_| {
+                format!(
+                    "the document gives token #{} a secret already used above",
+                    i + 1
+                )
+            });
+            if let Some(e) = by_id.or(by_secret) {
+                return Some(e);
+            }
+        }
+        for p in &self.prefixes {
+            let by_id = p.id.as_ref().and_then(|id| twice("prefix", id.to_string()));
+            let by_cidr = twice("prefix", format!("{} of account {}", p.cidr, p.account));
+            if let Some(e) = by_id.or(by_cidr) {
+                return Some(e);
+            }
+        }
+        for r in &self.regions {
+            let by_id = r.id.as_ref().and_then(|id| twice("region", id.to_string()));
+            let by_key = twice("region", format!("{} of account {}", r.key, r.account));
+            if let Some(e) = by_id.or(by_key) {
+                return Some(e);
+            }
+        }
+        None
+    }
 }

@@ -399,52 +399,14 @@ impl ControlPlane {
     /// before it are not applied either). Idempotent: the same document again commits
     /// nothing.
     pub fn seed(&self, cfg: &SeedConfig, now: Timestamp) -> Result<(), AdminError> {
+        if let Some(twice) = cfg.named_twice() {
+            return Err(AdminError::Invalid(twice));
+        }
         self.submit(|r, ctx| {
             // Cloning the state is the price of validating each item against the ones
             // before it; seeding is rare (start-up, the admin surface).
             let (changes, _) = r.seed_document(ctx, r.st.clone(), cfg, self.ring(r.st), now)?;
-            Ok((net_changes(changes, r.st), ()))
+            Ok((changes, ()))
         })
     }
-}
-
-/// The record a seeding change upserts, as a key: two changes with the same key touch the
-/// same record. `None` for changes seeding never makes.
-fn seed_key(c: &Change) -> Option<(u8, String)> {
-    Some(match c {
-        Change::Account(a) => (0, a.id.to_string()),
-        Change::Token(t) => (1, t.id.to_string()),
-        Change::User(u) => (2, u.email.clone()),
-        Change::Prefix(p) => (3, p.id.to_string()),
-        Change::Region(g) => (4, g.definition.id.to_string()),
-        _ => return None,
-    })
-}
-
-/// True when `c` would leave its record as `st` holds it.
-fn unchanged(c: &Change, st: &State) -> bool {
-    match c {
-        Change::Account(a) => st.accounts.get(&a.id) == Some(a),
-        Change::Token(t) => st.token_ids.get(&t.id).and_then(|h| st.tokens.get(h)) == Some(t),
-        Change::User(u) => st.users.get(&u.email) == Some(u),
-        Change::Prefix(p) => st.prefixes.get(&p.id) == Some(p),
-        Change::Region(g) => st.regions.get(&RegionId::from_uuid(g.definition.id)) == Some(g),
-        _ => false,
-    }
-}
-
-/// What a seeding document changes, net: the last change of each record, and none for a
-/// record that ends as it began. A document that names one record twice (one prefix id
-/// with two CIDRs, say) thus still commits nothing when applied again: seeding stays
-/// idempotent (found by the `config_toml` fuzz target).
-fn net_changes(changes: Vec<Change>, before: &State) -> Vec<Change> {
-    let mut seen = std::collections::HashSet::new();
-    let mut net: Vec<Change> = changes
-        .into_iter()
-        .rev()
-        .filter(|c| seed_key(c).is_none_or(|k| seen.insert(k)))
-        .filter(|c| !unchanged(c, before))
-        .collect();
-    net.reverse();
-    net
 }
