@@ -10,9 +10,10 @@
 # Targets (their bodies and oracles: crates/fuzz/src/lib.rs): ids, api, scenario_toml,
 # config_toml, table. Each run starts from the checked-in corpus fuzz/corpus/TARGET and
 # writes what it discovers to fuzz/work/TARGET (ignored by git); with MERGE=1 the new
-# inputs that add coverage are then merged into fuzz/corpus/TARGET (libFuzzer -merge=1). A crash leaves its input in fuzz/artifacts/TARGET/:
-# copy it into fuzz/regressions/TARGET/ (replayed by `cargo test -p inregion-fuzz` on
-# stable) and fix the bug.
+# inputs that add coverage are then merged into fuzz/corpus/TARGET (libFuzzer -merge=1).
+# A crash leaves its input in fuzz/artifacts/TARGET/: copy it into
+# fuzz/regressions/TARGET/ (replayed by `cargo test -p inregion-fuzz` on stable) and fix
+# the bug. Edit nothing under crates/ while it runs: the merge step rebuilds.
 #
 # Installs cargo-fuzz (pinned) into target/tools when it is not on PATH. Prints one line
 # per target: runs, executions, execs/s, coverage (libFuzzer's `cov`, edges) and corpus

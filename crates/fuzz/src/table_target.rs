@@ -133,7 +133,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     for (a, got_batch) in addrs.iter().zip(&batch) {
         let want = model.longest(*a);
         let value = want.map(|(_, v)| v);
-        assert_eq!(table.lookup(*a), value, "lookup {a}");
+        assert_eq!(table.lookup(*a), value, "lookup {a}: model {want:?}");
         assert_eq!(*got_batch, value, "lookup_batch {a}");
         assert_eq!(table.longest_match(*a), want, "longest_match {a}");
         match a {

@@ -181,7 +181,16 @@ impl Compiler {
             return Subtree::Leaf(slot_leaf[0]);
         }
         let child_count = self.pending_children.len() - first_child;
-        if self.compiled.compressed && child_count == 1 && uniform {
+        // A child that already skipped levels below this node answers its own `fallback`
+        // for keys that leave its path there; this node may only be skipped too when it
+        // would answer the same for keys that leave the path here, since one `fallback`
+        // serves every skipped level. (Skipping it regardless lost the lower level's
+        // value: found by the `table` fuzz target, regression test below.)
+        let only_fallback_agrees = child_count == 1 && {
+            let only = &self.pending_children[first_child];
+            u32::from(only.offset) == end || only.fallback == slot_leaf[0]
+        };
+        if self.compiled.compressed && only_fallback_agrees && uniform {
             // Pass-through: keys that stay on the child's path go on to it, every other
             // key (at this level or at a level skipped below) gets the one value here.
             let mut only = self.pending_children.pop().expect("one child");
@@ -255,6 +264,31 @@ mod tests {
         assert_eq!(compressed.nodes.len(), 1);
         assert_eq!(compressed.nodes[0].offset, 58);
         assert_eq!(compressed.nodes[0].fallback, 0);
+    }
+
+    #[test]
+    fn compression_keeps_a_node_whose_value_differs_from_the_skipped_levels_below() {
+        // Two sibling /41s with one value, and a /49 inside the second: the node at bit
+        // 40 passes through to the /49's node with fallback 1 (the /41s); the node at bit
+        // 34 above it is uniform too, but with value 0 (nothing covers it). Skipping both
+        // would leave one fallback for two different answers, and 8989:8989:8900:: (in
+        // the first /41) would read 0. Found by the `table` fuzz target.
+        let entries = [
+            v6([0x8989, 0x8989, 0x8900, 0, 0, 0, 0, 0], 41, 1),
+            v6([0x8989, 0x8989, 0x8980, 0, 0, 0, 0, 0], 41, 1),
+            v6([0x8989, 0x8989, 0x8989, 0x8000, 0, 0, 0, 0], 49, 2),
+        ];
+        let compressed = compile(&entries, 16, true);
+        let deepest = compressed.nodes.iter().find(|n| n.offset == 46).unwrap();
+        assert_eq!(deepest.fallback, 1, "{:?}", compressed.nodes);
+        assert!(
+            compressed
+                .nodes
+                .iter()
+                .any(|n| n.offset < 40 && n.fallback == 0),
+            "the level answering 0 was skipped: {:?}",
+            compressed.nodes
+        );
     }
 
     #[test]
