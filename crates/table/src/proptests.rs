@@ -182,15 +182,62 @@ fn inserts_with_values_below(max_value: u16) -> impl Strategy<Value = Vec<(IpNet
     let one = (prop_oneof![v4_prefix(), v6_prefix()], 1u16..max_value);
     prop::collection::vec(one, 0..60).prop_flat_map(move |list| {
         let len = list.len();
-        prop::collection::vec((0..len.max(1), 1u16..max_value), 0..4).prop_map(move |dups| {
+        let dups = prop::collection::vec((0..len.max(1), 1u16..max_value), 0..4);
+        // Splits: an existing prefix's sibling with the same value (two halves of one
+        // block in one region) and a longer prefix inside the sibling with another: the
+        // shape that once made path compression answer no region in the first half.
+        let splits = prop::collection::vec(
+            (0..len.max(1), 1u8..=12, 1u16..max_value, any::<u128>()),
+            0..4,
+        );
+        (dups, splits).prop_map(move |(dups, splits)| {
             let mut list = list.clone();
             for (i, value) in dups {
                 if let Some(&(net, _)) = list.get(i) {
                     list.push((net, value));
                 }
             }
+            for (i, deeper, value, noise) in splits {
+                if let Some(&(net, same)) = list.get(i) {
+                    if let Some((sibling, inner)) = sibling_and_inner(net.trunc(), deeper, noise) {
+                        list.push((sibling, same));
+                        list.push((inner, value));
+                    }
+                }
+            }
             list
         })
+    })
+}
+
+/// The other half of `net`'s parent, and a prefix `deeper` bits longer inside that
+/// sibling (host bits from `noise`). `None` for a /0 (no sibling).
+fn sibling_and_inner(net: IpNet, deeper: u8, noise: u128) -> Option<(IpNet, IpNet)> {
+    let len = net.prefix_len();
+    if len == 0 {
+        return None;
+    }
+    Some(match net {
+        IpNet::V4(n) => {
+            let flip = 1u32 << (32 - u32::from(len));
+            let sib = u32::from(n.network()) ^ flip;
+            let inner_len = (len + deeper).min(32);
+            let inner = sib | (noise as u32 & (flip - 1));
+            (
+                IpNet::V4(Ipv4Net::new(sib.into(), len).unwrap()),
+                IpNet::V4(Ipv4Net::new(inner.into(), inner_len).unwrap().trunc()),
+            )
+        }
+        IpNet::V6(n) => {
+            let flip = 1u128 << (128 - u32::from(len));
+            let sib = u128::from(n.network()) ^ flip;
+            let inner_len = (len + deeper).min(128);
+            let inner = sib | (noise & (flip - 1));
+            (
+                IpNet::V6(Ipv6Net::new(sib.into(), len).unwrap()),
+                IpNet::V6(Ipv6Net::new(inner.into(), inner_len).unwrap().trunc()),
+            )
+        }
     })
 }
 
