@@ -1636,3 +1636,51 @@ fn empty_cursor_is_the_first_page_and_duplicate_keys_are_refused() {
         1
     );
 }
+
+/// A malformed PATCH body changes nothing, even where the default input (no field at all)
+/// would validate: the HTTP layer checks the caller's access with a read
+/// (`ControlPlane::authorize`), never with a write, before reporting the body. A caller
+/// without write access still gets 403 first.
+#[test]
+fn a_malformed_patch_body_writes_nothing_and_access_comes_first() {
+    let s = Server::start();
+    let m = s
+        .dev(
+            "POST",
+            "/addressing/address_maps",
+            Some(json!({"description": "m"})),
+        )
+        .ok(200)
+        .clone();
+    let path = format!("/addressing/address_maps/{}", m["id"].as_str().unwrap());
+    // Every record, as the admin snapshot lists them (its `created_at` aside).
+    let records = |s: &Server| {
+        let r = s.send(
+            s.raw("GET", &format!("{}/__inregion/snapshot", s.base))
+                .header("X-Inregion-Admin-Token", ADMIN_TOKEN),
+        );
+        let mut v = r.body["result"].clone();
+        v.as_object_mut().unwrap().remove("created_at");
+        v
+    };
+    let before = records(&s);
+    for bad in ["{\"enabled\": tru", "[]", "{\"enabled\": \"yes\"}"] {
+        let r = s.send(
+            s.raw("PATCH", &s.url(ACCOUNT, &path))
+                .bearer_auth(DEV_TOKEN)
+                .body(bad),
+        );
+        r.fails(400, 1100);
+        let r = s.send(
+            s.raw("PATCH", &s.url(ACCOUNT, &path))
+                .bearer_auth(READ_TOKEN)
+                .body(bad),
+        );
+        r.fails(403, 10000);
+    }
+    assert_eq!(records(&s), before, "a refused PATCH changed a record");
+    assert_eq!(s.dev("GET", &path, None).ok(200), &m, "the map changed");
+    // The API source calls no control-plane write to find out about access.
+    let src = std::fs::read_to_string(repo().join("crates/api/src/app.rs")).unwrap();
+    assert!(!src.contains("probe"), "a probe is back in app.rs");
+}

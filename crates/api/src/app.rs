@@ -23,7 +23,7 @@ use axum::routing::{get, put};
 use axum::Router;
 use inregion_control::{
     ApiError, Clock, ControlPlane, CreateAddressMap, CreateBinding, CreatePrefix, MembershipKind,
-    Notice, Page, PageRequest, Principal, Timestamp, UpdateAddressMap, UpdateBinding,
+    Notice, Page, PageRequest, Principal, Timestamp, UpdateAddressMap, UpdateBinding, WriteKind,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -285,24 +285,21 @@ fn notices(n: Vec<Notice>) -> Vec<ErrorItem> {
         .collect()
 }
 
-/// Parses a body; when it is malformed, first lets the control plane check the caller's
-/// access with `probe` (an input that always fails validation, so nothing is written),
-/// so that the contract's precedence holds: 403 before 400/1100.
-async fn parse_or_probe<T, E>(
+/// Parses a body; when it is malformed, first checks that the caller may make writes of
+/// `kind` on `account` (a read: nothing is written), so that the contract's precedence
+/// holds: 403 before 400/1100, and a caller without access learns nothing from the body.
+fn parse_after_access<T>(
+    app: &App,
+    p: &Principal,
+    account: &str,
+    kind: WriteKind,
     bytes: &[u8],
     parse: impl FnOnce(&[u8]) -> Result<T, HttpError>,
-    probe: impl std::future::Future<Output = Result<(), E>>,
-) -> Result<T, HttpError>
-where
-    E: ApiError,
-{
-    match parse(bytes) {
-        Ok(v) => Ok(v),
-        Err(malformed) => match probe.await {
-            Err(e) if e.http_status() == 403 || e.http_status() == 401 => Err(ctl(e)),
-            _ => Err(malformed),
-        },
-    }
+) -> Result<T, HttpError> {
+    parse(bytes).or_else(|malformed| {
+        app.control.authorize(p, account, kind).map_err(ctl)?;
+        Err(malformed)
+    })
 }
 
 // ---------------------------------------------------------------------------- DLS
@@ -396,15 +393,14 @@ async fn create_binding(
     RawBody(bytes): RawBody,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let input: CreateBinding = {
-        let (c, p, a) = (&app.control, &p, &account);
-        parse_or_probe(&bytes, parse_create_binding, async {
-            c.create_binding_async(p, a, CreateBinding::default(), now)
-                .await
-                .map(drop)
-        })
-        .await?
-    };
+    let input: CreateBinding = parse_after_access(
+        &app,
+        &p,
+        &account,
+        WriteKind::Bindings,
+        &bytes,
+        parse_create_binding,
+    )?;
     let created = app
         .control
         .create_binding_async(&p, &account, input, now)
@@ -423,15 +419,14 @@ async fn patch_binding(
     RawBody(bytes): RawBody,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let input = {
-        let (c, p, a, i) = (&app.control, &p, &account, &id);
-        parse_or_probe(&bytes, parse_update_binding, async {
-            c.patch_binding_async(p, a, i, UpdateBinding::default(), now)
-                .await
-                .map(drop)
-        })
-        .await?
-    };
+    let input = parse_after_access(
+        &app,
+        &p,
+        &account,
+        WriteKind::Bindings,
+        &bytes,
+        parse_update_binding,
+    )?;
     let b = app
         .control
         .patch_binding_async(&p, &account, &id, input, now)
@@ -486,15 +481,10 @@ async fn create_prefix(
     RawBody(bytes): RawBody,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let input: CreatePrefix = {
-        let (c, p, a) = (&app.control, &p, &account);
-        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), async {
-            c.create_prefix_async(p, a, CreatePrefix::default(), now)
-                .await
-                .map(drop)
-        })
-        .await?
-    };
+    let input: CreatePrefix =
+        parse_after_access(&app, &p, &account, WriteKind::Prefixes, &bytes, |b| {
+            body::typed(body::json_object(b)?)
+        })?;
     let v = app
         .control
         .create_prefix_async(&p, &account, input, now)
@@ -588,18 +578,10 @@ async fn create_address_map(
     RawBody(bytes): RawBody,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let input: CreateAddressMap = {
-        let (c, p, a) = (&app.control, &p, &account);
-        parse_or_probe(&bytes, |b| body::typed(body::json_object(b)?), async {
-            // An unparsable IP fails validation right after the access checks.
-            let probe = CreateAddressMap {
-                ips: vec![String::new()],
-                ..CreateAddressMap::default()
-            };
-            c.create_address_map_async(p, a, probe, now).await.map(drop)
-        })
-        .await?
-    };
+    let input: CreateAddressMap =
+        parse_after_access(&app, &p, &account, WriteKind::AddressMaps, &bytes, |b| {
+            body::typed(body::json_object(b)?)
+        })?;
     let v = app
         .control
         .create_address_map_async(&p, &account, input, now)
@@ -653,16 +635,14 @@ async fn update_address_map(
     RawBody(bytes): RawBody,
 ) -> Result<Response, HttpError> {
     let (p, now) = begin(&app, &headers, ip)?;
-    let input = {
-        let (c, p, a, i) = (&app.control, &p, &account, &id);
-        parse_or_probe(&bytes, parse_update_map, async {
-            // Removing an unparsable IP fails validation right after the access checks.
-            c.remove_address_map_ip_async(p, a, i, "", now)
-                .await
-                .map(drop)
-        })
-        .await?
-    };
+    let input = parse_after_access(
+        &app,
+        &p,
+        &account,
+        WriteKind::AddressMaps,
+        &bytes,
+        parse_update_map,
+    )?;
     let v = app
         .control
         .update_address_map_async(&p, &account, &id, input, now)

@@ -82,7 +82,7 @@ pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
 pub use plane::{
     base_binding_id, ControlConfig, ControlPlane, Created, Notice, RestoreError, TestAccount,
-    TestAccountRequest, SERVICES,
+    TestAccountRequest, WriteKind, SERVICES,
 };
 pub use records::*;
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};

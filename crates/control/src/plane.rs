@@ -284,6 +284,18 @@ fn add_membership(
 }
 
 impl<'a> Rules<'a> {
+    /// [`Self::access`] with what writes of `kind` need ([`ControlPlane::authorize`]
+    /// asks the same).
+    fn access_for(
+        &self,
+        p: &Principal,
+        account: &str,
+        kind: WriteKind,
+    ) -> Result<&'a Account, AccessError> {
+        let (need, ents) = kind.needs();
+        self.access(p, account, need, ents)
+    }
+
     /// §3.2: account reachable → permission → entitlement.
     fn access(
         &self,
@@ -443,6 +455,28 @@ macro_rules! write_op {
         )]
         pub async fn $async_name(&$self, $($arg: $ty),*) -> $ret $body
     };
+}
+
+/// A kind of write, for [`ControlPlane::authorize`]: what the operations of one resource
+/// need from their caller (permissions and entitlements, contract §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Creating, changing or deleting a DLS prefix binding.
+    Bindings,
+    /// Creating a BYOIP prefix or deleting a service binding.
+    Prefixes,
+    /// Creating or changing an address map.
+    AddressMaps,
+}
+
+impl WriteKind {
+    fn needs(self) -> (Need, &'static [Entitlement]) {
+        match self {
+            WriteKind::Bindings => (DLS_WRITE, ENT_BINDINGS),
+            WriteKind::Prefixes => (PREFIX_WRITE, &[]),
+            WriteKind::AddressMaps => (MAP_WRITE, &[]),
+        }
+    }
 }
 
 impl ControlPlane {
@@ -614,6 +648,21 @@ impl ControlPlane {
 
     // ------------------------------------------------------------------ auth
 
+    /// Whether `p` may make writes of `kind` on `account`: the access check those writes
+    /// run first (account reachable → permission → entitlement), reading only. The HTTP
+    /// layer asks it before reporting a malformed body, so that a caller without access
+    /// learns nothing from the body's syntax (contract precedence) without any write
+    /// being attempted.
+    pub fn authorize(
+        &self,
+        p: &Principal,
+        account: &str,
+        kind: WriteKind,
+    ) -> Result<(), AccessError> {
+        let (need, ents) = kind.needs();
+        self.with_rules(|r| r.access(p, account, need, ents).map(drop))
+    }
+
     /// Authenticates a credential (§2). `client_ip` is checked against a token's allowed
     /// ranges.
     pub fn authenticate(
@@ -766,7 +815,7 @@ impl ControlPlane {
             now: Timestamp,
         ) -> Result<Created<Binding>, CreateBindingError> {
             self.submit_async(|r, ctx| {
-                let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
+                let acct = r.access_for(p, account, WriteKind::Bindings)?;
                 // Input validation: presence, then syntax.
                 let prefix_id = non_empty(&input.prefix_id)
                     .ok_or(CreateBindingError::MissingField("prefix_id"))?;
@@ -866,7 +915,7 @@ impl ControlPlane {
             now: Timestamp,
         ) -> Result<Binding, PatchBindingError> {
             self.submit_async(|r, ctx| {
-                let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
+                let acct = r.access_for(p, account, WriteKind::Bindings)?;
                 if let Some(f) = input.other_fields.first() {
                     return Err(PatchBindingError::UnexpectedField(f.clone()));
                 }
@@ -907,7 +956,7 @@ impl ControlPlane {
             now: Timestamp,
         ) -> Result<(), DeleteBindingError> {
             self.submit_async(|r, ctx| {
-                let acct = r.access(p, account, DLS_WRITE, ENT_BINDINGS)?;
+                let acct = r.access_for(p, account, WriteKind::Bindings)?;
                 let b = r
                     .live_binding(&acct.id, id)
                     .ok_or_else(|| DeleteBindingError::NotFound(id.to_owned()))?;
@@ -970,7 +1019,7 @@ impl ControlPlane {
             now: Timestamp,
         ) -> Result<PrefixView, CreatePrefixError> {
             self.submit_async(|r, ctx| {
-                let acct = r.access(p, account, PREFIX_WRITE, &[])?;
+                let acct = r.access_for(p, account, WriteKind::Prefixes)?;
                 let cidr = non_empty(&input.cidr).ok_or(CreatePrefixError::MissingField("cidr"))?;
                 let asn = input.asn.ok_or(CreatePrefixError::MissingField("asn"))?;
                 let cidr = Cidr::parse_strict(cidr)?;
@@ -1073,7 +1122,7 @@ impl ControlPlane {
         binding_id: &str,
     ) -> Result<(), DeleteServiceBindingError> {
         self.with_rules(|r| {
-            let acct = r.access(p, account, PREFIX_WRITE, &[])?;
+            let acct = r.access_for(p, account, WriteKind::Prefixes)?;
             let pr = r
                 .prefix(&acct.id, prefix_id)
                 .ok_or_else(|| DeleteServiceBindingError::PrefixNotFound(prefix_id.to_owned()))?;
@@ -1105,7 +1154,7 @@ impl ControlPlane {
             now: Timestamp,
         ) -> Result<AddressMap, CreateAddressMapError> {
             self.submit_async(|r, ctx| {
-                let acct = r.access(p, account, MAP_WRITE, &[])?;
+                let acct = r.access_for(p, account, WriteKind::AddressMaps)?;
                 if !input.default_sni.as_deref().is_none_or(crate::inputs::is_sni) {
                     return Err(CreateAddressMapError::DefaultSni);
                 }
@@ -1204,7 +1253,7 @@ impl ControlPlane {
         edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
     ) -> Result<AddressMap, E> {
         self.submit_async(|r, _ctx| {
-            let acct = r.access(p, account, MAP_WRITE, &[])?;
+            let acct = r.access_for(p, account, WriteKind::AddressMaps)?;
             let mut m = r
                 .map(&acct.id, map_id)
                 .cloned()
@@ -1261,7 +1310,7 @@ impl ControlPlane {
             _now: Timestamp,
         ) -> Result<(), AddressMapError> {
             self.submit_async(|r, _ctx| {
-                let acct = r.access(p, account, MAP_WRITE, &[])?;
+                let acct = r.access_for(p, account, WriteKind::AddressMaps)?;
                 let m = r
                     .map(&acct.id, map_id)
                     .ok_or_else(|| AddressMapError::MapNotFound(map_id.to_owned()))?;

@@ -953,6 +953,42 @@ fn custom_region_edits_bump_version_and_seeding_is_idempotent() {
 }
 
 #[test]
+fn authorize_answers_what_the_writes_would_and_writes_nothing() {
+    let f = fx();
+    let v = f.cp.version();
+    for kind in [
+        WriteKind::Bindings,
+        WriteKind::Prefixes,
+        WriteKind::AddressMaps,
+    ] {
+        assert_eq!(f.cp.authorize(&f.rw, ACCT, kind), Ok(()), "{kind:?}");
+        assert_eq!(
+            f.cp.authorize(&f.ro, ACCT, kind),
+            Err(AccessError::Forbidden),
+            "{kind:?}"
+        );
+        assert_eq!(
+            f.cp.authorize(&f.rw, "not-an-account", kind),
+            Err(AccessError::Forbidden)
+        );
+    }
+    // DLS: Write alone may not create bindings (IP Prefixes: Write is needed too), and the
+    // write itself agrees.
+    assert!(f.cp.authorize(&f.dlsw, ACCT, WriteKind::Bindings).is_err());
+    let write = f.cp.create_binding(
+        &f.dlsw,
+        ACCT,
+        CreateBinding::new(DEMO, "203.0.113.0/24", "eu"),
+        t(0),
+    );
+    assert_eq!(
+        Fx::code(write),
+        Fx::code(f.cp.authorize(&f.dlsw, ACCT, WriteKind::Bindings))
+    );
+    assert_eq!(f.cp.version(), v);
+}
+
+#[test]
 fn a_seeding_document_is_one_commit_all_or_nothing() {
     let f = fx();
     let (v, records) = (f.cp.version(), f.cp.dump().records);
