@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::table::Table;
+use crate::table::{Layout, LayoutError, Table};
 
 /// Collects `(prefix, value)` pairs for IPv4 and IPv6 and compiles them into an
 /// immutable [`Table`] with [`build`](Self::build).
@@ -67,18 +67,42 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
 
     /// Removes `prefix` (host bits truncated); returns its value if it was present.
     pub fn remove(&mut self, prefix: IpNet) -> Option<V> {
-        match prefix.trunc() {
-            IpNet::V4(net) => self.v4.remove(&(net.network(), net.prefix_len())),
-            IpNet::V6(net) => self.v6.remove(&(net.network(), net.prefix_len())),
+        match prefix {
+            IpNet::V4(net) => self.remove_v4(net),
+            IpNet::V6(net) => self.remove_v6(net),
         }
+    }
+
+    /// [`remove`](Self::remove) for an IPv4 prefix.
+    pub fn remove_v4(&mut self, prefix: Ipv4Net) -> Option<V> {
+        let net = prefix.trunc();
+        self.v4.remove(&(net.network(), net.prefix_len()))
+    }
+
+    /// [`remove`](Self::remove) for an IPv6 prefix.
+    pub fn remove_v6(&mut self, prefix: Ipv6Net) -> Option<V> {
+        let net = prefix.trunc();
+        self.v6.remove(&(net.network(), net.prefix_len()))
     }
 
     /// The value stored for exactly `prefix` (host bits truncated), if any.
     pub fn get(&self, prefix: IpNet) -> Option<V> {
-        match prefix.trunc() {
-            IpNet::V4(net) => self.v4.get(&(net.network(), net.prefix_len())).copied(),
-            IpNet::V6(net) => self.v6.get(&(net.network(), net.prefix_len())).copied(),
+        match prefix {
+            IpNet::V4(net) => self.get_v4(net),
+            IpNet::V6(net) => self.get_v6(net),
         }
+    }
+
+    /// [`get`](Self::get) for an IPv4 prefix.
+    pub fn get_v4(&self, prefix: Ipv4Net) -> Option<V> {
+        let net = prefix.trunc();
+        self.v4.get(&(net.network(), net.prefix_len())).copied()
+    }
+
+    /// [`get`](Self::get) for an IPv6 prefix.
+    pub fn get_v6(&self, prefix: Ipv6Net) -> Option<V> {
+        let net = prefix.trunc();
+        self.v6.get(&(net.network(), net.prefix_len())).copied()
     }
 
     /// Number of prefixes (IPv4 and IPv6).
@@ -116,6 +140,24 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
     /// BGP table in a release build); the builder is left unchanged.
     pub fn build(&self) -> Table<V> {
         self.build_with(true)
+    }
+
+    /// [`build`](Self::build), with each family's trie in the layout given instead of the
+    /// one the table would choose: for benchmarks and tests that compare layouts. Fails
+    /// when a family's prefixes cannot take it (more than 15 distinct values for
+    /// [`Layout::Nibble`], IPv6 for [`Layout::Dir16_8_8`], prefixes for
+    /// [`Layout::Empty`], ...).
+    pub fn build_with_layouts(&self, v4: Layout, v6: Layout) -> Result<Table<V>, LayoutError> {
+        Table::compile_in(
+            self.v4
+                .iter()
+                .map(|(&(addr, len), &v)| (net4(addr, len), v)),
+            self.v6
+                .iter()
+                .map(|(&(addr, len), &v)| (net6(addr, len), v)),
+            true,
+            Some((v4, v6)),
+        )
     }
 
     /// [`build`](Self::build), with the DIR-16-8-8 IPv4 layout allowed or not (tests

@@ -47,7 +47,8 @@
 //!        │                optional path compression); one pass, O(n · 64)
 //!        ▼
 //!  Table<V>               immutable; per family one trie in one of three layouts:
-//!   ├─ values             dictionary: leaf index -> Option<V> (index 0 = no match)
+//!   ├─ values             a dictionary per family: leaf index -> Option<V> (index 0 =
+//!   │                     no match); each trie's layout sees only its family's values
 //!   ├─ v4 trie            small tables (≤ 4 MiB in it, a customer's or region's
 //!   │                     bindings): dir.rs, 2^16 entries ─► 256 ─► 256 (DIR-16-8-8,
 //!   │                     16-bit entries, plain indexing, no popcount)
@@ -128,5 +129,8 @@ mod table;
 mod proptests;
 
 pub use builder::TableBuilder;
+/// The prefix types this crate's API takes and returns (`IpNet`, `Ipv4Net`, `Ipv6Net`),
+/// re-exported so that users need not pick a matching `ipnet` version themselves.
+pub use ipnet;
 pub use shared::{PublishError, SharedTable, Snapshot, SnapshotGuard};
-pub use table::{Table, TableStats};
+pub use table::{Layout, LayoutError, Table, TableStats};

@@ -60,6 +60,63 @@ enum Trie {
     Wide(Poptrie<u32>),
 }
 
+/// The node layout of one family's trie (see the crate docs), as [`Table::stats`]
+/// reports it and [`TableBuilder::build_with_layouts`](crate::TableBuilder::build_with_layouts) forces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layout {
+    /// No prefixes: a small direct-pointing array of misses.
+    Empty,
+    /// IPv4 only, small tables: fixed 16-8-8 strides of 16-bit entries.
+    Dir16_8_8,
+    /// At most 15 distinct values: 64-byte nodes with inline 4-bit leaves and path
+    /// compression.
+    Nibble,
+    /// Poptrie nodes and a leaf array of 16-bit leaves (up to 65,535 distinct values).
+    PoptrieU16,
+    /// Poptrie nodes and a leaf array of 32-bit leaves.
+    PoptrieU32,
+}
+
+impl Layout {
+    /// The layout's short name (`empty`, `dir-16-8-8`, `nibble`, `poptrie-u16`,
+    /// `poptrie-u32`), as benchmarks print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Empty => "empty",
+            Layout::Dir16_8_8 => "dir-16-8-8",
+            Layout::Nibble => "nibble",
+            Layout::PoptrieU16 => "poptrie-u16",
+            Layout::PoptrieU32 => "poptrie-u32",
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq<&str> for Layout {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+/// Why [`TableBuilder::build_with_layouts`](crate::TableBuilder::build_with_layouts) could not give a
+/// family the layout asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the {family} prefixes cannot take the {layout} layout ({why})")]
+pub struct LayoutError {
+    /// `IPv4` or `IPv6`.
+    pub family: &'static str,
+    /// The layout asked for.
+    pub layout: Layout,
+    /// Why not.
+    pub why: &'static str,
+}
+
 impl Trie {
     fn build(entries: &[CompileEntry], top_bits: u32, distinct_values: usize) -> Self {
         if distinct_values <= MAX_NIBBLE_LEAF as usize + 1 {
@@ -91,6 +148,43 @@ impl Trie {
         Self::build(entries, top_bits(entries.len(), V4_TOP), distinct_values)
     }
 
+    /// The trie in exactly `layout`, if the entries fit it.
+    fn build_forced(
+        entries: &[CompileEntry],
+        top_bits: u32,
+        distinct_values: usize,
+        layout: Layout,
+        v4: bool,
+    ) -> Result<Self, &'static str> {
+        match layout {
+            Layout::Empty if entries.is_empty() => Ok(Self::build(entries, top_bits, 1)),
+            Layout::Empty => Err("the family has prefixes"),
+            Layout::Dir16_8_8 => {
+                if !v4 {
+                    return Err("DIR-16-8-8 is an IPv4 layout");
+                }
+                if entries.is_empty() {
+                    return Err("the family has no prefixes");
+                }
+                if distinct_values > MAX_DIR_INDEX || DirTrie::chunks_for(entries) >= MAX_DIR_INDEX
+                {
+                    return Err("too many values or chunks for 16-bit entries");
+                }
+                Ok(Trie::Dir(DirTrie::build(entries)))
+            }
+            Layout::Nibble => NibbleTrie::from_compiled(compile(entries, top_bits, true))
+                .map(Trie::Nibble)
+                .ok_or("more than 15 distinct values"),
+            Layout::PoptrieU16 if distinct_values <= usize::from(u16::MAX) => Ok(Trie::Narrow(
+                Poptrie::from_compiled(compile(entries, top_bits, false)),
+            )),
+            Layout::PoptrieU16 => Err("more than 65,535 distinct values"),
+            Layout::PoptrieU32 => Ok(Trie::Wide(Poptrie::from_compiled(compile(
+                entries, top_bits, false,
+            )))),
+        }
+    }
+
     fn size_bytes(&self) -> usize {
         match self {
             Trie::Dir(t) => t.size_bytes(),
@@ -109,12 +203,12 @@ impl Trie {
         }
     }
 
-    fn layout(&self) -> &'static str {
+    fn layout(&self) -> Layout {
         match self {
-            Trie::Dir(_) => "dir-16-8-8",
-            Trie::Nibble(_) => "nibble",
-            Trie::Narrow(_) => "poptrie-u16",
-            Trie::Wide(_) => "poptrie-u32",
+            Trie::Dir(_) => Layout::Dir16_8_8,
+            Trie::Nibble(_) => Layout::Nibble,
+            Trie::Narrow(_) => Layout::PoptrieU16,
+            Trie::Wide(_) => Layout::PoptrieU32,
         }
     }
 
@@ -160,8 +254,11 @@ impl<V> Clone for Table<V> {
 /// What a [`Table`] shares between its clones.
 #[derive(Debug)]
 struct TableData<V> {
-    /// Value dictionary: leaf index `i` means `values[i]`; index 0 is `None` (no match).
-    values: Box<[Option<V>]>,
+    /// Value dictionaries, one per family: leaf index `i` of the IPv4 trie means
+    /// `v4_values[i]`; index 0 is `None` (no match). One per family so that each trie's
+    /// layout depends on its own number of distinct values only.
+    v4_values: Box<[Option<V>]>,
+    v6_values: Box<[Option<V>]>,
     v4: Trie,
     v6: Trie,
     /// Source prefixes sorted by (address, length): for `longest_match` and `iter`.
@@ -196,45 +293,67 @@ impl<V: Copy + Eq + Hash> Table<V> {
         v6: impl Iterator<Item = (Ipv6Net, V)>,
         dir: bool,
     ) -> Self {
+        Self::compile_in(v4, v6, dir, None).expect("the chosen layouts always fit")
+    }
+
+    /// [`compile`](Self::compile), in the given layouts when `force` is `Some`.
+    pub(crate) fn compile_in(
+        v4: impl Iterator<Item = (Ipv4Net, V)>,
+        v6: impl Iterator<Item = (Ipv6Net, V)>,
+        dir: bool,
+        force: Option<(Layout, Layout)>,
+    ) -> Result<Self, LayoutError> {
         let v4_prefixes: Box<[(Ipv4Net, V)]> = v4.collect();
         let v6_prefixes: Box<[(Ipv6Net, V)]> = v6.collect();
-        let mut dictionary: HashMap<V, u32> = HashMap::new();
-        let mut values: Vec<Option<V>> = vec![None];
-        let mut index_of = |value: V| {
-            *dictionary.entry(value).or_insert_with(|| {
-                values.push(Some(value));
-                u32::try_from(values.len() - 1).expect("fewer than 2^32 distinct values")
-            })
+        let (v4_values, v4_entries) = dictionary(v4_prefixes.iter().map(|&(net, value)| {
+            (
+                u128::from(u32::from(net.network())) << 96,
+                net.prefix_len(),
+                value,
+            )
+        }));
+        let (v6_values, v6_entries) = dictionary(
+            v6_prefixes
+                .iter()
+                .map(|&(net, value)| (u128::from(net.network()), net.prefix_len(), value)),
+        );
+        let v4_top = top_bits(v4_entries.len(), V4_TOP);
+        let v6_top = top_bits(v6_entries.len(), V6_TOP);
+        let (v4, v6) = match force {
+            None => (
+                Trie::build_v4(&v4_entries, v4_values.len(), dir),
+                Trie::build(&v6_entries, v6_top, v6_values.len()),
+            ),
+            Some((l4, l6)) => (
+                Trie::build_forced(&v4_entries, v4_top, v4_values.len(), l4, true).map_err(
+                    |why| LayoutError {
+                        family: "IPv4",
+                        layout: l4,
+                        why,
+                    },
+                )?,
+                Trie::build_forced(&v6_entries, v6_top, v6_values.len(), l6, false).map_err(
+                    |why| LayoutError {
+                        family: "IPv6",
+                        layout: l6,
+                        why,
+                    },
+                )?,
+            ),
         };
-        let v4_entries: Vec<CompileEntry> = v4_prefixes
-            .iter()
-            .map(|&(net, value)| CompileEntry {
-                key: u128::from(u32::from(net.network())) << 96,
-                len: net.prefix_len(),
-                leaf: index_of(value),
-            })
-            .collect();
-        let v6_entries: Vec<CompileEntry> = v6_prefixes
-            .iter()
-            .map(|&(net, value)| CompileEntry {
-                key: u128::from(net.network()),
-                len: net.prefix_len(),
-                leaf: index_of(value),
-            })
-            .collect();
-        let distinct = values.len();
         let data = TableData {
-            values: values.into_boxed_slice(),
-            v4: Trie::build_v4(&v4_entries, distinct, dir),
-            v6: Trie::build(&v6_entries, top_bits(v6_entries.len(), V6_TOP), distinct),
+            v4,
+            v6,
+            v4_values,
+            v6_values,
             v4_lengths: lengths_longest_first(v4_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v6_lengths: lengths_longest_first(v6_prefixes.iter().map(|(n, _)| n.prefix_len())),
             v4_prefixes,
             v6_prefixes,
         };
-        Table {
+        Ok(Table {
             data: Arc::new(data),
-        }
+        })
     }
 
     /// The value of the longest prefix containing `addr`, if any.
@@ -249,7 +368,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// The value of the longest IPv4 prefix containing `addr`, if any.
     #[inline]
     pub fn lookup_v4(&self, addr: Ipv4Addr) -> Option<V> {
-        self.data.values[self.data.v4.lookup(u32::from(addr)) as usize]
+        self.data.v4_values[self.data.v4.lookup(u32::from(addr)) as usize]
     }
 
     /// Starts fetching the first cache line a lookup of `addr` reads (its entry of the
@@ -279,7 +398,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
     /// The value of the longest IPv6 prefix containing `addr`, if any.
     #[inline]
     pub fn lookup_v6(&self, addr: Ipv6Addr) -> Option<V> {
-        self.data.values[self.data.v6.lookup(u128::from(addr)) as usize]
+        self.data.v6_values[self.data.v6.lookup(u128::from(addr)) as usize]
     }
 
     /// Looks up every address of `addrs` into the same position of `out`.
@@ -296,7 +415,9 @@ impl<V: Copy + Eq + Hash> Table<V> {
             out.len(),
             "lookup_batch_v4: addrs and out differ in length"
         );
-        self.batch(&self.data.v4, addrs, out, |a| u32::from(*a));
+        self.batch(&self.data.v4, &self.data.v4_values, addrs, out, |a| {
+            u32::from(*a)
+        });
     }
 
     /// [`lookup_batch_v4`](Self::lookup_batch_v4) for IPv6 addresses.
@@ -309,7 +430,9 @@ impl<V: Copy + Eq + Hash> Table<V> {
             out.len(),
             "lookup_batch_v6: addrs and out differ in length"
         );
-        self.batch(&self.data.v6, addrs, out, |a| u128::from(*a));
+        self.batch(&self.data.v6, &self.data.v6_values, addrs, out, |a| {
+            u128::from(*a)
+        });
     }
 
     /// [`lookup_batch_v4`](Self::lookup_batch_v4) for mixed addresses: each is looked
@@ -335,9 +458,21 @@ impl<V: Copy + Eq + Hash> Table<V> {
             let end = start + run;
             let (group, group_out) = (&addrs[start..end], &mut out[start..end]);
             if family_v4 {
-                self.batch(&self.data.v4, group, group_out, ip_v4_key);
+                self.batch(
+                    &self.data.v4,
+                    &self.data.v4_values,
+                    group,
+                    group_out,
+                    ip_v4_key,
+                );
             } else {
-                self.batch(&self.data.v6, group, group_out, ip_v6_key);
+                self.batch(
+                    &self.data.v6,
+                    &self.data.v6_values,
+                    group,
+                    group_out,
+                    ip_v6_key,
+                );
             }
             start = end;
         }
@@ -348,12 +483,14 @@ impl<V: Copy + Eq + Hash> Table<V> {
     fn batch<A, K: TrieKey + Default>(
         &self,
         trie: &Trie,
+        values: &[Option<V>],
         addrs: &[A],
         out: &mut [Option<V>],
         key: impl Fn(&A) -> K,
     ) {
         match trie {
             Trie::Dir(t) => self.batch_with(
+                values,
                 addrs,
                 out,
                 key,
@@ -367,6 +504,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
                 |k| t.lookup(k.v4_bits()),
             ),
             Trie::Nibble(t) => self.batch_with(
+                values,
                 addrs,
                 out,
                 key,
@@ -374,6 +512,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
                 |k| t.lookup(k),
             ),
             Trie::Narrow(t) => self.batch_with(
+                values,
                 addrs,
                 out,
                 key,
@@ -381,6 +520,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
                 |k| t.lookup(k),
             ),
             Trie::Wide(t) => self.batch_with(
+                values,
                 addrs,
                 out,
                 key,
@@ -393,6 +533,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
     #[inline(always)]
     fn batch_with<A, K: TrieKey + Default>(
         &self,
+        values: &[Option<V>],
         addrs: &[A],
         out: &mut [Option<V>],
         key: impl Fn(&A) -> K,
@@ -409,7 +550,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
             }
             lanes(&keys, &mut leaves);
             for (o, &leaf) in group_out.iter_mut().zip(&leaves) {
-                *o = self.data.values[leaf as usize];
+                *o = values[leaf as usize];
             }
         }
         for (a, o) in addr_chunks
@@ -417,7 +558,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
             .iter()
             .zip(out_chunks.into_remainder())
         {
-            *o = self.data.values[single(key(a)) as usize];
+            *o = values[single(key(a)) as usize];
         }
     }
 
@@ -499,7 +640,8 @@ impl<V: Copy + Eq + Hash> Table<V> {
     pub fn lookup_size_bytes(&self) -> usize {
         self.data.v4.size_bytes()
             + self.data.v6.size_bytes()
-            + std::mem::size_of_val(&*self.data.values)
+            + std::mem::size_of_val(&*self.data.v4_values)
+            + std::mem::size_of_val(&*self.data.v6_values)
     }
 
     fn prefix_list_bytes(&self) -> usize {
@@ -514,13 +656,20 @@ impl<V: Copy + Eq + Hash> Table<V> {
         TableStats {
             v4_prefixes: self.data.v4_prefixes.len(),
             v6_prefixes: self.data.v6_prefixes.len(),
-            distinct_values: self.data.values.len() - 1,
+            distinct_values: self
+                .data
+                .v4_values
+                .iter()
+                .chain(self.data.v6_values.iter())
+                .flatten()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
             v4_nodes: self.data.v4.node_count(),
             v6_nodes: self.data.v6.node_count(),
             v4_trie_bytes: self.data.v4.size_bytes(),
             v6_trie_bytes: self.data.v6.size_bytes(),
-            v4_layout: self.data.v4.layout(),
-            v6_layout: self.data.v6.layout(),
+            v4_layout: layout_name(&self.data.v4, self.data.v4_prefixes.is_empty()),
+            v6_layout: layout_name(&self.data.v6, self.data.v6_prefixes.is_empty()),
         }
     }
 }
@@ -542,12 +691,42 @@ pub struct TableStats {
     pub v4_trie_bytes: usize,
     /// Bytes of the IPv6 trie.
     pub v6_trie_bytes: usize,
-    /// Node layout of the IPv4 trie: `dir-16-8-8` (small tables: fixed strides, 16-bit
-    /// entries), `nibble` (inline 4-bit leaves, at most 15 distinct values), `poptrie-u16`
-    /// or `poptrie-u32` (leaf array).
-    pub v4_layout: &'static str,
+    /// Node layout of the IPv4 trie (compares equal to its [`Layout::name`], such as
+    /// `"nibble"`). Each family's layout depends on its own prefixes and distinct values
+    /// only.
+    pub v4_layout: Layout,
     /// Node layout of the IPv6 trie.
-    pub v6_layout: &'static str,
+    pub v6_layout: Layout,
+}
+
+/// The layout, or [`Layout::Empty`] for a family without prefixes (whose trie is a bare
+/// direct-pointing array of misses).
+fn layout_name(trie: &Trie, empty: bool) -> Layout {
+    if empty {
+        Layout::Empty
+    } else {
+        trie.layout()
+    }
+}
+
+/// One family's value dictionary (index 0 = no match) and its compile entries, from
+/// `(key, len, value)` in the builder's order.
+fn dictionary<V: Copy + Eq + Hash>(
+    prefixes: impl Iterator<Item = (u128, u8, V)>,
+) -> (Box<[Option<V>]>, Vec<CompileEntry>) {
+    let mut index: HashMap<V, u32> = HashMap::new();
+    let mut values: Vec<Option<V>> = vec![None];
+    let entries = prefixes
+        .map(|(key, len, value)| CompileEntry {
+            key,
+            len,
+            leaf: *index.entry(value).or_insert_with(|| {
+                values.push(Some(value));
+                u32::try_from(values.len() - 1).expect("fewer than 2^32 distinct values")
+            }),
+        })
+        .collect();
+    (values.into_boxed_slice(), entries)
 }
 
 fn ip_v4_key(addr: &IpAddr) -> u32 {
@@ -804,5 +983,112 @@ mod tests {
             again.iter().collect::<Vec<_>>()
         );
         assert!(t.size_bytes() > t.lookup_size_bytes());
+    }
+
+    #[test]
+    fn each_family_has_its_own_dictionary_and_layout() {
+        // 40 distinct IPv4 values and 3 IPv6 ones: IPv6 keeps the inline-leaf layout
+        // (it would not if the 40 IPv4 values shared its dictionary).
+        let mut b = Table::builder();
+        for i in 0..40u32 {
+            b.insert_v4(
+                Ipv4Net::new(Ipv4Addr::from((10 << 24) | (i << 8)), 24).unwrap(),
+                1_000 + i,
+            );
+        }
+        for i in 0..3u16 {
+            b.insert(p(&format!("2001:db8:{i}::/48")), 7 + u32::from(i));
+        }
+        let t = b.build();
+        let stats = t.stats();
+        assert_eq!(stats.v6_layout, "nibble");
+        assert_eq!(stats.distinct_values, 43);
+        assert_eq!(t.lookup(a("10.0.39.1")), Some(1_039));
+        assert_eq!(t.lookup(a("2001:db8:2::1")), Some(9));
+        // A value used in both families reads back in both.
+        let mut b = t.to_builder();
+        b.insert(p("2001:db8:9::/48"), 1_000);
+        let t = b.build();
+        assert_eq!(t.lookup(a("2001:db8:9::1")), Some(1_000));
+        assert_eq!(t.lookup(a("10.0.0.1")), Some(1_000));
+        assert_eq!(t.stats().distinct_values, 43);
+    }
+
+    #[test]
+    fn an_empty_family_says_so_and_family_forms_of_get_and_remove() {
+        let mut b = Table::builder();
+        b.insert(p("192.0.2.0/24"), 1u8);
+        let t = b.build();
+        assert_eq!(t.stats().v6_layout, "empty");
+        assert_ne!(t.stats().v4_layout, "empty");
+        assert_eq!(Table::<u8>::empty().stats().v4_layout, "empty");
+        let mut b = t.to_builder();
+        let v4: Ipv4Net = "192.0.2.77/24".parse().unwrap();
+        assert_eq!(b.get_v4(v4), Some(1));
+        assert_eq!(b.get_v6("2001:db8::/32".parse().unwrap()), None);
+        assert_eq!(b.remove_v4(v4), Some(1));
+        assert_eq!(b.remove_v6("2001:db8::/32".parse().unwrap()), None);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn every_layout_can_be_forced_where_it_fits_and_answers_the_same() {
+        let t = sample();
+        let b = t.to_builder();
+        let probes = [
+            "10.1.2.3",
+            "10.1.2.4",
+            "10.9.9.9",
+            "8.8.8.8",
+            "255.255.255.255",
+            "2001:db8:1::1",
+            "2001:db8:1::2",
+            "2001:db8:2::",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::1",
+        ];
+        let v4 = [
+            Layout::Dir16_8_8,
+            Layout::Nibble,
+            Layout::PoptrieU16,
+            Layout::PoptrieU32,
+        ];
+        let v6 = [Layout::Nibble, Layout::PoptrieU16, Layout::PoptrieU32];
+        for l4 in v4 {
+            for l6 in v6 {
+                let forced = b.build_with_layouts(l4, l6).unwrap();
+                assert_eq!(
+                    (forced.stats().v4_layout, forced.stats().v6_layout),
+                    (l4, l6)
+                );
+                for addr in probes {
+                    assert_eq!(
+                        forced.lookup(a(addr)),
+                        t.lookup(a(addr)),
+                        "{l4} {l6} {addr}"
+                    );
+                }
+            }
+        }
+        let e = b
+            .build_with_layouts(Layout::PoptrieU16, Layout::Dir16_8_8)
+            .unwrap_err();
+        assert_eq!((e.family, e.layout), ("IPv6", Layout::Dir16_8_8));
+        assert!(b.build_with_layouts(Layout::Empty, Layout::Nibble).is_err());
+        let mut many = Table::builder();
+        for i in 0..20u32 {
+            many.insert_v4(Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap(), i);
+        }
+        let e = many
+            .build_with_layouts(Layout::Nibble, Layout::Empty)
+            .unwrap_err();
+        assert_eq!(e.why, "more than 15 distinct values");
+        assert_eq!(
+            many.build_with_layouts(Layout::PoptrieU32, Layout::Empty)
+                .unwrap()
+                .stats()
+                .v6_layout,
+            Layout::Empty
+        );
     }
 }
