@@ -590,28 +590,12 @@ async fn create_address_map(
     Ok(Success::ok(v).into_response())
 }
 
-/// `PATCH /address_maps/{id}` body. Like the DLS PATCH (§1, §5.6), any other key is
-/// refused (400 / 1113, pointing at it; the fields are `UpdateAddressMap::FIELDS`, §6.4) rather than ignored: a client that sends `ips`
-/// here must not be told its change succeeded.
+/// `PATCH /address_maps/{id}` body: the three fields, and the names of any other keys,
+/// which the control plane refuses (400 / 1113 pointing at the key, §6.4) rather than
+/// ignoring them, as for the DLS PATCH: a client that sends `ips` here must not be told
+/// its change succeeded.
 fn parse_update_map(b: &[u8]) -> Result<UpdateAddressMap, HttpError> {
     let map = body::json_object(b)?;
-    if let Some(other) = map
-        .keys()
-        .find(|k| !UpdateAddressMap::FIELDS.contains(&k.as_str()))
-    {
-        return Err(HttpError::from_item(
-            StatusCode::BAD_REQUEST,
-            ErrorItem::new(
-                1113,
-                format!(
-                    "`{other}` cannot be changed here: PATCH accepts only description, enabled \
-                     and default_sni (IPs and memberships have their own routes)"
-                ),
-            )
-            // JSON Pointer escaping (RFC 6901): `~` → `~0`, `/` → `~1`.
-            .with_pointer(format!("/{}", other.replace('~', "~0").replace('/', "~1"))),
-        ));
-    }
     let nullable = |field: &str| -> Result<Option<Option<String>>, HttpError> {
         match map.get(field) {
             None => Ok(None),
@@ -624,6 +608,11 @@ fn parse_update_map(b: &[u8]) -> Result<UpdateAddressMap, HttpError> {
         description: nullable("description")?,
         enabled: body::opt_bool(&map, "enabled")?,
         default_sni: nullable("default_sni")?,
+        other_fields: map
+            .keys()
+            .filter(|k| !UpdateAddressMap::FIELDS.contains(&k.as_str()))
+            .cloned()
+            .collect(),
     })
 }
 

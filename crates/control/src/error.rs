@@ -600,6 +600,13 @@ pub enum AddressMapError {
     /// 400 / 1305: `can_delete`/`can_modify_ips` is false (Cloudflare-managed map).
     #[error("address map {0} is managed by Cloudflare")]
     Managed(String),
+    /// 400 / 1113: PATCH carries a key other than description, enabled and default_sni
+    /// (IPs and memberships have their own routes); `source.pointer` names it.
+    #[error(
+        "`{0}` cannot be changed here: PATCH accepts only description, enabled and \
+         default_sni (IPs and memberships have their own routes)"
+    )]
+    UnexpectedField(String),
     /// 500.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -611,7 +618,15 @@ api_error!(AddressMapError {
     Invalid(_) => (1305, 400),
     StillEnabled(_) => (1304, 400),
     Managed(_) => (1305, 400),
-} delegate: [Access, Store]);
+    UnexpectedField(_) => (1113, 400),
+} delegate: [Access, Store]
+  pointer: |e| match e {
+      // JSON Pointer escaping (RFC 6901): `~` → `~0`, `/` → `~1`.
+      AddressMapError::UnexpectedField(f) => {
+          Some(format!("/{}", f.replace('~', "~0").replace('/', "~1")))
+      }
+      _ => None,
+  });
 
 /// `PUT /addressing/address_maps/{id}/ips/{ip}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

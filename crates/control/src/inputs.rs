@@ -141,6 +141,10 @@ pub struct UpdateAddressMap {
     /// `default_sni` (null clears it).
     #[schema(schema_with = crate::schema::sni, required = false)]
     pub default_sni: Option<Option<String>>,
+    /// Names of any other keys present in the body (→ 400 / 1113, like the binding
+    /// PATCH's `other_fields`).
+    #[schema(ignore)]
+    pub other_fields: Vec<String>,
 }
 
 impl UpdateAddressMap {

@@ -1252,8 +1252,28 @@ impl ControlPlane {
         not_found: fn(String) -> E,
         edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
     ) -> Result<AddressMap, E> {
+        self.map_write_checked_async(p, account, map_id, now, None, not_found, edit)
+            .await
+    }
+
+    /// [`Self::map_write_async`] with a validation error found in the input alone, which
+    /// the contract reports after access and before existence.
+    #[allow(clippy::too_many_arguments)]
+    async fn map_write_checked_async<E: From<AccessError> + From<StoreError>>(
+        &self,
+        p: &Principal,
+        account: &str,
+        map_id: &str,
+        now: Timestamp,
+        invalid: Option<E>,
+        not_found: fn(String) -> E,
+        edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
+    ) -> Result<AddressMap, E> {
         self.submit_async(|r, _ctx| {
             let acct = r.access_for(p, account, WriteKind::AddressMaps)?;
+            if let Some(e) = invalid {
+                return Err(e);
+            }
             let mut m = r
                 .map(&acct.id, map_id)
                 .cloned()
@@ -1278,7 +1298,13 @@ impl ControlPlane {
             input: UpdateAddressMap,
             now: Timestamp,
         ) -> Result<AddressMap, AddressMapError> {
-            self.map_write_async(p, account, map_id, now, AddressMapError::MapNotFound, |_, m| {
+            // Another key than the three: after access, before existence (contract §6.4,
+            // as the binding PATCH's 1113).
+            let invalid = input
+                .other_fields
+                .first()
+                .map(|f| AddressMapError::UnexpectedField(f.clone()));
+            self.map_write_checked_async(p, account, map_id, now, invalid, AddressMapError::MapNotFound, |_, m| {
                 let before = m.clone();
                 if let Some(d) = input.description {
                     m.description = d;

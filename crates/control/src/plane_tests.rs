@@ -989,6 +989,38 @@ fn authorize_answers_what_the_writes_would_and_writes_nothing() {
 }
 
 #[test]
+fn map_patch_refuses_other_keys_after_access_and_before_existence() {
+    let f = fx();
+    let other = |name: &str| UpdateAddressMap {
+        other_fields: vec![name.into()],
+        ..Default::default()
+    };
+    // No write access: 403 first.
+    assert_eq!(
+        Fx::code(f.cp.update_address_map(
+            &f.ro,
+            ACCT,
+            "ffffffffffffffffffffffffffffffff",
+            other("ips"),
+            t(1)
+        )),
+        (10000, 403)
+    );
+    // A map that does not exist: still the 1113, pointing at the key (RFC 6901 escaped).
+    let e =
+        f.cp.update_address_map(
+            &f.rw,
+            ACCT,
+            "ffffffffffffffffffffffffffffffff",
+            other("a/b~c"),
+            t(1),
+        )
+        .unwrap_err();
+    assert_eq!((e.code(), e.http_status()), (1113, 400));
+    assert_eq!(e.pointer().as_deref(), Some("/a~1b~0c"));
+}
+
+#[test]
 fn a_seeding_document_is_one_commit_all_or_nothing() {
     let f = fx();
     let (v, records) = (f.cp.version(), f.cp.dump().records);
