@@ -14,8 +14,6 @@
 use axum::body::{to_bytes, Body};
 use axum::http::{Method, Request, StatusCode};
 use inregion_api::{router, App};
-use inregion_control::{ControlConfig, ControlPlane};
-use inregion_model::{ReferenceData, Timestamp};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 use tower::ServiceExt;
@@ -24,12 +22,6 @@ const DEV_TOKEN: &str = "fuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzzfuzz";
 const ADMIN_TOKEN: &str = "fuzz-admin";
 const MAX_REQUESTS: usize = 8;
 const MAX_BODY: usize = 64 << 10;
-
-fn reference() -> Arc<ReferenceData> {
-    static R: OnceLock<Arc<ReferenceData>> = OnceLock::new();
-    R.get_or_init(|| Arc::new(ReferenceData::embedded()))
-        .clone()
-}
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -47,15 +39,10 @@ pub fn api(data: &[u8]) {
         return;
     };
     let requests: Vec<&str> = text.split("\n--\n").take(MAX_REQUESTS).collect();
-    let config = ControlConfig {
-        reference: reference(),
-        id_seed: Some(7),
-        ..ControlConfig::default()
-    };
-    let control = Arc::new(ControlPlane::in_memory(config));
+    let control = Arc::new(crate::fresh_control_plane());
     let seed = inregion_api::server::dev_seed(DEV_TOKEN).expect("the dev seed builds");
     control
-        .seed(&seed, Timestamp::from_micros(1_780_000_000_000_000))
+        .seed(&seed, crate::NOW)
         .expect("the dev seed applies");
     let mut app = App::new(control.clone());
     app.admin_token = Some(ADMIN_TOKEN.to_owned());

@@ -39,6 +39,25 @@ pub use ids_target::ids;
 pub use table_target::table;
 pub use toml_targets::{config_toml, scenario_toml};
 
+/// The fixed `now` every target passes to the control plane.
+const NOW: inregion_model::Timestamp =
+    inregion_model::Timestamp::from_micros(1_780_000_000_000_000);
+
+/// A fresh in-memory control plane on the embedded reference data (parsed once per
+/// process), with a fixed id seed so that an input takes the same path every time.
+fn fresh_control_plane() -> inregion_control::ControlPlane {
+    use std::sync::{Arc, OnceLock};
+    static REFERENCE: OnceLock<Arc<inregion_model::ReferenceData>> = OnceLock::new();
+    let reference = REFERENCE
+        .get_or_init(|| Arc::new(inregion_model::ReferenceData::embedded()))
+        .clone();
+    inregion_control::ControlPlane::in_memory(inregion_control::ControlConfig {
+        reference,
+        id_seed: Some(7),
+        ..inregion_control::ControlConfig::default()
+    })
+}
+
 /// A fuzz target: bytes in, a panic on a bug.
 pub type Target = fn(&[u8]);
 

@@ -1,14 +1,6 @@
 //! The TOML targets: scenario files (`inregion sim`) and seeding configs (`serve --config`).
 
-use inregion_control::{ControlConfig, ControlPlane, SeedConfig};
-use inregion_model::{ReferenceData, Timestamp};
-use std::sync::{Arc, OnceLock};
-
-fn reference() -> Arc<ReferenceData> {
-    static R: OnceLock<Arc<ReferenceData>> = OnceLock::new();
-    R.get_or_init(|| Arc::new(ReferenceData::embedded()))
-        .clone()
-}
+use inregion_control::SeedConfig;
 
 /// Parses a scenario; an accepted one must describe itself without panicking.
 pub fn scenario_toml(data: &[u8]) {
@@ -29,12 +21,8 @@ pub fn config_toml(data: &[u8]) {
     let Ok(cfg) = SeedConfig::from_toml(text) else {
         return;
     };
-    let control = ControlPlane::in_memory(ControlConfig {
-        reference: reference(),
-        id_seed: Some(7),
-        ..ControlConfig::default()
-    });
-    let now = Timestamp::from_micros(1_780_000_000_000_000);
+    let control = crate::fresh_control_plane();
+    let now = crate::NOW;
     match control.seed(&cfg, now) {
         Ok(()) => {
             // Seeding is idempotent: the same document again changes nothing.

@@ -148,6 +148,21 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
     /// [`Layout::Nibble`], IPv6 for [`Layout::Dir16_8_8`], prefixes for
     /// [`Layout::Empty`], ...).
     pub fn build_with_layouts(&self, v4: Layout, v6: Layout) -> Result<Table<V>, LayoutError> {
+        self.compile_in(true, Some((v4, v6)))
+    }
+
+    /// [`build`](Self::build), with the DIR-16-8-8 IPv4 layout allowed or not (tests
+    /// reach the Poptrie layouts through the table API this way).
+    pub(crate) fn build_with(&self, dir: bool) -> Table<V> {
+        self.compile_in(dir, None)
+            .expect("the layouts the table chooses always fit")
+    }
+
+    fn compile_in(
+        &self,
+        dir: bool,
+        force: Option<(Layout, Layout)>,
+    ) -> Result<Table<V>, LayoutError> {
         Table::compile_in(
             self.v4
                 .iter()
@@ -155,22 +170,8 @@ impl<V: Copy + Eq + Hash> TableBuilder<V> {
             self.v6
                 .iter()
                 .map(|(&(addr, len), &v)| (net6(addr, len), v)),
-            true,
-            Some((v4, v6)),
-        )
-    }
-
-    /// [`build`](Self::build), with the DIR-16-8-8 IPv4 layout allowed or not (tests
-    /// reach the Poptrie layouts through the table API this way).
-    pub(crate) fn build_with(&self, dir: bool) -> Table<V> {
-        Table::compile(
-            self.v4
-                .iter()
-                .map(|(&(addr, len), &v)| (net4(addr, len), v)),
-            self.v6
-                .iter()
-                .map(|(&(addr, len), &v)| (net6(addr, len), v)),
             dir,
+            force,
         )
     }
 }
