@@ -52,6 +52,15 @@ pub enum FeedError {
         /// The newest version among the purged bindings.
         purged_through: u64,
     },
+    /// `since` is newer than this server's version: the reader followed another
+    /// incarnation of the server (a reset in-memory one). Re-read everything.
+    #[error("version {since} is ahead of this server (at version {version}): re-read everything")]
+    Ahead {
+        /// The version the reader asked from.
+        since: u64,
+        /// The server's version.
+        version: u64,
+    },
 }
 
 /// Binding counts by lifecycle state at a time (metrics).

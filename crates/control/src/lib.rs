@@ -81,7 +81,8 @@ pub use inputs::{
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
 pub use plane::{
-    base_binding_id, ControlConfig, ControlPlane, Created, Notice, RestoreError, TestAccount,
+    base_binding_id, Activation, ControlConfig, ControlPlane, Created, EdgeNodeError,
+    EdgeNodeStatus, EdgeRegistryConfig, EdgeRegistryView, Notice, RestoreError, TestAccount,
     TestAccountRequest, WriteKind, SERVICES,
 };
 pub use records::*;

@@ -191,6 +191,36 @@ pub(crate) struct Shared {
     commits: AtomicU64,
     durations: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     duration_nanos: AtomicU64,
+    /// Tasks waiting for the read state to pass a version ([`VersionAfter`]): woken
+    /// after every durable batch.
+    version_waiters: Mutex<Vec<Waker>>,
+}
+
+/// Resolves to the read state's version once it is above `after` (a long-polling
+/// change-feed reader waits on it). Runtime-agnostic: the committer wakes it.
+pub(crate) struct VersionAfter<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) after: u64,
+}
+
+impl Future for VersionAfter<'_> {
+    type Output = u64;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let v = self.shared.read_state().version;
+        if v > self.after {
+            return Poll::Ready(v);
+        }
+        lock(&self.shared.version_waiters).push(cx.waker().clone());
+        // Checked again after registering: a batch applied in between has already
+        // drained the waiters, and would otherwise never wake this one.
+        let v = self.shared.read_state().version;
+        if v > self.after {
+            Poll::Ready(v)
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 impl Shared {
@@ -261,6 +291,10 @@ impl Shared {
                     for c in &commits {
                         removed.extend(st.apply_commit_deferring_drop(c));
                     }
+                    drop(st);
+                    for w in std::mem::take(&mut *lock(&self.version_waiters)) {
+                        w.wake();
+                    }
                 }
                 for p in &batch {
                     p.complete(Ok(()));
@@ -304,6 +338,7 @@ impl Committer {
             commits: AtomicU64::new(0),
             durations: Default::default(),
             duration_nanos: AtomicU64::new(0),
+            version_waiters: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let thread = thread::Builder::new()

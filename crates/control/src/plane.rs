@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLockReadGuard};
 use std::time::Duration;
 
 /// Configuration of a [`ControlPlane`].
@@ -70,6 +70,57 @@ pub struct ControlConfig {
     /// fall further behind than this are told to re-read everything
     /// ([`FeedError::TooFarBehind`]). Default 1 h.
     pub tombstone_retention: Duration,
+    /// What makes a change of a binding take effect: a delay, or the edge nodes.
+    pub activation: Activation,
+    /// The edge nodes' registry (heartbeats, liveness, expiry).
+    pub edges: EdgeRegistryConfig,
+}
+
+/// What makes a created, changed or deleted binding active (or gone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Activation {
+    /// [`ControlConfig::propagation_delay`] after the change, whatever the edge nodes
+    /// report (the default; a model of Cloudflare's documented 4–6 hours).
+    #[default]
+    Delay,
+    /// Once a majority of the registered edge nodes report having applied the change's
+    /// version ([`ControlPlane::report_edge_node`]): Cloudflare's "propagated to a
+    /// majority of data centers", measured on real processes. Until then the change
+    /// waits ([`AWAITING_EDGES`]); with no registered node nothing activates.
+    Edges,
+}
+
+/// Timing of the edge nodes' registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeRegistryConfig {
+    /// How often a node should report (told to nodes in every answer). Default 1 s.
+    pub heartbeat: Duration,
+    /// A node not heard from for this long is not live: other nodes stop forwarding to
+    /// its data center (it still counts toward the majority). Default 3 s.
+    pub live_timeout: Duration,
+    /// A node not heard from for this long is deregistered. Default 1 h.
+    pub expiry: Duration,
+}
+
+impl Default for EdgeRegistryConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(1),
+            live_timeout: Duration::from_secs(3),
+            expiry: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl ControlConfig {
+    /// When a change made at `t` takes effect: after the propagation delay, or when the
+    /// edge nodes say so.
+    pub(crate) fn settles_at(&self, t: Timestamp) -> Timestamp {
+        match self.activation {
+            Activation::Delay => t.plus(self.propagation_delay),
+            Activation::Edges => AWAITING_EDGES,
+        }
+    }
 }
 
 impl Default for ControlConfig {
@@ -82,6 +133,8 @@ impl Default for ControlConfig {
             // The timestamp of the docs' example region (seed page).
             managed_regions_created_on: Timestamp::from_micros(1_768_348_785_276_558),
             tombstone_retention: Duration::from_secs(3600),
+            activation: Activation::Delay,
+            edges: EdgeRegistryConfig::default(),
         }
     }
 }
@@ -199,6 +252,8 @@ struct Managed {
 /// commits whatever is still queued, then stops the committer thread.
 pub struct ControlPlane {
     config: ControlConfig,
+    /// What the edge nodes reported since this process started (not durable).
+    edges: Mutex<edges::EdgeRuntime>,
     managed: Managed,
     pipe: Committer,
     store_kind: &'static str,
@@ -530,6 +585,7 @@ impl ControlPlane {
             token_key,
             managed: Managed { by_key, key_by_id },
             pipe: Committer::start(store, state, writer)?,
+            edges: Mutex::new(edges::EdgeRuntime::default()),
             config,
         })
     }
@@ -865,7 +921,7 @@ impl ControlPlane {
                     previous_region: None,
                     created_at: now,
                     changed_at: now,
-                    active_at: now.plus(r.cfg.propagation_delay),
+                    active_at: r.cfg.settles_at(now),
                     deleted_at: None,
                     gone_at: None,
                     version: ctx.version,
@@ -936,7 +992,7 @@ impl ControlPlane {
                 nb.previous_region = b.region_in_force(now).cloned();
                 nb.region = key;
                 nb.changed_at = now.max(b.created_at);
-                nb.active_at = nb.changed_at.plus(r.cfg.propagation_delay);
+                nb.active_at = r.cfg.settles_at(nb.changed_at);
                 nb.version = ctx.version;
                 let view = nb.view();
                 Ok((vec![Change::Binding(nb)], view))
@@ -963,7 +1019,7 @@ impl ControlPlane {
                 let mut nb = b.clone();
                 let at = now.max(b.changed_at);
                 nb.deleted_at = Some(at);
-                nb.gone_at = Some(at.plus(r.cfg.propagation_delay));
+                nb.gone_at = Some(r.cfg.settles_at(at));
                 nb.version = ctx.version;
                 Ok((vec![Change::Binding(nb)], ()))
             })
@@ -1522,7 +1578,7 @@ impl ControlPlane {
                     previous_region: None,
                     created_at: now,
                     changed_at: now,
-                    active_at: now.plus(r.cfg.propagation_delay),
+                    active_at: r.cfg.settles_at(now),
                     deleted_at: None,
                     gone_at: None,
                     version: ctx.version,
@@ -1577,7 +1633,7 @@ impl ControlPlane {
             .values()
             .flat_map(|b| [Some(b.active_at), b.gone_at])
             .flatten()
-            .filter(|x| *x > t)
+            .filter(|x| *x > t && *x != AWAITING_EDGES)
             .min()
     }
 
@@ -1740,8 +1796,11 @@ fn paginate<T>(mut items: Vec<T>, per_page: u32, key: impl Fn(&T) -> String) -> 
     }
 }
 
+mod edges;
 mod fixture;
 mod seeding;
+
+pub use edges::{EdgeNodeError, EdgeNodeStatus, EdgeRegistryView};
 
 pub use fixture::{RestoreError, TestAccount, TestAccountRequest};
 

@@ -58,6 +58,22 @@ pub struct Prefix {
     pub modified_at: Timestamp,
 }
 
+/// An edge node's registration (`PUT /edge/v1/nodes/{id}`): durable, so that a restart
+/// of the control plane cannot shrink the majority that activation waits for. What the
+/// node has applied and when it was last seen are not stored (see
+/// [`crate::ControlPlane::report_edge_node`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeNodeRecord {
+    /// The node's id (by default its data center's code).
+    pub node_id: String,
+    /// The data center it serves.
+    pub dc: inregion_model::Iata,
+    /// Where it answers decisions (`host:port`), for operators.
+    pub address: String,
+    /// When it first registered (wall-clock time of the server).
+    pub registered_at: Timestamp,
+}
+
 /// A custom region, defined for one account (§11.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomRegion {
@@ -124,7 +140,22 @@ pub struct BindingRecord {
     pub version: u64,
 }
 
+/// The time that stands for "until a majority of edge nodes has applied this change"
+/// (`active_at` of a created or changed binding, `gone_at` of a deleted one) under
+/// [`crate::Activation::Edges`]. The activation commit replaces it with the moment the
+/// majority was reached.
+pub const AWAITING_EDGES: Timestamp = Timestamp::MAX;
+
 impl BindingRecord {
+    /// Whether this record's last change waits for the edge nodes
+    /// ([`AWAITING_EDGES`]).
+    pub fn awaits_edges(&self) -> bool {
+        match self.gone_at {
+            Some(g) => g == AWAITING_EDGES,
+            None => self.active_at == AWAITING_EDGES,
+        }
+    }
+
     /// True until deleted through the API.
     pub fn is_live(&self) -> bool {
         self.deleted_at.is_none()

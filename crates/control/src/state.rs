@@ -5,12 +5,12 @@
 //! is by construction what the store holds.
 
 use crate::auth::{SecretHash, TokenKey, TokenRecord, UserRecord};
-use crate::records::{Account, AddressMap, BindingRecord, CustomRegion, Prefix};
+use crate::records::{Account, AddressMap, BindingRecord, CustomRegion, EdgeNodeRecord, Prefix};
 use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, PrefixId, RegionId, RegionKey, Timestamp, TokenId,
 };
 use ipnet::IpNet;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// One record-level change. Every change upserts (or removes) one whole record, which
@@ -44,6 +44,11 @@ pub enum Change {
     /// Accept digests made with this key as well as with the store's own (a restored
     /// snapshot's tokens). Keys are only ever added.
     AdoptTokenKey(TokenKey),
+    /// Upsert an edge node's registration (keyed by node id). Not removed by
+    /// [`Change::Clear`]: nodes are infrastructure, not records of the emulated world.
+    EdgeNode(EdgeNodeRecord),
+    /// Forget an edge node's registration (deregistered, or expired).
+    RemoveEdgeNode(String),
 }
 
 /// One committed operation: its changes and the global version it creates. Versions are
@@ -89,6 +94,11 @@ pub struct State {
     pub(crate) by_gone_at: BTreeSet<(Timestamp, BindingId)>,
     pub(crate) maps: HashMap<AddressMapId, AddressMap>,
     pub(crate) maps_by_account: HashMap<AccountId, BTreeSet<AddressMapId>>,
+    /// Bindings whose last change waits for the edge nodes ([`BindingRecord::awaits_edges`]),
+    /// by version: what an activation reads.
+    pub(crate) awaiting_edges: BTreeSet<(u64, BindingId)>,
+    /// Registered edge nodes, by id.
+    pub(crate) edge_nodes: BTreeMap<String, EdgeNodeRecord>,
 }
 
 impl State {
@@ -127,12 +137,14 @@ impl State {
     /// [`Change::Clear`] in the commit of `version`; returns the records it removed.
     fn clear(&mut self, version: u64) -> State {
         let adopted_keys = std::mem::take(&mut self.adopted_keys);
+        let edge_nodes = std::mem::take(&mut self.edge_nodes);
         std::mem::replace(
             self,
             State {
                 version: self.version,
                 purged_through: version,
                 adopted_keys,
+                edge_nodes,
                 ..State::default()
             },
         )
@@ -204,11 +216,20 @@ impl State {
                     self.adopted_keys.push(k);
                 }
             }
+            Change::EdgeNode(n) => {
+                self.edge_nodes.insert(n.node_id.clone(), n);
+            }
+            Change::RemoveEdgeNode(id) => {
+                self.edge_nodes.remove(&id);
+            }
         }
     }
 
     fn index_binding(&mut self, b: &BindingRecord) {
         self.by_version.insert((b.version, b.id));
+        if b.awaits_edges() {
+            self.awaiting_edges.insert((b.version, b.id));
+        }
         if let Some(g) = b.gone_at {
             self.by_gone_at.insert((g, b.id));
         }
@@ -228,6 +249,7 @@ impl State {
 
     fn unindex_binding(&mut self, b: &BindingRecord) {
         self.by_version.remove(&(b.version, b.id));
+        self.awaiting_edges.remove(&(b.version, b.id));
         if let Some(g) = b.gone_at {
             self.by_gone_at.remove(&(g, b.id));
         }
@@ -243,7 +265,8 @@ impl State {
     }
 
     /// Every record as a list of upserts, in a deterministic order (adopted keys,
-    /// accounts, users, tokens, prefixes, regions, bindings, maps; each sorted by id). Two states are equal
+    /// accounts, users, tokens, prefixes, regions, bindings, maps, edge nodes; each sorted by
+    /// id). Two states are equal
     /// iff their dumps are.
     pub fn dump(&self) -> Vec<Change> {
         let mut out: Vec<Change> = self
@@ -273,6 +296,7 @@ impl State {
         let mut m: Vec<_> = self.maps.values().cloned().collect();
         m.sort_by(|x, y| x.id.cmp(&y.id));
         out.extend(m.into_iter().map(Change::AddressMap));
+        out.extend(self.edge_nodes.values().cloned().map(Change::EdgeNode));
         out
     }
 

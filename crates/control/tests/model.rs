@@ -97,7 +97,17 @@ enum Op {
     },
     /// Purge tombstones past the retention window.
     Purge,
+    /// An edge node reports (registers) or is deregistered.
+    Node {
+        node: usize,
+        register: bool,
+    },
 }
+
+/// Edge node choices: (node id, data center).
+const NODES: &[(&str, &str)] = &[("FRA", "FRA"), ("IAD", "IAD"), ("nrt-2", "NRT")];
+/// A node not heard from for this long is forgotten (the default expiry).
+const EXPIRY_S: i64 = 3600;
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -110,6 +120,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop::collection::vec(0..IPS.len(), 0..4).prop_map(|ips| Op::CreateMap { ips }),
         3 => (0u32..600).prop_map(|minutes| Op::Advance { minutes }),
         2 => Just(Op::Purge),
+        2 => (0..NODES.len(), prop::bool::weighted(0.7))
+            .prop_map(|(node, register)| Op::Node { node, register }),
     ]
 }
 
@@ -157,6 +169,8 @@ struct Model {
     map_ips: Vec<String>,
     maps: usize,
     version: u64,
+    /// Registered edge nodes and when each last reported.
+    nodes: std::collections::BTreeMap<String, i64>,
 }
 
 impl Model {
@@ -420,6 +434,48 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             }
         }
         Op::Advance { minutes } => m.now += i64::from(*minutes) * 60,
+        Op::Node { node, register } => {
+            let (id, dc) = NODES[*node];
+            // The registry runs on the wall clock; here the same as the emulated one.
+            let accepted = if *register {
+                let report = inregion_feed::wire::NodeReport {
+                    dc: inregion_model::Iata::parse(dc).unwrap(),
+                    address: "127.0.0.1:9000".into(),
+                    applied_version: m.version,
+                };
+                let real = h.cp.report_edge_node(id, &report, now, now);
+                prop_assert!(real.is_ok(), "{:?}", real);
+                if m.nodes.insert(id.to_owned(), m.now).is_none() {
+                    m.version += 1;
+                }
+                true
+            } else {
+                let existed = m.nodes.remove(id).is_some();
+                let real = h.cp.remove_edge_node(id, now, now);
+                prop_assert_eq!(real.is_ok(), existed);
+                if existed {
+                    m.version += 1;
+                }
+                existed
+            };
+            // Then, unless refused (which changes nothing), the nodes silent for the
+            // expiry are forgotten, in one commit.
+            if accepted {
+                let before = m.nodes.len();
+                let now_s = m.now;
+                m.nodes.retain(|_, seen| *seen + EXPIRY_S > now_s);
+                if m.nodes.len() < before {
+                    m.version += 1;
+                }
+            }
+            let reg = h.cp.edge_registry(now);
+            let ids: Vec<&str> = reg
+                .nodes
+                .iter()
+                .map(|n| n.record.node_id.as_str())
+                .collect();
+            prop_assert_eq!(ids, m.nodes.keys().map(String::as_str).collect::<Vec<_>>());
+        }
         Op::Purge => {
             let n = h.cp.purge_tombstones(now).unwrap();
             let before = m.bindings.len();

@@ -122,6 +122,9 @@ impl Snapshot {
                     map: super::rows::AddressMapRow::of(&m),
                 }),
                 // Keys are listed above; the rest never appears in a dump.
+                // Edge nodes are the running infrastructure, not the emulated world: a
+                // snapshot neither saves nor restores them.
+                Change::EdgeNode(_) | Change::RemoveEdgeNode(_) => {}
                 Change::AdoptTokenKey(_)
                 | Change::DeleteAddressMap(_)
                 | Change::PurgeBinding(_)

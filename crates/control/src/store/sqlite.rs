@@ -32,9 +32,9 @@ use super::rows::{AccountRow, AddressMapRow, PrefixRow, RegionRow, TokenRow, Use
 use super::{Loaded, Store};
 use crate::auth::TokenKey;
 use crate::error::StoreError;
-use crate::records::BindingRecord;
+use crate::records::{BindingRecord, EdgeNodeRecord};
 use crate::state::{Change, Commit};
-use inregion_model::{AccountId, BindingId, Cidr, PrefixId, RegionKey, Timestamp};
+use inregion_model::{AccountId, BindingId, Cidr, Iata, PrefixId, RegionKey, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex};
 /// 2. Storage records of their own (`rows.rs`: reads version 1 bodies unchanged),
 ///    secret digests keyed by the data directory's key (`settings.token_key_check`),
 ///    purged tombstones (`meta.purged_through`).
+/// 3. Edge node registrations (`edge_nodes`), for `serve --activation edges`.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE meta (
@@ -123,10 +124,18 @@ CREATE TABLE settings (
 ) STRICT;
 INSERT INTO meta (key, value) VALUES ('purged_through', 0);
 "#,
+    r#"
+CREATE TABLE edge_nodes (
+    id            TEXT PRIMARY KEY,
+    dc            TEXT NOT NULL,
+    address       TEXT NOT NULL,
+    registered_at INTEGER NOT NULL
+) STRICT;
+"#,
 ];
 
 /// The tables every current database has (checked at open).
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "meta",
     "settings",
     "accounts",
@@ -136,6 +145,7 @@ const TABLES: [&str; 9] = [
     "regions",
     "bindings",
     "address_maps",
+    "edge_nodes",
 ];
 
 /// How far a commit is durable once [`Store::commit`] has returned (`inregion serve
@@ -627,6 +637,23 @@ fn write(tx: &rusqlite::Transaction<'_>, ch: &Change, version: u64) -> Result<()
         }
         // Written to the key file before the transaction (`Store::commit`).
         Change::AdoptTokenKey(_) => {}
+        Change::EdgeNode(n) => {
+            tx.prepare_cached(
+                "INSERT INTO edge_nodes (id, dc, address, registered_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET dc = excluded.dc, address = excluded.address,
+                    registered_at = excluded.registered_at",
+            )?
+            .execute(params![
+                n.node_id,
+                n.dc.as_str(),
+                n.address,
+                n.registered_at.as_micros()
+            ])?;
+        }
+        Change::RemoveEdgeNode(id) => {
+            tx.prepare_cached("DELETE FROM edge_nodes WHERE id = ?1")?
+                .execute(params![id])?;
+        }
         Change::PurgeBinding(id) => {
             let id = id.to_string();
             tx.prepare_cached(
@@ -751,6 +778,22 @@ impl Store for SqliteStore {
         while let Some(row) = q.next()? {
             let b = binding_row(row)?.map_err(|e| self.corrupt(e))?;
             records.push(Change::Binding(b));
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id, dc, address, registered_at FROM edge_nodes ORDER BY id")?;
+        let mut q = st.query([])?;
+        while let Some(row) = q.next()? {
+            let (id, dc, address, at): (String, String, String, i64) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            let dc = Iata::parse(&dc)
+                .map_err(|e| self.corrupt(format!("edge_nodes row {id}: dc: {e}")))?;
+            records.push(Change::EdgeNode(EdgeNodeRecord {
+                node_id: id,
+                dc,
+                address,
+                registered_at: Timestamp::from_micros(at),
+            }));
         }
         Ok(Loaded {
             version,
