@@ -35,6 +35,15 @@ pub enum DurabilityArg {
     Process,
 }
 
+/// `--activation`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ActivationArg {
+    /// After --propagation-delay.
+    Delay,
+    /// Once a majority of registered edge nodes applied the change.
+    Edges,
+}
+
 /// Arguments of `inregion serve`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -78,6 +87,29 @@ pub struct Args {
     /// "5h"). Cloudflare takes 4-6 hours; the short default suits pipelines and demos.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     propagation_delay: Duration,
+    /// What makes a created, changed or deleted binding active: "delay" (after
+    /// --propagation-delay, whatever edge nodes report) or "edges" (once a majority of
+    /// the registered edge nodes, `inregion edge`, report having applied it; with no
+    /// registered node nothing activates). Majority of the nodes registered at each
+    /// report: a stopped node keeps counting until --edge-expiry or deregistration.
+    #[arg(long, value_enum, default_value = "delay")]
+    activation: ActivationArg,
+    /// Token of the edge nodes (`inregion edge --edge-token`) for the edge feed
+    /// (/edge/v1/...). Never a Cloudflare credential. When unset: the one saved in the
+    /// data directory by an earlier start, else a random one (printed at start).
+    #[arg(long, env = "INREGION_EDGE_TOKEN", hide_env_values = true)]
+    edge_token: Option<String>,
+    /// An edge node not heard from for this long is deregistered (no longer counted in
+    /// the majority).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    edge_expiry: Duration,
+    /// How often edge nodes report (told to them in every answer).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    edge_heartbeat: Duration,
+    /// An edge node not heard from for this long is not live: other nodes stop
+    /// forwarding to its data center (it still counts toward the majority).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    edge_live_timeout: Duration,
     /// How long a deleted binding is kept once its deletion has propagated, before it is
     /// purged from memory and the database ("10m", "1h", "1d"). Edge nodes and other
     /// change-feed readers further behind than this re-read everything.
@@ -180,6 +212,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             DurabilityArg::Full => inregion_control::Durability::Full,
             DurabilityArg::Process => inregion_control::Durability::Process,
         },
+        activation: match args.activation {
+            ActivationArg::Delay => inregion_control::Activation::Delay,
+            ActivationArg::Edges => inregion_control::Activation::Edges,
+        },
+        edges: inregion_control::EdgeRegistryConfig {
+            heartbeat: args.edge_heartbeat,
+            live_timeout: args.edge_live_timeout,
+            expiry: args.edge_expiry,
+        },
+        edge_token: args.edge_token.clone(),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
@@ -221,11 +263,17 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
             "  database           in memory (nothing survives exit)"
         )?,
     }
-    writeln!(
-        out,
-        "  propagation delay  {}",
-        humantime::format_duration(s.propagation_delay)
-    )?;
+    match s.activation {
+        inregion_control::Activation::Delay => writeln!(
+            out,
+            "  propagation delay  {}",
+            humantime::format_duration(s.propagation_delay)
+        )?,
+        inregion_control::Activation::Edges => writeln!(
+            out,
+            "  activation         edges: a change is active once a majority of registered edge nodes applied it"
+        )?,
+    }
     if let Some(token) = &s.dev_token {
         let origin = match s.dev_token_source {
             DevTokenSource::Given => "given",
@@ -253,6 +301,19 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
         )?,
         None => writeln!(out, "  admin surface      disabled (--admin)")?,
     }
+    let (edge_token, edge_src) = &s.edge_token;
+    let edge_origin = match edge_src {
+        DevTokenSource::Given => "given",
+        DevTokenSource::Reused => "reused from the data directory",
+        DevTokenSource::Generated if s.database.is_some() => {
+            "generated; saved in the data directory"
+        }
+        DevTokenSource::Generated | DevTokenSource::None => "generated",
+    };
+    writeln!(
+        out,
+        "  edge feed          {base}/edge/v1/  (inregion edge --control {base} --edge-token {edge_token}; {edge_origin})"
+    )?;
     writeln!(
         out,
         "  metrics / openapi  {base}/metrics  {base}/openapi.json"

@@ -47,6 +47,12 @@ pub struct App {
     /// What `POST /__inregion/reset` returns to: the seeding documents applied at start
     /// (the dev world, `--config`), whose `faults` are the start rules.
     pub start_seeds: Vec<inregion_control::SeedConfig>,
+    /// `Some(token)`: edge nodes may follow the feed and register (`/edge/v1/...`,
+    /// [`crate::edge_feed`]) with this bearer token. `None`: the edge feed is closed.
+    pub edge_token: Option<String>,
+    /// This server process's feed generation (random at start): a node that followed
+    /// another incarnation re-reads everything.
+    pub edge_epoch: u64,
 }
 
 impl App {
@@ -59,6 +65,8 @@ impl App {
             admin_token: None,
             faults: Default::default(),
             start_seeds: Vec::new(),
+            edge_token: None,
+            edge_epoch: rand::random::<u64>() >> 11,
         }
     }
 
@@ -129,7 +137,8 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok\n" }))
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .merge(crate::edge_feed::routes());
     cf.method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
@@ -206,6 +215,22 @@ async fn metrics(State(app): State<AppState>) -> Response {
     out.push_str(&format!(
         "inregion_control_version {}\n",
         app.control.version()
+    ));
+    let reg = app
+        .control
+        .edge_registry(inregion_control::SystemClock.now());
+    let live = reg.nodes.iter().filter(|n| n.live).count();
+    out.push_str("# HELP inregion_edge_nodes Registered edge nodes, live (heard from within --edge-live-timeout) or down (still counted toward the majority).\n");
+    out.push_str("# TYPE inregion_edge_nodes gauge\n");
+    out.push_str(&format!(
+        "inregion_edge_nodes{{state=\"live\"}} {live}\ninregion_edge_nodes{{state=\"down\"}} {}\n",
+        reg.nodes.len() - live
+    ));
+    out.push_str("# HELP inregion_edge_activated_through The highest version a majority of registered edge nodes have applied.\n");
+    out.push_str("# TYPE inregion_edge_activated_through gauge\n");
+    out.push_str(&format!(
+        "inregion_edge_activated_through {}\n",
+        reg.activated_through
     ));
     let commits = app.control.commit_stats();
     out.push_str("# HELP inregion_store_commit_batches_total Group-commit batches made durable (one SQLite transaction and one WAL fsync each).\n");

@@ -45,6 +45,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod clock;
+pub mod edge_feed;
 pub mod envelope;
 pub mod extract;
 pub mod faults;

@@ -16,8 +16,8 @@ use crate::app::{router, App, DEFAULT_MAX_BODY_BYTES};
 use crate::clock::{ClockError, OffsetClock};
 use crate::metrics::Metrics;
 use inregion_control::{
-    AccountSeed, Clock, ControlConfig, ControlPlane, Durability, Entitlement, Permission, PrefixId,
-    PrefixSeed, SeedConfig, StoreError, TokenId, TokenSeed,
+    AccountSeed, Activation, Clock, ControlConfig, ControlPlane, Durability, EdgeRegistryConfig,
+    Entitlement, Permission, PrefixId, PrefixSeed, SeedConfig, StoreError, TokenId, TokenSeed,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -78,6 +78,13 @@ pub struct ServeOptions {
     pub tombstone_retention: Duration,
     /// Connection timeouts, limit and shutdown drain.
     pub limits: ConnectionLimits,
+    /// What makes a binding change active: the delay, or a majority of edge nodes.
+    pub activation: Activation,
+    /// The edge nodes' heartbeat, liveness and expiry.
+    pub edges: EdgeRegistryConfig,
+    /// The edge nodes' token for the edge feed (`/edge/v1/...`); `None`: reuse the one
+    /// saved in the data directory by an earlier start, else generate one.
+    pub edge_token: Option<String>,
 }
 
 /// What one client may hold of the server, and how long a graceful stop waits.
@@ -122,6 +129,9 @@ impl Default for ServeOptions {
             durability: Durability::Full,
             tombstone_retention: DEFAULT_TOMBSTONE_RETENTION,
             limits: ConnectionLimits::default(),
+            activation: Activation::Delay,
+            edges: EdgeRegistryConfig::default(),
+            edge_token: None,
         }
     }
 }
@@ -151,6 +161,9 @@ pub enum ServeError {
     /// The token given for development use is not a valid token.
     #[error("dev token: {0}")]
     DevToken(String),
+    /// The edge token given is not a valid token.
+    #[error("edge token: {0}")]
+    EdgeToken(String),
     /// Binding the listener failed (the cause is the `source`).
     #[error("cannot listen on {addr}")]
     Listen {
@@ -181,6 +194,10 @@ pub struct Started {
     pub propagation_delay: Duration,
     /// The durability of writes (meaningful with a database).
     pub durability: Durability,
+    /// The edge nodes' token, and where it came from.
+    pub edge_token: (String, DevTokenSource),
+    /// What makes a binding change active.
+    pub activation: Activation,
 }
 
 /// Where the development token's secret came from.
@@ -235,6 +252,18 @@ fn create_private_dir(dir: &Path) -> Result<(), ServeError> {
         b.mode(0o700);
     }
     b.create(dir).map_err(data_err(dir))
+}
+
+/// The edge token's file in the data directory.
+pub const EDGE_TOKEN_FILE: &str = "edge-token";
+
+/// Reads a secret saved by an earlier start (`None` when there is none).
+fn read_secret(path: &Path) -> Result<Option<String>, ServeError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(data_err(path)(e)),
+    }
 }
 
 /// Writes a secret file readable by the owner only.
@@ -310,6 +339,8 @@ impl Server {
             propagation_delay: opts.propagation_delay,
             max_bindings_per_prefix: opts.max_bindings_per_prefix,
             tombstone_retention: opts.tombstone_retention,
+            activation: opts.activation,
+            edges: opts.edges,
             ..ControlConfig::default()
         };
         let (control, clock, database, stored_token) = match &opts.data_dir {
@@ -332,20 +363,37 @@ impl Server {
                     .map_err(|e| ServeError::Seed(e.to_string()))??
                 };
                 let clock = OffsetClock::persisted(dir.join("clock-offset"))?;
-                let token_file = dir.join("dev-token");
-                let stored = match std::fs::read_to_string(&token_file) {
-                    Ok(t) => Some(t.trim().to_owned()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(data_err(&token_file)(e)),
-                };
+                let stored = (
+                    read_secret(&dir.join("dev-token"))?,
+                    read_secret(&dir.join(EDGE_TOKEN_FILE))?,
+                );
                 (control, clock, Some(db), stored)
             }
             None => (
                 ControlPlane::in_memory(config),
                 OffsetClock::new(),
                 None,
-                None,
+                (None, None),
             ),
+        };
+        let (stored_token, stored_edge_token) = stored_token;
+        let edge_token = {
+            let (t, src) = match (&opts.edge_token, stored_edge_token) {
+                (Some(t), _) => (t.clone(), DevTokenSource::Given),
+                (None, Some(t)) if inregion_control::auth::is_token_syntax(&t) => {
+                    (t, DevTokenSource::Reused)
+                }
+                (None, _) => (random_token(), DevTokenSource::Generated),
+            };
+            if !inregion_control::auth::is_token_syntax(&t) {
+                return Err(ServeError::EdgeToken(
+                    "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
+                ));
+            }
+            if let Some(dir) = &opts.data_dir {
+                write_secret(&dir.join(EDGE_TOKEN_FILE), &t)?;
+            }
+            (t, src)
         };
         let control = Arc::new(control);
         let now = clock.now();
@@ -408,6 +456,8 @@ impl Server {
             admin_token: opts.admin_token.clone(),
             faults: std::sync::Mutex::new(start_faults),
             start_seeds,
+            edge_token: Some(edge_token.0.clone()),
+            edge_epoch: rand::random::<u64>() >> 11,
         });
         Ok(Self {
             listener,
@@ -422,6 +472,8 @@ impl Server {
                 admin_token: opts.admin_token,
                 propagation_delay: opts.propagation_delay,
                 durability: opts.durability,
+                edge_token,
+                activation: opts.activation,
             },
         })
     }
@@ -546,6 +598,12 @@ impl Server {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(purged = n, "purged deleted bindings"),
                     Err(e) => tracing::warn!(error = %e, "purging deleted bindings failed"),
+                }
+                // Edge nodes gone past their expiry are forgotten even when no other
+                // node reports (which would do it too).
+                let wall = inregion_control::SystemClock.now();
+                if let Err(e) = app.control.expire_and_activate_async(wall, now).await {
+                    tracing::warn!(error = %e, "expiring edge nodes failed");
                 }
             }
         })
