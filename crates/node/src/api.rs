@@ -164,7 +164,7 @@ async fn status(State(sh): State<Arc<Shared>>) -> Response {
         "source_version": source_version,
         "feed_lag": source_version.map(|v| v.saturating_sub(applied)),
         "table_prefixes": s.table_prefixes,
-        "bindings": s.feed.bindings,
+        "bindings": s.bindings,
         "stale": s.feed.stale_since.is_some(),
         "last_error": s.feed.last_error,
         "stale_since": s.feed.stale_since.map(|t| humantime::format_rfc3339_millis(t).to_string()),

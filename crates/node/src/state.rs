@@ -76,7 +76,6 @@ pub(crate) struct FeedStatus {
     pub(crate) feed_errors: u64,
     pub(crate) last_error: Option<String>,
     pub(crate) stale_since: Option<SystemTime>,
-    pub(crate) bindings: usize,
 }
 
 /// Shared by the HTTP handlers, the follow loop, the heartbeat and the timer.
@@ -242,6 +241,8 @@ pub(crate) struct StatusCopy {
     pub(crate) dcs: Vec<DcStatus>,
     pub(crate) feed: FeedStatus,
     pub(crate) table_prefixes: usize,
+    /// Bindings of the newest version handed to the edge.
+    pub(crate) bindings: usize,
     pub(crate) unhealthy: Vec<String>,
     pub(crate) decisions: BTreeMap<&'static str, u64>,
     pub(crate) pending_deliveries: usize,
@@ -472,7 +473,6 @@ impl Shared {
         c.published = Some(version);
         c.last_bindings = bindings.len();
         drop(c);
-        self.feed().bindings = bindings.len();
         self.has_table.store(true, Ordering::Release);
         self.timer.notify_one();
         self.applied.notify_one();
@@ -588,6 +588,7 @@ impl Shared {
             dcs,
             feed,
             table_prefixes,
+            bindings: c.last_bindings,
             unhealthy,
             decisions: c.decisions.clone(),
             pending_deliveries: c.edge.pending_deliveries(),
