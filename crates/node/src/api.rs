@@ -88,7 +88,7 @@ fn no_table() -> ApiError {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         code: "unavailable",
-        message: "no table yet: the node has not read a first snapshot from its source".into(),
+        message: "no table yet: the node has not applied a first snapshot from its source at this data center".into(),
     }
 }
 
@@ -116,10 +116,10 @@ async fn decide_get(
     let flow = req
         .check(&sh.dcs)
         .map_err(|e| ApiError::bad(e.to_string()))?;
-    if !sh.has_table() {
-        return Err(no_table());
-    }
-    let d = sh.decide(&[flow]).pop().ok_or_else(no_table)?;
+    let d = sh
+        .decide(&[flow])
+        .and_then(|mut d| d.pop())
+        .ok_or_else(no_table)?;
     Ok(Json(d).into_response())
 }
 
@@ -146,10 +146,8 @@ async fn decide_post(State(sh): State<Arc<Shared>>, body: Bytes) -> Result<Respo
                 .map_err(|e| ApiError::bad(format!("flows[{i}].{e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if !sh.has_table() {
-        return Err(no_table());
-    }
-    Ok(Json(json!({"decisions": sh.decide(&flows)})).into_response())
+    let decisions = sh.decide(&flows).ok_or_else(no_table)?;
+    Ok(Json(json!({"decisions": decisions})).into_response())
 }
 
 async fn status(State(sh): State<Arc<Shared>>) -> Response {

@@ -24,8 +24,9 @@
 //!   the same `since` is asked again (after a backoff of 100 ms doubling to 2 s); a 410,
 //!   another epoch or a source that went back re-reads the snapshot.
 //! - **Never answer from an empty table before the first snapshot**: `/v1/decide` answers
-//!   503 `unavailable` until a first table is applied; afterwards an unreachable source
-//!   leaves the last table in force and marks answers `stale`.
+//!   503 `unavailable` until a first version from the source has reached the ingress data
+//!   center (with an apply delay, that is after its delay); afterwards an unreachable
+//!   source leaves the last table in force and marks answers `stale`.
 //! - **Fail closed on unknown regions.** A binding whose region key no definition names
 //!   (neither managed nor in the snapshot's custom regions, after re-reading it) is
 //!   bound to a region whose only member is a synthetic data center (no location, always

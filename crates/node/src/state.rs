@@ -64,6 +64,9 @@ pub(crate) struct Core {
     override_health: HashMap<Iata, bool>,
     decisions: BTreeMap<&'static str, u64>,
     last_bindings: usize,
+    /// The source's version 0 (nothing ever committed) was applied: the initial empty
+    /// tables are that version.
+    empty_source_applied: bool,
 }
 
 /// The feed's status, for `/v1/status` and `/metrics`.
@@ -181,6 +184,7 @@ impl Core {
         let config = *self.edge.config();
         self.edge = Edge::new(topo, config);
         self.published = None;
+        self.empty_source_applied = false;
         self.versions.clear();
         self.edge.set_healthy(self.fail_dc, false);
         self.apply_health();
@@ -207,6 +211,11 @@ impl Core {
         if !changes.is_empty() {
             self.edge.set_health(&changes);
         }
+    }
+
+    /// Whether `dc` holds a table from the source (not just the initial empty one).
+    fn ready(&self, dc: DcId) -> bool {
+        self.edge.table_version(dc) > 0 || self.empty_source_applied
     }
 
     fn binding_for(
@@ -295,6 +304,7 @@ impl Shared {
                 override_health: HashMap::new(),
                 decisions: BTreeMap::new(),
                 last_bindings: 0,
+                empty_source_applied: false,
             }),
             feed: Mutex::new(FeedStatus::default()),
             has_table: AtomicBool::new(false),
@@ -464,7 +474,17 @@ impl Shared {
         }
         let immediate =
             fresh || matches!(self.apply_delay, DelayDistribution::Fixed(d) if d.is_zero());
-        if immediate {
+        if version == 0 {
+            // The source never committed anything (a fresh edge is at version 0, and
+            // a version-0 source after another one made `fresh` rebuild it): the
+            // edge's initial empty tables are exactly that version.
+            if !bindings.is_empty() {
+                return Err(NodeError::Config(
+                    "the source sent bindings at version 0".into(),
+                ));
+            }
+            c.empty_source_applied = true;
+        } else if immediate {
             c.edge.install(version, table, now)?;
         } else {
             let Core { edge, rng, .. } = &mut *c;
@@ -479,12 +499,18 @@ impl Shared {
         Ok(ApplyOutcome::Applied)
     }
 
-    /// Decides `flows` (all checked) at their ingress, in order.
-    pub(crate) fn decide(&self, flows: &[CheckedFlow]) -> Vec<DecisionView> {
+    /// Decides `flows` (all checked) at their ingress, in order; `None` (nothing
+    /// decided) when an ingress has no table from the source yet.
+    pub(crate) fn decide(&self, flows: &[CheckedFlow]) -> Option<Vec<DecisionView>> {
         let stale = self.stale();
         let now = self.now();
         let mut c = self.core();
         let topo = Arc::clone(c.edge.topology());
+        for f in flows {
+            if !topo.dc_by_code(f.dc).is_some_and(|dc| c.ready(dc)) {
+                return None;
+            }
+        }
         let code = |dc: DcId| topo.dc(dc).code.as_str().to_owned();
         let mut out = Vec::with_capacity(flows.len());
         for f in flows {
@@ -497,7 +523,7 @@ impl Shared {
             *c.decisions.entry(verdict_key(&view.verdict)).or_default() += 1;
             out.push(view);
         }
-        out
+        Some(out)
     }
 
     /// The applied version of each of the process's data centers.
@@ -658,7 +684,7 @@ mod tests {
             s.apply_version(1, &b, &[], true, true).unwrap(),
             ApplyOutcome::Applied
         );
-        let d = s.decide(&[flow("FRA", [203, 0, 113, 1], 1)]);
+        let d = s.decide(&[flow("FRA", [203, 0, 113, 1], 1)]).unwrap();
         assert_eq!(d[0].verdict, "refused");
         assert_eq!(
             d[0].binding.as_ref().unwrap().region_key.as_str(),
@@ -674,10 +700,12 @@ mod tests {
             s.apply_version(2, &b, &[def], true, false).unwrap(),
             ApplyOutcome::Applied
         );
-        let d = s.decide(&[
-            flow("FRA", [203, 0, 113, 1], 2),
-            flow("IAD", [203, 0, 113, 1], 3),
-        ]);
+        let d = s
+            .decide(&[
+                flow("FRA", [203, 0, 113, 1], 2),
+                flow("IAD", [203, 0, 113, 1], 3),
+            ])
+            .unwrap();
         assert_eq!(d[0].verdict, "in_region");
         assert_eq!(d[1].verdict, "forwarded");
         assert_eq!(d[1].processed_at.as_deref(), Some("FRA"));
@@ -702,9 +730,25 @@ mod tests {
         s.apply_version(5, &[], &[], true, false).unwrap();
         assert_eq!(s.applied_versions()[1].1, 5);
         assert_eq!(
-            s.decide(&[flow("IAD", [203, 0, 113, 1], 9)])[0].verdict,
+            s.decide(&[flow("IAD", [203, 0, 113, 1], 9)]).unwrap()[0].verdict,
             "global"
         );
+    }
+
+    #[test]
+    fn no_decision_before_a_table_and_version_zero_is_a_table() {
+        let s = shared(DelayDistribution::Fixed(Duration::from_secs(3600)));
+        assert!(s.decide(&[flow("FRA", [203, 0, 113, 1], 1)]).is_none());
+        s.apply_version(0, &[], &[], true, false).unwrap();
+        assert_eq!(
+            s.decide(&[flow("FRA", [203, 0, 113, 1], 1)]).unwrap()[0].verdict,
+            "global"
+        );
+        // A held-back version does not make the data center ready before it arrives.
+        let s = shared(DelayDistribution::Fixed(Duration::from_secs(3600)));
+        s.apply_version(3, &[binding(1, "203.0.113.0/24", "eu")], &[], true, false)
+            .unwrap();
+        assert!(s.decide(&[flow("FRA", [203, 0, 113, 1], 1)]).is_none());
     }
 
     #[test]

@@ -723,3 +723,90 @@ async fn health_custom_regions_and_deregistration() {
     assert!(!f.m().nodes.contains_key("IAD"), "deregistered on exit");
     assert!(f.m().nodes.contains_key("AMS"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_delay_holds_versions_back() {
+    let (f, addr) = fake().await;
+    f.put(1, "203.0.113.0/24", "eu");
+    let n = node(addr, "FRA,IAD", |c| {
+        c.apply_delay = inregion_edge::DelayDistribution::Uniform {
+            min: Duration::from_millis(400),
+            max: Duration::from_millis(800),
+        };
+        c.seed = 7;
+    })
+    .await;
+    // The first version is held back too: nothing applied, decisions wait for a table.
+    let s = n
+        .until("version 1 seen", |s| s["source_version"] == 1)
+        .await;
+    assert_eq!(s["applied_version"], 0, "{s}");
+    let (st, e) = n.get("/v1/decide?src=198.51.100.7&dst=203.0.113.1").await;
+    assert_eq!(st, 503, "answered from an empty table: {e}");
+    n.applied(1).await;
+    let t = Instant::now();
+    let v = f.put(2, "198.51.100.0/24", "us");
+    n.until("source version", |s| s["source_version"] == v)
+        .await;
+    let s = n.status().await;
+    assert_eq!(s["applied_version"], 1, "applied before its delay: {s}");
+    assert_eq!(s["feed_lag"], 1, "{s}");
+    let d = n.decide("FRA", "198.51.100.5", 1).await;
+    assert_eq!(
+        (d["verdict"].clone(), d["table_version"].clone()),
+        (json!("global"), json!(1))
+    );
+    n.applied(v).await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    let d = n.decide("FRA", "198.51.100.5", 2).await;
+    assert_eq!(d["verdict"], "forwarded", "{d}");
+    // The registry hears about it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(f.m().nodes["FRA"].0.applied_version, v);
+    n.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_resync_repairs_and_a_restarted_source_is_reread() {
+    let (f, addr) = fake().await;
+    f.put(1, "203.0.113.0/24", "eu");
+    let v = f.put(2, "198.51.100.0/24", "us");
+    let n = node(addr, "FRA", |c| {
+        c.resync_interval = Duration::from_millis(200)
+    })
+    .await;
+    n.applied(v).await;
+    // A change the feed never announced (a bug upstream): the periodic re-read finds it.
+    f.m().records.get_mut(&id(1)).unwrap().1 = RegionKey::parse("jp").unwrap();
+    let s = n
+        .until("a repair", |s| s["repairs"].as_u64().unwrap() >= 1)
+        .await;
+    assert_eq!(s["applied_version"], v);
+    let d = n.decide("FRA", "203.0.113.9", 1).await;
+    assert_eq!(d["binding"]["region_key"], "jp", "{d}");
+    assert_eq!(d["verdict"], "forwarded");
+    // No more repairs once it matches.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(n.status().await["repairs"], s["repairs"]);
+
+    // The source restarts empty with another epoch: the node follows it back to version 1.
+    {
+        let mut m = f.m();
+        m.epoch += 1;
+        m.version = 0;
+        m.records.clear();
+    }
+    f.put(9, "192.0.2.0/24", "eu");
+    let s = n.applied(1).await;
+    assert_eq!(s["bindings"], 1, "{s}");
+    assert_eq!(n.decide("FRA", "203.0.113.9", 2).await["verdict"], "global");
+    assert_eq!(
+        n.decide("FRA", "192.0.2.1", 2).await["verdict"],
+        "in_region"
+    );
+    n.stop().await;
+}
