@@ -197,10 +197,23 @@ async fn changes(
                 };
                 let text = serde_json::to_string(&c).unwrap();
                 if m.cut_next > 0 && !c.changes.is_empty() {
-                    // The connection "cut" mid-answer: half a JSON document.
                     m.cut_next -= 1;
                     m.events.push(Event::Cut { since });
-                    return (StatusCode::OK, text[..text.len() / 2].to_owned()).into_response();
+                    let half = text[..text.len() / 2].to_owned();
+                    if m.cut_next % 2 == 1 {
+                        // A complete HTTP answer holding half a JSON document.
+                        return (StatusCode::OK, half).into_response();
+                    }
+                    // The connection closed mid-body: half the document, then an abort.
+                    let body = CutBody {
+                        first: Some(axum::body::Bytes::from(half)),
+                    };
+                    return (
+                        StatusCode::OK,
+                        [("content-type", "application/json")],
+                        axum::body::Body::new(body),
+                    )
+                        .into_response();
                 }
                 m.events.push(Event::Changes {
                     since,
@@ -214,6 +227,26 @@ async fn changes(
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             continue; // the deadline passed: answer with what there is
         }
+    }
+}
+
+/// A body that sends its first chunk, then fails: hyper aborts the connection.
+struct CutBody {
+    first: Option<axum::body::Bytes>,
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(match self.first.take() {
+            Some(b) => Ok(hyper::body::Frame::data(b)),
+            None => Err(std::io::Error::other("connection cut")),
+        }))
     }
 }
 
@@ -484,14 +517,26 @@ async fn follows_the_feed_relists_and_survives_a_cut() {
     assert!(s["relists"].as_u64().unwrap() > relists, "{s}");
     assert!(f.m().events.iter().any(|e| matches!(e, Event::Gone { .. })));
 
-    // A cut answer: discarded, asked again from the same since.
-    f.m().cut_next = 1;
+    // Cut answers (half a document, then a connection closed mid-body): discarded,
+    // asked again from the same since.
+    f.m().cut_next = 2;
     f.put(4, "2001:db8::/32", "us");
     f.put(5, "203.0.113.128/25", "jp");
     let v = f.delete(3);
     let s = n.applied(v).await;
-    assert!(f.m().events.iter().any(|e| matches!(e, Event::Cut { .. })));
-    assert!(s["feed_errors"].as_u64().unwrap() >= 1, "{s}");
+    let cuts = f
+        .m()
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Cut { .. }))
+        .count();
+    assert_eq!(cuts, 2);
+    assert!(s["feed_errors"].as_u64().unwrap() >= 2, "{s}");
+    // The last failure was the connection closed mid-body (a transport error).
+    assert!(
+        s["last_error"].as_str().unwrap().starts_with("transport"),
+        "{s}"
+    );
     assert_eq!(s["stale"], false, "{s}");
     let events = f.m().events.clone();
     check_chain(&events);
