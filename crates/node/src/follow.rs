@@ -42,41 +42,27 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Applies the follower's current state as a table; re-reads the snapshot once when a
-/// binding names a region the topology does not know.
-async fn publish<S: FeedSource>(
-    sh: &Shared,
-    src: &S,
-    f: &mut Follower,
-    changed: bool,
-) -> Result<(), SourceError> {
+/// Applies the follower's current state as a table. `after_snapshot`: the state comes
+/// straight from a snapshot, so its custom regions are the newest there are and a region
+/// key still unknown is made fail closed. Otherwise an unknown key makes the follower
+/// re-read the snapshot (its next request), and the version is applied from that.
+fn publish(sh: &Shared, f: &mut Follower, changed: bool, after_snapshot: bool) {
     let Some(version) = f.version() else {
-        return Ok(());
+        return;
     };
     let bindings: Vec<_> = f.bindings().collect();
-    let out = sh.apply_version(version, &bindings, f.regions(), changed, false);
-    match out {
+    match sh.apply_version(version, &bindings, f.regions(), changed, after_snapshot) {
         Ok(ApplyOutcome::NeedRegions(keys)) => {
             tracing::info!(
                 ?keys,
-                "unknown region keys: reading the snapshot for custom regions"
+                version,
+                "unknown region keys: re-reading the snapshot for custom regions"
             );
-            let s = src.snapshot().await?;
-            sh.source_ok(s.version);
-            f.apply_snapshot(s);
-            sync_counters(sh, f);
-            let Some(version) = f.version() else {
-                return Ok(());
-            };
-            let bindings: Vec<_> = f.bindings().collect();
-            if let Err(e) = sh.apply_version(version, &bindings, f.regions(), true, true) {
-                tracing::error!(error = %e, version, "could not apply the version");
-            }
+            f.must_relist();
         }
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, version, "could not apply the version"),
     }
-    Ok(())
 }
 
 fn sync_counters(sh: &Shared, f: &Follower) {
@@ -98,7 +84,7 @@ async fn resync<S: FeedSource>(
     let Some(mut held) = f.version() else {
         let differs = f.apply_snapshot(s);
         sync_counters(sh, f);
-        publish(sh, src, f, differs).await?;
+        publish(sh, f, differs, true);
         return Ok(false);
     };
     if s.version > held {
@@ -108,7 +94,7 @@ async fn resync<S: FeedSource>(
                 sh.source_ok(c.version);
                 if f.apply_changes(held, c).is_ok() && f.version() != Some(held) {
                     sync_counters(sh, f);
-                    publish(sh, src, f, true).await?;
+                    publish(sh, f, true, false);
                 }
             }
             Err(SourceError::TooFarBehind(_)) => f.must_relist(),
@@ -132,7 +118,7 @@ async fn resync<S: FeedSource>(
             }
             let differs = f.apply_snapshot(s);
             sync_counters(sh, f);
-            publish(sh, src, f, differs).await?;
+            publish(sh, f, differs, true);
         }
         Ok(false)
     } else {
@@ -175,7 +161,8 @@ pub(crate) async fn follow<S: FeedSource>(
                         let differs = f.apply_snapshot(s);
                         sync_counters(&sh, &f);
                         next_resync = Instant::now() + resync_every;
-                        publish(&sh, &*src, &mut f, differs).await
+                        publish(&sh, &mut f, differs, true);
+                        Ok(())
                     }
                     Err(e) => Err(e),
                 }
@@ -214,7 +201,8 @@ pub(crate) async fn follow<S: FeedSource>(
                             Ok(_) => {
                                 sync_counters(&sh, &f);
                                 if f.version() != Some(since) {
-                                    publish(&sh, &*src, &mut f, true).await
+                                    publish(&sh, &mut f, true, false);
+                                    Ok(())
                                 } else {
                                     Ok(())
                                 }

@@ -747,7 +747,11 @@ async fn health_custom_regions_and_deregistration() {
     f.put(2, "198.51.100.0/24", "de-only");
     // And a region that nobody defines: refused (fail closed).
     let v = f.put(3, "192.0.2.0/24", "nowhere");
-    n.applied(v).await;
+    let s = n.applied(v).await;
+    assert!(
+        s["relists"].as_u64().unwrap() >= 1,
+        "unknown keys re-read the snapshot: {s}"
+    );
     let d = n.decide("IAD", "198.51.100.9", 1).await;
     assert_eq!(d["verdict"], "forwarded", "{d}");
     assert!(
