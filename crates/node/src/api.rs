@@ -163,9 +163,9 @@ async fn status(State(sh): State<Arc<Shared>>) -> Response {
         "feed_lag": source_version.map(|v| v.saturating_sub(applied)),
         "table_prefixes": s.table_prefixes,
         "bindings": s.bindings,
-        "stale": s.feed.stale_since.is_some(),
+        "stale": s.feed.stale_since().is_some(),
         "last_error": s.feed.last_error,
-        "stale_since": s.feed.stale_since.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+        "stale_since": s.feed.stale_since().map(|t| humantime::format_rfc3339_millis(t).to_string()),
         "changes_applied": s.feed.changes_applied,
         "relists": s.feed.relists,
         "repairs": s.feed.repairs,
@@ -283,7 +283,7 @@ async fn metrics(State(sh): State<Arc<Shared>>) -> Response {
         "inregion_edge_stale",
         "gauge",
         "1 while the source is unreachable.",
-        &[(String::new(), u64::from(s.feed.stale_since.is_some()))],
+        &[(String::new(), u64::from(s.feed.stale_since().is_some()))],
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

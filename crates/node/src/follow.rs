@@ -140,6 +140,9 @@ pub(crate) async fn follow<S: FeedSource>(
     let mut backoff = Backoff::new();
     let mut next_resync = Instant::now() + resync_every;
     let mut attempts = 0;
+    // After a failure the retry does not wait for a commit: a quick answer shows the
+    // source is back (and clears `stale`) without waiting a whole long poll.
+    let mut failing = false;
     loop {
         if *stop.borrow() {
             return;
@@ -189,7 +192,11 @@ pub(crate) async fn follow<S: FeedSource>(
                 }
             }
             NextRequest::Changes { since } => {
-                let w = wait.min(next_resync.saturating_duration_since(Instant::now()));
+                let w = if failing {
+                    Duration::ZERO
+                } else {
+                    wait.min(next_resync.saturating_duration_since(Instant::now()))
+                };
                 let r = tokio::select! {
                     r = src.changes(since, w) => r,
                     _ = stopped(&mut stop) => return,
@@ -227,8 +234,12 @@ pub(crate) async fn follow<S: FeedSource>(
             }
         };
         match step {
-            Ok(()) => backoff.reset(),
+            Ok(()) => {
+                backoff.reset();
+                failing = false;
+            }
             Err(e) => {
+                failing = true;
                 sh.source_failed(e.to_string());
                 let d = backoff.next_delay();
                 tokio::select! {
@@ -262,6 +273,10 @@ pub(crate) async fn heartbeat<S: FeedSource>(
                 r = src.report(&id, &report) => r,
                 _ = stopped(&mut stop) => return,
             };
+            sh.registry_reached(match &r {
+                Err(e @ SourceError::Transport(_)) => Some(format!("heartbeat: {e}")),
+                _ => None,
+            });
             match r {
                 Ok(ans) => {
                     if failing {

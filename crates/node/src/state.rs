@@ -78,7 +78,20 @@ pub(crate) struct FeedStatus {
     pub(crate) repairs: u64,
     pub(crate) feed_errors: u64,
     pub(crate) last_error: Option<String>,
-    pub(crate) stale_since: Option<SystemTime>,
+    /// Since when feed requests fail (`None`: the last one succeeded).
+    pub(crate) feed_failing_since: Option<SystemTime>,
+    /// Since when heartbeats cannot reach the source (transport errors only).
+    pub(crate) registry_failing_since: Option<SystemTime>,
+}
+
+impl FeedStatus {
+    /// Since when the source is unreachable (feed or heartbeats), `None` when it is not.
+    pub(crate) fn stale_since(&self) -> Option<SystemTime> {
+        match (self.feed_failing_since, self.registry_failing_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Shared by the HTTP handlers, the follow loop, the heartbeat and the timer.
@@ -338,14 +351,14 @@ impl Shared {
 
     /// Whether the source is unreachable now.
     pub(crate) fn stale(&self) -> bool {
-        self.feed().stale_since.is_some()
+        self.feed().stale_since().is_some()
     }
 
     /// Records a successful source answer at `version`.
     pub(crate) fn source_ok(&self, version: u64) {
         let mut f = self.feed();
         f.source_version = Some(version);
-        if f.stale_since.take().is_some() {
+        if f.feed_failing_since.take().is_some() {
             tracing::info!(version, "the source answers again");
         }
     }
@@ -354,13 +367,28 @@ impl Shared {
     pub(crate) fn source_failed(&self, error: String) {
         let mut f = self.feed();
         f.feed_errors += 1;
-        if f.stale_since.is_none() {
-            f.stale_since = Some(SystemTime::now());
+        if f.feed_failing_since.is_none() {
+            f.feed_failing_since = Some(SystemTime::now());
             tracing::warn!(error = %error, "the source fails; answering from the last table");
         } else {
             tracing::debug!(error = %error, "the source still fails");
         }
         f.last_error = Some(error);
+    }
+
+    /// Records whether a heartbeat reached the source: `Some(error)` for a transport
+    /// error (the source is unreachable), `None` for an answer (any status).
+    pub(crate) fn registry_reached(&self, error: Option<String>) {
+        let mut f = self.feed();
+        match error {
+            None => f.registry_failing_since = None,
+            Some(e) => {
+                if f.registry_failing_since.is_none() {
+                    f.registry_failing_since = Some(SystemTime::now());
+                }
+                f.last_error = Some(e);
+            }
+        }
     }
 
     /// Applies `bindings` (at `version`, with custom `regions`) as a new table: at once

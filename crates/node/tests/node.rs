@@ -42,6 +42,8 @@ struct Model {
     gone_next: u32,
     cut_next: u32,
     refuse_snapshots: bool,
+    /// Every feed request answers 503.
+    down: bool,
     events: Vec<Event>,
 }
 
@@ -171,6 +173,9 @@ async fn changes(
         let notified = f.notify.notified();
         {
             let mut m = f.m();
+            if m.down {
+                return err(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+            }
             if m.gone_next > 0 || since > m.version {
                 m.gone_next = m.gone_next.saturating_sub(1);
                 m.events.push(Event::Gone { since });
@@ -694,6 +699,20 @@ async fn auth_bad_input_and_no_table_yet() {
     assert_eq!(d[0]["established"], false);
     assert_eq!(d[1]["established"], true);
     assert_eq!(d[2]["verdict"], "in_region");
+    // The source fails: the node keeps answering from its last table, marked stale.
+    f.m().down = true;
+    f.notify.notify_waiters();
+    let s = n.until("stale", |s| s["stale"] == true).await;
+    assert!(s["last_error"].as_str().unwrap().contains("503"), "{s}");
+    assert!(s["stale_since"].is_string(), "{s}");
+    let d = n.decide("IAD", "203.0.113.1", 77).await;
+    assert_eq!(
+        (d["verdict"].clone(), d["stale"].clone()),
+        (json!("forwarded"), json!(true))
+    );
+    f.m().down = false;
+    n.until("fresh again", |s| s["stale"] == false).await;
+    assert_eq!(n.decide("IAD", "203.0.113.1", 78).await["stale"], false);
     let many: Vec<Value> = (0..10_001)
         .map(|_| json!({"src": "1.2.3.4", "dst": "5.6.7.8"}))
         .collect();
