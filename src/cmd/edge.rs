@@ -49,7 +49,8 @@ pub struct Args {
     #[arg(long, env = "INREGION_EDGE_TOKEN", hide_env_values = true)]
     edge_token: String,
     /// Hold each version back this long before it reaches each data center ("0s",
-    /// "500ms", "30s"). Default: applied at once.
+    /// "500ms", "30s"), the first one included (until it arrives, /v1/decide answers
+    /// 503 there). Default: applied at once.
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "apply_delay_dist")]
     apply_delay: Option<Duration>,
     /// A random hold-back per data center and version instead of a fixed one:

@@ -36,6 +36,9 @@
 //! - The edge stays sans-IO: time is a monotonic clock since the process started, read
 //!   here; the apply delays come from a `ChaCha8Rng` seeded with [`NodeConfig::seed`].
 //!
+//! Apply delays hold back every version, the first one included: a node started with
+//! `--apply-delay 30s` answers 503 at a data center until its first version arrives there.
+//!
 //! Rebuilds: when the region definitions change, when the source went back, or when a
 //! periodic re-read repairs the version already held, the node builds a new `Edge` and
 //! installs the version at every data center at once (no apply delay); open flows'

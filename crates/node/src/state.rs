@@ -21,8 +21,9 @@ use tokio::sync::Notify;
 use crate::query::{decision_view, BindingView, CheckedFlow, DecisionView};
 use crate::NodeError;
 
-/// How many past versions keep their binding map (for flows pinned to an old table).
-const KEPT_VERSIONS: usize = 64;
+/// How many recent versions keep their table and binding map, to name the binding of a
+/// flow pinned to an older table (older than that: the decision's `binding` is `null`).
+const KEPT_VERSIONS: usize = 16;
 
 /// One applied version: its table and which binding each prefix comes from.
 struct VersionInfo {
