@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Serve the DLS and Addressing API over HTTP (Cloudflare's paths, envelopes and codes).
     Serve(cmd::serve::Args),
+    /// Run edge nodes: follow a serve's binding feed, apply each version as a new table, answer where a flow is processed
+    Edge(cmd::edge::Args),
     /// Run a scenario through the discrete-event simulator and report what it does to traffic.
     Simulate(cmd::simulate::Args),
     /// Explain, step by step, how one destination address is handled from one place.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Edge(args) => cmd::edge::run(args),
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::Trace(args) => cmd::trace::run(args),
         Command::Bench(args) => cmd::bench::run(args),
