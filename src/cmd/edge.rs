@@ -18,17 +18,19 @@ use super::serve::LogFormat;
 #[command(after_help = "\
 Example: two data centers in one process, following a local serve:
 
-  inregion serve --in-memory --edge-token s3cret &
-  inregion edge --dc FRA,IAD --control http://127.0.0.1:8787 --edge-token s3cret
-  curl -H 'Authorization: Bearer s3cret' \\
+  export INREGION_EDGE_TOKEN=edge-token-0123456789abcdef
+  inregion serve --in-memory --activation edges &
+  inregion edge --dc FRA,IAD --control http://127.0.0.1:8787 &
+  curl -H \"Authorization: Bearer $INREGION_EDGE_TOKEN\" \\
     'http://127.0.0.1:8788/v1/decide?src=198.51.100.7&dst=203.0.113.10&dc=IAD'
 
 The node reads a snapshot of every binding, then long-polls the changes; each version it
 reaches becomes a new table (after --apply-delay at each data center), and it reports the
 version each data center applied to serve's registry (PUT /edge/v1/nodes/{id}).")]
 pub struct Args {
-    /// Data centers served by this process, as IATA codes (FRA or FRA,IAD). Each is its
-    /// own registered node (node id = the code). Unknown codes are refused at start.
+    /// Data centers served by this process, as IATA codes (FRA or FRA,IAD), or "all" for
+    /// every data center of the reference data. Each is its own registered node (node
+    /// id = the code). Unknown codes are refused at start.
     #[arg(long, required = true)]
     dc: String,
     /// Node id to register under (default: the data center's code). Only with a single
@@ -88,7 +90,15 @@ fn init_logging(format: LogFormat) {
 }
 
 fn config(args: &Args) -> anyhow::Result<NodeConfig> {
-    let dcs = parse_dcs(&args.dc)?;
+    let dcs = if args.dc.trim().eq_ignore_ascii_case("all") {
+        inregion_model::ReferenceData::embedded()
+            .data_centers()
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    } else {
+        parse_dcs(&args.dc)?
+    };
     let control = ControlUrl::parse(&args.control)?;
     let mut c = NodeConfig::new(dcs, control, args.edge_token.clone());
     c.node_id = args.node_id.clone();
