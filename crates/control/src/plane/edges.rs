@@ -183,6 +183,16 @@ impl ControlPlane {
             address: report.address.clone(),
             registered_at: wall_now,
         };
+        // Seen before the registration is committed: a concurrent reader that finds the
+        // new node registered must also find it live. (A refused commit leaves an entry
+        // for an unregistered id, which no view reads.)
+        self.edge_runtime().seen.insert(
+            node_id.to_owned(),
+            Seen {
+                applied: report.applied_version,
+                at: wall_now,
+            },
+        );
         self.submit_async(|r, _ctx| {
             Ok::<_, EdgeNodeError>(match r.st.edge_nodes.get(node_id) {
                 Some(old) if old.dc == record.dc && old.address == record.address => {
@@ -199,13 +209,6 @@ impl ControlPlane {
             })
         })
         .await?;
-        self.edge_runtime().seen.insert(
-            node_id.to_owned(),
-            Seen {
-                applied: report.applied_version,
-                at: wall_now,
-            },
-        );
         let view = self.expire_and_activate_async(wall_now, clock_now).await?;
         let node = view
             .nodes
