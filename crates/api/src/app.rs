@@ -53,6 +53,9 @@ pub struct App {
     /// This server process's feed generation (random at start): a node that followed
     /// another incarnation re-reads everything.
     pub edge_epoch: u64,
+    /// Set to `true` when the server starts to stop: long polls answer at once instead
+    /// of holding the graceful drain for their whole wait.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -67,6 +70,7 @@ impl App {
             start_seeds: Vec::new(),
             edge_token: None,
             edge_epoch: rand::random::<u64>() >> 11,
+            stopping: tokio::sync::watch::channel(false).0,
         }
     }
 

@@ -125,13 +125,17 @@ async fn changes(
         let wait = query_u64(&q, "wait_ms")?
             .unwrap_or(0)
             .min(wire::MAX_WAIT_MS);
-        if wait > 0 && app.control.version() == since {
-            // Nothing new yet: park until a commit or the end of the wait.
-            let _ = tokio::time::timeout(
-                Duration::from_millis(wait),
-                app.control.version_after(since),
-            )
-            .await;
+        let mut stopping = app.stopping.subscribe();
+        if wait > 0 && app.control.version() == since && !*stopping.borrow() {
+            // Nothing new yet: park until a commit, the end of the wait, or the server
+            // starting to stop (the node then reconnects to whatever serves next).
+            tokio::select! {
+                _ = tokio::time::timeout(
+                    Duration::from_millis(wait),
+                    app.control.version_after(since),
+                ) => {}
+                _ = stopping.changed() => {}
+            }
         }
         app.control
             .edge_changes(since, app.edge_epoch)

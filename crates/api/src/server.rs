@@ -458,6 +458,7 @@ impl Server {
             start_seeds,
             edge_token: Some(edge_token.0.clone()),
             edge_epoch: rand::random::<u64>() >> 11,
+            stopping: tokio::sync::watch::channel(false).0,
         });
         Ok(Self {
             listener,
@@ -564,6 +565,8 @@ impl Server {
         }
         drop(self.listener);
         purger.abort();
+        // Long-polling edge nodes answer now rather than at the end of their wait.
+        self.app.stopping.send_replace(true);
         let open = graceful.count();
         if open > 0 {
             tracing::info!(connections = open, deadline = ?limits.drain_timeout, "draining connections");
