@@ -1,8 +1,9 @@
 //! The discrete-event engine.
 //!
 //! One thread, virtual time, one seeded RNG per component. Flow arrivals come from the
-//! [`FlowGenerator`] in time order (no event is queued per arrival); every other event
-//! sits in a small queue of its own kind, and the loop always runs the earliest:
+//! [`FlowGenerator`](crate::workload::FlowGenerator) in time order (no event is queued
+//! per arrival); every other event sits in a small queue of its own kind, and the loop
+//! always runs the earliest (`run.rs` holds the loop's state and one handler per kind):
 //!
 //! ```text
 //!   next event = min( flow ends        (binary heap of open flows: bounded by concurrency)
