@@ -5,11 +5,13 @@
 //! ingress, the ingress's table version, the matched binding and region, the in-region
 //! candidates with their RTTs, the chosen data center and the added RTT.
 
-use crate::engine::{SimError, Simulation};
+use crate::engine::{SimError, Simulation, WorldAt};
 use crate::scenario::{ClientPlace, Scenario};
 use crate::time::SimTime;
 use crate::world::resolve_place;
-use inregion_edge::{FlowKey, Protocol, RefuseReason, Verdict};
+use inregion_edge::{
+    DcId, Decision, Explanation, FlowKey, Protocol, RefuseReason, Topology, Verdict,
+};
 use inregion_model::ReferenceData;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -57,6 +59,11 @@ fn ms(us: u32) -> f64 {
     f64::from(us) / 1000.0
 }
 
+/// The IATA code of a data center, as steps print it.
+fn code(topo: &Topology, dc: DcId) -> String {
+    topo.dc(dc).code.to_string()
+}
+
 /// Explains how a new TCP flow from `req.from` to `req.dst` is handled at `req.at` in
 /// `scenario`.
 pub fn trace(
@@ -77,7 +84,6 @@ pub fn trace(
         .map_err(|m| world_err(format!("--from: {m}")))?;
     let point = points[0].location;
     let topo = &w.topology;
-    let code = |dc: inregion_edge::DcId| topo.dc(dc).code.to_string();
     let mut steps = vec![format!(
         "trace {} from {} ({:.2},{:.2}) at {} in scenario {name}",
         req.dst, req.from_name, point.lat, point.lon, at
@@ -97,10 +103,41 @@ pub fn trace(
     let client_rtt = topo.client_rtt_us(&point, ingress).unwrap_or(0);
     steps.push(format!(
         "1. ingress: anycast lands on {} (nearest healthy data center, client RTT {:.1} ms); L3/L4 DDoS mitigation happens there, whatever the binding",
-        code(ingress),
+        code(topo, ingress),
         ms(client_rtt)
     ));
-    let flow = match req.dst {
+    let ex = w.edge.explain(
+        ingress,
+        &traced_flow(req.dst),
+        inregion_edge::SimTime::from_nanos(at.as_nanos()),
+    );
+    steps.push(table_step(&w, ingress, ex.table_version));
+    let region_key = ex.matched.map(|(_, r)| topo.region(r).key.to_string());
+    steps.push(match ex.matched {
+        None => format!(
+            "3. longest-prefix match: no binding covers {} → not regionalized",
+            req.dst
+        ),
+        Some((net, r)) => format!(
+            "3. longest-prefix match: {net} → region {}",
+            topo.region(r).key
+        ),
+    });
+    steps.push(in_region_step(topo, &ex, ingress, region_key.as_deref()));
+    let d = ex.fresh;
+    steps.push(format!("5. decision: {}", verdict_text(topo, &d, ingress)));
+    Ok(Trace {
+        steps,
+        ingress: Some(code(topo, ingress)),
+        processed_at: d.processed_at.map(|dc| code(topo, dc)),
+        region: region_key,
+        added_rtt_ms: ms(d.added_rtt_us),
+    })
+}
+
+/// The traced flow: a new HTTPS connection to `dst` from a fixed client address.
+fn traced_flow(dst: IpAddr) -> FlowKey {
+    match dst {
         IpAddr::V4(d) => FlowKey::v4(Protocol::TCP, Ipv4Addr::new(100, 64, 0, 1), 50000, d, 443),
         IpAddr::V6(d) => FlowKey::v6(
             Protocol::TCP,
@@ -109,23 +146,18 @@ pub fn trace(
             d,
             443,
         ),
-    };
-    let ex = w.edge.explain(
-        ingress,
-        &flow,
-        inregion_edge::SimTime::from_nanos(at.as_nanos()),
-    );
-    let v = ex.table_version;
+    }
+}
+
+/// Step 2: the ingress's table version `v`, and a newer version still on its way.
+fn table_step(w: &WorldAt, ingress: DcId, v: u64) -> String {
+    let at_ingress = code(&w.topology, ingress);
     let latest = w.versions.last().map_or(0, |x| x.version);
     let mut table = if v == 0 {
-        format!(
-            "2. {}'s table: empty (no binding has reached it)",
-            code(ingress)
-        )
+        format!("2. {at_ingress}'s table: empty (no binding has reached it)")
     } else {
         format!(
-            "2. {}'s table: version {v} (arrived {})",
-            code(ingress),
+            "2. {at_ingress}'s table: version {v} (arrived {})",
             w.arrived_at[ingress.index()]
         )
     };
@@ -137,36 +169,33 @@ pub fn trace(
             pending.published_at
         );
     }
-    steps.push(table);
-    let region_key = ex.matched.map(|(_, r)| topo.region(r).key.to_string());
-    match ex.matched {
-        None => steps.push(format!(
-            "3. longest-prefix match: no binding covers {} → not regionalized",
-            req.dst
-        )),
-        Some((net, r)) => steps.push(format!(
-            "3. longest-prefix match: {net} → region {}",
-            topo.region(r).key
-        )),
-    }
+    table
+}
+
+/// Step 4: whether the ingress may process a bound flow itself, and otherwise the
+/// in-region candidates it may forward to.
+fn in_region_step(
+    topo: &Topology,
+    ex: &Explanation,
+    ingress: DcId,
+    region_key: Option<&str>,
+) -> String {
+    let at_ingress = code(topo, ingress);
     match (ex.matched, ex.ingress_in_region) {
-        (Some(_), Some(true)) => steps.push(format!(
-            "4. {} is a member of {}: TLS is terminated and the request processed there",
-            code(ingress),
-            region_key.as_deref().unwrap_or("?")
-        )),
+        (Some(_), Some(true)) => format!(
+            "4. {at_ingress} is a member of {}: TLS is terminated and the request processed there",
+            region_key.unwrap_or("?")
+        ),
         (Some(_), _) => {
             let mut s = format!(
-                "4. {} is not in {}: in-region candidates by RTT from {} (healthy ones only can be chosen):",
-                code(ingress),
-                region_key.as_deref().unwrap_or("?"),
-                code(ingress)
+                "4. {at_ingress} is not in {}: in-region candidates by RTT from {at_ingress} (healthy ones only can be chosen):",
+                region_key.unwrap_or("?"),
             );
             for c in ex.candidates.iter().take(6) {
                 let _ = write!(
                     s,
                     "\n     {} {:>8} {}{}",
-                    code(c.dc),
+                    code(topo, c.dc),
                     c.rtt_us
                         .map_or("no path".to_string(), |r| format!("{:.1} ms", ms(r))),
                     if c.healthy { "healthy" } else { "DOWN" },
@@ -176,20 +205,20 @@ pub fn trace(
             if ex.candidates.len() > 6 {
                 let _ = write!(s, "\n     … {} more", ex.candidates.len() - 6);
             }
-            steps.push(s);
+            s
         }
-        (None, _) => steps.push(format!(
-            "4. processed at the ingress {} (normal global behaviour)",
-            code(ingress)
-        )),
+        (None, _) => format!("4. processed at the ingress {at_ingress} (normal global behaviour)"),
     }
-    let d = ex.fresh;
-    let verdict = match d.verdict {
-        Verdict::Global => format!("processed at {} (not regionalized)", code(ingress)),
-        Verdict::InRegion => format!("processed at {} (in region)", code(ingress)),
+}
+
+/// Step 5: the decision in words.
+fn verdict_text(topo: &Topology, d: &Decision, ingress: DcId) -> String {
+    match d.verdict {
+        Verdict::Global => format!("processed at {} (not regionalized)", code(topo, ingress)),
+        Verdict::InRegion => format!("processed at {} (in region)", code(topo, ingress)),
         Verdict::Forwarded => format!(
             "forwarded over the backbone, still encrypted, to {}; added RTT {:.1} ms",
-            d.processed_at.map(code).unwrap_or_default(),
+            d.processed_at.map(|dc| code(topo, dc)).unwrap_or_default(),
             ms(d.added_rtt_us)
         ),
         Verdict::Refused(RefuseReason::NoHealthyInRegion) => {
@@ -198,13 +227,5 @@ pub fn trace(
         }
         Verdict::Refused(RefuseReason::IngressDown) => "refused: the ingress is down".into(),
         Verdict::Reset(_) => "reset".into(),
-    };
-    steps.push(format!("5. decision: {verdict}"));
-    Ok(Trace {
-        steps,
-        ingress: Some(code(ingress)),
-        processed_at: d.processed_at.map(code),
-        region: region_key,
-        added_rtt_ms: ms(d.added_rtt_us),
-    })
+    }
 }

@@ -42,6 +42,13 @@
 //! [`Simulation::new`] and [`Simulation::run`] in [`engine`], then [`Report::new`].
 //! `inregion trace` uses [`explain::trace`].
 //!
+//! ## Features
+//!
+//! - `plots` (default): [`plots::render_all`] draws PNG and SVG plots with plotters. An
+//!   embedder that needs only the figures can build with `default-features = false`:
+//!   the report, its JSON and CSV are the same, [`plots::render_all`] returns no plot
+//!   and the summary ends with [`plots::NOT_BUILT`].
+//!
 //! ## Embedding
 //!
 //! ```

@@ -1,22 +1,14 @@
-//! Plots of a report, as SVG text and PNG bytes (plotters 0.3).
-//!
-//! Text is rendered with an embedded font (DejaVu Sans, Bitstream Vera license, in
-//! `assets/fonts/`) through plotters' `ab_glyph` feature, so plots render the same on a
-//! machine without any system font (a fresh CI runner). Nothing here touches the file
-//! system: callers write the bytes.
-//!
-//! - `outcomes_over_time`: share of flows processed at ingress / forwarded / refused per
-//!   time bucket, with the timeline's operations marked (propagation shows as a ramp).
-//! - `added_rtt_cdf`: CDF of the added round-trip time per client continent.
-//! - `top_forwarded_dcs`: the data centers that receive the most forwarded flows.
+//! Drawing the plots with plotters: PNG through its bitmap backend and the `image` PNG
+//! encoder, SVG through its SVG backend.
 
+use super::{Plot, PlotError};
 use crate::report::Report;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::sync::Once;
 
 /// The embedded font.
-const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 static REGISTER: Once = Once::new();
@@ -27,27 +19,6 @@ fn register_font() {
         let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
         let _ = plotters::style::register_font(FAMILY, FontStyle::Bold, FONT);
     });
-}
-
-/// Why a plot could not be drawn.
-#[derive(Debug, thiserror::Error)]
-#[error("plot {name}: {message}")]
-pub struct PlotError {
-    /// The plot.
-    pub name: String,
-    /// What failed.
-    pub message: String,
-}
-
-/// One plot in both formats.
-#[derive(Debug, Clone)]
-pub struct Plot {
-    /// Base file name (`outcomes_over_time`).
-    pub name: String,
-    /// SVG document.
-    pub svg: String,
-    /// PNG file bytes.
-    pub png: Vec<u8>,
 }
 
 const W: u32 = 1000;
@@ -322,7 +293,7 @@ fn render(name: &str, r: &Report, kind: Kind) -> Result<Plot, PlotError> {
 }
 
 /// Renders every plot of a report.
-pub fn render_all(r: &Report) -> Result<Vec<Plot>, PlotError> {
+pub(super) fn render_all(r: &Report) -> Result<Vec<Plot>, PlotError> {
     Ok(vec![
         render("outcomes_over_time", r, Kind::Outcomes)?,
         render("added_rtt_cdf", r, Kind::Cdf)?,
