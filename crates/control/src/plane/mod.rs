@@ -1805,5 +1805,4 @@ pub use edges::{EdgeNodeError, EdgeNodeStatus, EdgeRegistryView};
 pub use fixture::{RestoreError, TestAccount, TestAccountRequest};
 
 #[cfg(test)]
-#[path = "plane_tests.rs"]
 mod tests;
