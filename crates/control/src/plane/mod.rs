@@ -44,6 +44,8 @@
 //! | `fixture.rs` | reset, per-test accounts, snapshots |
 //! | `edges.rs` | the edge-node registry and its feed |
 //! | `feed.rs` | the version, bindings in force, the change feed, purge, dumps |
+//!
+//! The unit tests are in `tests/`, one module per resource over a shared fixture.
 
 use crate::auth::{
     self, AuthError, Credentials, HashScheme, Principal, SecretHash, TokenKey, TokenRecord,
