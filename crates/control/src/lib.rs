@@ -46,7 +46,7 @@
 //!
 //! ## Where to start reading
 //!
-//! [`ControlPlane`] (`plane.rs`): every operation and its rules. `pipeline.rs`: the
+//! [`ControlPlane`] (`plane/`): every operation and its rules. `pipeline.rs`: the
 //! committer thread and the tickets writers wait on (blocking or `.await`). Then
 //! [`records`] (the domain records and API views), [`error`] (the code table), [`store`]
 //! (`sqlite.rs`; `rows.rs` for what is on disk).

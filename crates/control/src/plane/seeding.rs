@@ -4,6 +4,7 @@
 //! [`Rules::seed_document`] turns a whole document into the changes of one commit (a
 //! reset, a per-test account).
 
+use super::addressing::service_by_name;
 use super::*;
 use crate::auth::KeyRing;
 
