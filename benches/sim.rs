@@ -14,6 +14,9 @@
 //! /usr/bin/time -v target/release/inregion simulate scenarios/scale-10m.toml --out out/scale
 //! ```
 
+// criterion_group! defines a public, undocumented function per group.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use inregion_model::ReferenceData;
 use inregion_sim::{Scenario, Simulation};

@@ -14,6 +14,9 @@
 //!
 //! Run: `cargo bench --bench store` (add `-- snapshot` etc. to filter).
 
+// criterion_group! defines a public, undocumented function per group.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inregion_control::*;
 use std::sync::atomic::{AtomicU64, Ordering};

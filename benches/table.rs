@@ -13,6 +13,9 @@
 //! `build/*` (compile time), `publish-1000hz/*` (reader throughput while a writer
 //! publishes every millisecond) and the compiled sizes printed to stderr.
 
+// criterion_group! defines a public, undocumented function per group.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};

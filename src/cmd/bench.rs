@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 /// Which comparison to run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum Which {
+pub(crate) enum Which {
     /// The region table against `ip_network_table`.
     Table,
     /// The edge decision against a plain baseline.
@@ -35,7 +35,7 @@ the repository: the table comparison reads the real BGP table from benches/data/
 /// Arguments of `inregion bench`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(crate) struct Args {
     /// What to compare.
     which: Which,
     /// Smaller samples: finishes within a few minutes on 2 cores.
@@ -44,7 +44,7 @@ pub struct Args {
 }
 
 /// Runs the comparison; JSON lines go to stdout, progress to stderr.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.which {
         Which::Table => inregion_bench::table::run(args.quick)?,
         Which::Edge => inregion_bench::edge::run(args.quick)?,

@@ -27,7 +27,7 @@ Example: two data centers in one process, following a local serve:
 The node reads a snapshot of every binding, then long-polls the changes; each version it
 reaches becomes a new table (after --apply-delay at each data center), and it reports the
 version each data center applied to serve's registry (PUT /edge/v1/nodes/{id}).")]
-pub struct Args {
+pub(crate) struct Args {
     /// Data centers served by this process, as IATA codes (FRA or FRA,IAD), or "all" for
     /// every data center of the reference data. Each is its own registered node (node
     /// id = the code). Unknown codes are refused at start.
@@ -116,7 +116,7 @@ fn config(args: &Args) -> anyhow::Result<NodeConfig> {
 }
 
 /// Runs `inregion edge` until SIGTERM or Ctrl-C.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let config = config(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

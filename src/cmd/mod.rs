@@ -1,9 +1,9 @@
 //! One module per subcommand: `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 
-pub mod bench;
-pub mod edge;
-pub mod openapi;
-pub mod serve;
-pub mod simulate;
-pub mod snapshot;
-pub mod trace;
+pub(crate) mod bench;
+pub(crate) mod edge;
+pub(crate) mod openapi;
+pub(crate) mod serve;
+pub(crate) mod simulate;
+pub(crate) mod snapshot;
+pub(crate) mod trace;

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 /// Example: `inregion openapi > openapi.json`, then point Schemathesis, an SDK generator
 /// or a client at the file.
 #[derive(clap::Args)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 /// Writes the document to stdout.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(_args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(inregion_api::openapi::document().as_bytes())?;
     out.flush()?;

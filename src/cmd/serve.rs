@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Log output format.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -24,7 +24,7 @@ pub enum LogFormat {
 
 /// How far an acknowledged write is durable (`--durability`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DurabilityArg {
+pub(crate) enum DurabilityArg {
     /// SQLite `synchronous=FULL`: the write-ahead log is fsynced before a write is
     /// acknowledged, so it survives a crash of the server, of the OS and a power loss.
     Full,
@@ -46,7 +46,7 @@ enum ActivationArg {
 
 /// Arguments of `inregion serve`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on. Port 0 picks a free port; the bound address is printed on
     /// the first line of stdout ("inregion: listening on http://ADDR").
     #[arg(long, env = "INREGION_LISTEN", default_value = "127.0.0.1:8787")]
@@ -173,7 +173,7 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Runs `inregion serve` until SIGTERM or Ctrl-C.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let seed = match &args.config {
         Some(path) => {

@@ -32,7 +32,7 @@ the terminal only.";
 /// Arguments of `inregion simulate`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(crate) struct Args {
     /// The scenario file (TOML), for example scenarios/quickstart.toml.
     scenario: PathBuf,
     /// Write report.json, CSV files and plots (PNG and SVG) into this directory.
@@ -69,7 +69,7 @@ fn apply_overrides(mut sc: Scenario, args: &Args) -> anyhow::Result<Scenario> {
 }
 
 /// Runs `inregion simulate`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let scenario = Scenario::from_path(&args.scenario)?;
     let scenario = apply_overrides(scenario, &args)?;
     let total = scenario.workload.flows;

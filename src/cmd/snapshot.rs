@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 /// What to do.
 #[derive(clap::Subcommand, Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Write every record, the token keys and the clock offset to FILE.
     Save(Target),
     /// Replace every record with FILE's (one commit), adopt its token keys and set its
@@ -22,7 +22,7 @@ pub enum Action {
 /// Where the snapshot comes from or goes to.
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["server", "data"])))]
-pub struct Target {
+pub(crate) struct Target {
     /// The snapshot file (`-` for stdout / stdin).
     file: PathBuf,
     /// A running server's base URL (`http://127.0.0.1:8787`), started with `--admin`.
@@ -43,7 +43,7 @@ pub struct Target {
 
 /// Arguments of `inregion snapshot`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -115,7 +115,7 @@ fn admin(
 }
 
 /// Runs `inregion snapshot`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.action {
         Action::Save(t) => {
             let text = match (&t.server, &t.data) {

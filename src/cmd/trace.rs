@@ -28,7 +28,7 @@ quickstart scenario's bindings are used (embedded; no file needed).";
 /// Arguments of `inregion trace`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = AFTER_HELP)]
-pub struct Args {
+pub(crate) struct Args {
     /// Destination address (IPv4 or IPv6).
     ip: String,
     /// Where the client is: IATA code, country code, or lat,lon.
@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 /// Runs `inregion trace`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let dst: IpAddr = args
         .ip
         .trim()

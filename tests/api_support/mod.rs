@@ -1,6 +1,8 @@
 //! Shared harness of the API tests: runs the real `inregion serve` binary on a loopback
 //! port and talks to it over HTTP.
 #![allow(dead_code)]
+// Each test file includes this module: its items are `pub` for those files, not for a crate.
+#![allow(unreachable_pub)]
 
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::HeaderMap;

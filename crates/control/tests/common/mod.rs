@@ -5,12 +5,12 @@
 use inregion_control::SeedConfig;
 
 /// The account.
-pub const ACCT: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const ACCT: &str = "0123456789abcdef0123456789abcdef";
 /// Its prefix, `2001:db8::/32`.
-pub const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub(crate) const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// The account and its prefix, plus `extra` seeding TOML (tokens, users, ...).
-pub fn seed_with(extra: &str) -> SeedConfig {
+pub(crate) fn seed_with(extra: &str) -> SeedConfig {
     SeedConfig::from_toml(&format!(
         r#"
 [[accounts]]
@@ -27,6 +27,6 @@ asn = 64496
 }
 
 /// The account and its prefix.
-pub fn seed() -> SeedConfig {
+pub(crate) fn seed() -> SeedConfig {
     seed_with("")
 }
