@@ -43,7 +43,7 @@ pub struct App {
     /// `X-Inregion-Admin-Token`. `None`: the admin surface refuses every request.
     pub admin_token: Option<String>,
     /// Fault injection rules in force ([`crate::faults`]).
-    pub faults: std::sync::Mutex<inregion_control::faults::FaultSet>,
+    pub faults: std::sync::Mutex<inregion_control::FaultSet>,
     /// What `POST /__inregion/reset` returns to: the seeding documents applied at start
     /// (the dev world, `--config`), whose `faults` are the start rules.
     pub start_seeds: Vec<inregion_control::SeedConfig>,

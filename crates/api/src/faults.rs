@@ -1,5 +1,5 @@
 //! Fault injection on the Cloudflare surface (`/client/v4/...`): the middleware that
-//! applies [`inregion_control::faults`] rules, and their admin endpoints
+//! applies [`inregion_control::FaultSet`] rules, and their admin endpoints
 //! (`GET/POST /__inregion/faults`, `DELETE /__inregion/faults/{id}`).
 //!
 //! Every injected fault is logged (`inregion::faults`, at info) and counted in
@@ -18,7 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use inregion_control::faults::{FaultAction, FaultRule, FaultSet, FaultSpec};
+use inregion_control::{FaultAction, FaultRule, FaultSet, FaultSpec};
 use serde::Serialize;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;

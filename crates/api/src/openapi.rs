@@ -1,8 +1,8 @@
 //! The OpenAPI document of everything [`crate::router`] serves, generated from the code.
 //!
 //! - **Component schemas** are derived (`utoipa::ToSchema`) from the types the handlers
-//!   serialize and the inputs the control plane reads: `inregion_control::records` views,
-//!   `inregion_control::inputs`, [`crate::envelope`]'s error item and `result_info`, the
+//!   serialize and the inputs the control plane reads: the control plane's views,
+//!   its inputs, [`crate::envelope`]'s error item and `result_info`, the
 //!   fault rule. Field names, optional fields and `additionalProperties: false` come from
 //!   the same serde attributes that shape the JSON; patterns and lengths come from
 //!   `inregion_model::schema`, written beside the parsers (and fuzzed against them).
@@ -17,13 +17,13 @@
 //! two differ).
 
 use crate::envelope::{ErrorItem, ResultInfo};
-use inregion_control::faults::FaultSpec;
-use inregion_control::inputs::{
-    CreateAddressMap, CreateBinding, CreatePrefix, UpdateAddressMap, UpdateBinding,
-};
+use inregion_control::FaultSpec;
 use inregion_control::{
     AddressMap, Binding, PrefixView, Region, Service, ServiceBinding, DEFAULT_PER_PAGE,
     MAX_PER_PAGE,
+};
+use inregion_control::{
+    CreateAddressMap, CreateBinding, CreatePrefix, UpdateAddressMap, UpdateBinding,
 };
 use inregion_model::schema::{HEX32_PATTERN, PREFIX_ID_PATTERN};
 use inregion_model::{AccountId, AddressMapId, BindingId, RegionId, RegionKey};
@@ -780,7 +780,7 @@ fn parameters() -> BTreeMap<&'static str, Value> {
             path_param(
                 "fault_id",
                 "fault rule id",
-                json!({"type": "string", "pattern": inregion_control::faults::FAULT_ID_PATTERN}),
+                json!({"type": "string", "pattern": inregion_control::FAULT_ID_PATTERN}),
             ),
         ),
         (

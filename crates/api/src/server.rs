@@ -380,12 +380,12 @@ impl Server {
         let edge_token = {
             let (t, src) = match (&opts.edge_token, stored_edge_token) {
                 (Some(t), _) => (t.clone(), DevTokenSource::Given),
-                (None, Some(t)) if inregion_control::auth::is_token_syntax(&t) => {
+                (None, Some(t)) if inregion_control::is_token_syntax(&t) => {
                     (t, DevTokenSource::Reused)
                 }
                 (None, _) => (random_token(), DevTokenSource::Generated),
             };
-            if !inregion_control::auth::is_token_syntax(&t) {
+            if !inregion_control::is_token_syntax(&t) {
                 return Err(ServeError::EdgeToken(
                     "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
                 ));
@@ -401,12 +401,12 @@ impl Server {
         let (dev_token, dev_token_source) = if opts.dev {
             let (t, src) = match (&opts.dev_token, stored_token) {
                 (Some(t), _) => (t.clone(), DevTokenSource::Given),
-                (None, Some(t)) if inregion_control::auth::is_token_syntax(&t) => {
+                (None, Some(t)) if inregion_control::is_token_syntax(&t) => {
                     (t, DevTokenSource::Reused)
                 }
                 (None, _) => (random_token(), DevTokenSource::Generated),
             };
-            if !inregion_control::auth::is_token_syntax(&t) {
+            if !inregion_control::is_token_syntax(&t) {
                 return Err(ServeError::DevToken(
                     "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
                 ));
@@ -426,7 +426,7 @@ impl Server {
         if let Some(s) = &opts.seed {
             seeds.push(s.clone());
         }
-        let mut start_faults = inregion_control::faults::FaultSet::new();
+        let mut start_faults = inregion_control::FaultSet::new();
         for spec in seeds.iter().flat_map(|s| s.faults.iter()) {
             start_faults
                 .add(spec.clone())

@@ -157,7 +157,7 @@ fn path_matches(pattern: &str, path: &str) -> bool {
 }
 
 /// The account id of a `/client/v4/accounts/{id}/...` path.
-pub fn account_of(path: &str) -> Option<&str> {
+pub(crate) fn account_of(path: &str) -> Option<&str> {
     let mut it = path.split('/');
     it.find(|s| *s == "accounts")?;
     it.next().filter(|s| !s.is_empty())

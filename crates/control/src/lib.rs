@@ -48,35 +48,54 @@
 //!
 //! [`ControlPlane`] (`plane/`): every operation and its rules. `pipeline.rs`: the
 //! committer thread and the tickets writers wait on (blocking or `.await`). Then
-//! [`records`] (the domain records and API views), [`error`] (the code table), [`store`]
-//! (`sqlite.rs`; `rows.rs` for what is on disk).
+//! `records.rs` (the domain records and API views), `error.rs` (the code table),
+//! `store/` (`sqlite/`; `rows.rs` for what is on disk).
+//!
+//! ## Public surface
+//!
+//! Modules are private; what the crate offers is re-exported here by name: the
+//! [`ControlPlane`] and its configuration ([`ControlConfig`], [`Activation`],
+//! [`EdgeRegistryConfig`]); the raw inputs of its operations ([`CreateBinding`], ...);
+//! the records and the API views they serialize to ([`BindingRecord`], [`Binding`], ...);
+//! one error enum per operation, each an [`ApiError`]; authentication ([`Credentials`],
+//! [`Principal`], [`TokenKey`]); seeding documents ([`SeedConfig`]); fault injection
+//! rules ([`FaultSet`]); the store trait and its two backends ([`Store`],
+//! [`SqliteStore`], [`MemoryStore`], [`Snapshot`]); the change feed ([`BindingSnapshot`],
+//! [`ChangeSet`]); and the model's checked values it takes and returns. [`schema`] holds
+//! the OpenAPI schemas of the inputs that the HTTP layer documents.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod auth;
-pub mod error;
-pub mod faults;
-pub mod feed;
-pub mod inputs;
-pub mod page;
+mod auth;
+mod error;
+mod faults;
+mod feed;
+mod inputs;
+mod page;
 mod pipeline;
 mod plane;
-pub mod records;
+mod records;
 pub mod schema;
-pub mod seed;
-pub mod state;
-pub mod store;
+mod seed;
+mod state;
+mod store;
 
 pub use auth::{
-    AuthError, Credentials, HashScheme, Principal, SecretHash, Subject, TokenKey, TokenRecord,
-    UserRecord,
+    is_token_syntax, AuthError, Credentials, HashScheme, Principal, SecretHash, Subject, TokenKey,
+    TokenRecord, UserRecord,
 };
-pub use error::*;
+pub use error::{
+    AccessError, AddIpError, AddressMapError, AddressingReadError, AdminError, ApiError,
+    CreateAddressMapError, CreateBindingError, CreatePrefixError, DeleteBindingError,
+    DeleteServiceBindingError, GetBindingError, GetRegionError, IpRefusal, ListBindingsError,
+    ListRegionsError, PageError, PatchBindingError, StoreError, INTERNAL_CODE,
+};
+pub use faults::{FaultAction, FaultError, FaultRule, FaultSet, FaultSpec, FAULT_ID_PATTERN};
 pub use feed::{BindingCounts, BindingSnapshot, ChangeSet, FeedError, InForce};
 pub use inputs::{
-    CreateAddressMap, CreateBinding, CreatePrefix, MembershipInput, UpdateAddressMap,
-    UpdateBinding, WrongType,
+    is_sni, CreateAddressMap, CreateBinding, CreatePrefix, MembershipInput, UpdateAddressMap,
+    UpdateBinding, WrongType, SNI_PATTERN,
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
@@ -85,7 +104,11 @@ pub use plane::{
     EdgeNodeStatus, EdgeRegistryConfig, EdgeRegistryView, Notice, RestoreError, TestAccount,
     TestAccountRequest, WriteKind, SERVICES,
 };
-pub use records::*;
+pub use records::{
+    Account, AddressMap, AddressMapIp, Approval, Binding, BindingRecord, BindingState,
+    CustomRegion, EdgeNodeRecord, Membership, MembershipKind, Prefix, PrefixView, Provisioning,
+    ProvisioningState, Region, Service, ServiceBinding, AWAITING_EDGES,
+};
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};
 pub use store::{

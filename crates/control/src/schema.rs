@@ -1,6 +1,6 @@
 //! OpenAPI schemas of the view and input fields that are not a model type of their own
-//! (`inregion-model`'s `schema` module has those); the derives on [`crate::records`]
-//! and [`crate::inputs`] refer here with `#[schema(schema_with = ...)]`.
+//! (`inregion-model`'s `schema` module has those); the derives on the records
+//! and inputs refer here with `#[schema(schema_with = ...)]`.
 
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,

@@ -159,7 +159,7 @@ pub struct SeedConfig {
     #[serde(default)]
     pub regions: Vec<RegionSeed>,
     /// Fault injection rules the server starts with (and returns to on reset); not
-    /// records: the control plane's seeding ignores them ([`crate::faults`]).
+    /// records: the control plane's seeding ignores them ([`crate::FaultSet`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<crate::faults::FaultSpec>,
 }

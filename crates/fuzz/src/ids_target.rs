@@ -54,8 +54,8 @@ fn schema_patterns(s: &str) {
             ("iata", re(p::IATA_PATTERN), |s| Iata::parse(s).is_ok()),
             (
                 "default_sni",
-                re(inregion_control::inputs::SNI_PATTERN),
-                inregion_control::inputs::is_sni,
+                re(inregion_control::SNI_PATTERN),
+                inregion_control::is_sni,
             ),
         ]
     });

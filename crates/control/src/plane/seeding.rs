@@ -59,7 +59,7 @@ impl Rules<'_> {
     }
 
     /// Creates or updates an API token (matched by id, else by secret). Only the secret's
-    /// keyed digest is stored ([`crate::auth`]); a token stored with the plain SHA-256
+    /// keyed digest is stored ([`crate::TokenKey`]); a token stored with the plain SHA-256
     /// of schema version 1 is rewritten with the key. Returns the token's id (random
     /// when neither given nor found: never derived from the secret).
     pub(super) fn seed_token(
@@ -348,7 +348,7 @@ impl ControlPlane {
     }
 
     /// Creates or updates an API token (matched by id, else by secret). Only the secret's
-    /// keyed digest is stored ([`crate::auth`]); a token stored with the plain SHA-256
+    /// keyed digest is stored ([`crate::TokenKey`]); a token stored with the plain SHA-256
     /// of schema version 1 is rewritten with the key. Returns the token's id (random
     /// when neither given nor found: never derived from the secret).
     pub fn add_token(&self, seed: &TokenSeed, _now: Timestamp) -> Result<TokenId, AdminError> {
