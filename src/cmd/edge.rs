@@ -126,7 +126,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         // Handlers first: a SIGTERM sent as soon as the first line is read must stop
         // the node gracefully.
-        let shutdown = inregion_api::server::shutdown_signal();
+        let shutdown = inregion_api::shutdown_signal();
         let node = inregion_node::start(config, shutdown).await?;
         {
             let mut out = std::io::stdout().lock();

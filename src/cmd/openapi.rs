@@ -14,7 +14,7 @@ pub(crate) struct Args {}
 /// Writes the document to stdout.
 pub(crate) fn run(_args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    out.write_all(inregion_api::openapi::document().as_bytes())?;
+    out.write_all(inregion_api::openapi_document().as_bytes())?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,7 @@
 //! the runtime, and prints the start-up banner; everything else is in `inregion-api`.
 
 use anyhow::Context;
-use inregion_api::server::{
+use inregion_api::{
     shutdown_signal, DevTokenSource, ServeOptions, Server, DEMO_PREFIX_CIDR, DEMO_PREFIX_ID,
     DEV_ACCOUNT_ID,
 };
@@ -142,7 +142,7 @@ pub(crate) struct Args {
     )]
     admin_token: Option<String>,
     /// Largest accepted request body, in bytes (larger: 413).
-    #[arg(long, default_value_t = inregion_api::app::DEFAULT_MAX_BODY_BYTES as u64,
+    #[arg(long, default_value_t = inregion_api::DEFAULT_MAX_BODY_BYTES as u64,
           value_parser = clap::value_parser!(u64).range(64..))]
     max_body_bytes: u64,
     /// Cap on live bindings per prefix (more: 400 / 1117). No cap when unset.
@@ -189,7 +189,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let admin_token = args.admin.then(|| {
         args.admin_token
             .clone()
-            .unwrap_or_else(inregion_api::server::random_token)
+            .unwrap_or_else(inregion_api::random_token)
     });
     let opts = ServeOptions {
         listen: args.listen.clone(),
@@ -202,7 +202,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
         max_bindings_per_prefix: args.max_bindings_per_prefix,
         tombstone_retention: args.tombstone_retention,
-        limits: inregion_api::server::ConnectionLimits {
+        limits: inregion_api::ConnectionLimits {
             header_timeout: args.header_timeout,
             body_timeout: args.body_timeout,
             max_connections: args.max_connections as usize,

@@ -3,8 +3,8 @@
 //! (`--server`) or straight from a data directory whose server is stopped (`--data`).
 
 use anyhow::{bail, Context};
-use inregion_api::clock::OffsetClock;
-use inregion_api::server::DB_FILE;
+use inregion_api::OffsetClock;
+use inregion_api::DB_FILE;
 use inregion_control::{Clock, ControlConfig, ControlPlane, Snapshot};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

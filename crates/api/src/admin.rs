@@ -42,7 +42,7 @@ pub const ADMIN_TOKEN_HEADER: &str = "x-inregion-admin-token";
 pub const PREFIXES: [&str; 2] = ["/__inregion", "/__sim"];
 
 /// The admin routes (state: [`App`]), under each of [`PREFIXES`].
-pub fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<Arc<App>> {
     PREFIXES.iter().fold(Router::new(), |router, prefix| {
         router.nest(
             prefix,

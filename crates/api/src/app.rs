@@ -42,13 +42,13 @@ pub struct App {
     /// `Some(token)`: the admin surface is enabled and needs this token in
     /// `X-Inregion-Admin-Token`. `None`: the admin surface refuses every request.
     pub admin_token: Option<String>,
-    /// Fault injection rules in force ([`crate::faults`]).
+    /// Fault injection rules in force (`faults.rs`).
     pub faults: std::sync::Mutex<inregion_control::FaultSet>,
     /// What `POST /__inregion/reset` returns to: the seeding documents applied at start
     /// (the dev world, `--config`), whose `faults` are the start rules.
     pub start_seeds: Vec<inregion_control::SeedConfig>,
     /// `Some(token)`: edge nodes may follow the feed and register (`/edge/v1/...`,
-    /// [`crate::edge_feed`]) with this bearer token. `None`: the edge feed is closed.
+    /// `edge_feed.rs`) with this bearer token. `None`: the edge feed is closed.
     pub edge_token: Option<String>,
     /// This server process's feed generation (random at start): a node that followed
     /// another incarnation re-reads everything.

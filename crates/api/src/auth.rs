@@ -16,7 +16,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Reads the credential headers (`Authorization`, `X-Auth-Email`, `X-Auth-Key`).
-pub fn credentials(headers: &HeaderMap) -> Result<Credentials, HttpError> {
+pub(crate) fn credentials(headers: &HeaderMap) -> Result<Credentials, HttpError> {
     Credentials::from_headers(
         header(headers, "authorization"),
         header(headers, "x-auth-email"),
@@ -27,7 +27,7 @@ pub fn credentials(headers: &HeaderMap) -> Result<Credentials, HttpError> {
 
 /// Authenticates the request: header syntax, then the credential itself (validity,
 /// expiry, client-IP restriction).
-pub fn authenticate(
+pub(crate) fn authenticate(
     control: &ControlPlane,
     headers: &HeaderMap,
     client_ip: Option<IpAddr>,
@@ -41,7 +41,7 @@ pub fn authenticate(
 
 /// True when the request carries any Cloudflare credential header (the admin surface
 /// refuses those outright, so that a Cloudflare token can never reach it).
-pub fn has_cloudflare_credentials(headers: &HeaderMap) -> bool {
+pub(crate) fn has_cloudflare_credentials(headers: &HeaderMap) -> bool {
     ["authorization", "x-auth-email", "x-auth-key"]
         .iter()
         .any(|h| headers.contains_key(*h))

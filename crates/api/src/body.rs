@@ -11,11 +11,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// 1100: the body is not JSON, or not a JSON object, or a field has the wrong JSON type.
-pub const MALFORMED: u32 = 1100;
+pub(crate) const MALFORMED: u32 = 1100;
 
 /// Parses a body that must be a JSON object. An empty body counts as `{}`, so that a
 /// missing field is reported as missing (1101 downstream) rather than as malformed.
-pub fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, HttpError> {
+pub(crate) fn json_object(bytes: &[u8]) -> Result<Map<String, Value>, HttpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -106,7 +106,7 @@ fn duplicate_key(bytes: &[u8]) -> Option<String> {
 /// Deserializes a JSON object into `T` (whose fields are usually `Option<...>` so that
 /// presence is checked by the control plane). A field of the wrong JSON type → 1100 with
 /// `source.pointer` naming it. Unknown fields are ignored unless `T` denies them.
-pub fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, HttpError> {
+pub(crate) fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, HttpError> {
     serde_json::from_value(Value::Object(map)).map_err(|e| {
         let text = e.to_string();
         let mut item = ErrorItem::new(MALFORMED, format!("malformed request body: {text}"));
@@ -118,7 +118,10 @@ pub fn typed<T: DeserializeOwned>(map: Map<String, Value>) -> Result<T, HttpErro
 }
 
 /// Checks that a field, if present and not `null`, is a string; returns it.
-pub fn opt_string(map: &Map<String, Value>, field: &str) -> Result<Option<String>, HttpError> {
+pub(crate) fn opt_string(
+    map: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, HttpError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -127,7 +130,7 @@ pub fn opt_string(map: &Map<String, Value>, field: &str) -> Result<Option<String
 }
 
 /// Checks that a field, if present and not `null`, is a boolean; returns it.
-pub fn opt_bool(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, HttpError> {
+pub(crate) fn opt_bool(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, HttpError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -136,7 +139,7 @@ pub fn opt_bool(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, H
 }
 
 /// 400/1100 naming the field and the expected type.
-pub fn wrong_type(field: &str, expected: &str, got: &Value) -> HttpError {
+pub(crate) fn wrong_type(field: &str, expected: &str, got: &Value) -> HttpError {
     HttpError::from_item(
         StatusCode::BAD_REQUEST,
         ErrorItem::new(
@@ -151,7 +154,7 @@ pub fn wrong_type(field: &str, expected: &str, got: &Value) -> HttpError {
 }
 
 /// The JSON type name of a value, for messages.
-pub fn json_type(v: &Value) -> &'static str {
+pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -173,11 +176,11 @@ fn field_in_message(text: &str) -> Option<&str> {
 /// The query string as ordered `(name, value)` pairs, percent-decoded. A repeated name
 /// keeps its last value when looked up with [`QueryParams::get`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueryParams(Vec<(String, String)>);
+pub(crate) struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
     /// Parses `a=1&b=2` (without the leading `?`); `None` is an empty query.
-    pub fn parse(raw: Option<&str>) -> Self {
+    pub(crate) fn parse(raw: Option<&str>) -> Self {
         let pairs = raw
             .map(|q| {
                 q.split('&')
@@ -193,7 +196,7 @@ impl QueryParams {
     }
 
     /// The last value given for `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The edge feed's routes (state: [`App`]), under [`wire::PATH_PREFIX`].
-pub fn routes() -> Router<Arc<App>> {
+pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new().nest(
         wire::PATH_PREFIX,
         Router::new()

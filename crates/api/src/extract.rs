@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// The routing error for a path that matches no route (contract §5.8): 400 with 7003
 /// ("Could not route to `<path>`, ...") followed by 7000 ("No route for that URI").
-pub fn no_route(path: &str) -> HttpError {
+pub(crate) fn no_route(path: &str) -> HttpError {
     // Cloudflare names the path below the API prefix.
     let shown = path.strip_prefix("/client/v4").unwrap_or(path);
     HttpError::many(
@@ -27,7 +27,7 @@ pub fn no_route(path: &str) -> HttpError {
 
 /// Path parameters; a parameter that does not decode (invalid percent-encoding or
 /// UTF-8) is a routing error, as for an unknown path.
-pub struct PathParams<T>(pub T);
+pub(crate) struct PathParams<T>(pub(crate) T);
 
 impl<T, S> FromRequestParts<S> for PathParams<T>
 where
@@ -47,7 +47,7 @@ where
 /// The client's IP address, when the server was started with connection info (always,
 /// in `inregion serve`; in-process tests with `oneshot` may lack it). Used for tokens
 /// restricted by client IP.
-pub struct ClientIp(pub Option<IpAddr>);
+pub(crate) struct ClientIp(pub(crate) Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -66,7 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 /// 1100; too slow (the body-read timeout) → 408 with code 1100; a broken transfer → 400
 /// with code 1100. Parsing happens later (see
 /// [`crate::body`]), after authorization.
-pub struct RawBody(pub Bytes);
+pub(crate) struct RawBody(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = HttpError;

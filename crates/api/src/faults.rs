@@ -106,7 +106,7 @@ fn hold_stuck(app: &App, body: &[u8]) -> Option<Vec<u8>> {
 
 /// The middleware: request rules first (error, delay, timeout), then binding `fail`
 /// rules on binding writes, then `stuck` rules on Addressing binding answers.
-pub async fn inject(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub(crate) async fn inject(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if !path.starts_with("/client/v4/") {
         return next.run(req).await;

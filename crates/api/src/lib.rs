@@ -34,25 +34,45 @@
 //!
 //! ## Where to start
 //!
-//! [`server::Server::bind`] (start-up, data directory, dev seed), then [`app::router`]
-//! (every route and handler), [`envelope`] (the response shapes).
+//! [`Server::bind`] (start-up, data directory, dev seed, `server.rs`), then [`router`]
+//! (every route and handler, `app.rs`), `envelope.rs` (the response shapes), `admin.rs`
+//! and `faults.rs` (the admin surface), `edge_feed.rs` (what edge nodes follow).
+//!
+//! ## Public surface
+//!
+//! Modules are private; the crate offers, by name: the server ([`Server`],
+//! [`ServeOptions`], [`ConnectionLimits`], [`Started`], [`ServeError`],
+//! [`shutdown_signal`]) and the constants of its development world ([`DEV_ACCOUNT_ID`],
+//! ...); the router and its state for in-process use ([`router`], [`App`]); the
+//! envelope types ([`Success`], [`HttpError`]); the server's clock ([`OffsetClock`]);
+//! request metrics ([`Metrics`]); the OpenAPI document ([`openapi_document`]); the
+//! admin surface's header and paths ([`ADMIN_TOKEN_HEADER`], [`ADMIN_PREFIXES`]).
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod app;
-pub mod auth;
-pub mod body;
-pub mod clock;
-pub mod edge_feed;
-pub mod envelope;
-pub mod extract;
-pub mod faults;
-pub mod metrics;
-pub mod openapi;
-pub mod server;
+mod admin;
+mod app;
+mod auth;
+mod body;
+mod clock;
+mod edge_feed;
+mod envelope;
+mod extract;
+mod faults;
+mod metrics;
+mod openapi;
+mod server;
 
-pub use app::{router, App};
+pub use admin::{ADMIN_TOKEN_HEADER, MAX_SNAPSHOT_BYTES, PREFIXES as ADMIN_PREFIXES};
+pub use app::{router, App, DEFAULT_MAX_BODY_BYTES};
+pub use clock::{ClockError, OffsetClock};
 pub use envelope::{ErrorItem, HttpError, ResultInfo, Success};
-pub use server::{ServeOptions, Server, Started};
+pub use metrics::Metrics;
+pub use openapi::{document as openapi_document, document_value as openapi_value};
+pub use server::{
+    dev_seed, random_token, shutdown_signal, ConnectionLimits, DevTokenSource, ServeError,
+    ServeOptions, Server, Started, DB_FILE, DEFAULT_PROPAGATION_DELAY, DEFAULT_TOMBSTONE_RETENTION,
+    DEMO_PREFIX_ASN, DEMO_PREFIX_CIDR, DEMO_PREFIX_ID, DEV_ACCOUNT_ID, DEV_TOKEN_ID,
+    EDGE_TOKEN_FILE,
+};

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in seconds (the control plane's, which its commit
 /// histogram uses too).
-pub use inregion_control::LATENCY_BUCKETS;
+pub(crate) use inregion_control::LATENCY_BUCKETS;
 
 /// Label used for requests that matched no route.
-pub const UNMATCHED: &str = "unmatched";
+pub(crate) const UNMATCHED: &str = "unmatched";
 
 #[derive(Default)]
 struct RouteStats {
@@ -156,7 +156,7 @@ impl Metrics {
 /// Writes the `_bucket`, `_sum` and `_count` lines of one histogram. `counts` holds one
 /// (non-cumulative) count per bound plus a last one for `+Inf`; `labels` is either empty
 /// or `name="value",...` without braces.
-pub fn write_histogram(
+pub(crate) fn write_histogram(
     out: &mut String,
     name: &str,
     labels: &str,
@@ -189,7 +189,7 @@ pub fn write_histogram(
 }
 
 /// Escapes a label value (backslash, double quote, newline).
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

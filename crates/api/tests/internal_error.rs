@@ -2,7 +2,7 @@
 //! store fails to commit, the client gets a 500 failure envelope, nothing changes, and
 //! the same request succeeds once the store works again.
 
-use inregion_api::server::{dev_seed, DEMO_PREFIX_ID, DEV_ACCOUNT_ID};
+use inregion_api::{dev_seed, DEMO_PREFIX_ID, DEV_ACCOUNT_ID};
 use inregion_api::{router, App};
 use inregion_control::{ControlConfig, ControlPlane, MemoryStore, Timestamp};
 use serde_json::Value;

@@ -40,13 +40,13 @@ pub fn api(data: &[u8]) {
     };
     let requests: Vec<&str> = text.split("\n--\n").take(MAX_REQUESTS).collect();
     let control = Arc::new(crate::fresh_control_plane());
-    let seed = inregion_api::server::dev_seed(DEV_TOKEN).expect("the dev seed builds");
+    let seed = inregion_api::dev_seed(DEV_TOKEN).expect("the dev seed builds");
     control
         .seed(&seed, crate::NOW)
         .expect("the dev seed applies");
     let mut app = App::new(control.clone());
     app.admin_token = Some(ADMIN_TOKEN.to_owned());
-    let service = router(Arc::new(app), inregion_api::app::DEFAULT_MAX_BODY_BYTES);
+    let service = router(Arc::new(app), inregion_api::DEFAULT_MAX_BODY_BYTES);
     let mut last_id = String::new();
     runtime().block_on(async {
         for raw in requests {
