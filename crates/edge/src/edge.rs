@@ -16,7 +16,7 @@ use crate::flow::{
 };
 use crate::propagation::{DcTable, DelayDistribution, Propagation, VersionStatus};
 use crate::time::SimTime;
-use crate::topology::{DcId, RegionId, Topology, TopologyError, RTT_UNREACHABLE};
+use crate::topology::{DcId, RegionIndex, Topology, TopologyError, RTT_UNREACHABLE};
 
 /// What happens to established flows when the binding of their destination changes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,7 +45,12 @@ pub enum AffinityMode {
 pub trait TargetPolicy: Send + Sync + std::fmt::Debug {
     /// Index into `candidates` (`(data center, RTT µs)`, sorted by RTT, then index) of
     /// the target for traffic arriving at `ingress` bound to `region`.
-    fn choose(&self, ingress: DcId, region: RegionId, candidates: &[(DcId, u32)]) -> Option<usize>;
+    fn choose(
+        &self,
+        ingress: DcId,
+        region: RegionIndex,
+        candidates: &[(DcId, u32)],
+    ) -> Option<usize>;
 }
 
 /// The default policy: the candidate with the lowest RTT from the ingress (ties: lowest
@@ -55,7 +60,7 @@ pub trait TargetPolicy: Send + Sync + std::fmt::Debug {
 pub struct LowestRtt;
 
 impl TargetPolicy for LowestRtt {
-    fn choose(&self, _: DcId, _: RegionId, candidates: &[(DcId, u32)]) -> Option<usize> {
+    fn choose(&self, _: DcId, _: RegionIndex, candidates: &[(DcId, u32)]) -> Option<usize> {
         (!candidates.is_empty()).then_some(0)
     }
 }
@@ -69,7 +74,7 @@ pub struct PenalizedRtt {
 }
 
 impl TargetPolicy for PenalizedRtt {
-    fn choose(&self, _: DcId, _: RegionId, candidates: &[(DcId, u32)]) -> Option<usize> {
+    fn choose(&self, _: DcId, _: RegionIndex, candidates: &[(DcId, u32)]) -> Option<usize> {
         let cost = |&(dc, rtt): &(DcId, u32)| {
             u64::from(rtt) + u64::from(self.penalty_us.get(dc.index()).copied().unwrap_or(0))
         };
@@ -105,7 +110,7 @@ pub enum EdgeError {
         /// The prefix.
         prefix: IpNet,
         /// The bad value.
-        region: RegionId,
+        region: RegionIndex,
         /// Number of regions.
         regions: usize,
     },
@@ -184,7 +189,7 @@ impl Plan {
                 added_rtt_us: 0,
             });
             for (r, region) in topo.regions().iter().enumerate() {
-                let route = if topo.is_member(ingress, RegionId(r as u16)) {
+                let route = if topo.is_member(ingress, RegionIndex(r as u16)) {
                     Route {
                         verdict: Verdict::InRegion,
                         processed_at: Some(ingress),
@@ -203,7 +208,7 @@ impl Plan {
                     candidates.sort_unstable_by_key(|&(m, rtt)| (rtt, m));
                     let chosen = self
                         .policy
-                        .choose(ingress, RegionId(r as u16), &candidates)
+                        .choose(ingress, RegionIndex(r as u16), &candidates)
                         .and_then(|i| candidates.get(i));
                     chosen.map_or(refuse(RefuseReason::NoHealthyInRegion), |&(dc, rtt)| {
                         Route {
@@ -219,7 +224,7 @@ impl Plan {
     }
 
     #[inline]
-    fn decision(&self, ingress: DcId, region: Option<RegionId>, version: u64) -> Decision {
+    fn decision(&self, ingress: DcId, region: Option<RegionIndex>, version: u64) -> Decision {
         let col = region.map_or(0, |r| r.index() + 1);
         let r = self.routes[ingress.index() * self.cols + col];
         Decision {
@@ -235,7 +240,7 @@ impl Plan {
 }
 
 #[inline]
-fn lookup(snap: &Snapshot<RegionId>, flow: &FlowKey) -> Option<RegionId> {
+fn lookup(snap: &Snapshot<RegionIndex>, flow: &FlowKey) -> Option<RegionIndex> {
     let (v6, dst) = flow.dst_bits();
     if v6 {
         snap.lookup_v6(Ipv6Addr::from_bits(dst))
@@ -258,15 +263,15 @@ fn decide_one(
     affinity: AffinityMode,
     timeouts: &Timeouts,
     ingress: DcId,
-    snap: &Snapshot<RegionId>,
+    snap: &Snapshot<RegionIndex>,
     flow: &FlowKey,
     hash: u64,
     now: u64,
     pin: bool,
-    pre: Option<Option<RegionId>>,
+    pre: Option<Option<RegionIndex>>,
     hint: Option<usize>,
 ) -> Decision {
-    let region = |snap: &Snapshot<RegionId>| pre.unwrap_or_else(|| lookup(snap, flow));
+    let region = |snap: &Snapshot<RegionIndex>| pre.unwrap_or_else(|| lookup(snap, flow));
     match ft.probe_from(es, flow, hash, hint) {
         Probe::Found(slot) => {
             if es.is_expired(slot, now, timeouts) {
@@ -360,7 +365,7 @@ struct Lanes {
     hashes: [u64; LANES],
     homes: [usize; LANES],
     slots: [usize; LANES],
-    regions: [Option<Option<RegionId>>; LANES],
+    regions: [Option<Option<RegionIndex>>; LANES],
     /// The probably-new IPv4 lanes (their destinations in `v4_addr`), looked up by
     /// stage 3.
     v4_lane: [u8; LANES],
@@ -405,7 +410,7 @@ fn stage_hash(ft: &FlowIndex, flows: &[FlowKey], lanes: &mut Lanes) {
 fn stage_entry(
     ft: &FlowIndex,
     es: &impl Entries,
-    snap: &Snapshot<RegionId>,
+    snap: &Snapshot<RegionIndex>,
     flows: &[FlowKey],
     lanes: &mut Lanes,
 ) {
@@ -441,7 +446,7 @@ fn stage_entry(
 /// probably-new IPv4 flows in one batch lookup, whose first lines stage 2 prefetched a
 /// group earlier.
 #[inline(always)]
-fn stage_regions(snap: &Snapshot<RegionId>, lanes: &mut Lanes) {
+fn stage_regions(snap: &Snapshot<RegionIndex>, lanes: &mut Lanes) {
     let n = lanes.v4_len;
     let mut found = [None; LANES];
     snap.table()
@@ -456,7 +461,7 @@ fn stage_regions(snap: &Snapshot<RegionId>, lanes: &mut Lanes) {
 pub fn region_table<'a>(
     topology: &Topology,
     bindings: impl IntoIterator<Item = (IpNet, &'a RegionKey)>,
-) -> Result<Table<RegionId>, EdgeError> {
+) -> Result<Table<RegionIndex>, EdgeError> {
     let mut b = Table::builder();
     for (net, key) in bindings {
         let r = topology
@@ -486,7 +491,7 @@ pub struct Edge {
     /// This shard's own reference to each data center's current snapshot (see
     /// [`DcTable::refresh`]); holds an old version at most until that data center's next
     /// decision or delivery.
-    snapshots: Vec<Arc<Snapshot<RegionId>>>,
+    snapshots: Vec<Arc<Snapshot<RegionIndex>>>,
     flows: Vec<FlowTable>,
     propagation: Propagation,
     next_sweep: SimTime,
@@ -874,7 +879,7 @@ impl Edge {
 
     // ---- tables and propagation ---------------------------------------------------
 
-    fn check_table(&self, version: u64, table: &Table<RegionId>) -> Result<(), EdgeError> {
+    fn check_table(&self, version: u64, table: &Table<RegionIndex>) -> Result<(), EdgeError> {
         let current = self.propagation.last_published;
         if version <= current {
             return Err(EdgeError::StaleVersion {
@@ -898,7 +903,7 @@ impl Edge {
     pub fn install(
         &mut self,
         version: u64,
-        table: Table<RegionId>,
+        table: Table<RegionIndex>,
         now: SimTime,
     ) -> Result<(), EdgeError> {
         self.check_table(version, &table)?;
@@ -928,7 +933,7 @@ impl Edge {
     pub fn publish<R: RngCore + ?Sized>(
         &mut self,
         version: u64,
-        table: Table<RegionId>,
+        table: Table<RegionIndex>,
         now: SimTime,
         rng: &mut R,
     ) -> Result<(), EdgeError> {
@@ -1009,7 +1014,7 @@ impl Edge {
     }
 
     /// `dc`'s current table snapshot (the table crate's type).
-    pub fn table(&self, dc: DcId) -> Arc<Snapshot<RegionId>> {
+    pub fn table(&self, dc: DcId) -> Arc<Snapshot<RegionIndex>> {
         arc_swap::Guard::into_inner(self.tables[dc.index()].load())
     }
 

@@ -130,6 +130,6 @@ pub use flow::{FlowKey, FlowKeyError, FlowStats, FlowTableConfig, Protocol, TcpF
 pub use propagation::{DelayDistribution, VersionStatus};
 pub use time::SimTime;
 pub use topology::{
-    DcId, DcInfo, DcSpec, GreatCircleRtt, RegionId, RegionInfo, RegionSpec, RttMatrix, RttModel,
+    DcId, DcInfo, DcSpec, GreatCircleRtt, RegionIndex, RegionInfo, RegionSpec, RttMatrix, RttModel,
     Topology, TopologyError, RTT_UNREACHABLE,
 };
