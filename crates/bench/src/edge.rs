@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use inregion_edge::{
     AffinityMode, DcId, Decision, DelayDistribution, Edge, EdgeConfig, FlowKey, FlowTableConfig,
-    Protocol, RegionId, SimTime, Topology, Verdict, RTT_UNREACHABLE,
+    Protocol, RegionIndex, SimTime, Topology, Verdict, RTT_UNREACHABLE,
 };
 use inregion_model::{Iata, ReferenceData};
 use inregion_table::Table;
@@ -64,7 +64,7 @@ pub struct World {
     /// The embedded data centers and managed regions.
     pub topology: Arc<Topology>,
     /// `(prefix, region)` bindings: half `eu`, a quarter `us`, the rest other regions.
-    pub bindings: Vec<(Ipv4Net, RegionId)>,
+    pub bindings: Vec<(Ipv4Net, RegionIndex)>,
 }
 
 impl World {
@@ -84,7 +84,7 @@ impl World {
                 let r = match rng.gen_range(0..4) {
                     0 | 1 => eu,
                     2 => us,
-                    _ => RegionId(rng.gen_range(0..topology.region_count()) as u16),
+                    _ => RegionIndex(rng.gen_range(0..topology.region_count()) as u16),
                 };
                 (n, r)
             })
@@ -100,7 +100,7 @@ impl World {
     }
 
     /// The region table for ours.
-    pub fn table(&self) -> Table<RegionId> {
+    pub fn table(&self) -> Table<RegionIndex> {
         let mut b = Table::builder();
         for &(n, r) in &self.bindings {
             b.insert_v4(n, r);

@@ -3,7 +3,7 @@
 use ipnet::IpNet;
 
 use crate::time::SimTime;
-use crate::topology::{DcId, RegionId};
+use crate::topology::{DcId, RegionIndex};
 
 /// Why a flow was refused (fail closed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,7 +72,7 @@ pub struct Decision {
     /// Where TLS is terminated and L7 runs; `None` when refused or reset.
     pub processed_at: Option<DcId>,
     /// The region the destination is bound to, `None` when unbound.
-    pub region: Option<RegionId>,
+    pub region: Option<RegionIndex>,
     /// Extra round-trip time of the forwarding hop in microseconds (0 unless forwarded).
     pub added_rtt_us: u32,
     /// Version of the region table used.
@@ -135,7 +135,7 @@ pub struct Explanation {
     /// Version of the ingress's current table.
     pub table_version: u64,
     /// The most specific binding containing the destination, from the current table.
-    pub matched: Option<(IpNet, RegionId)>,
+    pub matched: Option<(IpNet, RegionIndex)>,
     /// Whether the ingress is a member of the matched region.
     pub ingress_in_region: Option<bool>,
     /// The in-region data centers and their RTTs, best first (empty unless the ingress

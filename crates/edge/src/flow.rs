@@ -14,7 +14,7 @@ use inregion_hint::StreamingWriter;
 
 use crate::decision::{Decision, Verdict};
 use crate::time::duration_nanos;
-use crate::topology::{DcId, RegionId};
+use crate::topology::{DcId, RegionIndex};
 
 /// An IP protocol number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -342,8 +342,8 @@ impl Entry {
     }
 
     #[inline]
-    pub(crate) fn region(&self) -> Option<RegionId> {
-        (self.region != NO_REGION).then_some(RegionId(self.region))
+    pub(crate) fn region(&self) -> Option<RegionIndex> {
+        (self.region != NO_REGION).then_some(RegionIndex(self.region))
     }
 }
 
@@ -1069,7 +1069,7 @@ mod tests {
             verdict: Verdict::Forwarded,
             ingress: DcId(0),
             processed_at: Some(DcId((i % 7) as u16 + 1)),
-            region: Some(RegionId(1)),
+            region: Some(RegionIndex(1)),
             added_rtt_us: i,
             table_version: u64::from(i),
             established: false,

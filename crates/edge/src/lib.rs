@@ -59,11 +59,12 @@
 //! [`Edge::decide_many`] runs a three-stage software pipeline over groups of 32 packets
 //! (hash and prefetch the control words; prefetch each known flow's entry line, or each
 //! new flow's first region-table line; batch-look-up the new flows' regions and decide),
-//! so the cache misses of a receive batch overlap. Its last stage decides the common
-//! cases inline (an established flow whose prefetched entry holds it, live; a new flow
-//! whose home group proves it absent) and leaves the rest to the same per-packet core
-//! as [`Edge::decide`]; a property test checks that a batch decides exactly as
-//! single calls do. A batch writes new flows' entry lines with streaming stores, which
+//! so the cache misses of a receive batch overlap. Its last stage skips the probe in
+//! the common cases (an established flow whose prefetched entry holds it, live; a new
+//! flow whose home group proves it absent), running the very branches of the
+//! per-packet core of [`Edge::decide`] that a probe would have led to, and leaves the
+//! rest to that core; a property test checks that a batch decides exactly as single
+//! calls do. A batch writes new flows' entry lines with streaming stores, which
 //! skip reading the line from memory first, through an [`inregion_hint::StreamingWriter`]
 //! scope: the writer fences before any entry it wrote is read again in the batch (a
 //! duplicate flow, an eviction, a growth) and once at the end, so the crate stays free
@@ -130,6 +131,6 @@ pub use flow::{FlowKey, FlowKeyError, FlowStats, FlowTableConfig, Protocol, TcpF
 pub use propagation::{DelayDistribution, VersionStatus};
 pub use time::SimTime;
 pub use topology::{
-    DcId, DcInfo, DcSpec, GreatCircleRtt, RegionId, RegionInfo, RegionSpec, RttMatrix, RttModel,
+    DcId, DcInfo, DcSpec, GreatCircleRtt, RegionIndex, RegionInfo, RegionSpec, RttMatrix, RttModel,
     Topology, TopologyError, RTT_UNREACHABLE,
 };

@@ -12,7 +12,7 @@ use inregion_table::Snapshot;
 use rand::{Rng, RngCore};
 
 use crate::time::{duration_nanos, SimTime};
-use crate::topology::RegionId;
+use crate::topology::RegionIndex;
 
 /// How long a published table takes to reach one data center.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,7 +97,7 @@ pub struct VersionStatus {
 /// One `Arc<Snapshot>` is shared by every data center at that version (a compiled table
 /// is about 1.3 MiB; 340 copies would not be).
 pub(crate) struct DcTable {
-    current: ArcSwap<Snapshot<RegionId>>,
+    current: ArcSwap<Snapshot<RegionIndex>>,
     /// Version of `current`, stored (Release) after `current` is: a reader that sees a
     /// version here finds that snapshot, or a newer one, in `current`. Lets a reader keep
     /// its own `Arc` of the snapshot and check it with one plain load instead of an
@@ -106,7 +106,7 @@ pub(crate) struct DcTable {
 }
 
 impl DcTable {
-    pub(crate) fn new(snapshot: Arc<Snapshot<RegionId>>) -> Self {
+    pub(crate) fn new(snapshot: Arc<Snapshot<RegionIndex>>) -> Self {
         DcTable {
             version: AtomicU64::new(snapshot.version()),
             current: ArcSwap::new(snapshot),
@@ -114,7 +114,7 @@ impl DcTable {
     }
 
     #[inline]
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot<RegionId>>> {
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot<RegionIndex>>> {
         self.current.load()
     }
 
@@ -128,8 +128,8 @@ impl DcTable {
     #[inline]
     pub(crate) fn refresh<'a>(
         &self,
-        cached: &'a mut Arc<Snapshot<RegionId>>,
-    ) -> &'a Arc<Snapshot<RegionId>> {
+        cached: &'a mut Arc<Snapshot<RegionIndex>>,
+    ) -> &'a Arc<Snapshot<RegionIndex>> {
         if cached.version() != self.version() {
             *cached = self.current.load_full();
         }
@@ -138,7 +138,7 @@ impl DcTable {
 
     /// Stores `snapshot` unless the current one is as new or newer. Returns the version
     /// replaced, or `None` when nothing changed.
-    pub(crate) fn offer(&self, snapshot: &Arc<Snapshot<RegionId>>) -> Option<u64> {
+    pub(crate) fn offer(&self, snapshot: &Arc<Snapshot<RegionIndex>>) -> Option<u64> {
         let mut replaced = None;
         self.current.rcu(|cur| {
             if cur.version() >= snapshot.version() {
@@ -161,7 +161,7 @@ struct Pending {
     at: SimTime,
     seq: u64,
     dc: u16,
-    snapshot: Arc<Snapshot<RegionId>>,
+    snapshot: Arc<Snapshot<RegionIndex>>,
 }
 
 impl PartialEq for Pending {
@@ -204,7 +204,7 @@ impl Propagation {
         self.pending.peek().map(|p| p.at)
     }
 
-    pub(crate) fn schedule(&mut self, at: SimTime, dc: u16, snapshot: Arc<Snapshot<RegionId>>) {
+    pub(crate) fn schedule(&mut self, at: SimTime, dc: u16, snapshot: Arc<Snapshot<RegionIndex>>) {
         self.seq += 1;
         self.pending.push(Pending {
             at,
@@ -218,7 +218,7 @@ impl Propagation {
     pub(crate) fn pop_due(
         &mut self,
         now: SimTime,
-    ) -> Option<(SimTime, u16, Arc<Snapshot<RegionId>>)> {
+    ) -> Option<(SimTime, u16, Arc<Snapshot<RegionIndex>>)> {
         if self.pending.peek().is_some_and(|p| p.at <= now) {
             self.pending.pop().map(|p| (p.at, p.dc, p.snapshot))
         } else {

@@ -26,11 +26,11 @@ impl fmt::Display for DcId {
 }
 
 /// Index of a region in its [`Topology`] (dense, `0..topology.region_count()`); the value
-/// type of the region tables (`Table<RegionId>`).
+/// type of the region tables (`Table<RegionIndex>`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RegionId(pub u16);
+pub struct RegionIndex(pub u16);
 
-impl RegionId {
+impl RegionIndex {
     /// The index as `usize`.
     #[inline]
     pub const fn index(self) -> usize {
@@ -38,7 +38,7 @@ impl RegionId {
     }
 }
 
-impl fmt::Display for RegionId {
+impl fmt::Display for RegionIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "region#{}", self.0)
     }
@@ -213,7 +213,7 @@ pub enum TopologyError {
     /// More data centers than a [`DcId`] can index.
     #[error("{0} data centers; at most 65535 are supported")]
     TooManyDataCenters(usize),
-    /// More regions than a [`RegionId`] can index.
+    /// More regions than a [`RegionIndex`] can index.
     #[error("{0} regions; at most 65535 are supported")]
     TooManyRegions(usize),
     /// The same IATA code twice.
@@ -441,7 +441,7 @@ impl Topology {
         &self.dcs
     }
 
-    /// All regions, indexed by [`RegionId`].
+    /// All regions, indexed by [`RegionIndex`].
     pub fn regions(&self) -> &[RegionInfo] {
         &self.regions
     }
@@ -452,7 +452,7 @@ impl Topology {
     }
 
     /// One region. Panics if `region` is out of range.
-    pub fn region(&self, region: RegionId) -> &RegionInfo {
+    pub fn region(&self, region: RegionIndex) -> &RegionInfo {
         &self.regions[region.index()]
     }
 
@@ -465,16 +465,16 @@ impl Topology {
     }
 
     /// The region with this key.
-    pub fn region_by_key(&self, key: &str) -> Option<RegionId> {
+    pub fn region_by_key(&self, key: &str) -> Option<RegionIndex> {
         self.regions
             .iter()
             .position(|r| r.key.as_str() == key)
-            .map(|i| RegionId(i as u16))
+            .map(|i| RegionIndex(i as u16))
     }
 
     /// Whether `dc` is a member of `region`. Panics if either is out of range.
     #[inline]
-    pub fn is_member(&self, dc: DcId, region: RegionId) -> bool {
+    pub fn is_member(&self, dc: DcId, region: RegionIndex) -> bool {
         assert!(region.index() < self.regions.len(), "unknown {region}");
         assert!(dc.index() < self.dcs.len(), "unknown {dc}");
         self.member[dc.index() * self.regions.len() + region.index()]

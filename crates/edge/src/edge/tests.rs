@@ -49,7 +49,7 @@ fn tcp(src_port: u16, dst: [u8; 4]) -> FlowKey {
     )
 }
 
-fn table(bindings: &[(IpNet, RegionId)]) -> Table<RegionId> {
+fn table(bindings: &[(IpNet, RegionIndex)]) -> Table<RegionIndex> {
     let mut b = Table::builder();
     for &(n, r) in bindings {
         b.insert(n, r);
@@ -87,8 +87,8 @@ fn tiny_edge(config: EdgeConfig) -> Edge {
     e.install(
         1,
         table(&[
-            (net("203.0.113.0/24"), RegionId(0)),
-            (net("203.0.113.128/25"), RegionId(1)),
+            (net("203.0.113.0/24"), RegionIndex(0)),
+            (net("203.0.113.128/25"), RegionIndex(1)),
         ]),
         T0,
     )
@@ -115,7 +115,7 @@ fn the_four_outcomes() {
     let local = e.decide(DcId(1), &tcp(2, [203, 0, 113, 1]), t);
     assert_eq!(local.verdict, Verdict::InRegion);
     assert_eq!(local.processed_at, Some(DcId(1)));
-    assert_eq!(local.region, Some(RegionId(0)));
+    assert_eq!(local.region, Some(RegionIndex(0)));
 
     // From DC 2 (lon 20) the nearest member of `a` is DC 1 (lon 10), not DC 3 (lon 40).
     let fwd = e.decide(DcId(2), &tcp(3, [203, 0, 113, 1]), t);
@@ -131,7 +131,7 @@ fn the_four_outcomes() {
         Verdict::Refused(RefuseReason::NoHealthyInRegion)
     );
     assert_eq!(refused.processed_at, None);
-    assert_eq!(refused.region, Some(RegionId(1)));
+    assert_eq!(refused.region, Some(RegionIndex(1)));
     // ... but the member itself, given explicitly as ingress, processes it.
     let at_member = e.decide(DcId(4), &tcp(4, [203, 0, 113, 200]), t);
     assert_eq!(at_member.verdict, Verdict::InRegion);
@@ -275,7 +275,12 @@ fn propagation_activates_at_majority_and_skips_stale() {
         })
     );
     assert!(matches!(
-        e.publish(3, table(&[(net("10.0.0.0/8"), RegionId(7))]), t, &mut rng),
+        e.publish(
+            3,
+            table(&[(net("10.0.0.0/8"), RegionIndex(7))]),
+            t,
+            &mut rng
+        ),
         Err(EdgeError::UnknownRegion { .. })
     ));
     assert_eq!(e.tick(SimTime::from_secs(10)).delivered, 0);
@@ -326,7 +331,7 @@ fn pinned_flows_survive_a_change_and_strict_mode_resets_them() {
         assert_eq!(e.decide(DcId(2), &bound, t).verdict, Verdict::Forwarded);
         assert_eq!(e.decide(DcId(2), &other, t).verdict, Verdict::Global);
         // v2 unbinds 203.0.113.0/24 (keeps the /25); installed everywhere at once.
-        e.install(2, table(&[(net("203.0.113.128/25"), RegionId(1))]), t)
+        e.install(2, table(&[(net("203.0.113.128/25"), RegionIndex(1))]), t)
             .unwrap();
         let d = e.decide(DcId(2), &bound, t);
         let o = e.decide(DcId(2), &other, t);
@@ -350,9 +355,9 @@ fn pinned_flows_survive_a_change_and_strict_mode_resets_them() {
 
 #[test]
 fn decide_many_equals_decide_in_sequence() {
-    let with_v6 = |t: Table<RegionId>| {
+    let with_v6 = |t: Table<RegionIndex>| {
         let mut b = t.to_builder();
-        b.insert(net("2001:db8:1::/48"), RegionId(1));
+        b.insert(net("2001:db8:1::/48"), RegionIndex(1));
         b.build()
     };
     let small = EdgeConfig {
@@ -398,7 +403,7 @@ fn decide_many_equals_decide_in_sequence() {
     );
     assert!(out
         .iter()
-        .any(|d| d.region == Some(RegionId(1)) && d.table_version == 2));
+        .any(|d| d.region == Some(RegionIndex(1)) && d.table_version == 2));
     assert_eq!(a.total_flow_stats(), b.total_flow_stats());
     assert!(a.total_flow_stats().grows > 0);
 }
@@ -409,7 +414,7 @@ fn explain_lists_the_binding_and_candidates() {
     let f = tcp(1, [203, 0, 113, 1]);
     let t = SimTime::from_secs(1);
     let x = e.explain(DcId(0), &f, t);
-    assert_eq!(x.matched, Some((net("203.0.113.0/24"), RegionId(0))));
+    assert_eq!(x.matched, Some((net("203.0.113.0/24"), RegionIndex(0))));
     assert_eq!(x.ingress_in_region, Some(false));
     assert_eq!(
         x.candidates
@@ -429,7 +434,7 @@ fn explain_lists_the_binding_and_candidates() {
         })
     );
     let y = e.explain(DcId(0), &tcp(1, [203, 0, 113, 200]), t);
-    assert_eq!(y.matched, Some((net("203.0.113.128/25"), RegionId(1))));
+    assert_eq!(y.matched, Some((net("203.0.113.128/25"), RegionIndex(1))));
     assert_eq!(y.candidates[0].rtt_us, None);
 }
 
@@ -521,11 +526,11 @@ fn real_topology_forwards_to_the_nearest_eu_member() {
 fn model(
     topo: &Topology,
     healthy: &[bool],
-    bindings: &[(IpNet, RegionId)],
+    bindings: &[(IpNet, RegionIndex)],
     ingress: DcId,
     dst: IpAddr,
-) -> (Verdict, Option<DcId>, Option<RegionId>, u32) {
-    let mut best: Option<(u8, RegionId)> = None;
+) -> (Verdict, Option<DcId>, Option<RegionIndex>, u32) {
+    let mut best: Option<(u8, RegionIndex)> = None;
     for &(n, r) in bindings {
         if n.contains(&dst) && best.is_none_or(|(len, _)| n.prefix_len() >= len) {
             best = Some((n.prefix_len(), r));
@@ -594,8 +599,8 @@ fn random_topology(rng: &mut ChaCha8Rng) -> Topology {
     Topology::from_parts(dcs, regions, RttModel::default()).unwrap()
 }
 
-fn random_bindings(rng: &mut ChaCha8Rng, regions: usize) -> Vec<(IpNet, RegionId)> {
-    let mut out: Vec<(IpNet, RegionId)> = Vec::new();
+fn random_bindings(rng: &mut ChaCha8Rng, regions: usize) -> Vec<(IpNet, RegionIndex)> {
+    let mut out: Vec<(IpNet, RegionIndex)> = Vec::new();
     for _ in 0..rng.gen_range(0..8) {
         let n = if rng.gen_bool(0.8) {
             let a = Ipv4Addr::from_bits(0x0a00_0000 | rng.gen_range(0..0x1_0000u32));
@@ -613,14 +618,14 @@ fn random_bindings(rng: &mut ChaCha8Rng, regions: usize) -> Vec<(IpNet, RegionId
                     .trunc(),
             )
         };
-        let r = RegionId(rng.gen_range(0..regions) as u16);
+        let r = RegionIndex(rng.gen_range(0..regions) as u16);
         out.retain(|(m, _)| *m != n);
         out.push((n, r));
     }
     out
 }
 
-fn random_dst(rng: &mut ChaCha8Rng, bindings: &[(IpNet, RegionId)]) -> IpAddr {
+fn random_dst(rng: &mut ChaCha8Rng, bindings: &[(IpNet, RegionIndex)]) -> IpAddr {
     // Half the time inside a bound prefix, so that long prefixes are hit.
     if !bindings.is_empty() && rng.gen_bool(0.5) {
         let (n, _) = bindings[rng.gen_range(0..bindings.len())];
@@ -692,7 +697,7 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
         },
     };
     let mut edge = Edge::new(Arc::clone(&topo), config);
-    let mut versions: HashMap<u64, Vec<(IpNet, RegionId)>> = HashMap::new();
+    let mut versions: HashMap<u64, Vec<(IpNet, RegionIndex)>> = HashMap::new();
     versions.insert(0, Vec::new());
     let first = random_bindings(&mut rng, nr);
     edge.install(1, table(&first), T0).unwrap();
@@ -704,7 +709,7 @@ fn scenario(seed: u64, affinity: AffinityMode) -> Vec<Decision> {
     let mut live: Vec<(DcId, FlowKey, Decision)> = Vec::new();
     let mut all = Vec::new();
 
-    let check = |d: &Decision, dst: IpAddr, versions: &HashMap<u64, Vec<(IpNet, RegionId)>>| {
+    let check = |d: &Decision, dst: IpAddr, versions: &HashMap<u64, Vec<(IpNet, RegionIndex)>>| {
         let (_, _, region, _) = model(
             &topo,
             &vec![true; n],
@@ -963,7 +968,7 @@ fn policies_choose_among_in_region_candidates_only() {
     #[derive(Debug)]
     struct OutOfRange;
     impl TargetPolicy for OutOfRange {
-        fn choose(&self, _: DcId, _: RegionId, c: &[(DcId, u32)]) -> Option<usize> {
+        fn choose(&self, _: DcId, _: RegionIndex, c: &[(DcId, u32)]) -> Option<usize> {
             Some(c.len())
         }
     }
