@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use inregion_edge::{
-    region_table, DcId, DcSpec, DelayDistribution, Edge, EdgeConfig, RegionId, RegionSpec,
+    region_table, DcId, DcSpec, DelayDistribution, Edge, EdgeConfig, RegionIndex, RegionSpec,
     RttModel, SimTime, Topology,
 };
 use inregion_feed::wire::{FeedBinding, NodeView};
@@ -27,7 +27,7 @@ const KEPT_VERSIONS: usize = 16;
 
 /// One applied version: its table and which binding each prefix comes from.
 struct VersionInfo {
-    table: Table<RegionId>,
+    table: Table<RegionIndex>,
     by_cidr: Arc<HashMap<IpNet, (BindingId, RegionKey)>>,
 }
 
