@@ -1,4 +1,5 @@
-//! Simulated time: passed in by the caller, never read from a clock.
+//! Simulated time: passed in by the caller, never read from a clock. The one time type
+//! of the edge and of the simulator (`inregion-sim` re-exports it).
 
 use std::fmt;
 use std::ops::Add;
@@ -38,6 +39,25 @@ impl SimTime {
         SimTime(n.saturating_mul(1_000_000_000))
     }
 
+    /// From fractional seconds (negative and NaN give the origin; saturates).
+    pub fn from_secs_f64(s: f64) -> Self {
+        if s.is_nan() || s <= 0.0 {
+            SimTime(0)
+        } else {
+            SimTime((s * 1e9).min(u64::MAX as f64) as u64)
+        }
+    }
+
+    /// A span as an instant after the origin (saturating).
+    pub fn from_duration(d: Duration) -> Self {
+        SimTime(duration_nanos(d))
+    }
+
+    /// Since the origin, as a `Duration`.
+    pub const fn as_duration(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
+
     /// Nanoseconds since the origin.
     pub const fn as_nanos(self) -> u64 {
         self.0
@@ -73,8 +93,21 @@ impl fmt::Debug for SimTime {
 }
 
 impl fmt::Display for SimTime {
+    /// `T+1h30m00s`-style, to the second (`T+0.250s` below one second): how reports and
+    /// traces print an instant.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.6}s", self.as_secs_f64())
+        let s = self.0 / 1_000_000_000;
+        if s == 0 && self.0 > 0 {
+            return write!(f, "T+{:.3}s", self.as_secs_f64());
+        }
+        let (h, m, sec) = (s / 3600, (s / 60) % 60, s % 60);
+        if h > 0 {
+            write!(f, "T+{h}h{m:02}m{sec:02}s")
+        } else if m > 0 {
+            write!(f, "T+{m}m{sec:02}s")
+        } else {
+            write!(f, "T+{sec}s")
+        }
     }
 }
 
@@ -100,6 +133,25 @@ mod tests {
             SimTime::from_secs(7).saturating_since(SimTime::from_secs(5)),
             Duration::from_secs(2)
         );
-        assert_eq!(format!("{}", SimTime::from_millis(1500)), "1.500000s");
+        assert_eq!(
+            format!("{:?}", SimTime::from_millis(1500)),
+            "SimTime(1.500000000s)"
+        );
+    }
+
+    #[test]
+    fn fractional_seconds_and_display() {
+        assert_eq!(SimTime::from_secs_f64(-1.0), SimTime::ZERO);
+        assert_eq!(SimTime::from_secs_f64(f64::NAN), SimTime::ZERO);
+        assert_eq!(SimTime::from_secs_f64(1.5).as_nanos(), 1_500_000_000);
+        assert_eq!(
+            SimTime::from_duration(Duration::from_millis(7)).as_duration(),
+            Duration::from_millis(7)
+        );
+        assert_eq!(SimTime::from_secs(5400).to_string(), "T+1h30m00s");
+        assert_eq!(SimTime::from_secs(61).to_string(), "T+1m01s");
+        assert_eq!(SimTime::from_secs(7).to_string(), "T+7s");
+        assert_eq!(SimTime::from_nanos(250_000_000).to_string(), "T+0.250s");
+        assert_eq!(SimTime::ZERO.to_string(), "T+0s");
     }
 }

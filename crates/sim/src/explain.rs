@@ -106,11 +106,7 @@ pub fn trace(
         code(topo, ingress),
         ms(client_rtt)
     ));
-    let ex = w.edge.explain(
-        ingress,
-        &traced_flow(req.dst),
-        inregion_edge::SimTime::from_nanos(at.as_nanos()),
-    );
+    let ex = w.edge.explain(ingress, &traced_flow(req.dst), at);
     steps.push(table_step(&w, ingress, ex.table_version));
     let region_key = ex.matched.map(|(_, r)| topo.region(r).key.to_string());
     steps.push(match ex.matched {

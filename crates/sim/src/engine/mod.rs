@@ -93,14 +93,6 @@ impl SimError {
     }
 }
 
-fn et(t: SimTime) -> inregion_edge::SimTime {
-    inregion_edge::SimTime::from_nanos(t.as_nanos())
-}
-
-fn st(t: inregion_edge::SimTime) -> SimTime {
-    SimTime::from_nanos(t.as_nanos())
-}
-
 /// An applied timeline operation, for the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelineEntry {

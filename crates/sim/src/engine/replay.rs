@@ -2,7 +2,7 @@
 
 use super::failures::FailureSchedule;
 use super::timeline::{apply_op, OpState};
-use super::{et, st, SimError, Simulation, TimelineEntry, VersionEntry};
+use super::{SimError, Simulation, TimelineEntry, VersionEntry};
 use crate::rng::{stream, SimRng, Stream};
 use crate::time::SimTime;
 use inregion_edge::{DcId, Edge, Topology};
@@ -48,7 +48,7 @@ impl Simulation {
         loop {
             let op_t = sc.timeline.get(ti).map_or(SimTime::MAX, |o| o.at);
             let h_t = failures.next_at().unwrap_or(SimTime::MAX);
-            let edge_t = self.edge.next_deadline().map_or(SimTime::MAX, st);
+            let edge_t = self.edge.next_deadline().unwrap_or(SimTime::MAX);
             let t = op_t.min(h_t).min(edge_t);
             if t > at || t == SimTime::MAX {
                 break;
@@ -76,7 +76,7 @@ impl Simulation {
                 }
                 self.edge.set_health(&changes);
             } else {
-                self.edge.tick(et(t));
+                self.edge.tick(t);
             }
             for (i, k) in known.iter_mut().enumerate() {
                 let v = self.edge.table_version(DcId(i as u16));
@@ -89,8 +89,8 @@ impl Simulation {
         let mut versions = ops.versions;
         for v in &mut versions {
             if let Some(s) = self.edge.version_status(v.version) {
-                v.active_at = s.active_at.map(st).filter(|&x| x <= at);
-                v.complete_at = s.complete_at.map(st).filter(|&x| x <= at);
+                v.active_at = s.active_at.filter(|&x| x <= at);
+                v.complete_at = s.complete_at.filter(|&x| x <= at);
                 v.reached = s.reached;
             }
         }

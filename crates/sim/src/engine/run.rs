@@ -6,7 +6,7 @@ use super::check::Check;
 use super::failures::FailureSchedule;
 use super::open_flows::{Open, OpenFlows};
 use super::timeline::{apply_op, OpState};
-use super::{et, st, DnsObservation, Progress, RunCounters, RunOutput, SimError, Simulation};
+use super::{DnsObservation, Progress, RunCounters, RunOutput, SimError, Simulation};
 use crate::dns;
 use crate::metrics::{Categories, FlowRecord, Metrics, Outcome};
 use crate::rng::{stream, SimRng, Stream};
@@ -249,7 +249,7 @@ impl<'p> Run<'p> {
         let o = self.open.pop().expect("peeked");
         // A TCP flow ends with its FIN, a UDP flow with its last packet: either way the
         // edge decides it and drops the pin in one call.
-        let d_end = self.sim.edge.last_packet(o.ingress, &o.key, et(now));
+        let d_end = self.sim.edge.last_packet(o.ingress, &o.key, now);
         let b = self.bucket_of(t);
         match d_end.verdict {
             Verdict::Reset(ResetReason::BindingChanged) => {
@@ -326,7 +326,7 @@ impl<'p> Run<'p> {
 
     /// Table deliveries and flow-table sweeps due now.
     fn on_edge_deadline(&mut self, now: SimTime) {
-        let r = self.sim.edge.tick(et(now));
+        let r = self.sim.edge.tick(now);
         self.counters.deliveries += u64::from(r.delivered);
     }
 
@@ -411,7 +411,7 @@ impl<'p> Run<'p> {
         let d: Decision = if f.protocol == Protocol::Dns {
             self.sim.edge.route(ingress, f.dst)
         } else {
-            self.sim.edge.decide(ingress, &key, et(now))
+            self.sim.edge.decide(ingress, &key, now)
         };
         self.check_region(&f, &d, ingress);
         self.metrics.record(&FlowRecord {
@@ -466,8 +466,8 @@ impl<'p> Run<'p> {
         out.versions = std::mem::take(&mut self.ops.versions);
         for v in &mut out.versions {
             if let Some(s) = self.sim.edge.version_status(v.version) {
-                v.active_at = s.active_at.map(st);
-                v.complete_at = s.complete_at.map(st);
+                v.active_at = s.active_at;
+                v.complete_at = s.complete_at;
                 v.reached = s.reached;
                 v.total = s.total;
             }

@@ -2,7 +2,7 @@
 //! rules and, for binding changes, a new table published to the edge.
 
 use super::check::CheckNet;
-use super::{et, SimError, TimelineEntry, VersionEntry};
+use super::{SimError, TimelineEntry, VersionEntry};
 use crate::control_port::{Control, ControlPort, Refusal};
 use crate::rng::SimRng;
 use crate::scenario::{Op, Scenario, TimelineOp};
@@ -166,7 +166,7 @@ fn publish(
         .push(list.into_iter().map(|(n, r)| CheckNet::new(n, r)).collect());
     let table = inregion_edge::region_table(topo, pairs.iter().map(|(n, k)| (*n, k)))
         .map_err(|e| e.to_string())?;
-    edge.publish(st.version, table, et(now), rng)
+    edge.publish(st.version, table, now, rng)
         .map_err(|e| e.to_string())?;
     st.versions.push(VersionEntry {
         version: st.version,
