@@ -1,8 +1,8 @@
 //! `inregion trace`: explain one decision step by step.
 
 use inregion_model::ReferenceData;
-use inregion_sim::explain::{trace, TraceRequest};
 use inregion_sim::scenario::{parse_duration_text, parse_place};
+use inregion_sim::{trace, TraceRequest};
 use inregion_sim::{Scenario, SimTime};
 use std::net::IpAddr;
 use std::path::PathBuf;

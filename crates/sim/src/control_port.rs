@@ -31,7 +31,7 @@ pub struct Refusal {
 /// A binding the data plane should apply, as the API shows it (the latest requested
 /// region; propagation to each data center is the edge's business).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveBinding {
+pub(crate) struct LiveBinding {
     /// Canonical CIDR.
     pub cidr: IpNet,
     /// Region key.
@@ -39,7 +39,7 @@ pub struct LiveBinding {
 }
 
 /// What the engine asks of the control plane. Times are simulated.
-pub trait ControlPort {
+pub(crate) trait ControlPort {
     /// `POST …/prefix_bindings` for prefix `prefix` (index into the scenario's prefixes);
     /// returns the binding id.
     fn create_binding(
@@ -72,7 +72,7 @@ pub trait ControlPort {
 /// prefixes are seeded through its admin operations; every timeline operation is the
 /// API's own method, called by the trusted [`Principal::system`] (permissions granted,
 /// entitlements and every validation rule still applied).
-pub struct Control {
+pub(crate) struct Control {
     plane: ControlPlane,
     /// Account ids, by scenario account index.
     accounts: Vec<String>,
@@ -102,7 +102,7 @@ impl Control {
     /// The control plane of `scenario`: its accounts (with their entitlements) and
     /// prefixes seeded, the regions of `refdata`, and `delay` between a change and its
     /// `active` state (the address-map gate). Ids are seeded from `seed`.
-    pub fn new(
+    pub(crate) fn new(
         scenario: &Scenario,
         refdata: &ReferenceData,
         delay: SimTime,

@@ -27,7 +27,7 @@
 //!
 //! - **Determinism.** No wall clock, no thread, no global state: the same scenario and
 //!   seed give the same [`Report`], and [`Report::to_json`] is byte-identical. Each
-//!   component draws from its own stream of the seed ([`rng`]).
+//!   component draws from its own stream of the seed (`rng.rs`).
 //! - **Bounded memory.** Flows are generated in time order and never stored; open flows
 //!   wait in a heap bounded by the number of concurrent flows; metrics are fixed-size
 //!   per scenario (buckets × categories), whatever the flow count.
@@ -39,8 +39,16 @@
 //! ## Where to start
 //!
 //! [`Scenario::from_toml_str`] (the format is documented in [`scenario`]), then
-//! [`Simulation::new`] and [`Simulation::run`] in [`engine`], then [`Report::new`].
-//! `inregion trace` uses [`explain::trace`].
+//! [`Simulation::new`] and [`Simulation::run`] (`engine/`), then [`Report::new`].
+//! `inregion trace` uses [`trace`].
+//!
+//! ## Public surface
+//!
+//! The types above and [`SimTime`] (the edge's time type) at the root; the modules an
+//! embedder may use on their own: [`scenario`] (the file format and its validation),
+//! [`workload`] (the seeded, time-ordered flow generator), [`world`] (client places),
+//! [`dns`] (real DNS probe messages) and [`plots`]. The engine, metrics, report
+//! internals, the control-plane port and the random streams are private.
 //!
 //! ## Features
 //!
@@ -89,20 +97,21 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod control_port;
+mod control_port;
 pub mod dns;
-pub mod engine;
-pub mod explain;
-pub mod metrics;
+mod engine;
+mod explain;
+mod metrics;
 pub mod plots;
-pub mod report;
-pub mod rng;
+mod report;
+mod rng;
 pub mod scenario;
-pub mod time;
+mod time;
 pub mod workload;
 pub mod world;
 
 pub use engine::{Progress, RunOutput, SimError, Simulation};
+pub use explain::{trace, Trace, TraceRequest};
 pub use report::Report;
 pub use scenario::{Scenario, ScenarioError};
 pub use time::SimTime;

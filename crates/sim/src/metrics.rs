@@ -102,7 +102,7 @@ pub struct DcLoad {
 }
 
 /// Counts by outcome.
-pub type OutcomeCounts = [u64; 4];
+pub(crate) type OutcomeCounts = [u64; 4];
 
 /// Added-RTT histograms are in microseconds, up to 10 s, 3 significant digits.
 const RTT_HIGH_US: u64 = 10_000_000;

@@ -52,7 +52,7 @@ impl RngCore for SimRng {
 /// The components that draw random numbers; each has its own stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u64)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Inter-arrival times.
     Arrivals = 1,
     /// Which client population (and which point of it) a flow comes from.
@@ -71,13 +71,11 @@ pub enum Stream {
     Dns = 8,
     /// Source ports.
     Ports = 9,
-    /// Whatever the edge crate needs seeded on its side.
-    Edge = 10,
 }
 
 /// The generator of stream `s` for `seed`: the seed's sequence, jumped ahead by 2^128
 /// draws once per stream number, so that no two streams can overlap.
-pub fn stream(seed: u64, s: Stream) -> SimRng {
+pub(crate) fn stream(seed: u64, s: Stream) -> SimRng {
     let mut r = SimRng::from_seed(seed);
     for _ in 0..s as u64 {
         r.jump();

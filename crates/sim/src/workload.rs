@@ -2,7 +2,7 @@
 //!
 //! [`FlowGenerator`] is an iterator of [`FlowSpec`]s with non-decreasing arrival times;
 //! it keeps O(1) state whatever the flow count (no list of flows is ever built). Each
-//! attribute draws from its own stream (see [`crate::rng`]).
+//! attribute draws from its own stream (`rng.rs`).
 
 use crate::rng::{stream, SimRng, Stream};
 use crate::scenario::{Arrival, Dist, Workload};
@@ -44,7 +44,7 @@ pub struct FlowSpec {
     pub id: u64,
     /// Arrival time of its first packet.
     pub at: SimTime,
-    /// Index of the client point it comes from (see [`crate::engine`]'s client table).
+    /// Index of the client point it comes from (the engine's client table).
     pub client: u32,
     /// Destination address.
     pub dst: IpAddr,

@@ -35,7 +35,7 @@ mod replay;
 mod run;
 mod timeline;
 
-pub use replay::WorldAt;
+pub(crate) use replay::WorldAt;
 
 use crate::control_port::{Control, Refusal};
 use crate::dns;

@@ -10,7 +10,7 @@ mod csv_files;
 mod summary;
 
 use crate::engine::{DnsObservation, RunCounters, RunOutput, TimelineEntry, VersionEntry};
-use crate::metrics::{Metrics, Outcome, OutcomeCounts};
+use crate::metrics::{Metrics, OutcomeCounts};
 use crate::scenario::Scenario;
 use crate::time::SimTime;
 use hdrhistogram::Histogram;
@@ -550,9 +550,4 @@ fn series_by_region(m: &Metrics) -> BTreeMap<String, Vec<[u64; 4]>> {
             (name.clone(), series)
         })
         .collect()
-}
-
-/// Index of an outcome in the `[u64; 4]` arrays of `series_by_region`.
-pub fn outcome_index(o: Outcome) -> usize {
-    o.index()
 }

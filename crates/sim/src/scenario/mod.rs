@@ -8,7 +8,7 @@
 //!
 //! Binding operations are *not* checked here beyond their syntax: they go through the
 //! control plane's rules when the engine replays the timeline, so that an invalid
-//! scenario fails with the code the API would return (see [`crate::engine`]).
+//! scenario fails with the code the API would return (see [`crate::SimError`]).
 //!
 //! The format, with every key (see `scenarios/*.toml` for complete examples):
 //!
