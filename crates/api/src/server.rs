@@ -343,82 +343,24 @@ impl Server {
             edges: opts.edges,
             ..ControlConfig::default()
         };
-        let (control, clock, database, stored_token) = match &opts.data_dir {
-            Some(dir) => {
-                if dir.exists() && !dir.is_dir() {
-                    return Err(data_err(dir)(std::io::Error::new(
-                        std::io::ErrorKind::AlreadyExists,
-                        "exists and is not a directory",
-                    )));
-                }
-                create_private_dir(dir)?;
-                let db = dir.join(DB_FILE);
-                let control = {
-                    let db = db.clone();
-                    let durability = opts.durability;
-                    tokio::task::spawn_blocking(move || {
-                        ControlPlane::open_sqlite_with(db, durability, config)
-                    })
-                    .await
-                    .map_err(|e| ServeError::Seed(e.to_string()))??
-                };
-                let clock = OffsetClock::persisted(dir.join("clock-offset"))?;
-                let stored = (
-                    read_secret(&dir.join("dev-token"))?,
-                    read_secret(&dir.join(EDGE_TOKEN_FILE))?,
-                );
-                (control, clock, Some(db), stored)
-            }
-            None => (
-                ControlPlane::in_memory(config),
-                OffsetClock::new(),
-                None,
-                (None, None),
-            ),
-        };
-        let (stored_token, stored_edge_token) = stored_token;
-        let edge_token = {
-            let (t, src) = match (&opts.edge_token, stored_edge_token) {
-                (Some(t), _) => (t.clone(), DevTokenSource::Given),
-                (None, Some(t)) if inregion_control::is_token_syntax(&t) => {
-                    (t, DevTokenSource::Reused)
-                }
-                (None, _) => (random_token(), DevTokenSource::Generated),
-            };
-            if !inregion_control::is_token_syntax(&t) {
-                return Err(ServeError::EdgeToken(
-                    "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
-                ));
-            }
-            if let Some(dir) = &opts.data_dir {
-                write_secret(&dir.join(EDGE_TOKEN_FILE), &t)?;
-            }
-            (t, src)
-        };
-        let control = Arc::new(control);
-        let now = clock.now();
-
+        let (control, clock, database) = open_state(&opts, config).await?;
+        let dir = opts.data_dir.as_deref();
+        let edge_token = resolve_token(
+            opts.edge_token.as_deref(),
+            dir.map(|d| d.join(EDGE_TOKEN_FILE)),
+            ServeError::EdgeToken,
+        )?;
         let (dev_token, dev_token_source) = if opts.dev {
-            let (t, src) = match (&opts.dev_token, stored_token) {
-                (Some(t), _) => (t.clone(), DevTokenSource::Given),
-                (None, Some(t)) if inregion_control::is_token_syntax(&t) => {
-                    (t, DevTokenSource::Reused)
-                }
-                (None, _) => (random_token(), DevTokenSource::Generated),
-            };
-            if !inregion_control::is_token_syntax(&t) {
-                return Err(ServeError::DevToken(
-                    "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
-                ));
-            }
-            if let Some(dir) = &opts.data_dir {
-                write_secret(&dir.join("dev-token"), &t)?;
-            }
+            let (t, src) = resolve_token(
+                opts.dev_token.as_deref(),
+                dir.map(|d| d.join("dev-token")),
+                ServeError::DevToken,
+            )?;
             (Some(t), src)
         } else {
             (None, DevTokenSource::None)
         };
-
+        let control = Arc::new(control);
         let mut seeds = Vec::new();
         if let Some(t) = &dev_token {
             seeds.push(dev_seed(t)?);
@@ -426,20 +368,7 @@ impl Server {
         if let Some(s) = &opts.seed {
             seeds.push(s.clone());
         }
-        let mut start_faults = inregion_control::FaultSet::new();
-        for spec in seeds.iter().flat_map(|s| s.faults.iter()) {
-            start_faults
-                .add(spec.clone())
-                .map_err(|e| ServeError::Seed(e.to_string()))?;
-        }
-        let start_seeds = seeds.clone();
-        for s in seeds {
-            let c = control.clone();
-            tokio::task::spawn_blocking(move || c.seed(&s, now))
-                .await
-                .map_err(|e| ServeError::Seed(e.to_string()))?
-                .map_err(|e| ServeError::Seed(e.to_string()))?;
-        }
+        let start_faults = seed_world(&control, &seeds, clock.now()).await?;
 
         let listener =
             TcpListener::bind(&opts.listen)
@@ -455,7 +384,7 @@ impl Server {
             metrics: Metrics::new(),
             admin_token: opts.admin_token.clone(),
             faults: std::sync::Mutex::new(start_faults),
-            start_seeds,
+            start_seeds: seeds,
             edge_token: Some(edge_token.0.clone()),
             edge_epoch: rand::random::<u64>() >> 11,
             stopping: tokio::sync::watch::channel(false).0,
@@ -611,6 +540,84 @@ impl Server {
             }
         })
     }
+}
+
+/// Opens the control plane over the data directory (created 0700; the database, the
+/// clock offset) or in memory.
+async fn open_state(
+    opts: &ServeOptions,
+    config: ControlConfig,
+) -> Result<(ControlPlane, OffsetClock, Option<PathBuf>), ServeError> {
+    let Some(dir) = &opts.data_dir else {
+        return Ok((ControlPlane::in_memory(config), OffsetClock::new(), None));
+    };
+    if dir.exists() && !dir.is_dir() {
+        return Err(data_err(dir)(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        )));
+    }
+    create_private_dir(dir)?;
+    let db = dir.join(DB_FILE);
+    let control = {
+        let db = db.clone();
+        let durability = opts.durability;
+        tokio::task::spawn_blocking(move || ControlPlane::open_sqlite_with(db, durability, config))
+            .await
+            .map_err(|e| ServeError::Seed(e.to_string()))??
+    };
+    let clock = OffsetClock::persisted(dir.join("clock-offset"))?;
+    Ok((control, clock, Some(db)))
+}
+
+/// A token's secret: the one given, else the one saved in `file` by an earlier start,
+/// else a new random one; saved in `file` (0600) when there is a data directory.
+fn resolve_token(
+    given: Option<&str>,
+    file: Option<PathBuf>,
+    invalid: fn(String) -> ServeError,
+) -> Result<(String, DevTokenSource), ServeError> {
+    let stored = match &file {
+        Some(f) => read_secret(f)?,
+        None => None,
+    };
+    let (t, src) = match (given, stored) {
+        (Some(t), _) => (t.to_owned(), DevTokenSource::Given),
+        (None, Some(t)) if inregion_control::is_token_syntax(&t) => (t, DevTokenSource::Reused),
+        (None, _) => (random_token(), DevTokenSource::Generated),
+    };
+    if !inregion_control::is_token_syntax(&t) {
+        return Err(invalid(
+            "must be 20 or more characters of A-Z, a-z, 0-9, '_' or '-'".into(),
+        ));
+    }
+    if let Some(f) = &file {
+        write_secret(f, &t)?;
+    }
+    Ok((t, src))
+}
+
+/// Applies the start's seeding documents (each idempotent, each one commit) and returns
+/// the fault rules they declare.
+async fn seed_world(
+    control: &Arc<ControlPlane>,
+    seeds: &[SeedConfig],
+    now: inregion_control::Timestamp,
+) -> Result<inregion_control::FaultSet, ServeError> {
+    let mut start_faults = inregion_control::FaultSet::new();
+    for spec in seeds.iter().flat_map(|s| s.faults.iter()) {
+        start_faults
+            .add(spec.clone())
+            .map_err(|e| ServeError::Seed(e.to_string()))?;
+    }
+    for s in seeds.iter().cloned() {
+        let c = control.clone();
+        tokio::task::spawn_blocking(move || c.seed(&s, now))
+            .await
+            .map_err(|e| ServeError::Seed(e.to_string()))?
+            .map_err(|e| ServeError::Seed(e.to_string()))?;
+    }
+    Ok(start_faults)
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed when this is

@@ -422,35 +422,10 @@ impl Shared {
         if published == Some(version) && !changed {
             return Ok(ApplyOutcome::Unchanged);
         }
-        // Which region keys the topology must know.
-        let mut wanted = set.clone();
-        wanted.custom = regions.to_vec();
-        if wanted.custom != set.custom {
-            // Definitions changed: forget fail-closed keys that they now define.
-            wanted
-                .unknown
-                .retain(|k| !regions.iter().any(|r| &r.key == k));
-        }
-        let known = |k: &RegionKey| {
-            self.refdata.region(k).is_some()
-                || wanted.custom.iter().any(|r| &r.key == k)
-                || wanted.unknown.contains(k)
+        let wanted = match self.wanted_regions(&set, regions, bindings, allow_unknown) {
+            Ok(w) => w,
+            Err(missing) => return Ok(ApplyOutcome::NeedRegions(missing)),
         };
-        let missing: BTreeSet<RegionKey> = bindings
-            .iter()
-            .map(|b| &b.region_key)
-            .filter(|k| !known(k))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            if !allow_unknown {
-                return Ok(ApplyOutcome::NeedRegions(
-                    missing.iter().map(|k| k.as_str().to_owned()).collect(),
-                ));
-            }
-            tracing::warn!(keys = ?missing, "bindings name regions that no definition has: traffic bound to them is refused (fail closed)");
-            wanted.unknown.extend(missing);
-        }
         let mut rebuild = None;
         let topo = if wanted != set {
             let (t, _) = build_topology(&self.refdata, &wanted)?;
@@ -526,6 +501,46 @@ impl Shared {
         self.timer.notify_one();
         self.applied.notify_one();
         Ok(ApplyOutcome::Applied)
+    }
+
+    /// The region definitions the topology must know for `bindings`: `set` with the
+    /// snapshot's custom `regions`, and (with `allow_unknown`) every key that no
+    /// definition names as a fail-closed region. Without `allow_unknown`, the unknown
+    /// keys are returned so that the caller re-reads the snapshot first.
+    fn wanted_regions(
+        &self,
+        set: &RegionSet,
+        regions: &[RegionDefinition],
+        bindings: &[FeedBinding],
+        allow_unknown: bool,
+    ) -> Result<RegionSet, Vec<String>> {
+        let mut wanted = set.clone();
+        wanted.custom = regions.to_vec();
+        if wanted.custom != set.custom {
+            // Definitions changed: forget fail-closed keys that they now define.
+            wanted
+                .unknown
+                .retain(|k| !regions.iter().any(|r| &r.key == k));
+        }
+        let known = |k: &RegionKey| {
+            self.refdata.region(k).is_some()
+                || wanted.custom.iter().any(|r| &r.key == k)
+                || wanted.unknown.contains(k)
+        };
+        let missing: BTreeSet<RegionKey> = bindings
+            .iter()
+            .map(|b| &b.region_key)
+            .filter(|k| !known(k))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            if !allow_unknown {
+                return Err(missing.iter().map(|k| k.as_str().to_owned()).collect());
+            }
+            tracing::warn!(keys = ?missing, "bindings name regions that no definition has: traffic bound to them is refused (fail closed)");
+            wanted.unknown.extend(missing);
+        }
+        Ok(wanted)
     }
 
     /// Decides `flows` (all checked) at their ingress, in order; `None` (nothing
