@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::serve::LogFormat;
+use super::serve::{init_logging, LogFormat};
 
 /// Arguments of `inregion edge`.
 #[derive(clap::Args, Debug)]
@@ -74,19 +74,6 @@ pub(crate) struct Args {
     /// Log format (logs go to stderr; filter with RUST_LOG, e.g. RUST_LOG=inregion_node=debug).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 fn config(args: &Args) -> anyhow::Result<NodeConfig> {

@@ -157,7 +157,9 @@ pub(crate) struct Args {
     log_format: LogFormat,
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default `info`); shared by the
+/// long-running subcommands.
+pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: a log file or a collector gets plain text.

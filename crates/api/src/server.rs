@@ -610,8 +610,9 @@ async fn seed_world(
             .add(spec.clone())
             .map_err(|e| ServeError::Seed(e.to_string()))?;
     }
-    for s in seeds.iter().cloned() {
-        let c = control.clone();
+    for s in seeds {
+        // The blocking pool needs owned values: one clone per document.
+        let (c, s) = (control.clone(), s.clone());
         tokio::task::spawn_blocking(move || c.seed(&s, now))
             .await
             .map_err(|e| ServeError::Seed(e.to_string()))?

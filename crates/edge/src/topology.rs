@@ -303,6 +303,14 @@ impl Topology {
         refdata: &ReferenceData,
         rtt: RttModel,
     ) -> Result<Self, TopologyError> {
+        let (dcs, regions) = Self::reference_parts(refdata);
+        Self::from_parts(dcs, regions, rtt)
+    }
+
+    /// The reference data's data centers and managed regions as the parts
+    /// [`from_parts`](Self::from_parts) takes, for callers that add their own (extra
+    /// regions, a synthetic data center) before building.
+    pub fn reference_parts(refdata: &ReferenceData) -> (Vec<DcSpec>, Vec<RegionSpec>) {
         let dcs = refdata
             .data_centers()
             .iter()
@@ -324,7 +332,7 @@ impl Topology {
                     .collect(),
             })
             .collect();
-        Self::from_parts(dcs, regions, rtt)
+        (dcs, regions)
     }
 
     /// Builds a topology from explicit parts (tests, synthetic worlds). Client-to-DC

@@ -136,14 +136,7 @@ fn spare_code(refdata: &ReferenceData) -> Iata {
 /// The reference data's data centers plus one fail-closed data center (no location,
 /// kept unhealthy) that is the only member of regions that have no real member.
 fn build_topology(refdata: &ReferenceData, set: &RegionSet) -> Result<(Topology, DcId), NodeError> {
-    let mut dcs: Vec<DcSpec> = refdata
-        .data_centers()
-        .iter()
-        .map(|d| DcSpec {
-            code: d.code,
-            location: d.location,
-        })
-        .collect();
+    let (mut dcs, mut regions) = Topology::reference_parts(refdata);
     let fail = DcId(
         u16::try_from(dcs.len()).map_err(|_| NodeError::Config("too many data centers".into()))?,
     );
@@ -152,15 +145,6 @@ fn build_topology(refdata: &ReferenceData, set: &RegionSet) -> Result<(Topology,
         location: None,
     });
     let dc_id = |i: usize| DcId(u16::try_from(i).unwrap_or(u16::MAX));
-    let mut regions: Vec<RegionSpec> = refdata
-        .regions()
-        .iter()
-        .enumerate()
-        .map(|(r, def)| RegionSpec {
-            key: def.key.clone(),
-            members: refdata.members(r).iter().map(|&i| dc_id(i)).collect(),
-        })
-        .collect();
     for def in &set.custom {
         if regions.iter().any(|r| r.key == def.key) {
             continue;

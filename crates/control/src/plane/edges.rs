@@ -159,104 +159,87 @@ impl ControlPlane {
         self.edge_view(&mut rt, wall_now)
     }
 
-    /// A node's registration or heartbeat (`PUT /edge/v1/nodes/{id}`): registers it
-    /// (durably) when new or moved, records what it has applied, forgets nodes gone for
-    /// longer than [`EdgeRegistryConfig::expiry`], and under [`Activation::Edges`]
-    /// activates every change that a majority has now applied (at `clock_now`). Returns
-    /// this node and the registry.
-    pub async fn report_edge_node_async(
-        &self,
-        node_id: &str,
-        report: &wire::NodeReport,
-        wall_now: Timestamp,
-        clock_now: Timestamp,
-    ) -> Result<(EdgeNodeStatus, EdgeRegistryView), EdgeNodeError> {
-        if !is_node_id(node_id) {
-            return Err(EdgeNodeError::InvalidNodeId(node_id.to_owned()));
-        }
-        if self.config.reference.data_center(report.dc).is_none() {
-            return Err(EdgeNodeError::UnknownDc(report.dc.to_string()));
-        }
-        let record = EdgeNodeRecord {
-            node_id: node_id.to_owned(),
-            dc: report.dc,
-            address: report.address.clone(),
-            registered_at: wall_now,
-        };
-        // Seen before the registration is committed: a concurrent reader that finds the
-        // new node registered must also find it live. (A refused commit leaves an entry
-        // for an unregistered id, which no view reads.)
-        self.edge_runtime().seen.insert(
-            node_id.to_owned(),
-            Seen {
-                applied: report.applied_version,
-                at: wall_now,
-            },
-        );
-        self.submit_async(|r, _ctx| {
-            Ok::<_, EdgeNodeError>(match r.st.edge_nodes.get(node_id) {
-                Some(old) if old.dc == record.dc && old.address == record.address => {
-                    (Vec::new(), ())
-                }
-                Some(old) => (
-                    vec![Change::EdgeNode(EdgeNodeRecord {
-                        registered_at: old.registered_at,
-                        ..record
-                    })],
-                    (),
-                ),
-                None => (vec![Change::EdgeNode(record)], ()),
-            })
-        })
-        .await?;
-        let view = self.expire_and_activate_async(wall_now, clock_now).await?;
-        let node = view
-            .nodes
-            .iter()
-            .find(|n| n.record.node_id == node_id)
-            .cloned()
-            .ok_or_else(|| EdgeNodeError::NotFound(node_id.to_owned()))?;
-        Ok((node, view))
-    }
-
-    /// [`Self::report_edge_node_async`], blocking the calling thread.
-    pub fn report_edge_node(
-        &self,
-        node_id: &str,
-        report: &wire::NodeReport,
-        wall_now: Timestamp,
-        clock_now: Timestamp,
-    ) -> Result<(EdgeNodeStatus, EdgeRegistryView), EdgeNodeError> {
-        block_on(self.report_edge_node_async(node_id, report, wall_now, clock_now))
-    }
-
-    /// [`Self::remove_edge_node_async`], blocking the calling thread.
-    pub fn remove_edge_node(
-        &self,
-        node_id: &str,
-        wall_now: Timestamp,
-        clock_now: Timestamp,
-    ) -> Result<EdgeRegistryView, EdgeNodeError> {
-        block_on(self.remove_edge_node_async(node_id, wall_now, clock_now))
-    }
-
-    /// Deregisters a node (`DELETE /edge/v1/nodes/{id}`): it no longer counts toward the
-    /// majority (which may activate changes, at `clock_now`).
-    pub async fn remove_edge_node_async(
-        &self,
-        node_id: &str,
-        wall_now: Timestamp,
-        clock_now: Timestamp,
-    ) -> Result<EdgeRegistryView, EdgeNodeError> {
-        self.submit_async(|r, _ctx| {
-            if !r.st.edge_nodes.contains_key(node_id) {
-                return Err(EdgeNodeError::NotFound(node_id.to_owned()));
+    write_op! {
+        /// A node's registration or heartbeat (`PUT /edge/v1/nodes/{id}`): registers it
+        /// (durably) when new or moved, records what it has applied, forgets nodes gone for
+        /// longer than [`EdgeRegistryConfig::expiry`], and under [`Activation::Edges`]
+        /// activates every change that a majority has now applied (at `clock_now`). Returns
+        /// this node and the registry.
+        fn report_edge_node / report_edge_node_async(
+            &self,
+            node_id: &str,
+            report: &wire::NodeReport,
+            wall_now: Timestamp,
+            clock_now: Timestamp,
+        ) -> Result<(EdgeNodeStatus, EdgeRegistryView), EdgeNodeError> {
+            if !is_node_id(node_id) {
+                return Err(EdgeNodeError::InvalidNodeId(node_id.to_owned()));
             }
-            Ok((vec![Change::RemoveEdgeNode(node_id.to_owned())], ()))
-        })
-        .await?;
-        self.edge_runtime().seen.remove(node_id);
-        Ok(self.expire_and_activate_async(wall_now, clock_now).await?)
+            if self.config.reference.data_center(report.dc).is_none() {
+                return Err(EdgeNodeError::UnknownDc(report.dc.to_string()));
+            }
+            let record = EdgeNodeRecord {
+                node_id: node_id.to_owned(),
+                dc: report.dc,
+                address: report.address.clone(),
+                registered_at: wall_now,
+            };
+            // Seen before the registration is committed: a concurrent reader that finds the
+            // new node registered must also find it live. (A refused commit leaves an entry
+            // for an unregistered id, which no view reads.)
+            self.edge_runtime().seen.insert(
+                node_id.to_owned(),
+                Seen {
+                    applied: report.applied_version,
+                    at: wall_now,
+                },
+            );
+            self.submit_async(|r, _ctx| {
+                Ok::<_, EdgeNodeError>(match r.st.edge_nodes.get(node_id) {
+                    Some(old) if old.dc == record.dc && old.address == record.address => {
+                        (Vec::new(), ())
+                    }
+                    Some(old) => (
+                        vec![Change::EdgeNode(EdgeNodeRecord {
+                            registered_at: old.registered_at,
+                            ..record
+                        })],
+                        (),
+                    ),
+                    None => (vec![Change::EdgeNode(record)], ()),
+                })
+            })
+            .await?;
+            let view = self.expire_and_activate_async(wall_now, clock_now).await?;
+            let node = view
+                .nodes
+                .iter()
+                .find(|n| n.record.node_id == node_id)
+                .cloned()
+                .ok_or_else(|| EdgeNodeError::NotFound(node_id.to_owned()))?;
+            Ok((node, view))
+        }
+    }
+
+    write_op! {
+        /// Deregisters a node (`DELETE /edge/v1/nodes/{id}`): it no longer counts toward the
+        /// majority (which may activate changes, at `clock_now`).
+        fn remove_edge_node / remove_edge_node_async(
+            &self,
+            node_id: &str,
+            wall_now: Timestamp,
+            clock_now: Timestamp,
+        ) -> Result<EdgeRegistryView, EdgeNodeError> {
+            self.submit_async(|r, _ctx| {
+                if !r.st.edge_nodes.contains_key(node_id) {
+                    return Err(EdgeNodeError::NotFound(node_id.to_owned()));
+                }
+                Ok((vec![Change::RemoveEdgeNode(node_id.to_owned())], ()))
+            })
+            .await?;
+            self.edge_runtime().seen.remove(node_id);
+            Ok(self.expire_and_activate_async(wall_now, clock_now).await?)
+        }
     }
 
     /// Forgets the nodes not heard from for [`EdgeRegistryConfig::expiry`] and, under
