@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod edge;
+mod peers;
 pub mod table;
 pub mod workload;
 

@@ -32,6 +32,7 @@ use ip_network_table::IpNetworkTable;
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::json;
 
+use crate::peers::{self, Lpm, PeersV4};
 use crate::workload;
 
 /// Addresses per batch call: a typical receive batch.
@@ -102,6 +103,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         if wanted("v4-real") {
             let v4_real = workload::with_regions(&bgp.v4, 12);
             v4_cases("v4-real", &v4_real, budget, &threads, true)?;
+            v4_regions_cases("v4-real-regions", &bgp.v4, budget)?;
         }
         if wanted("v6-real") {
             let v6_real = workload::with_regions(&bgp.v6, 13);
@@ -158,6 +160,7 @@ fn v4_cases(
     let started = Instant::now();
     let baseline = workload::build_baseline_v4(prefixes);
     let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let peers = peers::build_v4(prefixes);
     let common = Common {
         ours_bytes: ours.size_bytes(),
         ours_lookup_bytes: ours.lookup_size_bytes(),
@@ -173,35 +176,24 @@ fn v4_cases(
     check_v4(&ours, &baseline, &hits[..10_000])?;
     check_v4(&ours, &baseline, &uniform[..10_000])?;
 
+    peers.check(&hits[..10_000], |a| ours.lookup_v4(a))?;
+    peers.check(&uniform[..10_000], |a| ours.lookup_v4(a))?;
+
     for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
-        eprintln!("table: {name}-{stream_name}");
-        let [batch, single, base] = measure(
+        stream_cases_v4(
+            &format!("{name}-{stream_name}"),
+            stream,
+            (&ours, &baseline, &peers),
             budget,
-            stream.len(),
-            [
-                &mut || batch_pass_v4(&ours, stream),
-                &mut || single_pass_v4(&ours, stream),
-                &mut || baseline_pass_v4(&baseline, stream),
-            ],
-        );
-        emit(
-            &format!("{name}-{stream_name}-batch"),
-            batch,
-            base,
             &common,
-            json!({}),
-        );
-        emit(
-            &format!("{name}-{stream_name}-single"),
-            single,
-            base,
-            &common,
-            json!({}),
         );
     }
 
     let steps = budget.stream_len / 4;
-    let [ours_dep, base_dep] = measure(
+    let dep = |lookup: &dyn Fn(Ipv4Addr) -> Option<u16>| {
+        dependent_pass(steps, hits.len(), |i| lookup(hits[i]))
+    };
+    let [ours_dep, base_dep, p0, p1, p2, p3] = measure(
         budget,
         steps,
         [
@@ -211,6 +203,10 @@ fn v4_cases(
                     baseline.longest_match_ipv4(hits[i]).map(|(_, &v)| v)
                 })
             },
+            &mut || dep(&|a| peers.prefix_trie.lpm(a)),
+            &mut || dep(&|a| peers.iptrie.lpm(a)),
+            &mut || dep(&|a| peers.poptrie.lpm(a)),
+            &mut || dep(&|a| peers.treebitmap.lpm(a)),
         ],
     );
     emit(
@@ -218,7 +214,7 @@ fn v4_cases(
         ours_dep,
         base_dep,
         &common,
-        json!({}),
+        peer_fields(ours_dep, [p0, p1, p2, p3]),
     );
 
     if with_publish {
@@ -239,12 +235,53 @@ fn v4_cases(
     Ok(())
 }
 
+/// The real IPv4 table with region-like values: 24 distinct values, assigned in runs of
+/// 5,000 prefixes in sorted order (value = index / 5000 % 24), so that neighbouring
+/// prefixes often share one. Only the hit stream (the same as `v4-real`'s), batch and
+/// single, with the baseline and every peer.
+fn v4_regions_cases(name: &str, nets: &[Ipv4Net], budget: Budget) -> anyhow::Result<()> {
+    eprintln!("table: {name}: building");
+    let mut sorted = nets.to_vec();
+    sorted.sort();
+    let prefixes: Vec<(Ipv4Net, u16)> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, &net)| (net, u16::try_from(i / 5000 % 24).expect("< 24")))
+        .collect();
+    let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v4(&prefixes));
+    let started = Instant::now();
+    let baseline = workload::build_baseline_v4(&prefixes);
+    let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let peers = peers::build_v4(&prefixes);
+    let common = Common {
+        ours_bytes: ours.size_bytes(),
+        ours_lookup_bytes: ours.lookup_size_bytes(),
+        baseline_bytes: workload::baseline_bytes_v4(&prefixes),
+        build_ms,
+        baseline_build_ms,
+        prefixes: prefixes.len(),
+    };
+    eprintln!("table: {name}: {:?}", ours.stats());
+    let hits = workload::hits_v4(nets, budget.stream_len, 21);
+    check_v4(&ours, &baseline, &hits[..10_000])?;
+    peers.check(&hits[..10_000], |a| ours.lookup_v4(a))?;
+    stream_cases_v4(
+        &format!("{name}-hit"),
+        &hits,
+        (&ours, &baseline, &peers),
+        budget,
+        &common,
+    );
+    Ok(())
+}
+
 fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::Result<()> {
     eprintln!("table: {name}: building");
     let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v6(prefixes));
     let started = Instant::now();
     let baseline = workload::build_baseline_v6(prefixes);
     let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let peers = peers::build_v6(prefixes);
     let common = Common {
         ours_bytes: ours.size_bytes(),
         ours_lookup_bytes: ours.lookup_size_bytes(),
@@ -260,34 +297,46 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
     check_v6(&ours, &baseline, &hits[..10_000])?;
     check_v6(&ours, &baseline, &uniform[..10_000])?;
 
+    peers.check(&hits[..10_000], |a| ours.lookup_v6(a))?;
+    peers.check(&uniform[..10_000], |a| ours.lookup_v6(a))?;
+
     for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
-        eprintln!("table: {name}-{stream_name}");
-        let [batch, single, base] = measure(
+        let case = format!("{name}-{stream_name}");
+        eprintln!("table: {case}");
+        let [batch, single, base, p0, p1, p2, p3] = measure(
             budget,
             stream.len(),
             [
                 &mut || batch_pass_v6(&ours, stream),
                 &mut || single_pass_v6(&ours, stream),
                 &mut || baseline_pass_v6(&baseline, stream),
+                &mut || peers::pass(&peers.prefix_trie, stream),
+                &mut || peers::pass(&peers.iptrie, stream),
+                &mut || peers::pass(&peers.poptrie, stream),
+                &mut || peers::pass(&peers.treebitmap, stream),
             ],
         );
+        let rates = [p0, p1, p2, p3];
         emit(
-            &format!("{name}-{stream_name}-batch"),
+            &format!("{case}-batch"),
             batch,
             base,
             &common,
-            json!({}),
+            peer_fields(batch, rates),
         );
         emit(
-            &format!("{name}-{stream_name}-single"),
+            &format!("{case}-single"),
             single,
             base,
             &common,
-            json!({}),
+            peer_fields(single, rates),
         );
     }
     let steps = budget.stream_len / 4;
-    let [ours_dep, base_dep] = measure(
+    let dep = |lookup: &dyn Fn(Ipv6Addr) -> Option<u16>| {
+        dependent_pass(steps, hits.len(), |i| lookup(hits[i]))
+    };
+    let [ours_dep, base_dep, p0, p1, p2, p3] = measure(
         budget,
         steps,
         [
@@ -297,6 +346,10 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
                     baseline.longest_match_ipv6(hits[i]).map(|(_, &v)| v)
                 })
             },
+            &mut || dep(&|a| peers.prefix_trie.lpm(a)),
+            &mut || dep(&|a| peers.iptrie.lpm(a)),
+            &mut || dep(&|a| peers.poptrie.lpm(a)),
+            &mut || dep(&|a| peers.treebitmap.lpm(a)),
         ],
     );
     emit(
@@ -304,9 +357,71 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
         ours_dep,
         base_dep,
         &common,
-        json!({}),
+        peer_fields(ours_dep, [p0, p1, p2, p3]),
     );
     Ok(())
+}
+
+/// The hit or uniform IPv4 lines of one stream: ours batch and single, the baseline and
+/// every peer, measured together.
+fn stream_cases_v4(
+    case: &str,
+    stream: &[Ipv4Addr],
+    (ours, baseline, peers): (&Table<u16>, &IpNetworkTable<u16>, &PeersV4),
+    budget: Budget,
+    common: &Common,
+) {
+    eprintln!("table: {case}");
+    let [batch, single, base, p0, p1, p2, p3] = measure(
+        budget,
+        stream.len(),
+        [
+            &mut || batch_pass_v4(ours, stream),
+            &mut || single_pass_v4(ours, stream),
+            &mut || baseline_pass_v4(baseline, stream),
+            &mut || peers::pass(&peers.prefix_trie, stream),
+            &mut || peers::pass(&peers.iptrie, stream),
+            &mut || peers::pass(&peers.poptrie, stream),
+            &mut || peers::pass(&peers.treebitmap, stream),
+        ],
+    );
+    let rates = [p0, p1, p2, p3];
+    emit(
+        &format!("{case}-batch"),
+        batch,
+        base,
+        common,
+        peer_fields(batch, rates),
+    );
+    emit(
+        &format!("{case}-single"),
+        single,
+        base,
+        common,
+        peer_fields(single, rates),
+    );
+}
+
+/// The peer fields of one line: every peer's rate (`peers_mlps`, in
+/// [`peers::NAMES`] order), the fastest (`best_peer`, `best_peer_mlps`) and `ours`
+/// divided by it (`vs_best_peer`).
+fn peer_fields(ours: f64, rates: [f64; 4]) -> serde_json::Value {
+    let (best, best_rate) = peers::NAMES
+        .iter()
+        .zip(rates)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("four peers");
+    let peers_mlps: serde_json::Map<String, serde_json::Value> = peers::NAMES
+        .iter()
+        .zip(rates)
+        .map(|(name, rate)| ((*name).to_owned(), json!(round2(rate))))
+        .collect();
+    json!({
+        "peers_mlps": peers_mlps,
+        "best_peer": best,
+        "best_peer_mlps": round2(best_rate),
+        "vs_best_peer": round2(ours / best_rate),
+    })
 }
 
 /// Reader throughput with and without a writer publishing every millisecond. The writer
