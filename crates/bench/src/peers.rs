@@ -5,7 +5,7 @@
 //! - `iptrie`: `iptrie` 0.11, its LC-trie [`LCTrieMap`] (a radix trie compressed after
 //!   the inserts). Its maps always hold the root prefix (`0/0`) with a default value, so
 //!   the peer stores `Option<u16>` with `None` at the root: "no match" stays `None`.
-//! - `poptrie`: `poptrie` 0.2, [`Poptrie`].
+//! - `poptrie`: `poptrie` 0.2, [`Poptrie`], built in bulk (`collect`).
 //! - `treebitmap`: the `treebitmap` crate itself is not in this build's registry (cargo
 //!   cannot resolve it), so the peer is `ip_network_table-deps-treebitmap` 0.5, the
 //!   published copy of treebitmap that `ip_network_table` wraps: the same trie called
@@ -60,19 +60,17 @@ pub(crate) type PeersV6 = Peers<
 pub(crate) fn build_v4(prefixes: &[(Ipv4Net, u16)]) -> PeersV4 {
     let mut prefix_trie = PrefixMap::new();
     let mut radix = RTrieMap::with_root(None);
-    let mut poptrie = Poptrie::new();
     let mut treebitmap = IpLookupTable::new();
     for &(net, value) in prefixes {
         let net = net.trunc();
         prefix_trie.insert(net, value);
         radix.insert(net, Some(value));
-        poptrie.insert(net, value);
         treebitmap.insert(net.network(), u32::from(net.prefix_len()), value);
     }
     Peers {
         prefix_trie,
         iptrie: radix.compress(),
-        poptrie,
+        poptrie: poptrie_from(prefixes),
         treebitmap,
     }
 }
@@ -81,20 +79,45 @@ pub(crate) fn build_v4(prefixes: &[(Ipv4Net, u16)]) -> PeersV4 {
 pub(crate) fn build_v6(prefixes: &[(Ipv6Net, u16)]) -> PeersV6 {
     let mut prefix_trie = PrefixMap::new();
     let mut radix = RTrieMap::with_root(None);
-    let mut poptrie = Poptrie::new();
     let mut treebitmap = IpLookupTable::new();
     for &(net, value) in prefixes {
         let net = net.trunc();
         prefix_trie.insert(net, value);
         radix.insert(net, Some(value));
-        poptrie.insert(net, value);
         treebitmap.insert(net.network(), u32::from(net.prefix_len()), value);
     }
     Peers {
         prefix_trie,
         iptrie: radix.compress(),
-        poptrie,
+        poptrie: poptrie_from(prefixes),
         treebitmap,
+    }
+}
+
+/// Poptrie's bulk construction (`FromIterator`): its `insert` rebuilds leaf ranges on
+/// every call, which takes minutes for the million prefixes of the real IPv4 table.
+fn poptrie_from<N>(prefixes: &[(N, u16)]) -> Poptrie<N, u16>
+where
+    N: poptrie::Prefix + Trunc,
+{
+    prefixes.iter().map(|&(net, v)| (net.trunc(), v)).collect()
+}
+
+/// `ipnet`'s `trunc` for either family.
+trait Trunc {
+    /// The prefix with its host bits cleared.
+    fn trunc(&self) -> Self;
+}
+
+impl Trunc for Ipv4Net {
+    fn trunc(&self) -> Self {
+        Ipv4Net::trunc(self)
+    }
+}
+
+impl Trunc for Ipv6Net {
+    fn trunc(&self) -> Self {
+        Ipv6Net::trunc(self)
     }
 }
 
