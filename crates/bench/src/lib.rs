@@ -5,7 +5,8 @@
 //! `inregion-bench` (`cargo run --release -p inregion-bench -- table --quick`) and the
 //! `inregion bench` subcommand both call into this library.
 //!
-//! - [`table`]: the region table against `ip_network_table`.
+//! - [`table`]: the region table against `ip_network_table` and the peers `prefix-trie`,
+//!   `iptrie` (LC-trie), `poptrie` and treebitmap.
 //! - [`edge`]: the edge decision against a baseline written the obvious way.
 
 #![warn(missing_docs)]

@@ -1,9 +1,15 @@
-//! Table comparison: our compiled table against `ip_network_table` 0.2, same prefixes,
-//! same address streams, same process. One JSON object per line per case on stdout:
+//! Table comparison: our compiled table against `ip_network_table` 0.2 (the baseline) and
+//! the Rust LPM crates people compare against (the peers: `prefix-trie`'s `PrefixMap`,
+//! `iptrie`'s LC-trie, `poptrie` and treebitmap; see `peers.rs` for versions and why
+//! treebitmap is the copy that `ip_network_table` publishes), same prefixes, same values
+//! (one per prefix), same address streams, same process. One JSON object per line per
+//! case on stdout:
 //!
 //! ```text
 //! {"case":"v4-real-hit-batch","ours_mlps":..,"baseline_mlps":..,"speedup":..,
-//!  "ours_bytes":..,"baseline_bytes":..,"build_ms":.., ...}
+//!  "ours_bytes":..,"baseline_bytes":..,"build_ms":.., ...,
+//!  "peers_mlps":{"prefix_trie":..,"iptrie":..,"poptrie":..,"treebitmap":..},
+//!  "best_peer":"poptrie","best_peer_mlps":..,"vs_best_peer":..}
 //! ```
 //!
 //! - `ours_mlps` / `baseline_mlps`: million lookups per second, median of several timed
@@ -15,6 +21,15 @@
 //!   identical copy of the trie inside `ip_network_table` (`treebitmap`'s `mem_usage`).
 //! - `build_ms`: compiling our table from a filled builder (median of several builds);
 //!   `baseline_build_ms`: inserting all prefixes into `ip_network_table`.
+//! - `peers_mlps`, `best_peer`, `best_peer_mlps`, `vs_best_peer`: on the hit, uniform
+//!   and dependent lines. Like the baseline, the peers have no batch API: their rates are
+//!   single lookups, the same on a case's `-batch` and `-single` lines, and
+//!   `vs_best_peer` is that line's `ours_mlps` divided by the fastest peer's rate. Before
+//!   timing, every peer must return our table's value on 10,000 addresses of each stream
+//!   (the run fails otherwise). The peers' build time is not measured; the publish and
+//!   thread cases have no peers.
+//! - `v4-real-regions-hit-batch` / `-single`: the real IPv4 prefixes with region-like
+//!   values (24 values in runs of 5,000 neighbouring prefixes), baseline and peers alike.
 //! - `*-publish-1000hz`: `ours_mlps` is reader throughput while a writer publishes a new
 //!   snapshot every millisecond, `baseline_mlps` the same reader without the writer.
 //! - `*-threads-N`: N reader threads; thread counts from `INREGION_BENCH_THREADS`
