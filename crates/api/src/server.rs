@@ -344,6 +344,15 @@ impl Server {
             ..ControlConfig::default()
         };
         let (control, clock, database) = open_state(&opts, config).await?;
+        // A data directory last served with --activation edges may hold changes that
+        // wait for nodes; under the delay they take effect the delay after they were made.
+        let settled = control.settle_awaiting_by_delay().await?;
+        if settled > 0 {
+            tracing::info!(
+                settled,
+                "changes that waited for edge nodes now follow --propagation-delay"
+            );
+        }
         let dir = opts.data_dir.as_deref();
         let edge_token = resolve_token(
             opts.edge_token.as_deref(),

@@ -293,6 +293,37 @@ impl ControlPlane {
     /// Settles every change up to `version` that waits for the edge nodes, at `now`
     /// (one commit). Returns how many records it settled.
     async fn activate_through(&self, version: u64, now: Timestamp) -> Result<usize, StoreError> {
+        self.settle_awaiting(version, |b| match b.deleted_at {
+            Some(d) => (b.active_at, Some(now.max(d))),
+            None => (now.max(b.changed_at), None),
+        })
+        .await
+    }
+
+    /// Under [`Activation::Delay`], settles the changes that a run under
+    /// [`Activation::Edges`] left waiting for nodes (a data directory switched back to the
+    /// delay): each takes effect [`ControlConfig::propagation_delay`] after it was made,
+    /// as if it had been made under the delay (one commit; none without such changes).
+    /// Returns how many records it settled. The server calls it at start.
+    pub async fn settle_awaiting_by_delay(&self) -> Result<usize, StoreError> {
+        if self.config.activation != Activation::Delay {
+            return Ok(0);
+        }
+        let delay = self.config.propagation_delay;
+        self.settle_awaiting(u64::MAX, |b| match b.deleted_at {
+            Some(d) => (b.active_at, Some(d.plus(delay))),
+            None => (b.changed_at.plus(delay), None),
+        })
+        .await
+    }
+
+    /// Rewrites every record waiting for the edge nodes up to `version` with the
+    /// `(active_at, gone_at)` that `settle` gives it (`gone_at` only for deleted ones).
+    async fn settle_awaiting(
+        &self,
+        version: u64,
+        settle: impl Fn(&BindingRecord) -> (Timestamp, Option<Timestamp>),
+    ) -> Result<usize, StoreError> {
         self.submit_async(|r, ctx| {
             let changes: Vec<Change> =
                 r.st.awaiting_edges
@@ -301,9 +332,10 @@ impl ControlPlane {
                     .filter_map(|(_, id)| r.st.bindings.get(id))
                     .map(|b| {
                         let mut nb = b.clone();
-                        match nb.deleted_at {
-                            Some(d) => nb.gone_at = Some(now.max(d)),
-                            None => nb.active_at = now.max(nb.changed_at),
+                        let (active_at, gone_at) = settle(b);
+                        nb.active_at = active_at;
+                        if nb.deleted_at.is_some() {
+                            nb.gone_at = gone_at;
                         }
                         nb.version = ctx.version;
                         Change::Binding(nb)

@@ -138,3 +138,33 @@ fn version_after_wakes_on_commit() {
     f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
     assert_eq!(h.join().unwrap(), v + 1);
 }
+
+/// A data directory switched from `--activation edges` back to `delay`: the changes left
+/// waiting for nodes take effect the propagation delay after they were made, once the
+/// server settles them at start; under `edges` the call settles nothing.
+#[test]
+fn switching_back_to_the_delay_settles_what_waited_for_nodes() {
+    let edges = ControlConfig {
+        activation: Activation::Edges,
+        ..ControlConfig::default()
+    };
+    let f = fx_with(edges.clone());
+    let kept = f.create(DEMO, "203.0.113.0/25", "eu", t(0)).unwrap();
+    let gone = f.create(DEMO, "203.0.113.128/25", "us", t(0)).unwrap();
+    f.cp.delete_binding(&f.rw, ACCT, &gone.id.to_string(), t(1))
+        .unwrap();
+    assert_eq!(block_on(f.cp.settle_awaiting_by_delay()).unwrap(), 0);
+    assert!(f.cp.binding_record(&kept.id).unwrap().awaits_edges());
+    let again = ControlPlane::open(Box::new(f.store.clone()), ControlConfig::default()).unwrap();
+    assert_eq!(block_on(again.settle_awaiting_by_delay()).unwrap(), 2);
+    let delay = ControlConfig::default().propagation_delay;
+    let k = again.binding_record(&kept.id).unwrap();
+    assert!(!k.awaits_edges());
+    assert_eq!(k.active_at, t(0).plus(delay));
+    assert_eq!(k.state_at(t(0).plus(delay)), BindingState::Active);
+    let g = again.binding_record(&gone.id).unwrap();
+    assert_eq!(g.gone_at, Some(t(1).plus(delay)));
+    assert_eq!(g.state_at(t(1).plus(delay)), BindingState::Gone);
+    // Nothing left: a second start settles nothing, and the purge can now forget it.
+    assert_eq!(block_on(again.settle_awaiting_by_delay()).unwrap(), 0);
+}
