@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../etcd_support/mod.rs"]
+pub mod etcd_support;
+
 pub const ACCOUNT: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 pub const DEMO_PREFIX: &str = "a1b2c3d4-e5f6-7890-abcd-ef1234567890";
 pub const V6_PREFIX: &str = "6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e6e";
@@ -77,9 +80,47 @@ pub fn run_compat_script(mut cmd: Command, script: &str, server: &Server, min_ch
     assert!(n >= min_checks, "only {n} checks ran:\n{stdout}");
 }
 
+/// Whether this test binary runs its servers on etcd: its name starts with `etcd_api_`
+/// (tests/etcd_api_*.rs run the SQLite suites unchanged on etcd) or
+/// `INREGION_TEST_STORE=etcd` is set. Each server then gets
+/// `--store <the process's shared cluster> --etcd-prefix <derived from its data dir>`,
+/// so a restart on the same data directory finds the same state.
+pub fn on_etcd() -> bool {
+    if std::env::var("INREGION_TEST_STORE").is_ok_and(|v| v == "etcd") {
+        return true;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .is_some_and(|s| s.starts_with("etcd_api_"))
+}
+
+/// The etcd key prefix of the server on data directory `data`: `/t-<16 hex digits of
+/// SHA-256 of the path>/`.
+pub fn etcd_prefix_for(data: &Path) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(data.as_os_str().as_encoded_bytes());
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("/t-{hex}/")
+}
+
 /// The test seeding file.
 pub fn test_config() -> PathBuf {
     repo().join("tests/data/api-test.toml")
+}
+
+/// `--store etcd://... --etcd-prefix P` when [`on_etcd`], else nothing.
+fn etcd_args(data: &Path, args: &[&str]) -> Vec<String> {
+    // A test that names its own store (tests/etcd_replicas.rs) keeps it.
+    if !on_etcd() || args.contains(&"--store") {
+        return Vec::new();
+    }
+    vec![
+        "--store".into(),
+        etcd_support::shared_cluster().url(),
+        "--etcd-prefix".into(),
+        etcd_prefix_for(data),
+    ]
 }
 
 /// A running `inregion serve`.
@@ -206,6 +247,7 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data")
             .arg(&data)
+            .args(etcd_args(&data, &o.args))
             .args(&o.args)
             .env_remove("INREGION_DEV_TOKEN")
             .env_remove("INREGION_ADMIN_TOKEN")
