@@ -102,6 +102,17 @@ pub struct State {
 }
 
 impl State {
+    /// The state a store's contents describe.
+    pub(crate) fn from_loaded(loaded: crate::store::Loaded) -> Self {
+        let mut state = State::default();
+        for r in loaded.records {
+            state.apply(r);
+        }
+        state.version = loaded.version;
+        state.purged_through = loaded.purged_through;
+        state
+    }
+
     /// The version of the last applied commit.
     pub fn version(&self) -> u64 {
         self.version
