@@ -80,6 +80,12 @@ pub(crate) struct Args {
     /// share one cluster (replicas of one emulator use the same prefix).
     #[arg(long, env = "INREGION_ETCD_PREFIX", default_value = inregion_control::DEFAULT_ETCD_PREFIX)]
     etcd_prefix: String,
+    /// The most operations etcd accepts in one transaction (etcd's own --max-txn-ops,
+    /// default 128): concurrent writes are grouped into transactions of at most this
+    /// many record changes. A single write needing more (a bulk create, a reset or a
+    /// snapshot restore of a large world) needs etcd started with a larger value.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(3..))]
+    etcd_max_txn_ops: u32,
     /// How far an acknowledged write is durable: "full" (SQLite synchronous=FULL)
     /// fsyncs every write before answering (survives a power loss); "process"
     /// (synchronous=NORMAL) skips the per-write fsync (survives a crash or kill -9 of the
@@ -219,11 +225,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             if args.in_memory {
                 anyhow::bail!("--in-memory and --store {url} contradict each other");
             }
-            Some(
-                inregion_control::EtcdConfig::parse(url)
+            Some(inregion_control::EtcdConfig {
+                max_txn_ops: args.etcd_max_txn_ops as usize,
+                ..inregion_control::EtcdConfig::parse(url)
                     .and_then(|c| c.with_prefix(&args.etcd_prefix))
-                    .with_context(|| format!("--store {url}"))?,
-            )
+                    .with_context(|| format!("--store {url}"))?
+            })
         }
         other => anyhow::bail!(
             "--store {other:?}: expected sqlite, memory or etcd://HOST:PORT[,HOST:PORT...]"

@@ -718,7 +718,25 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
             if w.queue.items.is_empty() {
                 return; // stopping, and everything queued is committed
             }
-            std::mem::take(&mut w.queue.items)
+            match store.max_batch_changes() {
+                None => std::mem::take(&mut w.queue.items),
+                Some(max) => {
+                    // A store that bounds a transaction (etcd: --max-txn-ops) takes as
+                    // many queued operations as fit, at least one; the rest follow.
+                    let mut total = 0;
+                    let n = w
+                        .queue
+                        .items
+                        .iter()
+                        .take_while(|p| {
+                            total += p.commit.as_ref().map_or(0, |c| c.changes.len());
+                            total <= max
+                        })
+                        .count()
+                        .max(1);
+                    w.queue.items.drain(..n).collect()
+                }
+            }
         };
         shared.commit_batch(&mut *store, batch);
     }

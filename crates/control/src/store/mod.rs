@@ -79,6 +79,13 @@ pub trait Store: Send {
     fn as_etcd(&mut self) -> Option<&mut EtcdStore> {
         None
     }
+
+    /// The most record changes one [`Store::commit`] should carry when it groups several
+    /// operations (`None`: no limit). An operation larger than this is still committed,
+    /// alone.
+    fn max_batch_changes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Records for the stores' unit tests.

@@ -53,6 +53,11 @@ pub struct EtcdConfig {
     /// How often a replica re-reads everything and repairs what its watch missed
     /// (default 60 s).
     pub resync_interval: Duration,
+    /// The most operations etcd accepts in one transaction (its `--max-txn-ops`,
+    /// default 128): a group commit takes no more queued writes than fit. A single write
+    /// that needs more (a bulk create, a reset or restore of a large world) is refused
+    /// by etcd unless it was started with a larger `--max-txn-ops`.
+    pub max_txn_ops: usize,
 }
 
 /// The default `--etcd-prefix`.
@@ -88,6 +93,7 @@ impl EtcdConfig {
             prefix: DEFAULT_ETCD_PREFIX.into(),
             request_timeout: Duration::from_secs(5),
             resync_interval: Duration::from_secs(60),
+            max_txn_ops: 128,
         })
     }
 
@@ -359,6 +365,11 @@ impl Store for EtcdStore {
     fn as_etcd(&mut self) -> Option<&mut EtcdStore> {
         Some(self)
     }
+
+    fn max_batch_changes(&self) -> Option<usize> {
+        // One operation per change, plus `meta` and a cleared generation's range.
+        Some(self.config.max_txn_ops.saturating_sub(2).max(1))
+    }
 }
 
 impl EtcdStore {
@@ -400,6 +411,14 @@ impl EtcdStore {
         );
         let out = match out {
             Ok(o) => o,
+            Err(GatewayError::Refused(why)) if why.contains("too many operations") => {
+                return Err(StoreError::internal(format!(
+                    "this write needs {} operations in one etcd transaction, more than etcd \
+                     accepts: start etcd with a larger --max-txn-ops (and serve with the same \
+                     --etcd-max-txn-ops)",
+                    ops.len() + 1
+                )))
+            }
             Err(e) if e.certainly_not_applied() => return Err(e.into()),
             Err(e) => {
                 return Err(StoreError::Indeterminate {
