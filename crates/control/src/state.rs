@@ -280,12 +280,11 @@ impl State {
     /// id). Two states are equal
     /// iff their dumps are.
     pub fn dump(&self) -> Vec<Change> {
-        let mut out: Vec<Change> = self
-            .adopted_keys
-            .iter()
-            .cloned()
-            .map(Change::AdoptTokenKey)
-            .collect();
+        // Keys sorted too: their order means nothing (each is tried), and a store that
+        // lists them by name must compare equal.
+        let mut keys = self.adopted_keys.clone();
+        keys.sort_by_key(TokenKey::to_hex);
+        let mut out: Vec<Change> = keys.into_iter().map(Change::AdoptTokenKey).collect();
         let mut a: Vec<_> = self.accounts.values().cloned().collect();
         a.sort_by(|x, y| x.id.cmp(&y.id));
         out.extend(a.into_iter().map(Change::Account));

@@ -320,3 +320,235 @@ mod erased {
         }
     }
 }
+
+/// The layout against a plain model: commits applied to a [`crate::State`] directly must
+/// give the same records as (a) their transactions applied to a key-value map and the
+/// map listed and decoded (a replica starting, or re-reading), and (b) the same
+/// transactions replayed as watch events into a second state (a replica following).
+#[cfg(test)]
+mod tests {
+    use super::super::follow::decode_group;
+    use super::super::gateway::Event;
+    use super::super::Remote;
+    use super::*;
+    use crate::records::{AddressMap, EdgeNodeRecord};
+    use crate::state::State;
+    use crate::store::fixtures::{account, binding, prefix};
+    use inregion_model::{AddressMapId, Iata, Timestamp};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Create(u8),
+        Delete(u8),
+        Purge(u8),
+        Map(u8),
+        DropMap(u8),
+        Node(u8),
+        DropNode(u8),
+        AdoptKey,
+        Clear,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0u8..12).prop_map(Step::Create),
+            2 => (0u8..12).prop_map(Step::Delete),
+            1 => (0u8..12).prop_map(Step::Purge),
+            1 => (0u8..4).prop_map(Step::Map),
+            1 => (0u8..4).prop_map(Step::DropMap),
+            1 => (0u8..3).prop_map(Step::Node),
+            1 => (0u8..3).prop_map(Step::DropNode),
+            1 => Just(Step::AdoptKey),
+            1 => Just(Step::Clear),
+        ]
+    }
+
+    /// The changes of one step against `st` (the model state before it).
+    fn changes(st: &State, s: &Step, version: u64) -> Vec<Change> {
+        let a = account();
+        let p = prefix(&a);
+        let bid =
+            |n: u8| inregion_model::BindingId::from_uuid(uuid::Uuid::from_u128(n as u128 + 1));
+        let mid = |n: u8| AddressMapId::parse(&format!("{:032x}", n as u128 + 7)).unwrap();
+        match s {
+            Step::Create(n) => {
+                let mut b = binding(&a, &p, &format!("203.0.113.{}/32", n), version);
+                b.id = bid(*n);
+                vec![Change::Account(a), Change::Prefix(p), Change::Binding(b)]
+            }
+            Step::Delete(n) => match st.bindings.get(&bid(*n)) {
+                Some(b) => {
+                    let mut b = b.clone();
+                    b.deleted_at = Some(Timestamp::from_secs(10));
+                    b.gone_at = Some(Timestamp::from_secs(20));
+                    b.version = version;
+                    vec![Change::Binding(b)]
+                }
+                None => vec![],
+            },
+            Step::Purge(n) => match st.bindings.get(&bid(*n)) {
+                Some(b) if b.gone_at.is_some() => vec![Change::PurgeBinding(b.id)],
+                _ => vec![],
+            },
+            Step::Map(n) => vec![
+                Change::Account(a.clone()),
+                Change::AddressMap(AddressMap {
+                    id: mid(*n),
+                    account_id: a.id.clone(),
+                    description: Some(format!("m{version}")),
+                    default_sni: None,
+                    enabled: version % 2 == 0,
+                    can_delete: true,
+                    can_modify_ips: true,
+                    created_at: Timestamp::from_secs(1),
+                    modified_at: Timestamp::from_secs(version as i64),
+                    ips: Vec::new(),
+                    memberships: Vec::new(),
+                }),
+            ],
+            Step::DropMap(n) => {
+                if st.maps.contains_key(&mid(*n)) {
+                    vec![Change::DeleteAddressMap(mid(*n))]
+                } else {
+                    vec![]
+                }
+            }
+            Step::Node(n) => vec![Change::EdgeNode(EdgeNodeRecord {
+                node_id: format!("N{n}"),
+                dc: Iata::parse("FRA").unwrap(),
+                address: format!("127.0.0.1:{version}"),
+                registered_at: Timestamp::from_secs(version as i64),
+            })],
+            Step::DropNode(n) => vec![Change::RemoveEdgeNode(format!("N{n}"))],
+            Step::AdoptKey => vec![Change::AdoptTokenKey(TokenKey::random())],
+            Step::Clear => vec![Change::Clear],
+        }
+    }
+
+    /// Applies a transaction's operations to the key-value model at `revision`, and
+    /// returns the events a watch would deliver for it.
+    fn apply_ops(kv: &mut BTreeMap<Vec<u8>, Vec<u8>>, ops: &[Op], revision: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut del = |kv: &mut BTreeMap<Vec<u8>, Vec<u8>>, k: &[u8], events: &mut Vec<Event>| {
+            if kv.remove(k).is_some() {
+                events.push(Event {
+                    deleted: true,
+                    kv: Kv {
+                        key: k.to_vec(),
+                        value: Vec::new(),
+                        mod_revision: revision,
+                    },
+                });
+            }
+        };
+        for op in ops {
+            match op {
+                Op::Put(k, v) => {
+                    kv.insert(k.clone(), v.clone());
+                    events.push(Event {
+                        deleted: false,
+                        kv: Kv {
+                            key: k.clone(),
+                            value: v.clone(),
+                            mod_revision: revision,
+                        },
+                    });
+                }
+                Op::Delete(k) => del(kv, k, &mut events),
+                Op::DeletePrefix(p) => {
+                    let keys: Vec<_> = kv.keys().filter(|k| k.starts_with(p)).cloned().collect();
+                    for k in keys {
+                        del(kv, &k, &mut events);
+                    }
+                }
+                Op::Get(_) => {}
+            }
+        }
+        events
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn transactions_listings_and_watch_events_rebuild_the_same_state(
+            batches in proptest::collection::vec(proptest::collection::vec(step(), 1..5), 1..25)
+        ) {
+            let layout = Layout::new("/t/");
+            let mut model = State::default();
+            let mut kv: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut follower = State::default();
+            let (mut generation, mut follower_gen) = (0, 0);
+            let mut version = 0;
+            for (i, batch) in batches.iter().enumerate() {
+                // One group commit: each step one commit, validated on the model so far.
+                let mut commits = Vec::new();
+                let mut spec = model.clone();
+                for s in batch {
+                    let ch = changes(&spec, s, version + 1);
+                    if ch.is_empty() {
+                        continue;
+                    }
+                    version += 1;
+                    let c = Commit { version, changes: ch };
+                    spec.apply_commit(&c);
+                    commits.push(c);
+                }
+                if commits.is_empty() {
+                    continue;
+                }
+                let refs: Vec<&Commit> = commits.iter().collect();
+                let (mut ops, g) = layout.batch_ops(&refs, generation).unwrap();
+                generation = g;
+                let meta = Meta { format: FORMAT, version, purged_through: spec.purged_through, generation, nonce: i as u64 };
+                ops.push(Op::Put(layout.meta(), serde_json::to_vec(&meta).unwrap()));
+                let events = apply_ops(&mut kv, &ops, i as u64 + 1);
+                model = spec;
+
+                // (b) the follower, from the watch events.
+                match decode_group(&layout, &events, follower_gen).unwrap() {
+                    Some(Remote::Batch { commit, purged_through, generation: g, .. }) => {
+                        follower.apply_commit(&commit);
+                        follower.purged_through = purged_through;
+                        follower_gen = g;
+                    }
+                    other => panic!("{other:?}"),
+                }
+                prop_assert_eq!(follower.dump(), model.dump());
+                prop_assert_eq!(follower.purged_through, model.purged_through);
+            }
+            // (a) a listing of the key-value model.
+            let mut records = Vec::new();
+            for (k, v) in &kv {
+                let kv = Kv { key: k.clone(), value: v.clone(), mod_revision: 1 };
+                records.extend(layout.decode_put(&kv, generation).unwrap());
+            }
+            let mut listed = State::default();
+            for r in records {
+                listed.apply(r);
+            }
+            prop_assert_eq!(listed.dump(), model.dump());
+            // Nothing of an older generation is left behind.
+            let current = layout.generation(generation);
+            prop_assert!(kv.keys().all(|k| !k.starts_with(b"/t/g") || k.starts_with(&current)));
+        }
+    }
+
+    #[test]
+    fn keys_are_classified() {
+        let l = Layout::new("/p/");
+        assert_eq!(l.kind(b"/p/meta"), KeyKind::Meta);
+        assert_eq!(l.kind(b"/p/token-key"), KeyKind::TokenKey);
+        assert_eq!(l.kind(b"/p/nodes/FRA"), KeyKind::Node("FRA"));
+        assert_eq!(
+            l.kind(&l.record(3, 'b', "x")),
+            KeyKind::Record {
+                generation: 3,
+                kind: b'b',
+                id: "x"
+            }
+        );
+        assert_eq!(l.kind(b"/q/meta"), KeyKind::Unknown);
+        assert_eq!(l.kind(b"/p/g/zz"), KeyKind::Unknown);
+    }
+}
