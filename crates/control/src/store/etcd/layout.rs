@@ -398,7 +398,7 @@ mod tests {
                     account_id: a.id.clone(),
                     description: Some(format!("m{version}")),
                     default_sni: None,
-                    enabled: version % 2 == 0,
+                    enabled: version.is_multiple_of(2),
                     can_delete: true,
                     can_modify_ips: true,
                     created_at: Timestamp::from_secs(1),
@@ -430,7 +430,7 @@ mod tests {
     /// returns the events a watch would deliver for it.
     fn apply_ops(kv: &mut BTreeMap<Vec<u8>, Vec<u8>>, ops: &[Op], revision: u64) -> Vec<Event> {
         let mut events = Vec::new();
-        let mut del = |kv: &mut BTreeMap<Vec<u8>, Vec<u8>>, k: &[u8], events: &mut Vec<Event>| {
+        let del = |kv: &mut BTreeMap<Vec<u8>, Vec<u8>>, k: &[u8], events: &mut Vec<Event>| {
             if kv.remove(k).is_some() {
                 events.push(Event {
                     deleted: true,
