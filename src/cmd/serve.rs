@@ -57,9 +57,35 @@ pub(crate) struct Args {
     /// same directory keeps everything. Back up the database and its -key file together.
     #[arg(long, env = "INREGION_DATA", default_value = "./inregion-data")]
     data: PathBuf,
-    /// Keep everything in memory instead of the data directory (lost on exit).
+    /// Keep everything in memory instead of the data directory (lost on exit); the same
+    /// as --store memory.
     #[arg(long, conflicts_with = "data")]
     in_memory: bool,
+    /// Where the state lives: "sqlite" (the default: the database in --data), "memory"
+    /// (lost on exit), or "etcd://HOST:PORT[,HOST:PORT...]": an etcd cluster (3.4 or
+    /// later, its client URLs) shared by any number of serve replicas, which then behave
+    /// as one server (a write acknowledged by one is seen by reads through any other;
+    /// two replicas racing to create the same CIDR give one 201 and one 409). On etcd,
+    /// no data directory is used: pass the same --dev-token (and --edge-token) to every
+    /// replica; writes answer 503 (retried by the SDKs) while etcd has no quorum, reads
+    /// keep answering from the replica's last state with an x-inregion-stale-ms header.
+    #[arg(
+        long,
+        env = "INREGION_STORE",
+        default_value = "sqlite",
+        value_name = "sqlite|memory|etcd://HOST:PORT,..."
+    )]
+    store: String,
+    /// Key prefix of this emulator's records in etcd, so that several emulators can
+    /// share one cluster (replicas of one emulator use the same prefix).
+    #[arg(long, env = "INREGION_ETCD_PREFIX", default_value = inregion_control::DEFAULT_ETCD_PREFIX)]
+    etcd_prefix: String,
+    /// The most operations etcd accepts in one transaction (etcd's own --max-txn-ops,
+    /// default 128): concurrent writes are grouped into transactions of at most this
+    /// many record changes. A single write needing more (a bulk create, a reset or a
+    /// snapshot restore of a large world) needs etcd started with a larger value.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(3..))]
+    etcd_max_txn_ops: u32,
     /// How far an acknowledged write is durable: "full" (SQLite synchronous=FULL)
     /// fsyncs every write before answering (survives a power loss); "process"
     /// (synchronous=NORMAL) skips the per-write fsync (survives a crash or kill -9 of the
@@ -193,9 +219,28 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or_else(inregion_api::random_token)
     });
+    let etcd = match args.store.as_str() {
+        "sqlite" | "memory" => None,
+        url if url.starts_with("etcd://") => {
+            if args.in_memory {
+                anyhow::bail!("--in-memory and --store {url} contradict each other");
+            }
+            Some(inregion_control::EtcdConfig {
+                max_txn_ops: args.etcd_max_txn_ops as usize,
+                ..inregion_control::EtcdConfig::parse(url)
+                    .and_then(|c| c.with_prefix(&args.etcd_prefix))
+                    .with_context(|| format!("--store {url}"))?
+            })
+        }
+        other => anyhow::bail!(
+            "--store {other:?}: expected sqlite, memory or etcd://HOST:PORT[,HOST:PORT...]"
+        ),
+    };
+    let in_memory = args.in_memory || args.store == "memory";
     let opts = ServeOptions {
         listen: args.listen.clone(),
-        data_dir: (!args.in_memory).then(|| args.data.clone()),
+        data_dir: (!in_memory && etcd.is_none()).then(|| args.data.clone()),
+        etcd,
         seed,
         dev: !args.no_dev,
         dev_token: args.dev_token.clone(),
@@ -260,10 +305,18 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
             };
             writeln!(out, "  database           {} ({durability})", db.display())?
         }
-        None => writeln!(
-            out,
-            "  database           in memory (nothing survives exit)"
-        )?,
+        None => match &s.etcd {
+            Some(e) => writeln!(
+                out,
+                "  database           etcd://{} prefix {} (shared by every replica on it)",
+                e.endpoints.join(","),
+                e.prefix
+            )?,
+            None => writeln!(
+                out,
+                "  database           in memory (nothing survives exit)"
+            )?,
+        },
     }
     match s.activation {
         inregion_control::Activation::Delay => writeln!(

@@ -148,10 +148,54 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
             app.clone(),
             crate::faults::inject,
         ))
+        .route_layer(middleware::from_fn_with_state(app.clone(), fresh_reads))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(unmatched)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
+}
+
+/// How long a read on a replica waits to confirm it has every acknowledged write before
+/// answering from what it has (with `x-inregion-stale-ms`).
+const READ_BARRIER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// On a replica of a shared store (etcd), a read first asks the store for its newest
+/// revision and waits until this replica has applied it, so it sees every write
+/// acknowledged by any replica before the read started. When the store cannot answer
+/// (no quorum, unreachable), the read answers from the replica's last state, with
+/// `x-inregion-stale-ms`: how long ago the store last answered this replica.
+async fn fresh_reads(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
+    let path = req.uri().path();
+    if !read || !app.control.is_replica() || path == "/metrics" || path == "/healthz" {
+        return next.run(req).await;
+    }
+    let control = app.control.clone();
+    let fresh = tokio::time::timeout(READ_BARRIER, async {
+        let latest = tokio::task::spawn_blocking(move || control.latest_store_position())
+            .await
+            .ok()?
+            .ok()??;
+        app.control.wait_store_position(latest).await;
+        Some(())
+    })
+    .await
+    .ok()
+    .flatten()
+    .is_some();
+    let mut resp = next.run(req).await;
+    if !fresh {
+        let ms = app
+            .control
+            .replica_stats()
+            .and_then(|s| s.since_contact)
+            .map_or(u128::MAX, |t| t.as_millis());
+        tracing::warn!(stale_ms = %ms, "etcd did not confirm this read's freshness; answered from the replica's last state");
+        if let Ok(v) = HeaderValue::from_str(&ms.to_string()) {
+            resp.headers_mut().insert("x-inregion-stale-ms", v);
+        }
+    }
+    resp
 }
 
 /// Records metrics and a debug log line for every routed request.
@@ -236,6 +280,51 @@ async fn metrics(State(app): State<AppState>) -> Response {
         "inregion_edge_activated_through {}\n",
         reg.activated_through
     ));
+    if let Some(r) = app.control.replica_stats() {
+        for (name, kind, help, v) in [
+            (
+                "inregion_etcd_watch_lag_revisions",
+                "gauge",
+                "Revisions of the shared store this replica has seen but not yet applied.",
+                r.watch_lag(),
+            ),
+            (
+                "inregion_etcd_position",
+                "gauge",
+                "The etcd revision this replica's state is at.",
+                r.position,
+            ),
+            (
+                "inregion_etcd_reconnects_total",
+                "counter",
+                "Watch streams re-opened after a drop, and re-lists.",
+                r.reconnects,
+            ),
+            (
+                "inregion_etcd_txn_conflicts_total",
+                "counter",
+                "Transactions that lost the race to another replica (each rule ran again).",
+                r.conflicts,
+            ),
+            (
+                "inregion_etcd_repairs_total",
+                "counter",
+                "Differences between the watched state and a periodic full re-read, repaired.",
+                r.repairs,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        }
+        if let Some(t) = r.since_contact {
+            out.push_str("# HELP inregion_etcd_last_contact_seconds How long ago etcd last answered this replica.\n# TYPE inregion_etcd_last_contact_seconds gauge\n");
+            out.push_str(&format!(
+                "inregion_etcd_last_contact_seconds {:.3}\n",
+                t.as_secs_f64()
+            ));
+        }
+    }
     let commits = app.control.commit_stats();
     out.push_str("# HELP inregion_store_commit_batches_total Group-commit batches made durable (one SQLite transaction and one WAL fsync each).\n");
     out.push_str("# TYPE inregion_store_commit_batches_total counter\n");

@@ -272,6 +272,11 @@ impl IntoResponse for HttpError {
         if self.status.is_client_error() {
             resp.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // The store is unavailable (etcd without quorum): nothing happened, and the
+            // same request can succeed later.
+            resp.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("true"));
         }
         resp
     }

@@ -54,8 +54,12 @@ pub const DB_FILE: &str = "inregion.sqlite3";
 pub struct ServeOptions {
     /// Address to listen on (`127.0.0.1:8787`; port 0 picks a free port).
     pub listen: String,
-    /// Data directory; `None` keeps everything in memory (nothing survives a restart).
+    /// Data directory; `None` keeps everything in memory (nothing survives a restart),
+    /// unless `etcd` is set.
     pub data_dir: Option<PathBuf>,
+    /// The etcd cluster the state lives in, shared with other replicas (then no data
+    /// directory is used).
+    pub etcd: Option<inregion_control::EtcdConfig>,
     /// Seeding document applied at every start (`--config`).
     pub seed: Option<SeedConfig>,
     /// Seed the development account, token and demo prefix.
@@ -119,6 +123,7 @@ impl Default for ServeOptions {
         Self {
             listen: "127.0.0.1:8787".into(),
             data_dir: None,
+            etcd: None,
             seed: None,
             dev: true,
             dev_token: None,
@@ -182,8 +187,10 @@ pub enum ServeError {
 pub struct Started {
     /// The bound address.
     pub addr: SocketAddr,
-    /// The database file, or `None` in memory.
+    /// The database file, or `None` in memory or on etcd.
     pub database: Option<PathBuf>,
+    /// The etcd cluster and prefix, when the state lives there.
+    pub etcd: Option<inregion_control::EtcdConfig>,
     /// The development token's secret (when `dev`).
     pub dev_token: Option<String>,
     /// Where the dev token came from.
@@ -406,6 +413,7 @@ impl Server {
             started: Started {
                 addr,
                 database,
+                etcd: opts.etcd.clone(),
                 dev_token,
                 dev_token_source,
                 admin_token: opts.admin_token,
@@ -557,6 +565,13 @@ async fn open_state(
     opts: &ServeOptions,
     config: ControlConfig,
 ) -> Result<(ControlPlane, OffsetClock, Option<PathBuf>), ServeError> {
+    if let Some(etcd) = &opts.etcd {
+        let etcd = etcd.clone();
+        let control = tokio::task::spawn_blocking(move || ControlPlane::open_etcd(etcd, config))
+            .await
+            .map_err(|e| ServeError::Seed(e.to_string()))??;
+        return Ok((control, OffsetClock::new(), None));
+    }
     let Some(dir) = &opts.data_dir else {
         return Ok((ControlPlane::in_memory(config), OffsetClock::new(), None));
     };

@@ -3,7 +3,7 @@
 //!
 //! | code | HTTP | variants |
 //! | --- | --- | --- |
-//! | 1000 | 500 | `Store(_)` (any operation) — internal |
+//! | 1000 | 500 / 503 | `Store(_)` (any operation) — internal; 503 when a shared store (etcd) is unavailable |
 //! | 1101 | 400 | `MissingField`, `MembershipFieldMissing` (address-map create) |
 //! | 1102 | 400 | `Cidr(_)` |
 //! | 1103 | 400 | `OutsidePrefix` |
@@ -105,6 +105,30 @@ pub enum StoreError {
     /// A failure made on purpose ([`crate::MemoryStore::fail_next_commits`]).
     #[error("injected commit failure")]
     Injected,
+    /// A shared store (etcd) cannot be reached or has no quorum: the operation did not
+    /// take effect (503; the SDKs retry it).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Another replica committed first, at `position`: the state this operation was
+    /// validated against is stale. The control plane catches up and runs the rule again;
+    /// callers only see this when that keeps failing (503).
+    #[error("another replica kept committing first; try again")]
+    Conflict {
+        /// The shared store's position (etcd: `meta`'s revision) that won.
+        position: u64,
+    },
+    /// A shared store's transaction was sent but its answer was lost: it may or may not
+    /// have taken effect. The commit pipeline settles this from the store's watch; callers
+    /// only see it when the store stays unreachable (503, outcome unknown).
+    #[error("the store did not answer; the outcome is unknown: {what}")]
+    Indeterminate {
+        /// The position the transaction was conditional on.
+        base: u64,
+        /// The transaction's nonce (`meta.nonce`).
+        nonce: u64,
+        /// What failed.
+        what: String,
+    },
     /// An invariant of the store or the commit pipeline broke (a panic during a
     /// commit, a thread that could not start).
     #[error("internal error: {0}")]
@@ -157,8 +181,15 @@ impl ApiError for StoreError {
     fn code(&self) -> u32 {
         INTERNAL_CODE
     }
+    /// 503 when a shared store is unreachable or keeps losing races (the operation can be
+    /// retried as it is), 500 otherwise.
     fn http_status(&self) -> u16 {
-        500
+        match self {
+            StoreError::Unavailable(_)
+            | StoreError::Conflict { .. }
+            | StoreError::Indeterminate { .. } => 503,
+            _ => 500,
+        }
     }
 }
 

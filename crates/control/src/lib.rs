@@ -101,8 +101,8 @@ pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
 pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
 pub use plane::{
     base_binding_id, Activation, ControlConfig, ControlPlane, Created, EdgeNodeError,
-    EdgeNodeStatus, EdgeRegistryConfig, EdgeRegistryView, Notice, RestoreError, TestAccount,
-    TestAccountRequest, WriteKind, SERVICES,
+    EdgeNodeStatus, EdgeRegistryConfig, EdgeRegistryView, Notice, ReplicaStats, RestoreError,
+    TestAccount, TestAccountRequest, WriteKind, SERVICES,
 };
 pub use records::{
     Account, AddressMap, AddressMapIp, Approval, Binding, BindingRecord, BindingState,
@@ -112,8 +112,8 @@ pub use records::{
 pub use seed::{AccountSeed, PrefixSeed, RegionSeed, SeedConfig, TokenSeed, UserSeed};
 pub use state::{Change, Commit, State};
 pub use store::{
-    Durability, Loaded, MemoryStore, Snapshot, SnapshotError, SqliteStore, Store, SNAPSHOT_FORMAT,
-    SNAPSHOT_FORMAT_VERSION,
+    Durability, EtcdConfig, EtcdStore, EtcdUrlError, Loaded, MemoryStore, Snapshot, SnapshotError,
+    SqliteStore, Store, DEFAULT_ETCD_PREFIX, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION,
 };
 
 pub use inregion_model::{

@@ -24,7 +24,8 @@
 
 use crate::error::StoreError;
 use crate::plane::Writer;
-use crate::state::{Commit, State};
+use crate::state::{Change, Commit, State};
+use crate::store::etcd::{EtcdStats, Remote, Sink};
 use crate::store::Store;
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -170,6 +171,8 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
 pub(crate) struct Queue {
     items: Vec<Pending>,
     stopping: bool,
+    /// What other replicas committed (a shared store's follower), not yet applied.
+    remote: Vec<Remote>,
 }
 
 impl Queue {
@@ -191,9 +194,50 @@ pub(crate) struct Shared {
     commits: AtomicU64,
     durations: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     duration_nanos: AtomicU64,
-    /// Tasks waiting for the read state to pass a version ([`VersionAfter`]): woken
-    /// after every durable batch.
+    /// Tasks waiting for the read state to pass a version ([`VersionAfter`]) or a
+    /// position ([`PositionAfter`]): woken after every durable batch, local or remote.
     version_waiters: Mutex<Vec<Waker>>,
+    /// A shared store's position (etcd: `meta`'s revision) of the read state; 0 for a
+    /// store of this process alone.
+    position: AtomicU64,
+    /// A shared store's counters and the means to ask it for its newest position.
+    pub(crate) replica: Option<Replica>,
+}
+
+/// What the control plane keeps of a shared (etcd) store besides the committer's copy.
+pub(crate) struct Replica {
+    pub(crate) stats: Arc<EtcdStats>,
+    /// Asks the store for its newest position (a linearizable read).
+    pub(crate) latest: Box<dyn Fn() -> Result<u64, StoreError> + Send + Sync>,
+}
+
+/// How long the committer waits for the watch to catch up after a lost race before
+/// re-reading everything itself.
+const CATCH_UP: Duration = Duration::from_secs(3);
+/// How long it waits to learn the outcome of a transaction whose answer was lost.
+const RESOLVE: Duration = Duration::from_secs(10);
+
+/// Resolves once the read state's shared-store position is at least `at` (a read that
+/// must see every write acknowledged before it started waits on it).
+pub(crate) struct PositionAfter<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) at: u64,
+}
+
+impl Future for PositionAfter<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.position() >= self.at {
+            return Poll::Ready(());
+        }
+        lock(&self.shared.version_waiters).push(cx.waker().clone());
+        if self.shared.position() >= self.at {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 /// Resolves to the read state's version once it is above `after` (a long-polling
@@ -226,6 +270,168 @@ impl Future for VersionAfter<'_> {
 impl Shared {
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.read.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shared store's position of the read state (0 when the store is not shared).
+    pub(crate) fn position(&self) -> u64 {
+        self.position.load(Ordering::Acquire)
+    }
+
+    fn wake_waiters(&self) {
+        for w in std::mem::take(&mut *lock(&self.version_waiters)) {
+            w.wake();
+        }
+    }
+
+    /// The sink a shared store's follower delivers to: queues under the writer lock
+    /// and wakes the committer; `false` once the control plane is gone.
+    fn remote_sink(shared: &Arc<Shared>) -> Sink {
+        let weak = Arc::downgrade(shared);
+        Arc::new(move |r| {
+            let Some(s) = weak.upgrade() else {
+                return false;
+            };
+            let mut w = lock(&s.writer);
+            if w.queue.stopping {
+                return false;
+            }
+            w.queue.remote.push(r);
+            drop(w);
+            s.queued.notify_all();
+            true
+        })
+    }
+
+    /// Applies what other replicas committed to the read state (and to the writer's
+    /// speculative state), with the writer locked as `w`. Returns what was queued and
+    /// must now be validated again (its rules ran against a state without these
+    /// commits), and what the applied clears removed.
+    fn apply_remote(
+        &self,
+        store: &mut dyn Store,
+        w: &mut Writer,
+        items: Vec<Remote>,
+    ) -> (Vec<Pending>, Vec<State>) {
+        let Some(etcd) = store.as_etcd() else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut removed = Vec::new();
+        let mut applied: Vec<Commit> = Vec::new();
+        let mut reloaded = false;
+        let mut pos = self.position();
+        let mut st = self.read.write().unwrap_or_else(|e| e.into_inner());
+        for r in items {
+            match r {
+                Remote::Batch {
+                    commit,
+                    purged_through,
+                    position,
+                    generation,
+                    nonce: _,
+                } => {
+                    if position <= pos {
+                        continue; // this replica's own commit, or seen already
+                    }
+                    removed.extend(st.apply_commit_deferring_drop(&commit));
+                    st.purged_through = purged_through;
+                    etcd.applied(position, generation, purged_through);
+                    pos = position;
+                    applied.push(commit);
+                }
+                Remote::Reload {
+                    loaded,
+                    position,
+                    generation,
+                } => {
+                    if position < pos {
+                        continue; // older than what the watch delivered
+                    }
+                    let fresh = State::from_loaded(loaded);
+                    if position == pos {
+                        let same = fresh.version == st.version
+                            && fresh.purged_through == st.purged_through
+                            && fresh.dump() == st.dump();
+                        if same {
+                            continue;
+                        }
+                        etcd.stats_ref().repairs.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            position,
+                            "etcd: the periodic re-read differs from the watched state; repaired"
+                        );
+                    }
+                    etcd.applied(position, generation, fresh.purged_through);
+                    removed.push(std::mem::replace(&mut *st, fresh));
+                    pos = position;
+                    reloaded = true;
+                    applied.clear();
+                }
+            }
+        }
+        if pos == self.position() {
+            return (Vec::new(), removed);
+        }
+        self.position.store(pos, Ordering::Release);
+        // Queued operations were validated against a state without these commits.
+        let stale = std::mem::take(&mut w.queue.items);
+        if reloaded || !stale.is_empty() {
+            w.reset_to(&st);
+        } else {
+            // The speculative state equalled the read state: the same commits keep them
+            // equal, without a copy.
+            for c in &applied {
+                removed.extend(w.spec_mut().apply_commit_deferring_drop(c));
+            }
+            w.reset_version(st.version);
+        }
+        drop(st);
+        self.wake_waiters();
+        (stale, removed)
+    }
+
+    /// Waits (applying what the follower delivers) until `done` says so or `timeout`
+    /// passes; `done` sees each remote item before it is applied. Operations queued
+    /// meanwhile that became stale are failed with [`StoreError::Conflict`].
+    fn catch_up(
+        &self,
+        store: &mut dyn Store,
+        timeout: Duration,
+        mut done: impl FnMut(&Shared, Option<&Remote>) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(self, None) {
+                return true;
+            }
+            let mut w = lock(&self.writer);
+            while w.queue.remote.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                w = self
+                    .queued
+                    .wait_timeout(w, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            let items = std::mem::take(&mut w.queue.remote);
+            let mut finished = false;
+            for r in &items {
+                finished |= done(self, Some(r));
+            }
+            let (stale, _removed) = self.apply_remote(store, &mut w, items);
+            drop(w);
+            let conflict = StoreError::Conflict {
+                position: self.position(),
+            };
+            for p in &stale {
+                p.complete(Err(conflict.clone()));
+            }
+            if finished {
+                return true;
+            }
+        }
     }
 
     /// Queues `commit` with the writer locked (`w`), waking the committer if it sleeps.
@@ -271,13 +477,73 @@ impl Shared {
             // A store that panics must not leave its writers waiting forever: the batch
             // fails like any store error, and so does everything queued behind it.
             let started = Instant::now();
-            let r =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(&commits)))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::internal("the store panicked during a commit"))
-                    });
+            let purged_through = purge_horizon(&self.read_state(), &commits);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match store.as_etcd() {
+                    Some(etcd) => etcd.commit_shared(&commits, purged_through),
+                    None => store.commit(&commits),
+                }
+            }))
+            .unwrap_or_else(|_| Err(StoreError::internal("the store panicked during a commit")));
             self.record_duration(started.elapsed());
             r
+        };
+        let result = match result {
+            Err(StoreError::Conflict { position }) => {
+                // Another replica won: catch up to what it wrote, then every writer of
+                // this batch and behind it validates again on the newer state.
+                let caught_up = self.catch_up(store, CATCH_UP, |s, _| s.position() >= position);
+                if !caught_up {
+                    self.reload(store);
+                }
+                Err(StoreError::Conflict { position })
+            }
+            Err(StoreError::Indeterminate { base, nonce, what }) => {
+                // The first transaction after `base` is the one that won it: ours if it
+                // carries our nonce (the watch has then applied it already).
+                let mut ours = None;
+                self.catch_up(store, RESOLVE, |_, r| {
+                    if let Some(Remote::Batch {
+                        position, nonce: n, ..
+                    }) = r
+                    {
+                        if *position > base && ours.is_none() {
+                            ours = Some(*n == nonce);
+                        }
+                    }
+                    ours.is_some()
+                });
+                match ours {
+                    Some(true) => {
+                        self.batches.fetch_add(1, Ordering::Relaxed);
+                        self.commits
+                            .fetch_add(commits.len() as u64, Ordering::Relaxed);
+                        // Applied (from the watch); what was queued behind it was
+                        // validated on a state that is gone: fail it to run again.
+                        let later = {
+                            let mut w = lock(&self.writer);
+                            let later = std::mem::take(&mut w.queue.items);
+                            w.reset_to(&self.read_state());
+                            later
+                        };
+                        for p in &batch {
+                            p.complete(Ok(()));
+                        }
+                        let conflict = StoreError::Conflict {
+                            position: self.position(),
+                        };
+                        for p in &later {
+                            p.complete(Err(conflict.clone()));
+                        }
+                        return;
+                    }
+                    Some(false) => Err(StoreError::Conflict {
+                        position: self.position(),
+                    }),
+                    None => Err(StoreError::Indeterminate { base, nonce, what }),
+                }
+            }
+            r => r,
         };
         // Dropped last, once every ticket is completed (see `Pending::_garbage`).
         let mut removed = Vec::new();
@@ -291,10 +557,11 @@ impl Shared {
                     for c in &commits {
                         removed.extend(st.apply_commit_deferring_drop(c));
                     }
-                    drop(st);
-                    for w in std::mem::take(&mut *lock(&self.version_waiters)) {
-                        w.wake();
+                    if let Some(etcd) = store.as_etcd() {
+                        self.position.store(etcd.position(), Ordering::Release);
                     }
+                    drop(st);
+                    self.wake_waiters();
                 }
                 for p in &batch {
                     p.complete(Ok(()));
@@ -315,6 +582,57 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Re-reads everything from the shared store and applies it (when the watch did not
+    /// deliver in time).
+    fn reload(&self, store: &mut dyn Store) {
+        let loaded = match store.load() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-reading the shared store failed");
+                return;
+            }
+        };
+        let Some(etcd) = store.as_etcd() else {
+            return;
+        };
+        let (position, generation) = (etcd.position(), etcd.generation());
+        // `load` moved the store's position; the state follows it here.
+        let item = Remote::Reload {
+            loaded,
+            position,
+            generation,
+        };
+        let mut w = lock(&self.writer);
+        self.position.store(0, Ordering::Release);
+        let (stale, _removed) = self.apply_remote(store, &mut w, vec![item]);
+        drop(w);
+        let conflict = StoreError::Conflict { position };
+        for p in &stale {
+            p.complete(Err(conflict.clone()));
+        }
+    }
+}
+
+/// The purge horizon ([`State::purged_through`]) after `commits` are applied to `st`.
+fn purge_horizon(st: &State, commits: &[&Commit]) -> u64 {
+    let mut p = st.purged_through;
+    for c in commits {
+        for ch in &c.changes {
+            match ch {
+                Change::PurgeBinding(id) => {
+                    if let Some(b) = st.bindings.get(id) {
+                        p = p.max(b.version);
+                    }
+                }
+                Change::Clear => p = c.version,
+                _ => {}
+            }
+        }
+    }
+    p
+}
+
 /// The committer thread; dropping it drains the queue, then joins the thread, so no
 /// queued write is lost on shutdown.
 pub(crate) struct Committer {
@@ -326,10 +644,25 @@ impl Committer {
     /// Starts the committer over `store`, with `state` as both the read state and (in
     /// `writer`) the speculative one.
     pub(crate) fn start(
-        store: Box<dyn Store>,
+        mut store: Box<dyn Store>,
         state: State,
         writer: Writer,
     ) -> Result<Self, StoreError> {
+        let (replica, position) = match store.as_etcd() {
+            Some(etcd) => {
+                let (gw, layout) = etcd.gateway();
+                let latest =
+                    Box::new(move || crate::store::EtcdStore::latest_position(&gw, &layout));
+                (
+                    Some(Replica {
+                        stats: etcd.stats(),
+                        latest,
+                    }),
+                    etcd.position(),
+                )
+            }
+            None => (None, 0),
+        };
         let shared = Arc::new(Shared {
             read: RwLock::new(state),
             writer: Mutex::new(writer),
@@ -339,7 +672,12 @@ impl Committer {
             durations: Default::default(),
             duration_nanos: AtomicU64::new(0),
             version_waiters: Mutex::new(Vec::new()),
+            position: AtomicU64::new(position),
+            replica,
         });
+        if let Some(etcd) = store.as_etcd() {
+            etcd.follow(Shared::remote_sink(&shared))?;
+        }
         let s = shared.clone();
         let thread = thread::Builder::new()
             .name(format!("inregion-commit-{}", store.kind()))
@@ -360,13 +698,45 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
     loop {
         let batch = {
             let mut w = lock(&shared.writer);
-            while w.queue.items.is_empty() && !w.queue.stopping {
+            while w.queue.items.is_empty() && w.queue.remote.is_empty() && !w.queue.stopping {
                 w = shared.queued.wait(w).unwrap_or_else(|e| e.into_inner());
+            }
+            if !w.queue.remote.is_empty() {
+                // Other replicas' commits first: what is queued may have to run again.
+                let items = std::mem::take(&mut w.queue.remote);
+                let (stale, removed) = shared.apply_remote(&mut *store, &mut w, items);
+                drop(w);
+                let conflict = StoreError::Conflict {
+                    position: shared.position(),
+                };
+                for p in &stale {
+                    p.complete(Err(conflict.clone()));
+                }
+                drop(removed);
+                continue;
             }
             if w.queue.items.is_empty() {
                 return; // stopping, and everything queued is committed
             }
-            std::mem::take(&mut w.queue.items)
+            match store.max_batch_changes() {
+                None => std::mem::take(&mut w.queue.items),
+                Some(max) => {
+                    // A store that bounds a transaction (etcd: --max-txn-ops) takes as
+                    // many queued operations as fit, at least one; the rest follow.
+                    let mut total = 0;
+                    let n = w
+                        .queue
+                        .items
+                        .iter()
+                        .take_while(|p| {
+                            total += p.commit.as_ref().map_or(0, |c| c.changes.len());
+                            total <= max
+                        })
+                        .count()
+                        .max(1);
+                    w.queue.items.drain(..n).collect()
+                }
+            }
         };
         shared.commit_batch(&mut *store, batch);
     }

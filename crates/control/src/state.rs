@@ -102,6 +102,17 @@ pub struct State {
 }
 
 impl State {
+    /// The state a store's contents describe.
+    pub(crate) fn from_loaded(loaded: crate::store::Loaded) -> Self {
+        let mut state = State::default();
+        for r in loaded.records {
+            state.apply(r);
+        }
+        state.version = loaded.version;
+        state.purged_through = loaded.purged_through;
+        state
+    }
+
     /// The version of the last applied commit.
     pub fn version(&self) -> u64 {
         self.version
@@ -269,12 +280,11 @@ impl State {
     /// id). Two states are equal
     /// iff their dumps are.
     pub fn dump(&self) -> Vec<Change> {
-        let mut out: Vec<Change> = self
-            .adopted_keys
-            .iter()
-            .cloned()
-            .map(Change::AdoptTokenKey)
-            .collect();
+        // Keys sorted too: their order means nothing (each is tried), and a store that
+        // lists them by name must compare equal.
+        let mut keys = self.adopted_keys.clone();
+        keys.sort_by_key(TokenKey::to_hex);
+        let mut out: Vec<Change> = keys.into_iter().map(Change::AdoptTokenKey).collect();
         let mut a: Vec<_> = self.accounts.values().cloned().collect();
         a.sort_by(|x, y| x.id.cmp(&y.id));
         out.extend(a.into_iter().map(Change::Account));

@@ -175,7 +175,7 @@ impl ControlPlane {
         map_id: &str,
         now: Timestamp,
         not_found: fn(String) -> E,
-        edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
+        edit: impl FnMut(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
     ) -> Result<AddressMap, E> {
         self.map_write_checked_async(p, account, map_id, now, None, not_found, edit)
             .await
@@ -192,11 +192,12 @@ impl ControlPlane {
         now: Timestamp,
         invalid: Option<E>,
         not_found: fn(String) -> E,
-        edit: impl FnOnce(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
+        mut edit: impl FnMut(&Rules<'_>, &mut AddressMap) -> Result<bool, E>,
     ) -> Result<AddressMap, E> {
+        let mut invalid = invalid;
         self.submit_async(|r, _ctx| {
             let acct = r.access_for(p, account, WriteKind::AddressMaps)?;
-            if let Some(e) = invalid {
+            if let Some(e) = invalid.take() {
                 return Err(e);
             }
             let mut m = r
@@ -231,13 +232,13 @@ impl ControlPlane {
                 .map(|f| AddressMapError::UnexpectedField(f.clone()));
             self.map_write_checked_async(p, account, map_id, now, invalid, AddressMapError::MapNotFound, |_, m| {
                 let before = m.clone();
-                if let Some(d) = input.description {
+                if let Some(d) = input.description.clone() {
                     m.description = d;
                 }
                 if let Some(e) = input.enabled {
                     m.enabled = e;
                 }
-                if let Some(s) = input.default_sni {
+                if let Some(s) = input.default_sni.clone() {
                     if !s.as_deref().is_none_or(crate::inputs::is_sni) {
                         return Err(AddressMapError::Invalid(
                             "default_sni must be a hostname".into(),

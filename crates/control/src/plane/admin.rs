@@ -71,20 +71,7 @@ impl ControlPlane {
                 if r.st.live_by_cidr.contains_key(&k) || !seen.insert(k) {
                     return Err(err(CreateBindingError::Conflict(cidr)));
                 }
-                st_extra.push(BindingRecord {
-                    id: BindingId::from_uuid(ctx.ids.uuid()),
-                    account_id: acct.id.clone(),
-                    prefix_id: prefix.id.clone(),
-                    cidr,
-                    region: key,
-                    previous_region: None,
-                    created_at: now,
-                    changed_at: now,
-                    active_at: r.cfg.settles_at(now),
-                    deleted_at: None,
-                    gone_at: None,
-                    version: ctx.version,
-                });
+                st_extra.push(r.fresh_binding(ctx, &acct.id, &prefix.id, cidr, key, now));
             }
             let ids = st_extra.iter().map(|b| b.id).collect();
             Ok((st_extra.into_iter().map(Change::Binding).collect(), ids))

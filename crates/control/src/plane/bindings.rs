@@ -6,6 +6,33 @@ use super::access::{WriteKind, DLS_READ, ENT_BINDINGS};
 use super::*;
 
 impl<'a> Rules<'a> {
+    /// A new live binding created at `now` by the commit of `ctx` (single and bulk
+    /// creates).
+    pub(super) fn fresh_binding(
+        &self,
+        ctx: &mut Ctx<'_>,
+        account: &AccountId,
+        prefix: &PrefixId,
+        cidr: Cidr,
+        region: RegionKey,
+        now: Timestamp,
+    ) -> BindingRecord {
+        BindingRecord {
+            id: BindingId::from_uuid(ctx.ids.uuid()),
+            account_id: account.clone(),
+            prefix_id: prefix.clone(),
+            cidr,
+            region,
+            previous_region: None,
+            created_at: now,
+            changed_at: now,
+            active_at: self.cfg.settles_at(now),
+            deleted_at: None,
+            gone_at: None,
+            version: ctx.version,
+        }
+    }
+
     pub(super) fn live_binding(&self, account: &AccountId, id: &str) -> Option<&'a BindingRecord> {
         let id = BindingId::parse(id).ok()?;
         self.st
@@ -117,20 +144,7 @@ impl ControlPlane {
                         });
                     }
                 }
-                let rec = BindingRecord {
-                    id: BindingId::from_uuid(ctx.ids.uuid()),
-                    account_id: acct.id.clone(),
-                    prefix_id: prefix.id.clone(),
-                    cidr,
-                    region: key,
-                    previous_region: None,
-                    created_at: now,
-                    changed_at: now,
-                    active_at: r.cfg.settles_at(now),
-                    deleted_at: None,
-                    gone_at: None,
-                    version: ctx.version,
-                };
+                let rec = r.fresh_binding(ctx, &acct.id, &prefix.id, cidr, key, now);
                 let mut messages = Vec::new();
                 let in_use =
                     r.st.maps_by_account

@@ -202,11 +202,11 @@ impl ControlPlane {
                     Some(old) => (
                         vec![Change::EdgeNode(EdgeNodeRecord {
                             registered_at: old.registered_at,
-                            ..record
+                            ..record.clone()
                         })],
                         (),
                     ),
-                    None => (vec![Change::EdgeNode(record)], ()),
+                    None => (vec![Change::EdgeNode(record.clone())], ()),
                 })
             })
             .await?;

@@ -211,7 +211,7 @@ impl ControlPlane {
         self.submit_async(|_r, ctx| {
             let mut changes = Vec::with_capacity(records.len() + 1);
             changes.push(Change::Clear);
-            for c in records {
+            for c in records.iter().cloned() {
                 changes.push(match c {
                     Change::Binding(mut b) => {
                         b.version = ctx.version;

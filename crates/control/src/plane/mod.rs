@@ -162,6 +162,31 @@ impl Default for ControlConfig {
     }
 }
 
+/// What a replica knows of the shared store ([`ControlPlane::replica_stats`]), for
+/// `/metrics` and the staleness of reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// The store position (etcd: revision) this replica's state is at.
+    pub position: u64,
+    /// The newest position seen from the store (watch, listing, reads, own commits).
+    pub latest_seen: u64,
+    /// Watch streams re-opened after a drop, and re-lists.
+    pub reconnects: u64,
+    /// Transactions that lost the race to another replica (each ran its rule again).
+    pub conflicts: u64,
+    /// Differences the periodic re-read found and repaired.
+    pub repairs: u64,
+    /// How long ago the store last answered anything.
+    pub since_contact: Option<Duration>,
+}
+
+impl ReplicaStats {
+    /// Revisions the replica's state is behind the newest it has seen.
+    pub fn watch_lag(&self) -> u64 {
+        self.latest_seen - self.position
+    }
+}
+
 /// A non-fatal notice returned with a successful write (`messages[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -235,6 +260,17 @@ impl Writer {
         self.spec = durable.clone();
         self.next_version = durable.version + 1;
     }
+
+    /// The speculative state, for the pipeline to apply another replica's commits to
+    /// when nothing is queued (it then equals the read state).
+    pub(crate) fn spec_mut(&mut self) -> &mut State {
+        &mut self.spec
+    }
+
+    /// The next commit follows `version` (another replica's last).
+    pub(crate) fn reset_version(&mut self, version: u64) {
+        self.next_version = version + 1;
+    }
 }
 
 /// Managed regions, resolved once.
@@ -307,17 +343,8 @@ macro_rules! write_op {
 impl ControlPlane {
     /// Opens a control plane over `store`, loading everything it holds.
     pub fn open(mut store: Box<dyn Store>, config: ControlConfig) -> Result<Self, StoreError> {
-        let Loaded {
-            version,
-            purged_through,
-            records,
-        } = store.load()?;
-        let mut state = State::default();
-        for r in records {
-            state.apply(r);
-        }
-        state.version = version;
-        state.purged_through = purged_through;
+        let state = State::from_loaded(store.load()?);
+        let version = state.version;
         let mut by_key = BTreeMap::new();
         let mut key_by_id = HashMap::new();
         let t = config.managed_regions_created_on;
@@ -381,6 +408,63 @@ impl ControlPlane {
         Self::open(Box::new(SqliteStore::open_with(path, durability)?), config)
     }
 
+    /// A control plane over an etcd cluster shared with other replicas (see
+    /// [`EtcdStore`](crate::EtcdStore)): loads everything under the prefix, then follows
+    /// what other replicas commit.
+    pub fn open_etcd(etcd: crate::EtcdConfig, config: ControlConfig) -> Result<Self, StoreError> {
+        Self::open(Box::new(crate::EtcdStore::open(etcd)?), config)
+    }
+
+    /// Whether the state is shared with other replicas (etcd).
+    pub fn is_replica(&self) -> bool {
+        self.pipe.shared().replica.is_some()
+    }
+
+    /// The shared store's newest position, read from it (blocking: one round trip to
+    /// etcd); `None` for a store of this process alone. A read that waits until
+    /// [`Self::wait_store_position`] of it sees every write acknowledged, by any replica,
+    /// before the read started.
+    pub fn latest_store_position(&self) -> Result<Option<u64>, StoreError> {
+        match &self.pipe.shared().replica {
+            Some(r) => {
+                let p = (r.latest)()?;
+                r.stats.contact();
+                r.stats.seen(p);
+                Ok(Some(p))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Resolves once this replica's state has reached `position` of the shared store.
+    pub async fn wait_store_position(&self, position: u64) {
+        crate::pipeline::PositionAfter {
+            shared: self.pipe.shared(),
+            at: position,
+        }
+        .await
+    }
+
+    /// A replica's view of the shared store (`None` when the store is not shared).
+    pub fn replica_stats(&self) -> Option<ReplicaStats> {
+        let shared = self.pipe.shared();
+        let r = shared.replica.as_ref()?;
+        let position = shared.position();
+        let latest = r
+            .stats
+            .latest_seen
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Some(ReplicaStats {
+            position,
+            latest_seen: latest.max(position),
+            reconnects: load(&r.stats.reconnects),
+            conflicts: load(&r.stats.conflicts),
+            repairs: load(&r.stats.repairs),
+            since_contact: lock(&r.stats.last_contact).map(|t| t.elapsed()),
+        })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ControlConfig {
         &self.config
@@ -415,22 +499,36 @@ impl ControlPlane {
     /// [`Self::submit_async`].
     fn submit<R, E: From<StoreError>>(
         &self,
-        rule: impl FnOnce(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
+        rule: impl FnMut(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
     ) -> Result<R, E> {
         block_on(self.submit_async(rule))
     }
 
     /// [`Self::submit`] without blocking: the rule runs at the first poll, and the
     /// future then waits for the committer thread.
+    ///
+    /// With a shared store (etcd) another replica may commit first: the pipeline then
+    /// catches up and fails this operation with [`StoreError::Conflict`], and the rule
+    /// runs again on the newer state (so a duplicate create answers 409 as on one
+    /// server). Rules are pure, so running one again is safe.
     async fn submit_async<R, E: From<StoreError>>(
         &self,
-        rule: impl FnOnce(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
+        mut rule: impl FnMut(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
     ) -> Result<R, E> {
-        let (out, ticket) = self.enqueue(rule)?;
-        if let Some(t) = ticket {
-            t.await?;
+        let mut tries = 0;
+        loop {
+            let (out, ticket) = self.enqueue(&mut rule)?;
+            match ticket {
+                None => return Ok(out),
+                Some(t) => match t.await {
+                    Ok(()) => return Ok(out),
+                    Err(StoreError::Conflict { .. }) if tries < MAX_CONFLICT_RETRIES => {
+                        tries += 1;
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            }
         }
-        Ok(out)
     }
 
     /// Validates and queues: the rule runs against the speculative state, its changes are
@@ -472,6 +570,10 @@ impl ControlPlane {
         Ok((out, Some(shared.push(w, commit, garbage))))
     }
 }
+
+/// How many times an operation runs again after losing a race to another replica
+/// before it answers 503.
+const MAX_CONFLICT_RETRIES: u32 = 64;
 
 /// Turns `per_page + 1` fetched items into a page: the extra item only signals that a
 /// next page exists.

@@ -11,15 +11,21 @@
 //!   [`Durability::Process`]), one transaction per batch, checkpoints off the commit path
 //!   (`checkpoint.rs`), row bodies of its own (`rows.rs`), schema migrations,
 //!   uniqueness constraints.
+//! - [`EtcdStore`]: the records in an etcd cluster, shared by any number of replicas
+//!   (`inregion serve --store etcd://...`): a key per record, a transaction per batch,
+//!   conditional on the replica's state being current; a watch keeps each replica's
+//!   state current.
 //! - [`MemoryStore`]: for tests and simulations; clones share their contents, so a test
 //!   can "reopen" one.
 
 mod checkpoint;
+pub(crate) mod etcd;
 mod memory;
 mod rows;
 mod snapshot;
 mod sqlite;
 
+pub use etcd::{EtcdConfig, EtcdStore, EtcdUrlError, DEFAULT_ETCD_PREFIX};
 pub use memory::MemoryStore;
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_VERSION};
 pub use sqlite::{Durability, SqliteStore};
@@ -65,8 +71,21 @@ pub trait Store: Send {
     /// The key that token secrets and global keys are hashed with.
     fn token_key(&self) -> TokenKey;
 
-    /// A short name for logs and metrics (`sqlite`, `memory`).
+    /// A short name for logs and metrics (`sqlite`, `memory`, `etcd`).
     fn kind(&self) -> &'static str;
+
+    /// The etcd store behind this one, when the state is shared with other replicas:
+    /// the commit pipeline then follows it and resolves conflicts (see `etcd/mod.rs`).
+    fn as_etcd(&mut self) -> Option<&mut EtcdStore> {
+        None
+    }
+
+    /// The most record changes one [`Store::commit`] should carry when it groups several
+    /// operations (`None`: no limit). An operation larger than this is still committed,
+    /// alone.
+    fn max_batch_changes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Records for the stores' unit tests.

@@ -525,6 +525,34 @@ impl BindingRow {
     }
 }
 
+/// An edge node's registration (etcd's value; SQLite keeps these as columns).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EdgeNodeRow {
+    node_id: String,
+    dc: String,
+    address: String,
+    registered_at: Time,
+}
+
+impl EdgeNodeRow {
+    pub(super) fn of(n: &crate::records::EdgeNodeRecord) -> Self {
+        Self {
+            node_id: n.node_id.clone(),
+            dc: n.dc.as_str().to_owned(),
+            address: n.address.clone(),
+            registered_at: Time::of(n.registered_at),
+        }
+    }
+    pub(super) fn get(self) -> Result<crate::records::EdgeNodeRecord, DecodeError> {
+        Ok(crate::records::EdgeNodeRecord {
+            node_id: self.node_id,
+            dc: parse("dc", Iata::parse(&self.dc))?,
+            address: self.address,
+            registered_at: self.registered_at.get()?,
+        })
+    }
+}
+
 /// An address map in a snapshot, with its account (a column of its own in the database).
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct OwnedMapRow {

@@ -577,16 +577,15 @@ impl Edge {
         Ok(())
     }
 
-    /// Installs `table` as `version` at every data center at once (initial state, or a
-    /// world without propagation delay). The version is active and complete at `now`.
-    pub fn install(
+    /// Checks `table`, records `version` as published at `now` (reached by no data center
+    /// yet) and returns its snapshot and the number of data centers.
+    fn start_version(
         &mut self,
         version: u64,
         table: Table<RegionIndex>,
         now: SimTime,
-    ) -> Result<(), EdgeError> {
+    ) -> Result<(Arc<Snapshot<RegionIndex>>, usize), EdgeError> {
         self.check_table(version, &table)?;
-        let snap = Arc::new(Snapshot::new(version, table));
         let n = self.topo.dc_count();
         self.propagation.last_published = version;
         self.propagation.versions.push(VersionStatus {
@@ -597,6 +596,18 @@ impl Edge {
             active_at: None,
             complete_at: None,
         });
+        Ok((Arc::new(Snapshot::new(version, table)), n))
+    }
+
+    /// Installs `table` as `version` at every data center at once (initial state, or a
+    /// world without propagation delay). The version is active and complete at `now`.
+    pub fn install(
+        &mut self,
+        version: u64,
+        table: Table<RegionIndex>,
+        now: SimTime,
+    ) -> Result<(), EdgeError> {
+        let (snap, _) = self.start_version(version, table, now)?;
         for dc in self.tables.iter() {
             if let Some(from) = dc.offer(&snap) {
                 self.propagation.reached(from, version, now);
@@ -616,18 +627,7 @@ impl Edge {
         now: SimTime,
         rng: &mut R,
     ) -> Result<(), EdgeError> {
-        self.check_table(version, &table)?;
-        let snap = Arc::new(Snapshot::new(version, table));
-        let n = self.topo.dc_count();
-        self.propagation.last_published = version;
-        self.propagation.versions.push(VersionStatus {
-            version,
-            published_at: now,
-            reached: 0,
-            total: n,
-            active_at: None,
-            complete_at: None,
-        });
+        let (snap, n) = self.start_version(version, table, now)?;
         for dc in 0..n {
             let delay = self.config.propagation.sample(rng);
             self.propagation
