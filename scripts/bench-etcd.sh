@@ -143,8 +143,8 @@ if has_etcd; then
   done
   echo "etcd cluster: $ENDPOINTS, data in $WORK/etcd ($(df --output=source "$WORK" | tail -1))"
   ETCD_PREFIX="/bench-$RANDOM$RANDOM/"
-  serve A --store "etcd://$ENDPOINTS" --etcd-prefix "$ETCD_PREFIX"
-  serve B --store "etcd://$ENDPOINTS" --etcd-prefix "$ETCD_PREFIX"
+  serve A --store "etcd://$ENDPOINTS" --etcd-prefix "$ETCD_PREFIX" --etcd-max-txn-ops 10000
+  serve B --store "etcd://$ENDPOINTS" --etcd-prefix "$ETCD_PREFIX" --etcd-max-txn-ops 10000
 fi
 serve S --data "$WORK/sqlite"
 

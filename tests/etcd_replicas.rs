@@ -29,7 +29,14 @@ const STALE: &str = "x-inregion-stale-ms";
 /// A replica of `inregion serve` on `cluster`'s `prefix`.
 fn replica(cluster: &Cluster, prefix: &str, extra: &[&str]) -> Server {
     let url = cluster.url();
-    let mut args = vec!["--store", url.as_str(), "--etcd-prefix", prefix];
+    let mut args = vec![
+        "--store",
+        url.as_str(),
+        "--etcd-prefix",
+        prefix,
+        "--etcd-max-txn-ops",
+        "10000",
+    ];
     args.extend_from_slice(extra);
     Server::start_with(Opts {
         args,
@@ -99,6 +106,13 @@ fn call(c: &Client, method: &str, base: &str, path: &str, body: Option<&Value>) 
     }
 }
 
+/// A CIDR as the server echoes it (RFC 5952 for IPv6).
+fn canon(cidr: &str) -> String {
+    cidr.parse::<ipnet::IpNet>()
+        .unwrap_or_else(|e| panic!("{cidr}: {e}"))
+        .to_string()
+}
+
 fn create_body(prefix: &str, cidr: &str, region: &str) -> Value {
     json!({"prefix_id": prefix, "cidr": cidr, "region_key": region})
 }
@@ -163,10 +177,117 @@ fn every_write_through_one_replica_is_read_through_the_other() {
         );
         assert_eq!(list_all(&c, base(i)), Vec::<Value>::new());
     }
+    let mut failures = Vec::new();
     for round in 0..20u32 {
         let (w, rd) = ((round % 2) as usize, ((round + 1) % 2) as usize);
         let ctx =
             |what: &str| format!("round {round}, {what} through replica {w}, read through {rd}");
+        // Writes through the other replica, each the first request there after the
+        // acknowledgement: a patch, a duplicate create, a delete (collected, not asserted
+        // one by one, to see how often).
+        let mut first_write_after = |cidr: String, prefix: &str, method: &str, what: &str| {
+            let a = call(
+                &c,
+                "POST",
+                base(w),
+                BINDINGS,
+                Some(&create_body(prefix, &cidr, "eu")),
+            );
+            assert_eq!(a.status, 201, "{}: {}", ctx("create"), a.text);
+            let id = a.id().unwrap();
+            let (path, body) = match method {
+                "PATCH" => (
+                    format!("{BINDINGS}/{id}"),
+                    Some(json!({"region_key": "ca"})),
+                ),
+                "DELETE" => (format!("{BINDINGS}/{id}"), None),
+                _ => (BINDINGS.to_owned(), Some(create_body(prefix, &cidr, "us"))),
+            };
+            let r = call(&c, method, base(rd), &path, body.as_ref());
+            let expected = if method == "POST" { 409 } else { 200 };
+            if r.status != expected {
+                failures.push(format!(
+                    "round {round}: {what} through replica {rd}, its first request after replica {w} acknowledged POST {cidr} ({id}): expected {expected}, got {} {}",
+                    r.status, r.text
+                ));
+            }
+        };
+        first_write_after(
+            format!("203.0.114.{round}/32"),
+            DEMO_PREFIX,
+            "PATCH",
+            "PATCH",
+        );
+        first_write_after(
+            format!("203.0.115.{round}/32"),
+            DEMO_PREFIX,
+            "POST",
+            "duplicate POST",
+        );
+        first_write_after(
+            format!("2001:db8:100e:{round:x}::/64"),
+            V6_PREFIX,
+            "DELETE",
+            "DELETE",
+        );
+        // A custom region and a token seeded through one replica are usable in a write
+        // that is the other replica's first request afterwards.
+        let key = format!("first-{round}");
+        let secret = format!("first-write-token-{round:04}-000000000000000");
+        let seed = r[w].admin(
+            "POST",
+            "/seed",
+            Some(json!({
+                "regions": [{"account": ACCOUNT, "key": key, "name": "First write", "countries": ["AT"]}],
+                "tokens": [{"name": key, "secret": secret, "accounts": [ACCOUNT], "permissions": ["DLS: Write", "DLS: Read", "IP Prefixes: Write"]}]
+            })),
+        );
+        assert_eq!(seed.status, 200, "{}: {}", ctx("seed"), seed.text);
+        let b = call(
+            &c,
+            "POST",
+            base(rd),
+            BINDINGS,
+            Some(&create_body(
+                V6_PREFIX,
+                &format!("2001:db8:100d:{round:x}::/64"),
+                &key,
+            )),
+        );
+        if b.status != 201 {
+            failures.push(format!(
+                "round {round}: POST with region {key} through replica {rd}, its first request after replica {w} acknowledged the seed: expected 201, got {} {}",
+                b.status, b.text
+            ));
+        }
+        let seed = r[w].admin(
+            "POST",
+            "/seed",
+            Some(json!({
+                "tokens": [{"name": format!("{key}-2"), "secret": format!("{secret}-2"), "accounts": [ACCOUNT], "permissions": ["DLS: Write", "DLS: Read", "IP Prefixes: Write"]}]
+            })),
+        );
+        assert_eq!(seed.status, 200, "{}: {}", ctx("seed"), seed.text);
+        let t = c
+            .post(format!(
+                "{}/client/v4/accounts/{ACCOUNT}{BINDINGS}",
+                base(rd)
+            ))
+            .bearer_auth(format!("{secret}-2"))
+            .json(&create_body(
+                V6_PREFIX,
+                &format!("2001:db8:100c:{round:x}::/64"),
+                "eu",
+            ))
+            .send()
+            .unwrap();
+        let status = t.status().as_u16();
+        if status != 201 {
+            failures.push(format!(
+                "round {round}: POST with a token seeded through replica {w}, as replica {rd}'s first request afterwards: expected 201, got {status} {}",
+                t.text().unwrap_or_default()
+            ));
+        }
         // Create.
         let cidr = format!("203.0.113.{}/32", round);
         let a = call(
@@ -340,7 +461,11 @@ fn every_write_through_one_replica_is_read_through_the_other() {
     assert_eq!(a, list_all(&c, base(1)));
     let third = replica(&cluster, &prefix, &[]);
     assert_eq!(a, list_all(&c, &third.base));
-    assert_eq!(a.len(), 10 + 10 + 4, "{a:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // 20 rounds: 1 kept of the first create, 1 patched, 1 duplicated (one DELETEd), 1 in
+    // a region and 1 with a token seeded just before and, every fifth round, 1 in a new
+    // region.
+    assert_eq!(a.len(), 20 * 5 + 4, "{a:?}");
     // The etcd metrics are exported.
     for s in [&r[0], &r[1]] {
         let m = s.send(s.raw("GET", &format!("{}/metrics", s.base)));
@@ -541,6 +666,9 @@ enum Kind {
     Create,
     /// A create of a CIDR raced by several clients at once.
     RaceCreate,
+    /// A create by a replica's own prober (one client per replica, a create and a delete
+    /// every 50 ms): whether that replica is taking writes.
+    Probe,
     Delete,
     Get,
     List,
@@ -644,7 +772,7 @@ impl History {
             Vec::new()
         };
         let id = match (kind, a.status) {
-            (Kind::Create | Kind::RaceCreate, 201) => a.id().unwrap_or_default(),
+            (Kind::Create | Kind::RaceCreate | Kind::Probe, 201) => a.id().unwrap_or_default(),
             _ => id.to_owned(),
         };
         let mut ops = self.ops.lock().unwrap();
@@ -655,7 +783,11 @@ impl History {
             start,
             end,
             prefix: prefix.to_owned(),
-            cidr: cidr.to_owned(),
+            cidr: if cidr.is_empty() {
+                String::new()
+            } else {
+                canon(cidr)
+            },
             id,
             a,
             listed,
@@ -675,12 +807,100 @@ fn write_history(name: &str, ops: &[Op]) -> std::path::PathBuf {
     path
 }
 
+/// Each replica of `replicas` acknowledged a probe write at least every `max_gap`
+/// seconds between `from` and `to` (etcd kept quorum throughout: one member down at a
+/// time). Returns the violations, with the probe operations in flight during each gap.
+fn availability(ops: &[Op], replicas: &[usize], from: f64, to: f64, max_gap: f64) -> Vec<String> {
+    let mut v = Vec::new();
+    for &rep in replicas {
+        let probes: Vec<&Op> = ops
+            .iter()
+            .filter(|o| o.kind == Kind::Probe && o.replica == rep)
+            .collect();
+        let mut acks: Vec<f64> = probes
+            .iter()
+            .filter(|o| o.ok())
+            .map(|o| o.end)
+            .filter(|&t| t > from && t < to)
+            .collect();
+        acks.sort_by(f64::total_cmp);
+        let mut last = from;
+        for t in acks.into_iter().chain([to]) {
+            if t - last > max_gap {
+                let during: Vec<String> = ops
+                    .iter()
+                    .filter(|o| {
+                        o.replica == rep
+                            && matches!(
+                                o.kind,
+                                Kind::Create | Kind::RaceCreate | Kind::Probe | Kind::Delete
+                            )
+                            && o.end > last
+                            && o.start < t
+                    })
+                    .take(12)
+                    .map(|o| o.line())
+                    .collect();
+                v.push(format!(
+                    "replica {rep} acknowledged no write from {last:.3}s to {t:.3}s ({:.1}s, more than {max_gap}s) though etcd kept quorum; its writes in flight then (12 at most):\n  {}",
+                    t - last,
+                    during.join("\n  ")
+                ));
+            }
+            last = t;
+        }
+    }
+    v
+}
+
+/// The violations grouped by kind: a count and the first three of each.
+fn report(v: &[String]) -> String {
+    const KINDS: &[(&str, &str)] = &[
+        ("acknowledged no write", "a replica took no write for too long"),
+        ("creates answered 201", "two 201s for one CIDR"),
+        ("409 with no create", "a 409 with no other create"),
+        ("answered 404 though it was created", "a write through one replica answered 404 for a binding another replica had acknowledged"),
+        ("acknowledged create lost", "an acknowledged create lost"),
+        ("but is at the end", "an acknowledged delete undone"),
+        ("bound twice", "a CIDR bound twice"),
+        ("no client was told", "a binding nobody was told of"),
+        ("ends with another list", "replicas differ at the end"),
+        ("a read failed", "a read failed"),
+        ("stale read", "a read missed an acknowledged write"),
+        ("stale list", "a list missed an acknowledged write"),
+        ("no client had asked for yet", "a read saw the future"),
+    ];
+    let mut groups: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    for x in v {
+        let kind = KINDS
+            .iter()
+            .find(|(needle, _)| x.contains(needle))
+            .map_or("other", |(_, k)| k);
+        groups.entry(kind).or_default().push(x);
+    }
+    groups
+        .iter()
+        .map(|(k, xs)| {
+            format!(
+                "== {} x {k}:\n{}",
+                xs.len(),
+                xs.iter()
+                    .take(3)
+                    .map(|x| x.chars().take(1500).collect::<String>())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Checks a history and the final lists of both replicas; returns the violations.
 fn check_history(ops: &[Op], finals: &[Vec<Value>]) -> (Vec<String>, String) {
     let mut v = Vec::new();
     let creates: Vec<&Op> = ops
         .iter()
-        .filter(|o| matches!(o.kind, Kind::Create | Kind::RaceCreate))
+        .filter(|o| matches!(o.kind, Kind::Create | Kind::RaceCreate | Kind::Probe))
         .collect();
     let acked: HashMap<&str, &Op> = creates
         .iter()
@@ -926,7 +1146,9 @@ fn check_history(ops: &[Op], finals: &[Vec<Value>]) -> (Vec<String>, String) {
 /// time), a reader (GETs of known ids and one-page lists). Runs until `stop`.
 fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
     let known: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let c = || client(Duration::from_secs(15));
+    // Long enough to see when a stuck write is answered (etcd's own request timeout is
+    // about 7 s).
+    let c = || client(Duration::from_secs(30));
     std::thread::scope(|s| {
         for w in 0..3usize {
             let known = &known;
@@ -936,7 +1158,8 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
                 let mut i = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     let rep = (i as usize + w) % 2;
-                    if live.len() >= 8 || (live.len() > 2 && rand::random::<u8>().is_multiple_of(3)) {
+                    if live.len() >= 8 || (live.len() > 2 && rand::random::<u8>().is_multiple_of(3))
+                    {
                         let id = live.swap_remove(rand::random::<usize>() % live.len());
                         h.record(Kind::Delete, rep, "", "", &id, || {
                             call(&c, "DELETE", &bases[rep], &format!("{BINDINGS}/{id}"), None)
@@ -958,6 +1181,38 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
                         }
                     }
                     i += 1;
+                }
+            });
+        }
+        // One prober per replica.
+        for rep in 0..2usize {
+            s.spawn(move || {
+                let c = c();
+                let mut i = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let cidr = format!("2001:db8:{:x}:{i:x}::/64", 0x1008 + rep);
+                    let op = h.record(Kind::Probe, rep, V6_PREFIX, &cidr, "", || {
+                        call(
+                            &c,
+                            "POST",
+                            &bases[rep],
+                            BINDINGS,
+                            Some(&create_body(V6_PREFIX, &cidr, "eu")),
+                        )
+                    });
+                    if op.a.status == 201 {
+                        h.record(Kind::Delete, rep, "", "", &op.id, || {
+                            call(
+                                &c,
+                                "DELETE",
+                                &bases[rep],
+                                &format!("{BINDINGS}/{}", op.id),
+                                None,
+                            )
+                        });
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             });
         }
@@ -1057,6 +1312,7 @@ fn an_etcd_member_killed_under_load_loses_no_acknowledged_write() {
     let h = History::new();
     let stop = AtomicBool::new(false);
     let events = Mutex::new(Vec::<String>::new());
+    let stopped_at = Mutex::new(0.0f64);
     std::thread::scope(|s| {
         s.spawn(|| run_load(&bases, &h, &stop));
         let ev = |what: String| {
@@ -1083,24 +1339,20 @@ fn an_etcd_member_killed_under_load_loses_no_acknowledged_write() {
         cluster.restart(follower);
         std::thread::sleep(Duration::from_secs(2));
         ev("stop the load".into());
+        *stopped_at.lock().unwrap() = h.now();
         stop.store(true, Ordering::Relaxed);
     });
     let ops = h.take();
     let c = client(Duration::from_secs(30));
     let finals = [list_all(&c, &bases[0]), list_all(&c, &bases[1])];
     let path = write_history("member_killed", &ops);
-    let (violations, summary) = check_history(&ops, &finals);
+    let (mut violations, summary) = check_history(&ops, &finals);
+    let stopped_at = *stopped_at.lock().unwrap();
+    violations.extend(availability(&ops, &[0, 1], 1.0, stopped_at, 10.0));
     eprintln!(
         "{summary}; test took {:?}; history in {}",
         t.elapsed(),
         path.display()
-    );
-    assert!(
-        ops.iter()
-            .filter(|o| o.kind == Kind::Create && o.ok())
-            .count()
-            > 50,
-        "too little load got through: {summary}"
     );
     assert!(
         violations.is_empty(),
@@ -1108,12 +1360,14 @@ fn an_etcd_member_killed_under_load_loses_no_acknowledged_write() {
         violations.len(),
         events.lock().unwrap(),
         path.display(),
-        violations
-            .iter()
-            .take(25)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        report(&violations)
+    );
+    assert!(
+        ops.iter()
+            .filter(|o| o.kind == Kind::Create && o.ok())
+            .count()
+            > 50,
+        "too little load got through: {summary}"
     );
 }
 
@@ -1155,7 +1409,10 @@ fn a_replica_killed_with_9_leaves_the_other_serving() {
     let mut v = Vec::new();
     for o in &ops {
         if o.replica == 1 && o.indeterminate() {
-            v.push(format!("replica 1 failed: {}", o.line()));
+            v.push(format!(
+                "replica 1 failed (a read failed or no write answer): {}",
+                o.line()
+            ));
         }
     }
     let after: Vec<&Op> = ops
@@ -1164,7 +1421,7 @@ fn a_replica_killed_with_9_leaves_the_other_serving() {
         .collect();
     let writes_after = after
         .iter()
-        .filter(|o| matches!(o.kind, Kind::Create | Kind::Delete) && o.ok())
+        .filter(|o| matches!(o.kind, Kind::Create | Kind::Probe | Kind::Delete) && o.ok())
         .count();
     let reads_after = after
         .iter()
@@ -1182,6 +1439,8 @@ fn a_replica_killed_with_9_leaves_the_other_serving() {
     let path = write_history("replica_killed", &ops);
     let (hv, summary) = check_history(&ops, &finals);
     v.extend(hv);
+    // Nothing happened to etcd: the survivor takes writes all along.
+    v.extend(availability(&ops, &[1], 1.0, killed_at + 5.0, 3.0));
     eprintln!(
         "{summary}; test took {:?}; history in {}",
         t.elapsed(),
@@ -1192,7 +1451,7 @@ fn a_replica_killed_with_9_leaves_the_other_serving() {
         "{} violations ({summary}; history in {}):\n{}",
         v.len(),
         path.display(),
-        v.iter().take(25).cloned().collect::<Vec<_>>().join("\n")
+        report(&v)
     );
 }
 
@@ -1335,4 +1594,124 @@ fn without_quorum_writes_answer_503_and_reads_answer_the_last_state() {
     }
     eprintln!("test took {:?}", t.elapsed());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// counterparts of tests/api_http.rs's SQLite-only tests (api_support::SQLITE_ONLY)
+
+/// A replica stopped (SIGTERM), then one killed with -9, come back on their prefix with
+/// every record: bindings (one patched, one deleted), a custom region, a seeded token, an
+/// address map; the given dev token keeps working.
+#[test]
+fn a_replica_restarted_on_its_prefix_keeps_its_state() {
+    let cluster = Cluster::start(3);
+    let prefix = unique_prefix();
+    let mut s = replica(&cluster, &prefix, &[]);
+    let c = client(Duration::from_secs(30));
+    s.create(DEMO_PREFIX, "203.0.113.0/24", "eu");
+    let b2 = s.create(V6_PREFIX, "2001:db8:1000::/48", "us");
+    let b3 = s.create(V6_PREFIX, "2001:db8:1001::/48", "us");
+    let id = |b: &Value| b["id"].as_str().unwrap().to_owned();
+    s.dev(
+        "PATCH",
+        &format!("{BINDINGS}/{}", id(&b2)),
+        Some(json!({"region_key": "ca"})),
+    )
+    .ok(200);
+    s.dev("DELETE", &format!("{BINDINGS}/{}", id(&b3)), None)
+        .ok(200);
+    s.admin(
+        "POST",
+        "/seed",
+        Some(json!({
+            "regions": [{"account": ACCOUNT, "key": "kept", "name": "Kept", "countries": ["DE"]}],
+            "tokens": [{"name": "late", "secret": LATE_TOKEN, "accounts": [ACCOUNT], "permissions": ["DLS: Read"]}]
+        })),
+    )
+    .ok(200);
+    s.dev(
+        "POST",
+        "/addressing/address_maps",
+        Some(json!({"description": "kept map"})),
+    )
+    .ok(200);
+    let snapshot = |s: &Server| {
+        (
+            list_all(&c, &s.base),
+            s.dev("GET", "/dls/regions", None).ok(200).clone(),
+            s.dev("GET", "/addressing/address_maps", None)
+                .ok(200)
+                .clone(),
+        )
+    };
+    let before = snapshot(&s);
+    assert_eq!(before.0.len(), 2);
+    for (how, stop) in [
+        ("SIGTERM", Server::stop as fn(Server)),
+        ("kill -9", drop::<Server> as fn(Server)),
+    ] {
+        stop(s);
+        s = replica(&cluster, &prefix, &[]);
+        assert_eq!(snapshot(&s), before, "after {how} and a restart");
+        s.call("GET", LATE_TOKEN, ACCOUNT, BINDINGS, None).ok(200);
+    }
+}
+
+const LATE_TOKEN: &str = "late-token-0000000000000000000000";
+
+/// Secrets at rest on etcd (the counterpart of api_http's check of the SQLite file): no
+/// value or key under the prefix holds a token secret, its plain SHA-256 (hex, raw or
+/// base64), for the dev token, the config's tokens, a seeded one and one the admin
+/// surface created.
+#[test]
+fn etcd_holds_no_token_secret_or_plain_digest() {
+    use sha2::Digest;
+    let cluster = Cluster::start(3);
+    let prefix = unique_prefix();
+    let s = replica(&cluster, &prefix, &[]);
+    s.admin(
+        "POST",
+        "/seed",
+        Some(json!({"tokens": [{"name": "late", "secret": LATE_TOKEN, "accounts": [ACCOUNT], "permissions": ["DLS: Read"]}]})),
+    )
+    .ok(200);
+    let acct = s.admin("POST", "/accounts", Some(json!({})));
+    let acct_token = acct.ok(200)["token"].as_str().unwrap().to_owned();
+    // Every token works, so every one is stored in some form.
+    for t in [DEV_TOKEN, READ_TOKEN, LATE_TOKEN] {
+        s.call("GET", t, ACCOUNT, BINDINGS, None).ok(200);
+    }
+    let kvs = cluster.range_prefix(0, &prefix).unwrap();
+    assert!(kvs.len() > 10, "{} keys under {prefix}", kvs.len());
+    let mut found = Vec::new();
+    for secret in [
+        DEV_TOKEN,
+        READ_TOKEN,
+        DLS_WRITE_TOKEN,
+        OFFICE_TOKEN,
+        LATE_TOKEN,
+        acct_token.as_str(),
+    ] {
+        let digest = sha2::Sha256::digest(secret.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let forms: [(&str, Vec<u8>); 5] = [
+            ("secret", secret.as_bytes().to_vec()),
+            ("hex SHA-256", hex.clone().into_bytes()),
+            ("HEX SHA-256", hex.to_uppercase().into_bytes()),
+            ("raw SHA-256", digest.to_vec()),
+            (
+                "base64 SHA-256",
+                api_support::etcd_support::b64(&digest).into_bytes(),
+            ),
+        ];
+        for (k, v) in &kvs {
+            for (what, form) in &forms {
+                let hit = |hay: &[u8]| hay.windows(form.len()).any(|w| w == form.as_slice());
+                if hit(v) || hit(k.as_bytes()) {
+                    found.push(format!("{what} of token {secret:?} in {k}"));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }

@@ -109,10 +109,47 @@ pub fn test_config() -> PathBuf {
     repo().join("tests/data/api-test.toml")
 }
 
-/// `--store etcd://... --etcd-prefix P` when [`on_etcd`], else nothing.
+/// Tests of tests/api_http.rs that are about the SQLite data directory itself. In the
+/// etcd test binaries they keep running, on SQLite (each says so on stderr); what they
+/// check has a counterpart on etcd where one applies (named in the reason).
+pub const SQLITE_ONLY: &[(&str, &str)] = &[
+    (
+        "a_second_server_on_one_data_directory_is_refused",
+        "the data directory's lock; on etcd no data directory is used and servers on one \
+         prefix are replicas by design (tests/etcd_replicas.rs)",
+    ),
+    (
+        "the_data_directory_is_private_and_holds_no_plain_secret_digest",
+        "file modes of the data directory and the SQLite file's bytes; on etcd: \
+         etcd_replicas::etcd_holds_no_token_secret_or_plain_digest",
+    ),
+    (
+        "restart_keeps_state_and_dev_token",
+        "a generated dev token saved in the data directory and reused, and the admin clock \
+         offset kept across a restart; on etcd no data directory is used (tokens are given \
+         to every replica) and the clock offset is per replica process (README); state \
+         across restarts: etcd_replicas::a_replica_restarted_on_its_prefix_keeps_its_state",
+    ),
+];
+
+/// The entry of [`SQLITE_ONLY`] of the running test (libtest names each test's thread
+/// after the test), if any.
+fn sqlite_only() -> Option<(&'static str, &'static str)> {
+    let thread = std::thread::current();
+    let name = thread.name()?;
+    let short = name.rsplit("::").next().unwrap_or(name);
+    SQLITE_ONLY.iter().copied().find(|(n, _)| *n == short)
+}
+
+/// `--store etcd://... --etcd-prefix P --etcd-max-txn-ops 10000` when [`on_etcd`], else
+/// nothing.
 fn etcd_args(data: &Path, args: &[&str]) -> Vec<String> {
     // A test that names its own store (tests/etcd_replicas.rs) keeps it.
     if !on_etcd() || args.contains(&"--store") {
+        return Vec::new();
+    }
+    if let Some((name, why)) = sqlite_only() {
+        eprintln!("{name}: runs on SQLite in this etcd test binary: {why}");
         return Vec::new();
     }
     vec![
@@ -120,6 +157,10 @@ fn etcd_args(data: &Path, args: &[&str]) -> Vec<String> {
         etcd_support::shared_cluster().url(),
         "--etcd-prefix".into(),
         etcd_prefix_for(data),
+        // The cluster accepts large transactions (--max-txn-ops 10000): bulk creates,
+        // resets and restores of large worlds fit, as the README says to configure.
+        "--etcd-max-txn-ops".into(),
+        "10000".into(),
     ]
 }
 
