@@ -1715,3 +1715,78 @@ fn etcd_holds_no_token_secret_or_plain_digest() {
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
+
+/// The fixture surface across replicas (the counterpart of api_fixture's online snapshot
+/// round trip): a snapshot saved through one replica and restored through the other is
+/// the world of both at once, and a reset through one is seen through the other at once.
+#[test]
+fn a_snapshot_restored_through_one_replica_is_the_world_of_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("snap.json");
+    let cluster = Cluster::start(3);
+    let prefix = unique_prefix();
+    let r = [
+        replica(&cluster, &prefix, &[]),
+        replica(&cluster, &prefix, &[]),
+    ];
+    let c = client(Duration::from_secs(30));
+    for i in 0..20 {
+        r[0].create(DEMO_PREFIX, &format!("203.0.113.{i}/32"), "eu");
+    }
+    r[1].dev(
+        "POST",
+        "/addressing/address_maps",
+        Some(json!({"description": "m"})),
+    )
+    .ok(200);
+    let acct = r[1].admin("POST", "/accounts", None).ok(200).clone();
+    // Everything but the clock (its offset is per replica).
+    let world = |s: &Server| {
+        json!({
+            "bindings": list_all(&c, &s.base),
+            "maps": s.dev("GET", "/addressing/address_maps", None).ok(200).clone(),
+            "regions": s.dev("GET", "/dls/regions", None).ok(200).clone(),
+            "prefixes": s.dev("GET", "/addressing/prefixes", None).ok(200).clone(),
+        })
+    };
+    let before = world(&r[0]);
+    assert_eq!(world(&r[1]), before);
+    let snapshot = |action: &str, s: &Server| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_inregion"))
+            .args(["snapshot", action])
+            .arg(&file)
+            .args(["--server", &s.base, "--admin-token", ADMIN_TOKEN])
+            .env_remove("INREGION_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "snapshot {action} through {}: {}",
+            s.base,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    snapshot("save", &r[0]);
+    r[1].admin("POST", "/reset", None).ok(200);
+    assert_eq!(
+        list_all(&c, &r[0].base),
+        Vec::<Value>::new(),
+        "a reset through replica 1, read through replica 0"
+    );
+    r[0].create(DEMO_PREFIX, "203.0.113.200/32", "us");
+    snapshot("restore", &r[1]);
+    assert_eq!(
+        world(&r[0]),
+        before,
+        "restored through replica 1, read through replica 0"
+    );
+    assert_eq!(world(&r[1]), before);
+    r[0].call(
+        "GET",
+        acct["token"].as_str().unwrap(),
+        acct["account_id"].as_str().unwrap(),
+        BINDINGS,
+        None,
+    )
+    .ok(200);
+}
