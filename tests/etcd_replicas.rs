@@ -1185,7 +1185,7 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
             });
         }
         // One prober per replica.
-        for rep in 0..2usize {
+        for (rep, base) in bases.iter().enumerate() {
             s.spawn(move || {
                 let c = c();
                 let mut i = 0u32;
@@ -1195,20 +1195,14 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
                         call(
                             &c,
                             "POST",
-                            &bases[rep],
+                            base,
                             BINDINGS,
                             Some(&create_body(V6_PREFIX, &cidr, "eu")),
                         )
                     });
                     if op.a.status == 201 {
                         h.record(Kind::Delete, rep, "", "", &op.id, || {
-                            call(
-                                &c,
-                                "DELETE",
-                                &bases[rep],
-                                &format!("{BINDINGS}/{}", op.id),
-                                None,
-                            )
+                            call(&c, "DELETE", base, &format!("{BINDINGS}/{}", op.id), None)
                         });
                     }
                     i += 1;
