@@ -11,7 +11,7 @@ use crate::builder::TableBuilder;
 use crate::compile::{compile, CompileEntry};
 use crate::dir::{DirTrie, MAX_DIR_INDEX};
 use crate::nibble::{NibbleNode, NibbleTrie, MAX_NIBBLE_LEAF};
-use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES};
+use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Direct-pointing bits of the IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper found 18
 /// the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30, so a /24
@@ -478,7 +478,7 @@ impl<V: Copy + Eq + Hash> Table<V> {
         }
     }
 
-    /// Dispatches on the layout once per call, then runs the prefetching walk.
+    /// Dispatches on the layout once per call, then runs the batch walk.
     #[inline(always)]
     fn batch<A, K: TrieKey + Default>(
         &self,
@@ -489,76 +489,48 @@ impl<V: Copy + Eq + Hash> Table<V> {
         key: impl Fn(&A) -> K,
     ) {
         match trie {
-            Trie::Dir(t) => self.batch_with(
+            Trie::Dir(t) => batch_with(
                 values,
                 addrs,
                 out,
                 key,
-                |k, o| {
+                |k| t.top_entry(k.v4_bits()),
+                |e, k| t.prefetch_node(e, k.v4_bits()),
+                |k, s, a, o| {
                     let mut v4 = [0u32; BATCH_LANES];
                     for (a, k) in v4.iter_mut().zip(k) {
                         *a = k.v4_bits();
                     }
-                    t.lookup_lanes(&v4, o)
+                    t.walk_lanes(&v4, s, a, o)
                 },
-                |k| t.lookup(k.v4_bits()),
             ),
-            Trie::Nibble(t) => self.batch_with(
+            Trie::Nibble(t) => batch_with(
                 values,
                 addrs,
                 out,
                 key,
-                |k, o| t.lookup_lanes(k, o),
-                |k| t.lookup(k),
+                |k| t.top_entry(k),
+                |e, _| t.prefetch_node(e),
+                |k, s, a, o| t.walk_lanes(k, s, a, o),
             ),
-            Trie::Narrow(t) => self.batch_with(
+            Trie::Narrow(t) => batch_with(
                 values,
                 addrs,
                 out,
                 key,
-                |k, o| t.lookup_lanes(k, o),
-                |k| t.lookup(k),
+                |k| t.top_entry(k),
+                |e, _| t.prefetch_node(e),
+                |k, s, a, o| t.walk_lanes(k, s, a, o),
             ),
-            Trie::Wide(t) => self.batch_with(
+            Trie::Wide(t) => batch_with(
                 values,
                 addrs,
                 out,
                 key,
-                |k, o| t.lookup_lanes(k, o),
-                |k| t.lookup(k),
+                |k| t.top_entry(k),
+                |e, _| t.prefetch_node(e),
+                |k, s, a, o| t.walk_lanes(k, s, a, o),
             ),
-        }
-    }
-
-    #[inline(always)]
-    fn batch_with<A, K: TrieKey + Default>(
-        &self,
-        values: &[Option<V>],
-        addrs: &[A],
-        out: &mut [Option<V>],
-        key: impl Fn(&A) -> K,
-        lanes: impl Fn(&[K; BATCH_LANES], &mut [u32; BATCH_LANES]),
-        single: impl Fn(K) -> u32,
-    ) {
-        let mut addr_chunks = addrs.chunks_exact(BATCH_LANES);
-        let mut out_chunks = out.chunks_exact_mut(BATCH_LANES);
-        let mut keys = [K::default(); BATCH_LANES];
-        let mut leaves = [0u32; BATCH_LANES];
-        for (group, group_out) in (&mut addr_chunks).zip(&mut out_chunks) {
-            for (k, a) in keys.iter_mut().zip(group) {
-                *k = key(a);
-            }
-            lanes(&keys, &mut leaves);
-            for (o, &leaf) in group_out.iter_mut().zip(&leaves) {
-                *o = values[leaf as usize];
-            }
-        }
-        for (a, o) in addr_chunks
-            .remainder()
-            .iter()
-            .zip(out_chunks.into_remainder())
-        {
-            *o = values[single(key(a)) as usize];
         }
     }
 
@@ -727,6 +699,75 @@ fn dictionary<V: Copy + Eq + Hash>(
         })
         .collect();
     (values.into_boxed_slice(), entries)
+}
+
+/// Addresses a batch reads ahead: their direct-pointing entries are read in one pass,
+/// then the lookups that go on to a node are walked in groups of [`BATCH_LANES`].
+const BATCH_BLOCK: usize = 256;
+
+/// The batch walk shared by every layout, a block of [`BATCH_BLOCK`] addresses at a
+/// time, in two passes:
+///
+/// 1. every address's direct-pointing entry: a leaf is the answer, written at once
+///    (traffic to unbound space, most of a miss-heavy stream, costs what a single lookup
+///    costs and never waits for a group); a node entry notes its position. No branch
+///    depends on the entry: every address writes its answer (overwritten later for a
+///    node entry) and the count of noted positions grows by 0 or 1.
+/// 2. the noted lookups, gathered into full groups of [`BATCH_LANES`] whatever the mix
+///    of the stream: each group's first nodes are prefetched, then `walk` takes the group
+///    level by level in lock-step, so that its cache misses overlap.
+///
+/// `top(key)`: the direct-pointing entry (`LEAF_FLAG | leaf` or a node index);
+/// `prefetch(entry, key)`: prefetch what a node entry leads to; `walk(keys, entries,
+/// active, leaves)`: finish the lanes set in `active`, each from its node entry.
+#[inline(always)]
+fn batch_with<A, K: TrieKey + Default, V: Copy>(
+    values: &[Option<V>],
+    addrs: &[A],
+    out: &mut [Option<V>],
+    key: impl Fn(&A) -> K,
+    top: impl Fn(K) -> u32,
+    prefetch: impl Fn(u32, K),
+    walk: impl Fn(&[K; BATCH_LANES], &[u32; BATCH_LANES], u64, &mut [u32; BATCH_LANES]),
+) {
+    debug_assert_eq!(addrs.len(), out.len());
+    let mut noted = [0u8; BATCH_BLOCK];
+    let mut noted_entries = [0u32; BATCH_BLOCK];
+    let mut keys = [K::default(); BATCH_LANES];
+    let mut entries = [0u32; BATCH_LANES];
+    let mut leaves = [0u32; BATCH_LANES];
+    for (block, block_out) in addrs.chunks(BATCH_BLOCK).zip(out.chunks_mut(BATCH_BLOCK)) {
+        let mut count = 0usize;
+        for (i, (a, o)) in block.iter().zip(block_out.iter_mut()).enumerate() {
+            let entry = top(key(a));
+            let is_node = entry & LEAF_FLAG == 0;
+            // All ones for a leaf entry, zero for a node entry (read value 0 instead).
+            let leaf_mask = u32::from(is_node).wrapping_sub(1);
+            *o = values[(entry & !LEAF_FLAG & leaf_mask) as usize];
+            noted[count] = i as u8; // i < BATCH_BLOCK = 256
+            noted_entries[count] = entry;
+            count += usize::from(is_node);
+        }
+        for (group, group_entries) in noted[..count]
+            .chunks(BATCH_LANES)
+            .zip(noted_entries[..count].chunks(BATCH_LANES))
+        {
+            for ((k, e), (&i, &entry)) in keys
+                .iter_mut()
+                .zip(entries.iter_mut())
+                .zip(group.iter().zip(group_entries))
+            {
+                *k = key(&block[usize::from(i)]);
+                *e = entry;
+                prefetch(entry, *k);
+            }
+            let active = u64::MAX >> (64 - group.len());
+            walk(&keys, &entries, active, &mut leaves);
+            for (&i, &leaf) in group.iter().zip(&leaves) {
+                block_out[usize::from(i)] = values[leaf as usize];
+            }
+        }
+    }
 }
 
 fn ip_v4_key(addr: &IpAddr) -> u32 {
