@@ -477,10 +477,12 @@ impl Shared {
             // A store that panics must not leave its writers waiting forever: the batch
             // fails like any store error, and so does everything queued behind it.
             let started = Instant::now();
-            let purged_through = purge_horizon(&self.read_state(), &commits);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 match store.as_etcd() {
-                    Some(etcd) => etcd.commit_shared(&commits, purged_through),
+                    Some(etcd) => {
+                        let purged_through = purge_horizon(&self.read_state(), &commits);
+                        etcd.commit_shared(&commits, purged_through)
+                    }
                     None => store.commit(&commits),
                 }
             }))
