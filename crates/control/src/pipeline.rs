@@ -14,6 +14,13 @@
 //!      every ticket
 //! ```
 //!
+//! With a store shared by several replicas (etcd), the committer also applies what the
+//! store's follower delivers (other replicas' commits, periodic re-reads) to the read
+//! state, before the next batch; what was queued on the older state fails with
+//! [`StoreError::Conflict`] and its writers run their rules again. A batch that loses
+//! the race to another replica does the same after catching up, and one whose answer
+//! was lost waits for the watch to tell whether it was applied (`meta`'s nonce).
+//!
 //! Why a dedicated thread rather than a leader chosen among the writers: an async
 //! handler must not block a runtime worker on an fsync, and moving every write to a
 //! blocking pool costs two thread hand-offs per request (into the pool, and the pool
