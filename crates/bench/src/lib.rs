@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod dir24;
 pub mod edge;
 mod peers;
 pub mod table;

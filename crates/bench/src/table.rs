@@ -28,8 +28,18 @@
 //!   timing, every peer must return our table's value on 10,000 addresses of each stream
 //!   (the run fails otherwise). The peers' build time is not measured; the publish and
 //!   thread cases have no peers.
-//! - `v4-real-regions-hit-batch` / `-single`: the real IPv4 prefixes with region-like
-//!   values (24 values in runs of 5,000 neighbouring prefixes), baseline and peers alike.
+//! - Two value regimes per table: `v4-10k`, `v4-real`, `v6-real`, `v6-10k`, `v6-200k`
+//!   give each prefix one of 12 region ids at random (one value per prefix, neighbours
+//!   unrelated); the `-regions` tables (`v4-real-regions-hit-batch`, ...) are the same
+//!   prefixes with region-like values (24 values in runs of neighbouring prefixes in
+//!   sorted order, `workload::region_runs`: runs of 5,000 on the real IPv4 table),
+//!   baseline and peers alike. The `-regions` tables have the hit and uniform lines only.
+//! - `distinct_values`, `layout`: our table's distinct values and the layout its
+//!   chooser picked for the family.
+//! - `dir24_mlps`, `dir24_bytes`, `vs_dir24` (IPv4 hit and uniform lines): a plain
+//!   DIR-24-8 (`dir24.rs`: 2^24 16-bit entries and 256-entry chunks, single lookups in
+//!   a loop) on the same stream, checked against our table on 10,000 addresses of each
+//!   stream before timing; `vs_dir24` is the line's `ours_mlps` divided by its rate.
 //! - `*-publish-1000hz`: `ours_mlps` is reader throughput while a writer publishes a new
 //!   snapshot every millisecond, `baseline_mlps` the same reader without the writer.
 //! - `*-threads-N`: N reader threads; thread counts from `INREGION_BENCH_THREADS`
@@ -42,11 +52,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use inregion_table::{SharedTable, Table};
+use inregion_table::{SharedTable, Table, TableStats};
 use ip_network_table::IpNetworkTable;
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::json;
 
+use crate::dir24::Dir24;
 use crate::peers::{self, Lpm, PeersV4};
 use crate::workload;
 
@@ -86,7 +97,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     );
 
     // INREGION_BENCH_ONLY=v4-real,v6-200k runs only those tables (all by default).
-    const TABLES: [&str; 4] = ["v4-10k", "v4-real", "v6-real", "v6-200k"];
+    const TABLES: [&str; 5] = ["v4-10k", "v4-real", "v6-real", "v6-10k", "v6-200k"];
     let only = std::env::var("INREGION_BENCH_ONLY").unwrap_or_default();
     // A case name from the output (`v4-10k-hit-batch`) selects its table.
     let selects = |o: &str, name: &str| o == name || o.starts_with(&format!("{name}-"));
@@ -102,8 +113,21 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
 
     // --- IPv4, BYOIP-sized synthetic (10k) ---
     if wanted("v4-10k") {
-        let v4_10k = workload::with_regions(&workload::synthetic_v4_byoip(10_000, 1), 11);
-        v4_cases("v4-10k", &v4_10k, budget, &[], true)?;
+        let nets = workload::synthetic_v4_byoip(10_000, 1);
+        v4_cases(
+            "v4-10k",
+            &workload::with_regions(&nets, 11),
+            budget,
+            &[],
+            true,
+        )?;
+        v4_cases(
+            "v4-10k-regions",
+            &workload::region_runs(&nets),
+            budget,
+            &[],
+            false,
+        )?;
     }
 
     // --- IPv4 and IPv6, real BGP table ---
@@ -118,18 +142,33 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         if wanted("v4-real") {
             let v4_real = workload::with_regions(&bgp.v4, 12);
             v4_cases("v4-real", &v4_real, budget, &threads, true)?;
-            v4_regions_cases("v4-real-regions", &bgp.v4, budget)?;
+            let regions = workload::region_runs(&bgp.v4);
+            v4_cases("v4-real-regions", &regions, budget, &[], false)?;
         }
         if wanted("v6-real") {
-            let v6_real = workload::with_regions(&bgp.v6, 13);
-            v6_cases("v6-real", &v6_real, budget)?;
+            v6_cases(
+                "v6-real",
+                &workload::with_regions(&bgp.v6, 13),
+                budget,
+                true,
+            )?;
+            let regions = workload::region_runs(&bgp.v6);
+            v6_cases("v6-real-regions", &regions, budget, false)?;
         }
     }
 
-    // --- IPv6 synthetic (200k, mostly /48) ---
-    if wanted("v6-200k") {
-        let v6_200k = workload::with_regions(&workload::synthetic_v6(200_000, 2), 14);
-        v6_cases("v6-200k", &v6_200k, budget)?;
+    // --- IPv6 synthetic (10k and 200k, mostly /48) ---
+    for (name, count, seed) in [("v6-10k", 10_000, 3), ("v6-200k", 200_000, 2)] {
+        if wanted(name) {
+            let nets = workload::synthetic_v6(count, seed);
+            v6_cases(name, &workload::with_regions(&nets, 14), budget, true)?;
+            v6_cases(
+                &format!("{name}-regions"),
+                &workload::region_runs(&nets),
+                budget,
+                false,
+            )?;
+        }
     }
     Ok(())
 }
@@ -142,6 +181,7 @@ struct Common {
     build_ms: f64,
     baseline_build_ms: f64,
     prefixes: usize,
+    stats: TableStats,
 }
 
 fn emit(case: &str, ours_mlps: f64, baseline_mlps: f64, common: &Common, extra: serde_json::Value) {
@@ -156,6 +196,12 @@ fn emit(case: &str, ours_mlps: f64, baseline_mlps: f64, common: &Common, extra: 
         "ours_lookup_bytes": common.ours_lookup_bytes,
         "baseline_build_ms": round2(common.baseline_build_ms),
         "prefixes": common.prefixes,
+        "distinct_values": common.stats.distinct_values,
+        "layout": if common.stats.v4_prefixes > 0 {
+            common.stats.v4_layout.name()
+        } else {
+            common.stats.v6_layout.name()
+        },
     });
     if let (Some(line), serde_json::Value::Object(extra)) = (line.as_object_mut(), extra) {
         line.extend(extra);
@@ -163,12 +209,15 @@ fn emit(case: &str, ours_mlps: f64, baseline_mlps: f64, common: &Common, extra: 
     println!("{line}");
 }
 
+/// The lines of one IPv4 table: hit and uniform streams (batch and single, beside the
+/// baseline, every peer and the plain DIR-24-8); with `extras`, also the dependent
+/// stream, the publish case and the thread cases in `threads`.
 fn v4_cases(
     name: &str,
     prefixes: &[(Ipv4Net, u16)],
     budget: Budget,
     threads: &[usize],
-    with_publish: bool,
+    extras: bool,
 ) -> anyhow::Result<()> {
     eprintln!("table: {name}: building");
     let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v4(prefixes));
@@ -176,6 +225,8 @@ fn v4_cases(
     let baseline = workload::build_baseline_v4(prefixes);
     let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
     let peers = peers::build_v4(prefixes);
+    let dir24 = Dir24::build(prefixes)
+        .ok_or_else(|| anyhow::anyhow!("{name}: too many values or chunks for DIR-24-8"))?;
     let common = Common {
         ours_bytes: ours.size_bytes(),
         ours_lookup_bytes: ours.lookup_size_bytes(),
@@ -183,6 +234,7 @@ fn v4_cases(
         build_ms,
         baseline_build_ms,
         prefixes: prefixes.len(),
+        stats: ours.stats(),
     };
     eprintln!("table: {name}: {:?}", ours.stats());
     let nets: Vec<Ipv4Net> = prefixes.iter().map(|&(n, _)| n).collect();
@@ -193,15 +245,24 @@ fn v4_cases(
 
     peers.check(&hits[..10_000], |a| ours.lookup_v4(a))?;
     peers.check(&uniform[..10_000], |a| ours.lookup_v4(a))?;
+    for &a in hits[..10_000].iter().chain(&uniform[..10_000]) {
+        anyhow::ensure!(
+            dir24.lookup(a) == ours.lookup_v4(a),
+            "DIR-24-8 disagrees with our table at {a}"
+        );
+    }
 
     for (stream_name, stream) in [("hit", &hits), ("uniform", &uniform)] {
         stream_cases_v4(
             &format!("{name}-{stream_name}"),
             stream,
-            (&ours, &baseline, &peers),
+            (&ours, &baseline, &peers, &dir24),
             budget,
             &common,
         );
+    }
+    if !extras {
+        return Ok(());
     }
 
     let steps = budget.stream_len / 4;
@@ -232,9 +293,7 @@ fn v4_cases(
         peer_fields(ours_dep, [p0, p1, p2, p3]),
     );
 
-    if with_publish {
-        publish_case(name, &ours, &hits, budget, &common);
-    }
+    publish_case(name, &ours, &hits, budget, &common);
     for &n in threads {
         eprintln!("table: {name}-hit-batch-threads-{n}");
         let ours_mt = threaded(n, budget, &hits, |s| batch_pass_v4(&ours, s));
@@ -250,47 +309,14 @@ fn v4_cases(
     Ok(())
 }
 
-/// The real IPv4 table with region-like values: 24 distinct values, assigned in runs of
-/// 5,000 prefixes in sorted order (value = index / 5000 % 24), so that neighbouring
-/// prefixes often share one. Only the hit stream (the same as `v4-real`'s), batch and
-/// single, with the baseline and every peer.
-fn v4_regions_cases(name: &str, nets: &[Ipv4Net], budget: Budget) -> anyhow::Result<()> {
-    eprintln!("table: {name}: building");
-    let mut sorted = nets.to_vec();
-    sorted.sort();
-    let prefixes: Vec<(Ipv4Net, u16)> = sorted
-        .iter()
-        .enumerate()
-        .map(|(i, &net)| (net, u16::try_from(i / 5000 % 24).expect("< 24")))
-        .collect();
-    let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v4(&prefixes));
-    let started = Instant::now();
-    let baseline = workload::build_baseline_v4(&prefixes);
-    let baseline_build_ms = started.elapsed().as_secs_f64() * 1e3;
-    let peers = peers::build_v4(&prefixes);
-    let common = Common {
-        ours_bytes: ours.size_bytes(),
-        ours_lookup_bytes: ours.lookup_size_bytes(),
-        baseline_bytes: workload::baseline_bytes_v4(&prefixes),
-        build_ms,
-        baseline_build_ms,
-        prefixes: prefixes.len(),
-    };
-    eprintln!("table: {name}: {:?}", ours.stats());
-    let hits = workload::hits_v4(nets, budget.stream_len, 21);
-    check_v4(&ours, &baseline, &hits[..10_000])?;
-    peers.check(&hits[..10_000], |a| ours.lookup_v4(a))?;
-    stream_cases_v4(
-        &format!("{name}-hit"),
-        &hits,
-        (&ours, &baseline, &peers),
-        budget,
-        &common,
-    );
-    Ok(())
-}
-
-fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::Result<()> {
+/// The lines of one IPv6 table: hit and uniform streams (batch and single, beside the
+/// baseline and every peer); with `extras`, also the dependent stream.
+fn v6_cases(
+    name: &str,
+    prefixes: &[(Ipv6Net, u16)],
+    budget: Budget,
+    extras: bool,
+) -> anyhow::Result<()> {
     eprintln!("table: {name}: building");
     let (ours, build_ms) = timed_build(budget.builds, || workload::build_ours_v6(prefixes));
     let started = Instant::now();
@@ -304,6 +330,7 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
         build_ms,
         baseline_build_ms,
         prefixes: prefixes.len(),
+        stats: ours.stats(),
     };
     eprintln!("table: {name}: {:?}", ours.stats());
     let nets: Vec<Ipv6Net> = prefixes.iter().map(|&(n, _)| n).collect();
@@ -347,6 +374,9 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
             peer_fields(single, rates),
         );
     }
+    if !extras {
+        return Ok(());
+    }
     let steps = budget.stream_len / 4;
     let dep = |lookup: &dyn Fn(Ipv6Addr) -> Option<u16>| {
         dependent_pass(steps, hits.len(), |i| lookup(hits[i]))
@@ -382,12 +412,12 @@ fn v6_cases(name: &str, prefixes: &[(Ipv6Net, u16)], budget: Budget) -> anyhow::
 fn stream_cases_v4(
     case: &str,
     stream: &[Ipv4Addr],
-    (ours, baseline, peers): (&Table<u16>, &IpNetworkTable<u16>, &PeersV4),
+    (ours, baseline, peers, dir24): (&Table<u16>, &IpNetworkTable<u16>, &PeersV4, &Dir24),
     budget: Budget,
     common: &Common,
 ) {
     eprintln!("table: {case}");
-    let [batch, single, base, p0, p1, p2, p3] = measure(
+    let [batch, single, base, p0, p1, p2, p3, plain] = measure(
         budget,
         stream.len(),
         [
@@ -398,22 +428,37 @@ fn stream_cases_v4(
             &mut || peers::pass(&peers.iptrie, stream),
             &mut || peers::pass(&peers.poptrie, stream),
             &mut || peers::pass(&peers.treebitmap, stream),
+            &mut || {
+                stream
+                    .iter()
+                    .map(|&a| u64::from(dir24.lookup(a).unwrap_or(0)))
+                    .sum()
+            },
         ],
     );
     let rates = [p0, p1, p2, p3];
+    let with_dir24 = |ours: f64| {
+        let mut fields = peer_fields(ours, rates);
+        if let Some(f) = fields.as_object_mut() {
+            f.insert("dir24_mlps".into(), json!(round2(plain)));
+            f.insert("dir24_bytes".into(), json!(dir24.bytes()));
+            f.insert("vs_dir24".into(), json!(round2(ours / plain)));
+        }
+        fields
+    };
     emit(
         &format!("{case}-batch"),
         batch,
         base,
         common,
-        peer_fields(batch, rates),
+        with_dir24(batch),
     );
     emit(
         &format!("{case}-single"),
         single,
         base,
         common,
-        peer_fields(single, rates),
+        with_dir24(single),
     );
 }
 

@@ -69,6 +69,21 @@ pub fn with_regions<N: Copy>(prefixes: &[N], seed: u64) -> Vec<(N, u16)> {
         .collect()
 }
 
+/// Region-like values: 24 distinct values given in runs of neighbouring prefixes (in
+/// sorted order), so that neighbouring prefixes often share one, as a region's bindings
+/// do. A run is `len / 200` prefixes, between 1 and 5,000 (the real IPv4 table: runs of
+/// 5,000; 10k prefixes: runs of 50).
+pub fn region_runs<N: Copy + Ord>(prefixes: &[N]) -> Vec<(N, u16)> {
+    let mut sorted = prefixes.to_vec();
+    sorted.sort();
+    let run = (prefixes.len() / 200).clamp(1, 5_000);
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, u16::try_from(i / run % 24).expect("< 24")))
+        .collect()
+}
+
 /// `count` distinct IPv4 prefixes /16-/32 shaped like BYOIP customers: a tenth are
 /// roots (/16-/22) at random addresses, the rest are nested inside an earlier prefix
 /// (one to eight bits longer, often /24), so nesting runs several levels deep.

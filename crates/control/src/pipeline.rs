@@ -14,6 +14,13 @@
 //!      every ticket
 //! ```
 //!
+//! With a store shared by several replicas (etcd), the committer also applies what the
+//! store's follower delivers (other replicas' commits, periodic re-reads) to the read
+//! state, before the next batch; what was queued on the older state fails with
+//! [`StoreError::Conflict`] and its writers run their rules again. A batch that loses
+//! the race to another replica does the same after catching up, and one whose answer
+//! was lost waits for the watch to tell whether it was applied (`meta`'s nonce).
+//!
 //! Why a dedicated thread rather than a leader chosen among the writers: an async
 //! handler must not block a runtime worker on an fsync, and moving every write to a
 //! blocking pool costs two thread hand-offs per request (into the pool, and the pool
@@ -477,10 +484,12 @@ impl Shared {
             // A store that panics must not leave its writers waiting forever: the batch
             // fails like any store error, and so does everything queued behind it.
             let started = Instant::now();
-            let purged_through = purge_horizon(&self.read_state(), &commits);
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 match store.as_etcd() {
-                    Some(etcd) => etcd.commit_shared(&commits, purged_through),
+                    Some(etcd) => {
+                        let purged_through = purge_horizon(&self.read_state(), &commits);
+                        etcd.commit_shared(&commits, purged_through)
+                    }
                     None => store.commit(&commits),
                 }
             }))

@@ -33,7 +33,7 @@
 use inregion_hint::prefetch;
 
 use crate::compile::CompileEntry;
-use crate::poptrie::BATCH_LANES;
+use crate::poptrie::{BATCH_LANES, LEAF_FLAG};
 
 /// Marks an entry that holds a leaf (a dictionary index below 2^15) instead of a chunk
 /// index (below 2^15 too).
@@ -186,41 +186,65 @@ impl DirTrie {
         prefetch(&self.top[..], (addr >> 16) as usize);
     }
 
-    /// [`BATCH_LANES`] lookups level by level. Each level notes in a bit mask the lanes
-    /// that stand on a chunk, and only those take the next step (a walk over the mask,
-    /// whose only branches are its loop's): traffic to unbound space skips the levels
-    /// below at no cost, and no branch depends on where a lane's walk ends. The reads of
-    /// one level are independent of each other, so the CPU overlaps their misses
-    /// without software prefetches.
+    /// The top-level entry of `addr` in the form the other layouts use: `LEAF_FLAG |
+    /// leaf`, or the index of the chunk where its walk goes on (no branch).
     #[inline(always)]
-    pub(crate) fn lookup_lanes(&self, keys: &[u32; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+    pub(crate) fn top_entry(&self, addr: u32) -> u32 {
+        let e = self.top[(addr >> 16) as usize];
+        (u32::from(e >> 15) * LEAF_FLAG) | u32::from(e & !LEAF)
+    }
+
+    /// Prefetches the second-level line a chunk `entry` of [`top_entry`](Self::top_entry)
+    /// leads `addr` to (for a leaf entry, a line of some chunk: harmless).
+    #[inline(always)]
+    pub(crate) fn prefetch_node(&self, entry: u32, addr: u32) {
+        // A leaf entry reads chunk 0, the dummy (no branch on the entry).
+        let chunk = entry & (entry >> 31).wrapping_sub(1);
+        prefetch(
+            &self.chunks[chunk as usize][..],
+            usize::from((addr >> 8) as u8),
+        );
+    }
+
+    /// Finishes the lookups of the lanes set in `active` level by level, each from chunk
+    /// `start[lane]` (its top-level entry): only the lanes still on a chunk take the next
+    /// step (a walk over a bit mask, whose only branches are its loop's). The reads of
+    /// one level are independent of each other, so the CPU overlaps their misses. Their
+    /// leaves go to `out`, the other lanes of `out` are left alone.
+    #[inline(always)]
+    pub(crate) fn walk_lanes(
+        &self,
+        keys: &[u32; BATCH_LANES],
+        start: &[u32; BATCH_LANES],
+        mut active: u64,
+        out: &mut [u32; BATCH_LANES],
+    ) {
         let mut e = [0u16; BATCH_LANES];
-        // Bit `lane` set: that lane's entry is a chunk index.
-        let mut walking = 0u64;
-        for &k in keys {
-            prefetch(&self.top[..], (k >> 16) as usize);
-        }
-        for (lane, (e, &k)) in e.iter_mut().zip(keys).enumerate() {
-            *e = self.top[(k >> 16) as usize];
-            walking |= u64::from(!*e >> 15) << lane;
-        }
         let mut deeper = 0u64;
-        while walking != 0 {
-            let lane = walking.trailing_zeros() as usize;
-            walking &= walking - 1;
-            let next = self.chunks[usize::from(e[lane])][usize::from((keys[lane] >> 8) as u8)];
+        while active != 0 {
+            let lane = active.trailing_zeros() as usize;
+            active &= active - 1;
+            let next = self.chunks[start[lane] as usize][usize::from((keys[lane] >> 8) as u8)];
             e[lane] = next;
+            out[lane] = u32::from(next & !LEAF);
             deeper |= u64::from(!next >> 15) << lane;
         }
         while deeper != 0 {
             let lane = deeper.trailing_zeros() as usize;
             deeper &= deeper - 1;
             // Third-level chunks hold only leaves.
-            e[lane] = self.chunks[usize::from(e[lane])][usize::from(keys[lane] as u8)];
+            let leaf = self.chunks[usize::from(e[lane])][usize::from(keys[lane] as u8)];
+            out[lane] = u32::from(leaf & !LEAF);
         }
-        for (o, &e) in out.iter_mut().zip(&e) {
-            *o = u32::from(e & !LEAF);
-        }
+    }
+
+    /// [`BATCH_LANES`] lookups level by level (tests: the table's batch gathers the
+    /// lanes itself, see `table.rs`).
+    #[cfg(test)]
+    pub(crate) fn lookup_lanes(&self, keys: &[u32; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+        let entries = keys.map(|k| self.top_entry(k));
+        let active = crate::poptrie::lanes_from_entries(&entries, out);
+        self.walk_lanes(keys, &entries, active, out);
     }
 }
 

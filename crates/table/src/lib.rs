@@ -58,8 +58,10 @@
 //!   │    node layouts:  nibble.rs   ≤ 15 distinct values: 64-byte nodes with 64
 //!   │                               inline 4-bit leaves and path compression
 //!   │                               (one line per level)
-//!   │                   poptrie.rs  otherwise: 24-byte Poptrie nodes +
-//!   │                               run-compressed leaf array (u16 or u32 leaves)
+//!   │                   poptrie.rs  24-byte Poptrie nodes + run-compressed leaf
+//!   │                               array (u16 or u32 leaves)
+//!   │    chooser: per family, both candidates are built; nibble when it fits and
+//!   │    its trie is at most 1.5x the Poptrie's bytes, else Poptrie
 //!   └─ sorted prefixes    (prefix, value) list for longest_match() and iter()
 //!        │ publish()
 //!        ▼
@@ -73,7 +75,8 @@
 //! Where to start reading: [`TableBuilder::build`] → `dir.rs` (the layout of a
 //! region table's IPv4 bindings) → `compile.rs` → `nibble.rs` (region ids in large
 //! tables and IPv6) → `table.rs` (layout choice, dispatch, batch, `longest_match`).
-//! Batch lookups walk 32 addresses in lock-step and prefetch the next node of each before
+//! Batch lookups answer the addresses that end in the direct-pointing array first, then
+//! walk the others 32 at a time in lock-step and prefetch the next node of each before
 //! stepping the others, so that their cache misses overlap (the prefetch is
 //! `inregion_hint::prefetch`: the memory-hint primitives and the workspace's only
 //! `unsafe` live in the `inregion-hint` crate; this crate has none).
@@ -96,10 +99,13 @@
 //! - `lookup`: one direct-pointing read plus one node per 6 bits past it: at most 3 nodes
 //!   for IPv4, at most 19 for IPv6 (typically 1-4 after path compression); in the
 //!   DIR-16-8-8 layout at most 3 reads in all; no allocation.
-//! - `lookup_batch_*`: the same work, with the cache misses of 32 lookups overlapped
-//!   (nibble layout: at every level; Poptrie layout: the first two levels).
+//! - `lookup_batch_*`: the same work; lookups that end in the direct-pointing array are
+//!   answered in a first pass, the others are walked in full groups of 32 with their
+//!   cache misses overlapped at every level (tries within 512 KiB, cache-resident, are
+//!   looked up one address at a time).
 //! - `longest_match`: one binary search per distinct prefix length present.
-//! - `build`: O(n · 64) time plus filling the direct-pointing arrays (1 MiB for IPv4,
+//! - `build`: O(n · 64) time (twice for a family with at most 15 values, whose two
+//!   candidate layouts are both built) plus filling the direct-pointing arrays (1 MiB for IPv4,
 //!   256 KiB for IPv6, only for a family that has prefixes); in the DIR-16-8-8 layout a
 //!   sort by prefix length and one fill per prefix (at most 2^16 entries for a short
 //!   one, 256 for a longer one); a 10k-prefix IPv4 table compiles in about 2 ms, a full BGP IPv4 table (~1M prefixes, 12 values) in about

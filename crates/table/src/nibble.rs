@@ -26,7 +26,7 @@
 use inregion_hint::prefetch;
 
 use crate::compile::Compiled;
-use crate::poptrie::{start_lanes, TrieKey, BATCH_LANES, LEAF_FLAG};
+use crate::poptrie::{TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
 pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;
@@ -131,26 +131,51 @@ impl NibbleTrie {
         prefetch(&self.top, key.top(self.top_bits));
     }
 
-    /// Looks up [`BATCH_LANES`] keys in lock-step with software prefetching: all
-    /// direct-pointing entries are prefetched, then read; then, level by level, each
-    /// unfinished lookup takes one step and prefetches the node it goes to next, so the
-    /// group's cache misses of every level (not only the first) are in flight together
-    /// while the other lanes work. Deep IPv6 walks gain most.
+    /// The direct-pointing entry of `key`: `LEAF_FLAG | leaf`, or the index of the node
+    /// where its walk goes on.
     #[inline(always)]
+    pub(crate) fn top_entry<K: TrieKey>(&self, key: K) -> u32 {
+        self.top[key.top(self.top_bits)]
+    }
+
+    /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
+    /// harmless, and no branch on the entry).
+    #[inline(always)]
+    pub(crate) fn prefetch_node(&self, entry: u32) {
+        prefetch(
+            &self.nodes,
+            (entry & (entry >> 31).wrapping_sub(1)) as usize,
+        );
+    }
+
+    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
+    /// the lanes itself, see `table.rs`).
+    #[cfg(test)]
     pub(crate) fn lookup_lanes<K: TrieKey>(
         &self,
         keys: &[K; BATCH_LANES],
         out: &mut [u32; BATCH_LANES],
     ) {
-        let mut node_index = [0u32; BATCH_LANES];
-        let mut active = start_lanes(
-            &self.top,
-            self.top_bits,
-            &self.nodes,
-            keys,
-            &mut node_index,
-            out,
-        );
+        let entries = keys.map(|k| self.top_entry(k));
+        let active = crate::poptrie::lanes_from_entries(&entries, out);
+        self.walk_lanes(keys, &entries, active, out);
+    }
+
+    /// Walks the lanes set in `active` level by level in lock-step with software
+    /// prefetching: each unfinished lookup takes one step and prefetches the node it goes
+    /// to next, so the group's cache misses of every level are in flight together while
+    /// the other lanes work. Deep IPv6 walks gain most.
+    /// Each lane of `active` starts on node `start[lane]` (the node its direct-pointing
+    /// entry names); their leaves go to `out`, the other lanes of `out` are left alone.
+    #[inline(always)]
+    pub(crate) fn walk_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        start: &[u32; BATCH_LANES],
+        mut active: u64,
+        out: &mut [u32; BATCH_LANES],
+    ) {
+        let mut node_index = *start;
         while active != 0 {
             let mut lanes = active;
             while lanes != 0 {

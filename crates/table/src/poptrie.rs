@@ -132,29 +132,17 @@ impl TrieKey for u128 {
     }
 }
 
-/// The first step of a lock-step batch, shared by both layouts: prefetches every key's
-/// direct-pointing entry, then reads them. A leaf entry finishes its lane in `out`; a node
-/// entry goes to `node_index`, its node is prefetched and its lane is set in the returned
-/// mask of lanes still walking.
-#[inline(always)]
-pub(crate) fn start_lanes<K: TrieKey, N>(
-    top: &[u32],
-    top_bits: u32,
-    nodes: &[N],
-    keys: &[K; BATCH_LANES],
-    node_index: &mut [u32; BATCH_LANES],
+/// Writes the leaf of every leaf entry of `entries` to its lane of `out`, and returns
+/// the mask of the lanes whose entry names a node (tests of the layouts' lane walks).
+#[cfg(test)]
+pub(crate) fn lanes_from_entries(
+    entries: &[u32; BATCH_LANES],
     out: &mut [u32; BATCH_LANES],
 ) -> u64 {
-    for key in keys {
-        prefetch(top, key.top(top_bits));
-    }
     let mut active = 0u64;
-    for (lane, key) in keys.iter().enumerate() {
-        let entry = top[key.top(top_bits)];
+    for (lane, &entry) in entries.iter().enumerate() {
         if entry & LEAF_FLAG == 0 {
-            node_index[lane] = entry;
             active |= 1 << lane;
-            prefetch(nodes, entry as usize);
         } else {
             out[lane] = entry & !LEAF_FLAG;
         }
@@ -247,18 +235,51 @@ impl<L: LeafIndex> Poptrie<L> {
         }
     }
 
-    /// Looks up [`BATCH_LANES`] keys in lock-step with software prefetching: at every
-    /// level each unfinished lookup takes one step and prefetches the node (or finally
-    /// the leaf) it needs next, so the group's cache misses overlap.
+    /// The direct-pointing entry of `key`: `LEAF_FLAG | leaf`, or the index of the node
+    /// where its walk goes on.
     #[inline(always)]
+    pub(crate) fn top_entry<K: TrieKey>(&self, key: K) -> u32 {
+        self.top[key.top(self.top_bits)]
+    }
+
+    /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
+    /// harmless, and no branch on the entry).
+    #[inline(always)]
+    pub(crate) fn prefetch_node(&self, entry: u32) {
+        prefetch(
+            &self.nodes,
+            (entry & (entry >> 31).wrapping_sub(1)) as usize,
+        );
+    }
+
+    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
+    /// the lanes itself, see `table.rs`).
+    #[cfg(test)]
     pub(crate) fn lookup_lanes<K: TrieKey>(
         &self,
         keys: &[K; BATCH_LANES],
         out: &mut [u32; BATCH_LANES],
     ) {
+        let entries = keys.map(|k| self.top_entry(k));
+        let active = lanes_from_entries(&entries, out);
+        self.walk_lanes(keys, &entries, active, out);
+    }
+
+    /// Finishes the lookups of the lanes set in `active` in lock-step with software
+    /// prefetching: at every level each unfinished lookup takes one step and prefetches
+    /// the node (or finally the leaf) it needs next, so the group's cache misses overlap.
+    /// Each lane starts on node `start[lane]` (the node its direct-pointing entry names);
+    /// their leaves go to `out`, the other lanes of `out` are left alone.
+    #[inline(always)]
+    pub(crate) fn walk_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        start: &[u32; BATCH_LANES],
+        mut active: u64,
+        out: &mut [u32; BATCH_LANES],
+    ) {
         // Per lane: the node it stands on (while active), then the leaf it reads.
-        let mut index = [0u32; BATCH_LANES];
-        let mut active = start_lanes(&self.top, self.top_bits, &self.nodes, keys, &mut index, out);
+        let mut index = *start;
         let mut leaf_pending = 0u64;
         let mut offset = self.top_bits;
         while active != 0 {

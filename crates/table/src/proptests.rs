@@ -375,6 +375,43 @@ proptest! {
         }
     }
 
+    /// Every layout the chooser can pick, forced per family (IPv4: DIR-16-8-8, nibble,
+    /// Poptrie u16 and u32; IPv6: nibble, Poptrie u16 and u32), in every combination:
+    /// single and batch lookups give the linear model's answer. Layouts a family cannot
+    /// take (nibble with more than 15 values, DIR-16-8-8 without IPv4 prefixes) are
+    /// refused, never built wrong.
+    #[test]
+    fn every_layout_the_chooser_can_pick_agrees_with_linear_model_per_family(
+        inserts in inserts(),
+        extra in random_addrs(),
+    ) {
+        use crate::Layout;
+        let model = LinearModel::new(&inserts);
+        let (builder, _) = builder(&inserts);
+        let addrs = probe_addresses(&inserts, &extra);
+        let want: Vec<Option<u16>> =
+            addrs.iter().map(|&a| model.longest_match(a).map(|(_, v)| v)).collect();
+        let v4_layouts = [Layout::Dir16_8_8, Layout::Nibble, Layout::PoptrieU16, Layout::PoptrieU32];
+        let v6_layouts = [Layout::Nibble, Layout::PoptrieU16, Layout::PoptrieU32];
+        let mut built = 0;
+        for l4 in v4_layouts {
+            for l6 in v6_layouts {
+                let Ok(table) = builder.build_with_layouts(l4, l6) else { continue };
+                built += 1;
+                let stats = table.stats();
+                prop_assert!(stats.v4_prefixes == 0 || stats.v4_layout == l4);
+                prop_assert!(stats.v6_prefixes == 0 || stats.v6_layout == l6);
+                let single: Vec<Option<u16>> = addrs.iter().map(|&a| table.lookup(a)).collect();
+                prop_assert_eq!(&single, &want, "{} {}", l4, l6);
+                let mut batch = vec![Some(u16::MAX); addrs.len()];
+                table.lookup_batch(&addrs, &mut batch);
+                prop_assert_eq!(&batch, &want, "batch {} {}", l4, l6);
+            }
+        }
+        // The Poptrie layouts fit every family.
+        prop_assert!(built >= 4);
+    }
+
     #[test]
     fn insert_returns_the_previous_value_and_iter_lists_the_last_one(inserts in inserts()) {
         let (table, previous) = build(&inserts);

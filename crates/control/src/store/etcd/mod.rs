@@ -348,7 +348,7 @@ impl Store for EtcdStore {
         Ok(loaded)
     }
 
-    /// The commit pipeline calls [`EtcdStore::commit_shared`] with the purge horizon
+    /// The commit pipeline calls `EtcdStore::commit_shared` with the purge horizon
     /// after the batch; this keeps the last one known.
     fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
         self.commit_shared(commits, self.purged_through)
