@@ -333,7 +333,10 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
         let origin = match s.dev_token_source {
             DevTokenSource::Given => "given",
             DevTokenSource::Reused => "reused from the data directory",
-            DevTokenSource::Generated => "generated; saved in the data directory",
+            DevTokenSource::Generated if s.database.is_some() => {
+                "generated; saved in the data directory"
+            }
+            DevTokenSource::Generated => "generated; not saved",
             DevTokenSource::None => "",
         };
         writeln!(
@@ -362,6 +365,9 @@ fn print_banner(server: &Server) -> anyhow::Result<()> {
         DevTokenSource::Reused => "reused from the data directory",
         DevTokenSource::Generated if s.database.is_some() => {
             "generated; saved in the data directory"
+        }
+        DevTokenSource::Generated if s.etcd.is_some() => {
+            "generated for this replica only: give every replica the same --edge-token"
         }
         DevTokenSource::Generated | DevTokenSource::None => "generated",
     };

@@ -148,30 +148,33 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
             app.clone(),
             crate::faults::inject,
         ))
-        .route_layer(middleware::from_fn_with_state(app.clone(), fresh_reads))
+        .route_layer(middleware::from_fn_with_state(app.clone(), fresh_state))
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(unmatched)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
 }
 
-/// How long a read on a replica waits to confirm it has every acknowledged write before
-/// answering from what it has (with `x-inregion-stale-ms`).
-const READ_BARRIER: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a request on a replica waits to confirm it has every acknowledged write
+/// before a read answers from what it has (with `x-inregion-stale-ms`) or a write answers
+/// 503.
+const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// On a replica of a shared store (etcd), a read first asks the store for its newest
-/// revision and waits until this replica has applied it, so it sees every write
-/// acknowledged by any replica before the read started. When the store cannot answer
-/// (no quorum, unreachable), the read answers from the replica's last state, with
-/// `x-inregion-stale-ms`: how long ago the store last answered this replica.
-async fn fresh_reads(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
+/// On a replica of a shared store (etcd), every request first asks the store for its
+/// newest revision and waits until this replica has applied it, so that it sees every
+/// write acknowledged by any replica before it started: a read finds it, and a write's
+/// rule is decided on it (a PATCH of a binding just created through another replica
+/// finds the binding). When the store cannot answer (no quorum, unreachable), a read
+/// answers from the replica's last state, with `x-inregion-stale-ms` (how long ago the
+/// store last answered this replica), and a write answers 503, retryable.
+async fn fresh_state(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if !read || !app.control.is_replica() || path == "/metrics" || path == "/healthz" {
+    if !app.control.is_replica() || path == "/metrics" || path == "/healthz" {
         return next.run(req).await;
     }
+    let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
     let control = app.control.clone();
-    let fresh = tokio::time::timeout(READ_BARRIER, async {
+    let fresh = tokio::time::timeout(FRESHNESS_WAIT, async {
         let latest = tokio::task::spawn_blocking(move || control.latest_store_position())
             .await
             .ok()?
@@ -183,17 +186,27 @@ async fn fresh_reads(State(app): State<AppState>, req: Request, next: Next) -> R
     .ok()
     .flatten()
     .is_some();
+    if fresh {
+        return next.run(req).await;
+    }
+    let ms = app
+        .control
+        .replica_stats()
+        .and_then(|s| s.since_contact)
+        .map_or(u128::MAX, |t| t.as_millis());
+    if !read {
+        tracing::warn!(stale_ms = %ms, "etcd did not confirm this replica is current; write refused");
+        return HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            inregion_control::INTERNAL_CODE,
+            "the store is unavailable: etcd could not confirm this replica is current; try again",
+        )
+        .into_response();
+    }
+    tracing::warn!(stale_ms = %ms, "etcd did not confirm this read's freshness; answered from the replica's last state");
     let mut resp = next.run(req).await;
-    if !fresh {
-        let ms = app
-            .control
-            .replica_stats()
-            .and_then(|s| s.since_contact)
-            .map_or(u128::MAX, |t| t.as_millis());
-        tracing::warn!(stale_ms = %ms, "etcd did not confirm this read's freshness; answered from the replica's last state");
-        if let Ok(v) = HeaderValue::from_str(&ms.to_string()) {
-            resp.headers_mut().insert("x-inregion-stale-ms", v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&ms.to_string()) {
+        resp.headers_mut().insert("x-inregion-stale-ms", v);
     }
     resp
 }

@@ -350,6 +350,13 @@ impl Server {
             edges: opts.edges,
             ..ControlConfig::default()
         };
+        if opts.etcd.is_some() && opts.dev && opts.dev_token.is_none() {
+            // A generated secret would replace, on every replica, the dev token the
+            // others were given (one token id), and nothing could save it for a restart.
+            return Err(ServeError::DevToken(
+                "on etcd, give --dev-token (the same secret to every replica) or --no-dev".into(),
+            ));
+        }
         let (control, clock, database) = open_state(&opts, config).await?;
         // A data directory last served with --activation edges may hold changes that
         // wait for nodes; under the delay they take effect the delay after they were made.

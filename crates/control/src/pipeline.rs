@@ -511,17 +511,37 @@ impl Shared {
                 // The first transaction after `base` is the one that won it: ours if it
                 // carries our nonce (the watch has then applied it already).
                 let mut ours = None;
-                self.catch_up(store, RESOLVE, |_, r| {
-                    if let Some(Remote::Batch {
-                        position, nonce: n, ..
-                    }) = r
-                    {
-                        if *position > base && ours.is_none() {
-                            ours = Some(*n == nonce);
+                let deadline = Instant::now() + RESOLVE;
+                while ours.is_none() && Instant::now() < deadline {
+                    self.catch_up(store, Duration::from_millis(100), |_, r| {
+                        if let Some(Remote::Batch {
+                            position, nonce: n, ..
+                        }) = r
+                        {
+                            if *position > base && ours.is_none() {
+                                ours = Some(*n == nonce);
+                            }
                         }
+                        ours.is_some()
+                    });
+                    if ours.is_some() {
+                        break;
                     }
-                    ours.is_some()
-                });
+                    // Nothing from the watch: ask etcd. `meta` still at the base means
+                    // the transaction did not happen and never will (see `read_meta`);
+                    // `meta` carrying our nonce means it did and was the last one.
+                    match store.as_etcd().map(|e| e.read_meta()) {
+                        Some(Ok((position, _))) if position == base => ours = Some(false),
+                        Some(Ok((position, n))) if n == nonce => {
+                            // Ours, and the newest: the watch will bring it.
+                            self.catch_up(store, RESOLVE, |s, _| s.position() >= position);
+                            if self.position() >= position {
+                                ours = Some(true);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 match ours {
                     Some(true) => {
                         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -703,8 +723,29 @@ impl Committer {
     }
 }
 
+/// After another replica's commit or a lost race, how long this replica counts as
+/// contended (see `run`).
+const CONTENDED_FOR: Duration = Duration::from_millis(100);
+/// The longest pause a contended committer takes before its next transaction.
+const MAX_CONTENDED_PAUSE_US: u64 = 3000;
+
 fn run(shared: &Shared, mut store: Box<dyn Store>) {
+    // Replicas that write at once race for the same etcd revision, and the one that just
+    // committed wins the next race too (the other must first learn of the commit from
+    // the watch): without a pause the other could starve. While contended, each waits
+    // a random moment before its next transaction, which lets the other through and
+    // lets its own queue grow into a larger batch.
+    let mut contended_until: Option<Instant> = None;
+    let mut seen_conflicts = 0u64;
     loop {
+        if let Some(until) = contended_until {
+            if Instant::now() < until {
+                let us = rand::random::<u64>() % MAX_CONTENDED_PAUSE_US;
+                thread::sleep(Duration::from_micros(us));
+            } else {
+                contended_until = None;
+            }
+        }
         let batch = {
             let mut w = lock(&shared.writer);
             while w.queue.items.is_empty() && w.queue.remote.is_empty() && !w.queue.stopping {
@@ -722,6 +763,7 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
                     p.complete(Err(conflict.clone()));
                 }
                 drop(removed);
+                contended_until = Some(Instant::now() + CONTENDED_FOR);
                 continue;
             }
             if w.queue.items.is_empty() {
@@ -748,6 +790,13 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
             }
         };
         shared.commit_batch(&mut *store, batch);
+        if let Some(r) = &shared.replica {
+            let conflicts = r.stats.conflicts.load(Ordering::Relaxed);
+            if conflicts != seen_conflicts {
+                contended_until = Some(Instant::now() + CONTENDED_FOR);
+            }
+            seen_conflicts = conflicts;
+        }
     }
 }
 

@@ -515,16 +515,15 @@ impl ControlPlane {
         &self,
         mut rule: impl FnMut(&Rules<'_>, &mut Ctx<'_>) -> Result<(Vec<Change>, R), E>,
     ) -> Result<R, E> {
-        let mut tries = 0;
+        let started = std::time::Instant::now();
         loop {
             let (out, ticket) = self.enqueue(&mut rule)?;
             match ticket {
                 None => return Ok(out),
                 Some(t) => match t.await {
                     Ok(()) => return Ok(out),
-                    Err(StoreError::Conflict { .. }) if tries < MAX_CONFLICT_RETRIES => {
-                        tries += 1;
-                    }
+                    Err(StoreError::Conflict { .. })
+                        if started.elapsed() < MAX_CONFLICT_RETRY_TIME => {}
                     Err(e) => return Err(e.into()),
                 },
             }
@@ -571,9 +570,9 @@ impl ControlPlane {
     }
 }
 
-/// How many times an operation runs again after losing a race to another replica
+/// How long an operation keeps running again after losing races to other replicas
 /// before it answers 503.
-const MAX_CONFLICT_RETRIES: u32 = 64;
+const MAX_CONFLICT_RETRY_TIME: Duration = Duration::from_secs(10);
 
 /// Turns `per_page + 1` fetched items into a page: the extra item only signals that a
 /// next page exists.

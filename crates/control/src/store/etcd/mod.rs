@@ -305,6 +305,26 @@ impl EtcdStore {
         Ok(r.kvs.first().map_or(0, |kv| kv.mod_revision))
     }
 
+    /// `meta` as etcd has it now (a linearizable read): its revision (0: absent) and
+    /// the nonce of the transaction that wrote it last.
+    ///
+    /// Settles a transaction whose answer was lost: once a linearizable read succeeds,
+    /// etcd has a leader that committed an entry of its own term, so a transaction of an
+    /// earlier leader that is not visible now never will be. If `meta` is still at the
+    /// transaction's base revision, the transaction did not happen.
+    pub(crate) fn read_meta(&self) -> Result<(u64, u64), StoreError> {
+        let r = self.gw.range(&self.layout.meta(), true)?;
+        self.stats.contact();
+        match r.kvs.first() {
+            None => Ok((0, 0)),
+            Some(kv) => {
+                let meta: Meta = serde_json::from_slice(&kv.value)
+                    .map_err(|e| corrupt(format!("{}meta: {e}", show(self.layout.prefix()))))?;
+                Ok((kv.mod_revision, meta.nonce))
+            }
+        }
+    }
+
     pub(crate) fn gateway(&self) -> (Arc<Gateway>, Layout) {
         (self.gw.clone(), self.layout.clone())
     }
