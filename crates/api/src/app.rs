@@ -173,19 +173,9 @@ async fn fresh_state(State(app): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     }
     let read = req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD;
-    let control = app.control.clone();
-    let fresh = tokio::time::timeout(FRESHNESS_WAIT, async {
-        let latest = tokio::task::spawn_blocking(move || control.latest_store_position())
-            .await
-            .ok()?
-            .ok()??;
-        app.control.wait_store_position(latest).await;
-        Some(())
-    })
-    .await
-    .ok()
-    .flatten()
-    .is_some();
+    let fresh = tokio::time::timeout(FRESHNESS_WAIT, app.control.wait_fresh())
+        .await
+        .is_ok_and(|r| r.is_ok());
     if fresh {
         return next.run(req).await;
     }

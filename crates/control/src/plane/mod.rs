@@ -436,6 +436,22 @@ impl ControlPlane {
         }
     }
 
+    /// On a replica, resolves once this replica's state holds every write acknowledged
+    /// (by any replica) before the call: asks the shared store for its newest position
+    /// (one read shared by the requests that arrived before it started) and waits until
+    /// the state has reached it. At once for a store of this process alone. Fails when
+    /// the store cannot answer.
+    pub async fn wait_fresh(&self) -> Result<(), StoreError> {
+        let Some(r) = &self.pipe.shared().replica else {
+            return Ok(());
+        };
+        let latest = r.rounds.next().await?;
+        r.stats.contact();
+        r.stats.seen(latest);
+        self.wait_store_position(latest).await;
+        Ok(())
+    }
+
     /// Resolves once this replica's state has reached `position` of the shared store.
     pub async fn wait_store_position(&self, position: u64) {
         crate::pipeline::PositionAfter {
