@@ -44,14 +44,49 @@ fn top_bits(prefixes: usize, top: u32) -> u32 {
 pub(crate) const DIR_MAX_BYTES: usize = 4 << 20;
 
 /// The inline-leaf layout is chosen while its trie takes at most this many times the
-/// bytes of the Poptrie layout built from the same prefixes (as a fraction: 3/2). It
-/// saves the leaf read and skips pass-through levels, but its nodes are 2.7x larger:
-/// where path compression saves little, the larger footprint costs more cache misses
-/// than the saved reads. Measured (hit lookups, 12 values at random): the real IPv6
-/// table's nibble trie is 1.7x the Poptrie's and its lookups were ~1.5x slower; the
-/// synthetic 200k IPv6 table's is 1.3x and its lookups ~1.5x faster; the real IPv4
-/// table's 1.2x, ~1.1x faster.
+/// bytes of the Poptrie layout built from the same prefixes (as a fraction: 3/2), and
+/// while it reads few enough lines per lookup ([`NIBBLE_MAX_READS_RATIO`]). It saves the
+/// leaf read and skips pass-through levels, but its nodes are 2.7x larger: where path
+/// compression saves little, the larger footprint costs more cache misses than the
+/// saved reads.
 const NIBBLE_MAX_SIZE_RATIO: (usize, usize) = (3, 2);
+
+/// The inline-leaf layout is chosen only while a lookup in it reads at most this
+/// fraction (7/10) of the cache lines that one in the Poptrie layout reads (the
+/// direct-pointing entry, the nodes, and the Poptrie's leaf), as [`sample_reads`]
+/// estimates on addresses inside the table's own prefixes. Since compressed nodes
+/// start where their prefixes diverge, the sizes no longer tell the tables apart (the
+/// real IPv6 table's nibble trie is 1.39x the Poptrie's, the synthetic 200k IPv6
+/// table's 1.40x), the reads do. Measured (hit lookups, 12 values at random; estimated
+/// ratio, single-lookup speed of nibble against Poptrie on the 2-core VM): synthetic
+/// 10k IPv6 0.40, ~1.8x faster; synthetic 200k IPv6 0.48, ~1.2x faster; real IPv4
+/// 0.68, ~1.1x faster; real IPv6 0.74, ~1.3x slower (its upper nodes are shared by many
+/// lookups and stay cached, which the count of lines read does not see).
+const NIBBLE_MAX_READS_RATIO: (u64, u64) = (7, 10);
+
+/// Prefixes whose addresses [`sample_reads`] looks up (evenly spaced over the list).
+const SAMPLE_KEYS: usize = 4096;
+
+/// Sums of `reads(key)` (two layouts' reads per lookup) over up to [`SAMPLE_KEYS`]
+/// addresses, each inside one of `entries` (evenly spaced over the list; host bits
+/// from a fixed hash of the position, so that the estimate is deterministic).
+fn sample_reads(entries: &[CompileEntry], reads: impl Fn(u128) -> (u32, u32)) -> (u64, u64) {
+    let step = entries.len().div_ceil(SAMPLE_KEYS).max(1);
+    let mut sums = (0u64, 0u64);
+    for (i, entry) in entries.iter().enumerate().step_by(step) {
+        // splitmix64 of the position, spread over 128 bits.
+        let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let host = u128::from(x) << 64 | u128::from(x.rotate_left(29));
+        let key = entry.key | host.checked_shr(u32::from(entry.len)).unwrap_or(0);
+        let (a, b) = reads(key);
+        sums.0 += u64::from(a);
+        sums.1 += u64::from(b);
+    }
+    sums
+}
 
 /// A compiled trie in the fastest layout that fits the table.
 #[derive(Clone, Debug)]
@@ -125,9 +160,10 @@ pub struct LayoutError {
 
 impl Trie {
     /// The trie of one family in the Poptrie layouts, or the inline-leaf layout when
-    /// it fits (at most 15 distinct values) and is at most [`NIBBLE_MAX_SIZE_RATIO`]
-    /// times the Poptrie's size: both candidates are built and their sizes compared.
-    /// Depends on this family's prefixes and values only.
+    /// it fits (at most 15 distinct values), is at most [`NIBBLE_MAX_SIZE_RATIO`]
+    /// times the Poptrie's size and reads at most [`NIBBLE_MAX_READS_RATIO`] of its
+    /// lines per lookup: both candidates are built and compared. Depends on this
+    /// family's prefixes and values only.
     fn build(entries: &[CompileEntry], top_bits: u32, distinct_values: usize) -> Self {
         let plain = compile(entries, top_bits, false);
         let poptrie = if distinct_values <= usize::from(u16::MAX) {
@@ -138,7 +174,18 @@ impl Trie {
         if distinct_values <= MAX_NIBBLE_LEAF as usize + 1 {
             if let Some(nibble) = NibbleTrie::from_compiled(compile(entries, top_bits, true)) {
                 let (num, den) = NIBBLE_MAX_SIZE_RATIO;
-                if nibble.size_bytes() * den <= poptrie.size_bytes() * num {
+                let (nibble_reads, poptrie_reads) = sample_reads(entries, |key| {
+                    let poptrie = match &poptrie {
+                        Trie::Narrow(t) => t.reads(key),
+                        Trie::Wide(t) => t.reads(key),
+                        _ => unreachable!("a Poptrie layout"),
+                    };
+                    (nibble.reads(key), poptrie)
+                });
+                let (rnum, rden) = NIBBLE_MAX_READS_RATIO;
+                if nibble.size_bytes() * den <= poptrie.size_bytes() * num
+                    && nibble_reads * rden <= poptrie_reads * rnum
+                {
                     return Trie::Nibble(nibble);
                 }
             }
@@ -1025,7 +1072,9 @@ mod tests {
         }
         let t = b.build();
         assert!(DirTrie::bytes_with(9_001) > DIR_MAX_BYTES);
-        assert_eq!(t.stats().v4_layout, "nibble");
+        // (Every /17 ends in the direct-pointing array: the two other layouts read the
+        // same one line, and the chooser keeps the Poptrie.)
+        assert_eq!(t.stats().v4_layout, "poptrie-u16");
         assert_eq!(
             t.lookup_v4(Ipv4Addr::from((8_999u32 << 16) + 5)),
             Some(8_999 % 3)
