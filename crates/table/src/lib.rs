@@ -76,7 +76,8 @@
 //! Where to start reading: [`TableBuilder::build`] → `dir.rs` (the layout of a
 //! region table's IPv4 bindings) → `compile.rs` → `nibble.rs` (region ids in large
 //! tables and IPv6) → `table.rs` (layout choice, dispatch, batch, `longest_match`).
-//! Batch lookups answer the addresses that end in the direct-pointing array first, then
+//! Batch lookups answer the addresses that end in the direct-pointing array first
+//! (branch-free when a block's first 32 addresses are a mix of both kinds), then
 //! walk the others 32 at a time in lock-step and prefetch the next node of each before
 //! stepping the others, so that their cache misses overlap (the prefetch is
 //! `inregion_hint::prefetch`: the memory-hint primitives and the workspace's only

@@ -772,6 +772,11 @@ fn dictionary<V: Copy + Eq + Hash>(
 /// lock-step than one by one).
 const LOCKSTEP_MIN_BYTES: usize = 512 << 10;
 
+/// Addresses at the start of each block whose direct-pointing entries are read with a
+/// branch on the entry's kind; if between 1/8 and 7/8 of them go on to a node, the rest of
+/// the block is read without that branch (see [`batch_with`]).
+const MIX_SAMPLE: usize = 32;
+
 /// Addresses a batch reads ahead: their direct-pointing entries are read in one pass,
 /// then the lookups that go on to a node are walked in groups of [`BATCH_LANES`].
 const BATCH_BLOCK: usize = 256;
@@ -781,10 +786,14 @@ const BATCH_BLOCK: usize = 256;
 ///
 /// 1. every address's direct-pointing entry: a leaf is the answer, written at once
 ///    (traffic to unbound space, most of a miss-heavy stream, costs what a single lookup
-///    costs and never waits for a group); a node entry notes its position. A
-///    branch-free form of this pass (every address writing an answer and a position)
-///    was slower than single lookups on miss-heavy IPv4 streams, where a single lookup
-///    costs a few cycles.
+///    costs and never waits for a group); a node entry notes its position. The first
+///    [`MIX_SAMPLE`] addresses branch on the entry's kind, like a single lookup; when
+///    between 1/8 and 7/8 of them went on to a node (a mixed stream, such as uniform
+///    addresses over a synthetic IPv6 table: ~22% go on), the rest of the block is read
+///    branch-free (every address writes an answer and a position), which was 1.1-1.6x
+///    faster there; streams that nearly all end at the top (miss-heavy IPv4, where a
+///    single lookup costs a few cycles and the branch-free form cost ~25%) or nearly
+///    all go on (hit-heavy) keep the branch, which they predict well.
 /// 2. the noted lookups, gathered into full groups of [`BATCH_LANES`] whatever the mix
 ///    of the stream: each group's first nodes are prefetched, then `walk` takes the group
 ///    level by level in lock-step, so that its cache misses overlap.
@@ -809,14 +818,25 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
     let mut leaves = [0u32; BATCH_LANES];
     for (block, block_out) in addrs.chunks(BATCH_BLOCK).zip(out.chunks_mut(BATCH_BLOCK)) {
         let mut count = 0usize;
-        for (i, (a, o)) in block.iter().zip(block_out.iter_mut()).enumerate() {
-            let entry = top(key(a));
-            // The branch a single lookup takes too (and mispredicts as often).
-            if entry & LEAF_FLAG != 0 {
-                *o = values[(entry & !LEAF_FLAG) as usize];
-            } else {
+        let sample = block.len().min(MIX_SAMPLE);
+        let mut answers = block.iter().zip(block_out.iter_mut()).enumerate();
+        for (i, (a, o)) in answers.by_ref().take(sample) {
+            branching(top(key(a)), i, o, values, &mut noted, &mut count);
+        }
+        if (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count) {
+            // A mixed stream: the branch would mispredict often. Every address writes
+            // an answer (a node entry's is overwritten in the second pass) and a
+            // position (kept only for a node entry).
+            for (i, (a, o)) in answers {
+                let entry = top(key(a));
+                let node = (entry >> 31) ^ 1; // 1 for a node entry
+                *o = values[(entry & !LEAF_FLAG & node.wrapping_sub(1)) as usize];
                 noted[count] = i as u8; // i < BATCH_BLOCK = 256
-                count += 1;
+                count += node as usize;
+            }
+        } else {
+            for (i, (a, o)) in answers {
+                branching(top(key(a)), i, o, values, &mut noted, &mut count);
             }
         }
         for group in noted[..count].chunks(BATCH_LANES) {
@@ -832,6 +852,26 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
                 block_out[usize::from(i)] = values[leaf as usize];
             }
         }
+    }
+}
+
+/// The first pass of [`batch_with`] for address `i` of a block, branching like a single
+/// lookup (and mispredicting as often): a leaf `entry` is the answer, a node entry's
+/// position is noted.
+#[inline(always)]
+fn branching<V: Copy>(
+    entry: u32,
+    i: usize,
+    out: &mut Option<V>,
+    values: &[Option<V>],
+    noted: &mut [u8; BATCH_BLOCK],
+    count: &mut usize,
+) {
+    if entry & LEAF_FLAG != 0 {
+        *out = values[(entry & !LEAF_FLAG) as usize];
+    } else {
+        noted[*count] = i as u8; // i < BATCH_BLOCK = 256
+        *count += 1;
     }
 }
 
@@ -969,6 +1009,75 @@ mod tests {
         let mut out6 = vec![None; v6.len()];
         t.lookup_batch_v6(&v6, &mut out6);
         assert_eq!(out6, v6.iter().map(|&x| t.lookup_v6(x)).collect::<Vec<_>>());
+    }
+
+    /// Streams whose first addresses end in the direct-pointing array in every
+    /// proportion (none, some, most, all go on to a node), so that both forms of the
+    /// batch's first pass (branching, and branch-free for mixed streams) run, on tries
+    /// large enough for the lock-step walk and on every node layout: batch equals
+    /// single lookups.
+    #[test]
+    fn batches_of_mixed_streams_agree_with_single_lookups() {
+        let mut b = Table::builder();
+        // /24s (and a /30 inside each) in 10.0.0.0/14: node entries; 11.0.0.0/8 a leaf.
+        for i in 0..1_000u32 {
+            let net = (10 << 24) | (i << 8);
+            b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net), 24).unwrap(), 1 + i % 7);
+            b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net | 64), 30).unwrap(), 8);
+        }
+        b.insert_v4("11.0.0.0/8".parse().unwrap(), 9);
+        // 20,000 /48s under 2001:db8::/32 (some with a /56 inside).
+        for i in 0..20_000u32 {
+            let net = (0x2001_0db8u128 << 96) | (u128::from(i) << 80);
+            b.insert_v6(Ipv6Net::new(Ipv6Addr::from(net), 48).unwrap(), 1 + i % 5);
+            if i % 3 == 0 {
+                let inner = Ipv6Addr::from(net | 0x77 << 72);
+                b.insert_v6(Ipv6Net::new(inner, 56).unwrap(), 6);
+            }
+        }
+        b.insert_v6("2a00::/16".parse().unwrap(), 9);
+        for (l4, l6) in [
+            (Layout::Nibble, Layout::Nibble),
+            (Layout::PoptrieU16, Layout::PoptrieU16),
+            (Layout::PoptrieU32, Layout::PoptrieU32),
+        ] {
+            let t = b.build_with_layouts(l4, l6).unwrap();
+            assert!(t.data.v4.size_bytes() > LOCKSTEP_MIN_BYTES);
+            assert!(t.data.v6.size_bytes() > LOCKSTEP_MIN_BYTES, "{l6}");
+            for every in [0, 1, 2, 3, 5, 9, 40] {
+                // Address i goes on to a node when `every` divides it (never for 0).
+                let node = |i: u32| every != 0 && i.is_multiple_of(every);
+                let v4: Vec<Ipv4Addr> = (0..700u32)
+                    .map(|i| {
+                        let x = i.wrapping_mul(0x9E37_79B9);
+                        Ipv4Addr::from(if node(i) {
+                            (10 << 24) | (x % (1_000 << 8))
+                        } else {
+                            (11 << 24) | (x & 0xFF_FFFF)
+                        })
+                    })
+                    .collect();
+                let mut out = vec![Some(u32::MAX); v4.len()];
+                t.lookup_batch_v4(&v4, &mut out);
+                let want: Vec<_> = v4.iter().map(|&a| t.lookup_v4(a)).collect();
+                assert_eq!(out, want, "{l4} every {every}");
+                let v6: Vec<Ipv6Addr> = (0..700u32)
+                    .map(|i| {
+                        let x = u128::from(i.wrapping_mul(0x9E37_79B9));
+                        Ipv6Addr::from(if node(i) {
+                            (0x2001_0db8u128 << 96) | ((x % 20_000) << 80) | x << 40
+                        } else {
+                            (0x2a00u128 << 112) | x << 40
+                        })
+                    })
+                    .collect();
+                let mut out = vec![Some(u32::MAX); v6.len()];
+                t.lookup_batch_v6(&v6, &mut out);
+                let want: Vec<_> = v6.iter().map(|&a| t.lookup_v6(a)).collect();
+                assert_eq!(out, want, "{l6} every {every}");
+                assert!(want.iter().all(Option::is_some));
+            }
+        }
     }
 
     /// Prefetching a destination's first line, on every layout and on a family without
