@@ -5,7 +5,7 @@
 //! `inregion_bench::workload`).
 //!
 //! ```text
-//! cargo bench --bench table                  # everything (~10 minutes on 2 cores)
+//! cargo bench --bench table                  # everything (several minutes on 2 cores)
 //! cargo bench --bench table -- --quick       # the same, stopping each at significance
 //! cargo bench --bench table -- v4-real/hit   # one group
 //! ```
