@@ -7,13 +7,15 @@
 //!
 //! - [`table`]: the region table against `ip_network_table` and the peers `prefix-trie`,
 //!   `iptrie` (LC-trie), `poptrie` and treebitmap.
+//! - [`peers`]: those peers, each built from the same prefix list (shared with the
+//!   criterion bench `benches/table.rs`).
 //! - [`edge`]: the edge decision against a baseline written the obvious way.
 
 #![warn(missing_docs)]
 
 mod dir24;
 pub mod edge;
-mod peers;
+pub mod peers;
 pub mod table;
 pub mod workload;
 

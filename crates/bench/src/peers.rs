@@ -20,28 +20,28 @@ use poptrie::Poptrie;
 use prefix_trie::PrefixMap;
 
 /// Peer names in the order of [`Peers`]' fields (and of the JSON object).
-pub(crate) const NAMES: [&str; 4] = ["prefix_trie", "iptrie", "poptrie", "treebitmap"];
+pub const NAMES: [&str; 4] = ["prefix_trie", "iptrie", "poptrie", "treebitmap"];
 
 /// A longest-prefix-match lookup from one address to its value.
-pub(crate) trait Lpm<A> {
+pub trait Lpm<A> {
     /// The value of the longest prefix containing `addr`, if any.
     fn lpm(&self, addr: A) -> Option<u16>;
 }
 
 /// One table per peer, built from the same prefix list.
-pub(crate) struct Peers<P, I, O, T> {
+pub struct Peers<P, I, O, T> {
     /// `prefix-trie`'s `PrefixMap`.
-    pub(crate) prefix_trie: P,
+    pub prefix_trie: P,
     /// `iptrie`'s LC-trie.
-    pub(crate) iptrie: I,
+    pub iptrie: I,
     /// `poptrie`'s `Poptrie`.
-    pub(crate) poptrie: O,
+    pub poptrie: O,
     /// treebitmap's `IpLookupTable`.
-    pub(crate) treebitmap: T,
+    pub treebitmap: T,
 }
 
 /// The IPv4 peers.
-pub(crate) type PeersV4 = Peers<
+pub type PeersV4 = Peers<
     PrefixMap<Ipv4Net, u16>,
     LCTrieMap<Ipv4Net, Option<u16>>,
     Poptrie<Ipv4Net, u16>,
@@ -49,7 +49,7 @@ pub(crate) type PeersV4 = Peers<
 >;
 
 /// The IPv6 peers.
-pub(crate) type PeersV6 = Peers<
+pub type PeersV6 = Peers<
     PrefixMap<Ipv6Net, u16>,
     LCTrieMap<Ipv6Net, Option<u16>>,
     Poptrie<Ipv6Net, u16>,
@@ -57,67 +57,82 @@ pub(crate) type PeersV6 = Peers<
 >;
 
 /// Builds every IPv4 peer from `prefixes` (later duplicates win, as in our builder).
-pub(crate) fn build_v4(prefixes: &[(Ipv4Net, u16)]) -> PeersV4 {
-    let mut prefix_trie = PrefixMap::new();
-    let mut radix = RTrieMap::with_root(None);
-    let mut treebitmap = IpLookupTable::new();
-    for &(net, value) in prefixes {
-        let net = net.trunc();
-        prefix_trie.insert(net, value);
-        radix.insert(net, Some(value));
-        treebitmap.insert(net.network(), u32::from(net.prefix_len()), value);
-    }
-    Peers {
-        prefix_trie,
-        iptrie: radix.compress(),
-        poptrie: poptrie_from(prefixes),
-        treebitmap,
-    }
+pub fn build_v4(prefixes: &[(Ipv4Net, u16)]) -> PeersV4 {
+    build(prefixes)
 }
 
 /// Builds every IPv6 peer from `prefixes` (later duplicates win, as in our builder).
-pub(crate) fn build_v6(prefixes: &[(Ipv6Net, u16)]) -> PeersV6 {
+pub fn build_v6(prefixes: &[(Ipv6Net, u16)]) -> PeersV6 {
+    build(prefixes)
+}
+
+/// The peers of the family of `N`.
+type FamilyPeers<N> = Peers<
+    PrefixMap<N, u16>,
+    LCTrieMap<N, Option<u16>>,
+    Poptrie<N, u16>,
+    IpLookupTable<<N as Net>::Ip, u16>,
+>;
+
+/// Builds every peer of one address family from `prefixes`.
+fn build<N: Net>(prefixes: &[(N, u16)]) -> FamilyPeers<N> {
     let mut prefix_trie = PrefixMap::new();
     let mut radix = RTrieMap::with_root(None);
     let mut treebitmap = IpLookupTable::new();
     for &(net, value) in prefixes {
-        let net = net.trunc();
+        let net = net.truncated();
         prefix_trie.insert(net, value);
         radix.insert(net, Some(value));
-        treebitmap.insert(net.network(), u32::from(net.prefix_len()), value);
+        treebitmap.insert(net.network_ip(), u32::from(net.length()), value);
     }
     Peers {
         prefix_trie,
         iptrie: radix.compress(),
-        poptrie: poptrie_from(prefixes),
+        // Built in bulk (`FromIterator`): Poptrie's `insert` rebuilds leaf ranges on every
+        // call, which takes minutes for the million prefixes of the real IPv4 table.
+        poptrie: prefixes
+            .iter()
+            .map(|&(net, v)| (net.truncated(), v))
+            .collect(),
         treebitmap,
     }
 }
 
-/// Poptrie's bulk construction (`FromIterator`): its `insert` rebuilds leaf ranges on
-/// every call, which takes minutes for the million prefixes of the real IPv4 table.
-fn poptrie_from<N>(prefixes: &[(N, u16)]) -> Poptrie<N, u16>
-where
-    N: poptrie::Prefix + Trunc,
-{
-    prefixes.iter().map(|&(net, v)| (net.trunc(), v)).collect()
-}
-
-/// `ipnet`'s `trunc` for either family.
-trait Trunc {
+/// A prefix of one address family (`Ipv4Net` or `Ipv6Net`), as every peer takes it.
+trait Net: Copy + prefix_trie::Prefix + iptrie::IpRootPrefix + poptrie::Prefix {
+    /// The family's address type.
+    type Ip: ip_network_table_deps_treebitmap::address::Address;
     /// The prefix with its host bits cleared.
-    fn trunc(&self) -> Self;
+    fn truncated(&self) -> Self;
+    /// The network address.
+    fn network_ip(&self) -> Self::Ip;
+    /// The prefix length.
+    fn length(&self) -> u8;
 }
 
-impl Trunc for Ipv4Net {
-    fn trunc(&self) -> Self {
-        Ipv4Net::trunc(self)
+impl Net for Ipv4Net {
+    type Ip = Ipv4Addr;
+    fn truncated(&self) -> Self {
+        self.trunc()
+    }
+    fn network_ip(&self) -> Ipv4Addr {
+        self.network()
+    }
+    fn length(&self) -> u8 {
+        self.prefix_len()
     }
 }
 
-impl Trunc for Ipv6Net {
-    fn trunc(&self) -> Self {
-        Ipv6Net::trunc(self)
+impl Net for Ipv6Net {
+    type Ip = Ipv6Addr;
+    fn truncated(&self) -> Self {
+        self.trunc()
+    }
+    fn network_ip(&self) -> Ipv6Addr {
+        self.network()
+    }
+    fn length(&self) -> u8 {
+        self.prefix_len()
     }
 }
 
@@ -180,11 +195,7 @@ impl Lpm<Ipv6Addr> for IpLookupTable<Ipv6Addr, u16> {
 impl<P, I, O, T> Peers<P, I, O, T> {
     /// Fails loudly (an error naming the peer and the address) unless every peer returns
     /// `ours(a)` for every address of `addrs`: a peer that disagrees is misused.
-    pub(crate) fn check<A>(
-        &self,
-        addrs: &[A],
-        ours: impl Fn(A) -> Option<u16>,
-    ) -> anyhow::Result<()>
+    pub fn check<A>(&self, addrs: &[A], ours: impl Fn(A) -> Option<u16>) -> anyhow::Result<()>
     where
         A: Copy + std::fmt::Display,
         P: Lpm<A>,
@@ -212,7 +223,7 @@ impl<P, I, O, T> Peers<P, I, O, T> {
 }
 
 /// Sum of the values one peer finds for `stream` (one timed pass).
-pub(crate) fn pass<A: Copy, L: Lpm<A>>(peer: &L, stream: &[A]) -> u64 {
+pub fn pass<A: Copy, L: Lpm<A>>(peer: &L, stream: &[A]) -> u64 {
     stream
         .iter()
         .map(|&a| u64::from(peer.lpm(a).unwrap_or(0)))

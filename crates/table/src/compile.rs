@@ -11,11 +11,14 @@
 //! (post-order), which lets a finished subtree still be simplified:
 //!
 //! - a subtree whose 64 slots all hold one value becomes a single leaf;
-//! - with `compress`, a node that only passes through to one child (all its slots hold
-//!   one value besides that child) is skipped: the child records the key bits it expects
-//!   (`path`, `offset`) and the value to answer when a key deviates from them
-//!   (`fallback`). This path compression removes the long single-child chains of sparse
-//!   IPv6 tables.
+//! - with `compress`, a node starts where its prefixes diverge or the shortest of them
+//!   ends, whichever comes first (not at the next multiple of 6 bits), and a node that
+//!   only passes through to one child (all its slots hold one value besides that child)
+//!   is skipped: the node records the key bits it expects (`path`, `offset`) and the
+//!   value to answer when a key deviates from them (`fallback`). This path compression
+//!   removes the long single-child chains of sparse IPv6 tables, and lets the node
+//!   below a /32 cover bits 32..38 instead of 28..34 (a synthetic IPv6 /48 is then
+//!   two nodes below the direct-pointing array instead of three).
 
 use crate::poptrie::{Node, TrieKey, LEAF_FLAG, STRIDE};
 
@@ -143,6 +146,15 @@ impl Compiler {
     /// inside it (all longer than `offset`), `inherited` the leaf of the longest prefix
     /// that covers the whole subtree.
     fn node(&mut self, entries: &[CompileEntry], offset: u32, inherited: u32) -> Subtree {
+        // With compression the node starts where its entries diverge (or the shortest
+        // ends): the levels above it would pass every key through to it.
+        let start = if self.compiled.compressed {
+            divergence(entries, offset)
+        } else {
+            offset
+        };
+        let jumped = start > offset;
+        let offset = start;
         let end = offset + STRIDE;
         let mut slot_leaf = [inherited; 64];
         let mut deep_range = [(0usize, 0usize); 64];
@@ -177,7 +189,9 @@ impl Compiler {
             }
         }
         let uniform = slot_leaf.iter().all(|&l| l == slot_leaf[0]);
-        if children == 0 && uniform {
+        // After a jump, keys that leave the path above this node get `inherited`: the
+        // subtree is one leaf only when that is also what every slot says.
+        if children == 0 && uniform && (!jumped || slot_leaf[0] == inherited) {
             return Subtree::Leaf(slot_leaf[0]);
         }
         let child_count = self.pending_children.len() - first_child;
@@ -190,7 +204,10 @@ impl Compiler {
             let only = &self.pending_children[first_child];
             u32::from(only.offset) == end || only.fallback == slot_leaf[0]
         };
-        if self.compiled.compressed && only_fallback_agrees && uniform {
+        // After a jump, keys that leave this node's own path answer `inherited`: the
+        // child's one fallback can stand for it only when the two agree.
+        let jump_agrees = !jumped || inherited == slot_leaf[0];
+        if self.compiled.compressed && only_fallback_agrees && jump_agrees && uniform {
             // Pass-through: keys that stay on the child's path go on to it, every other
             // key (at this level or at a level skipped below) gets the one value here.
             let mut only = self.pending_children.pop().expect("one child");
@@ -226,6 +243,22 @@ impl Compiler {
     }
 }
 
+/// Deepest bit at which a compressed node for `entries` (sorted, all longer than
+/// `offset`, sharing their first `offset` bits) may start: where their keys first
+/// differ, or where the shortest ends, whichever comes first; at most
+/// `128 - STRIDE`, so that the node's chunk lies inside the key.
+fn divergence(entries: &[CompileEntry], offset: u32) -> u32 {
+    let (first, last) = (entries[0].key, entries[entries.len() - 1].key);
+    // Sorted keys: the first and last share the bits that all share.
+    let common = (first ^ last).leading_zeros();
+    let shortest = entries
+        .iter()
+        .map(|e| u32::from(e.len))
+        .min()
+        .unwrap_or(offset);
+    common.min(shortest).min(128 - STRIDE).max(offset)
+}
+
 /// The compile entry of the IPv4 prefix `a/len` with value index `leaf` (the layouts'
 /// unit tests).
 #[cfg(test)]
@@ -253,62 +286,133 @@ mod tests {
         }
     }
 
+    /// `(offset, fallback)` of every node, sorted.
+    fn shape(compiled: &Compiled) -> Vec<(u8, u32)> {
+        let mut shape: Vec<_> = compiled
+            .nodes
+            .iter()
+            .map(|n| (n.offset, n.fallback))
+            .collect();
+        shape.sort_unstable();
+        shape
+    }
+
+    /// The nibble trie of `entries` (compressed, 16 top bits) answers `want` at each
+    /// address.
+    fn answers(entries: &[CompileEntry], want: &[(u128, u32)]) {
+        let trie = crate::nibble::NibbleTrie::from_compiled(compile(entries, 16, true)).unwrap();
+        for &(addr, leaf) in want {
+            assert_eq!(
+                trie.lookup(addr),
+                leaf,
+                "{}",
+                std::net::Ipv6Addr::from(addr)
+            );
+        }
+    }
+
     #[test]
     fn compression_skips_single_child_chains() {
         // A lone /64 below a /16 slot: 16 -> 22 -> ... -> 58 is a chain of pass-through
-        // nodes that compression collapses into the one node that holds the /64.
+        // nodes; compression starts the one node it keeps where the /64 ends.
         let entries = [v6([0x2001, 0xdb8, 1, 2, 0, 0, 0, 0], 64, 3)];
         let plain = compile(&entries, 16, false);
         let compressed = compile(&entries, 16, true);
         assert_eq!(plain.nodes.len(), 8);
-        assert_eq!(compressed.nodes.len(), 1);
-        assert_eq!(compressed.nodes[0].offset, 58);
-        assert_eq!(compressed.nodes[0].fallback, 0);
+        assert_eq!(shape(&compressed), [(64, 0)]);
+        let key = entries[0].key;
+        answers(
+            &entries,
+            &[
+                (key, 3),
+                (key | 0xFFFF, 3),
+                (key ^ 1 << 64, 0),
+                (key ^ 1 << 100, 0),
+            ],
+        );
+    }
+
+    #[test]
+    fn compressed_nodes_start_where_their_prefixes_diverge() {
+        // A /32 with two /48s inside: the node below the /16 slot starts at bit 32 (the
+        // /32 ends there and paints it), each /48 gets a node at bit 48 whose fallback
+        // is the /32's value; keys leaving the /32's path get 0.
+        let entries = [
+            v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, 1),
+            v6([0x2001, 0xdb8, 0x1234, 0, 0, 0, 0, 0], 48, 2),
+            v6([0x2001, 0xdb8, 0x8000, 0, 0, 0, 0, 0], 48, 3),
+        ];
+        assert_eq!(
+            shape(&compile(&entries, 16, true)),
+            [(32, 0), (48, 1), (48, 1)]
+        );
+        let [a, b, c] = entries.map(|e| e.key);
+        answers(
+            &entries,
+            &[
+                (a, 1),
+                (a ^ 1 << 96, 0),
+                (a ^ 1 << 110, 0),
+                (b, 2),
+                (b | 0xFFFF, 2),
+                (b ^ 1 << 80, 1),
+                (c ^ 1 << 80, 1),
+                (c | 1 << 70, 3),
+            ],
+        );
     }
 
     #[test]
     fn compression_keeps_a_node_whose_value_differs_from_the_skipped_levels_below() {
         // Two sibling /41s with one value, and a /49 inside the second: the node at bit
-        // 40 passes through to the /49's node with fallback 1 (the /41s); the node at bit
-        // 34 above it is uniform too, but with value 0 (nothing covers it). Skipping both
-        // would leave one fallback for two different answers, and 8989:8989:8900:: (in
-        // the first /41) would read 0. Found by the `table` fuzz target.
+        // 40 (where the /41s diverge) passes through to the /49's node with fallback 1
+        // (the /41s); but keys that leave its own path above bit 40 answer 0 (nothing
+        // covers them). Skipping it would leave one fallback for two different answers,
+        // and 8989:8989:8900:: (in the first /41) would read 0 (the shape found by the
+        // `table` fuzz target).
         let entries = [
             v6([0x8989, 0x8989, 0x8900, 0, 0, 0, 0, 0], 41, 1),
             v6([0x8989, 0x8989, 0x8980, 0, 0, 0, 0, 0], 41, 1),
             v6([0x8989, 0x8989, 0x8989, 0x8000, 0, 0, 0, 0], 49, 2),
         ];
-        let compressed = compile(&entries, 16, true);
-        let deepest = compressed.nodes.iter().find(|n| n.offset == 46).unwrap();
-        assert_eq!(deepest.fallback, 1, "{:?}", compressed.nodes);
-        assert!(
-            compressed
-                .nodes
-                .iter()
-                .any(|n| n.offset < 40 && n.fallback == 0),
-            "the level answering 0 was skipped: {:?}",
-            compressed.nodes
+        assert_eq!(shape(&compile(&entries, 16, true)), [(40, 0), (49, 1)]);
+        let [a, _, c] = entries.map(|e| e.key);
+        answers(
+            &entries,
+            &[
+                (a, 1),
+                (c, 2),
+                (c ^ 1 << 80, 1),
+                (a ^ 1 << 100, 0),
+                (a ^ 1 << 88, 0),
+            ],
         );
     }
 
     #[test]
     fn compression_keeps_nodes_whose_slots_differ() {
-        // The /40 paints the slot of the /64's chain with another value: the node where it
-        // ends must stay, or keys leaving the path below it would get the wrong fallback.
+        // /32, /40 and /64 nested, three values: three nodes, each starting where a
+        // prefix ends, each falling back to the value of the level above.
         let entries = [
             v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, 1),
             v6([0x2001, 0xdb8, 0x0100, 0, 0, 0, 0, 0], 40, 2),
             v6([0x2001, 0xdb8, 0x0100, 2, 0, 0, 0, 0], 64, 3),
         ];
-        let compressed = compile(&entries, 16, true);
-        assert!(
-            compressed.nodes.iter().any(|n| n.offset == 34),
-            "{:?}",
-            compressed.nodes
+        assert_eq!(
+            shape(&compile(&entries, 16, true)),
+            [(32, 0), (40, 1), (64, 2)]
         );
-        assert!(compressed
-            .nodes
-            .iter()
-            .any(|n| n.offset == 58 && n.fallback == 2));
+        let [a, b, c] = entries.map(|e| e.key);
+        answers(
+            &entries,
+            &[
+                (a ^ 1 << 100, 0),
+                (a, 1),
+                (b ^ 1 << 88, 1),
+                (b, 2),
+                (c ^ 1 << 65, 2),
+                (c, 3),
+            ],
+        );
     }
 }

@@ -60,8 +60,9 @@
 //!   │                               (one line per level)
 //!   │                   poptrie.rs  24-byte Poptrie nodes + run-compressed leaf
 //!   │                               array (u16 or u32 leaves)
-//!   │    chooser: per family, both candidates are built; nibble when it fits and
-//!   │    its trie is at most 1.5x the Poptrie's bytes, else Poptrie
+//!   │    chooser: per family, both candidates are built; nibble when it fits, its
+//!   │    trie is at most 1.5x the Poptrie's bytes and a lookup reads at most 0.7x
+//!   │    the Poptrie's lines (estimated on addresses in the table), else Poptrie
 //!   └─ sorted prefixes    (prefix, value) list for longest_match() and iter()
 //!        │ publish()
 //!        ▼
@@ -75,7 +76,8 @@
 //! Where to start reading: [`TableBuilder::build`] → `dir.rs` (the layout of a
 //! region table's IPv4 bindings) → `compile.rs` → `nibble.rs` (region ids in large
 //! tables and IPv6) → `table.rs` (layout choice, dispatch, batch, `longest_match`).
-//! Batch lookups answer the addresses that end in the direct-pointing array first, then
+//! Batch lookups answer the addresses that end in the direct-pointing array first
+//! (branch-free when a block's first 32 addresses are a mix of both kinds), then
 //! walk the others 32 at a time in lock-step and prefetch the next node of each before
 //! stepping the others, so that their cache misses overlap (the prefetch is
 //! `inregion_hint::prefetch`: the memory-hint primitives and the workspace's only
@@ -89,8 +91,10 @@
 //! - In the Poptrie layouts, subtrees in which every address resolves to the same value
 //!   are collapsed into one leaf, so the compiled size depends on how values are laid out, not only on the
 //!   number of prefixes (few distinct region ids compress well).
-//! - In the nibble layout a node whose slots all say the same thing except for one
-//!   child is skipped; the child checks the key bits it expects and answers its
+//! - In the nibble layout a node starts where the prefixes below it diverge (or the
+//!   shortest of them ends), not at a multiple of 6 bits: the bits above it that every
+//!   prefix shares are skipped, and so is a node whose slots all say the same thing
+//!   except for one child. A node checks the key bits it expects and answers its
 //!   `fallback` leaf when they differ.
 //! - A [`Table`] never changes after it is built; new versions are new tables.
 //!

@@ -202,6 +202,25 @@ impl NibbleTrie {
         }
     }
 
+    /// Cache lines a lookup of `key` reads: its direct-pointing entry and every node
+    /// it visits (the layout chooser's estimate of a lookup's cost).
+    pub(crate) fn reads<K: TrieKey>(&self, key: K) -> u32 {
+        let mut entry = self.top_entry(key);
+        let mut reads = 1;
+        while entry & LEAF_FLAG == 0 {
+            reads += 1;
+            let node = &self.nodes[entry as usize];
+            let offset = u32::from(node.offset);
+            let slot = key.chunk(offset);
+            entry = if key.has_prefix(node.path, offset) && node.children & (1u64 << slot) != 0 {
+                node.child(slot)
+            } else {
+                LEAF_FLAG
+            };
+        }
+        reads
+    }
+
     /// The rest of a lookup, from its direct-pointing entry.
     #[inline(always)]
     fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {

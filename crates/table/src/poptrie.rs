@@ -213,6 +213,30 @@ impl<L: LeafIndex> Poptrie<L> {
         prefetch(&self.top, key.top(self.top_bits));
     }
 
+    /// Cache lines a lookup of `key` reads: its direct-pointing entry, every node it
+    /// visits and the leaf it ends on (the layout chooser's estimate of a lookup's
+    /// cost).
+    pub(crate) fn reads<K: TrieKey>(&self, key: K) -> u32 {
+        let entry = self.top_entry(key);
+        if entry & LEAF_FLAG != 0 {
+            return 1;
+        }
+        let mut node = &self.nodes[entry as usize];
+        let mut offset = self.top_bits;
+        // The direct-pointing entry, the first node and the leaf.
+        let mut reads = 3;
+        loop {
+            let slot = key.chunk(offset);
+            if node.children & (1u64 << slot) == 0 {
+                return reads;
+            }
+            let index = node.child_base + (node.children & bits_up_to(slot)).count_ones() - 1;
+            node = &self.nodes[index as usize];
+            offset += STRIDE;
+            reads += 1;
+        }
+    }
+
     /// The rest of a lookup, from its direct-pointing entry.
     #[inline(always)]
     fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {

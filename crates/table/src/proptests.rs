@@ -241,6 +241,55 @@ fn sibling_and_inner(net: IpNet, deeper: u8, noise: u128) -> Option<(IpNet, IpNe
     })
 }
 
+/// Prefixes that share long paths, as compressed nodes meet them: under one random
+/// root, each prefix keeps the root's first `shared` bits (0 to 128) and takes random
+/// bits after them, with a length anywhere from 1 to 128; IPv4 or IPv6 (with the IPv4
+/// root in the top 32 bits of the same draw). Few values, so the nibble layout takes
+/// them.
+fn deep_cluster() -> impl Strategy<Value = Vec<(IpNet, u16)>> {
+    let one = (0u32..=128, any::<u128>(), 1u8..=128, 1u16..6);
+    (
+        any::<u128>(),
+        any::<bool>(),
+        prop::collection::vec(one, 1..40),
+    )
+        .prop_map(|(root, v4, list)| {
+            list.into_iter()
+                .map(|(shared, noise, len, value)| {
+                    let keep = u128::MAX.checked_shl(128 - shared).unwrap_or(0);
+                    let addr = (root & keep) | (noise & !keep);
+                    let net = if v4 {
+                        let len = (len % 33).max(1);
+                        IpNet::V4(Ipv4Net::new(((addr >> 96) as u32).into(), len).unwrap())
+                    } else {
+                        IpNet::V6(Ipv6Net::new(addr.into(), len).unwrap())
+                    };
+                    (net, value)
+                })
+                .collect()
+        })
+}
+
+/// The network address of each prefix with each one of its bits flipped in turn
+/// (keys that leave its path at every depth, where compressed nodes answer their
+/// fallback), plus [`probe_addresses`].
+fn path_probes(inserts: &[(IpNet, u16)]) -> Vec<IpAddr> {
+    let mut addrs = probe_addresses(inserts, &[]);
+    for (net, _) in inserts {
+        match net.trunc() {
+            IpNet::V4(n) => {
+                let a = u32::from(n.network());
+                addrs.extend((0..n.prefix_len()).map(|b| IpAddr::V4((a ^ 1 << (31 - b)).into())));
+            }
+            IpNet::V6(n) => {
+                let a = u128::from(n.network());
+                addrs.extend((0..n.prefix_len()).map(|b| IpAddr::V6((a ^ 1 << (127 - b)).into())));
+            }
+        }
+    }
+    addrs
+}
+
 fn random_addrs() -> impl Strategy<Value = Vec<IpAddr>> {
     prop::collection::vec(
         prop_oneof![
@@ -410,6 +459,74 @@ proptest! {
         }
         // The Poptrie layouts fit every family.
         prop_assert!(built >= 4);
+    }
+
+    /// Compressed nodes start where their prefixes diverge (or the shortest ends), past
+    /// any number of skipped bits: on clusters of prefixes sharing long paths, the
+    /// nibble layout (the one that compresses), forced for the cluster's family, and
+    /// the table the chooser builds give the linear model's answer, single and batch,
+    /// at every prefix's boundaries and at its network address with each of its bits
+    /// flipped.
+    #[test]
+    fn compressed_paths_agree_with_linear_model_on_deep_clusters(inserts in deep_cluster()) {
+        use crate::Layout;
+        let model = LinearModel::new(&inserts);
+        let (builder, _) = builder(&inserts);
+        let v4 = matches!(inserts[0].0, IpNet::V4(_));
+        let forced = if v4 {
+            builder.build_with_layouts(Layout::Nibble, Layout::Empty)
+        } else {
+            builder.build_with_layouts(Layout::Empty, Layout::Nibble)
+        };
+        let addrs = path_probes(&inserts);
+        let want: Vec<Option<u16>> =
+            addrs.iter().map(|&a| model.longest_match(a).map(|(_, v)| v)).collect();
+        for table in [forced.expect("fewer than 15 values"), builder.build()] {
+            let single: Vec<Option<u16>> = addrs.iter().map(|&a| table.lookup(a)).collect();
+            prop_assert_eq!(&single, &want, "{:?}", table.stats());
+            let mut batch = vec![Some(u16::MAX); addrs.len()];
+            table.lookup_batch(&addrs, &mut batch);
+            prop_assert_eq!(&batch, &want, "batch {:?}", table.stats());
+        }
+        // The lane walk itself (the table batches small tries one address at a time),
+        // at two direct-pointing widths, on the family's keys left-aligned in a u128.
+        let mut sorted: Vec<(u128, u8, u16)> = model
+            .prefixes
+            .iter()
+            .map(|&(net, v)| match net {
+                IpNet::V4(n) => (u128::from(u32::from(n.network())) << 96, n.prefix_len(), v),
+                IpNet::V6(n) => (u128::from(n.network()), n.prefix_len(), v),
+            })
+            .collect();
+        sorted.sort_unstable();
+        let entries: Vec<CompileEntry> = sorted
+            .iter()
+            .map(|&(key, len, v)| CompileEntry { key, len, leaf: u32::from(v) })
+            .collect();
+        let keys: Vec<(u128, u32)> = addrs
+            .iter()
+            .zip(&want)
+            .filter(|(a, _)| a.is_ipv4() == v4)
+            .map(|(a, w)| {
+                let key = match a {
+                    IpAddr::V4(a) => u128::from(u32::from(*a)) << 96,
+                    IpAddr::V6(a) => u128::from(*a),
+                };
+                (key, w.map_or(0, u32::from))
+            })
+            .collect();
+        for top in [8, 16] {
+            let nibble = NibbleTrie::from_compiled(compile(&entries, top, true)).expect("values < 15");
+            for group in keys.chunks_exact(BATCH_LANES) {
+                let lanes: [u128; BATCH_LANES] = std::array::from_fn(|i| group[i].0);
+                let mut out = [u32::MAX; BATCH_LANES];
+                nibble.lookup_lanes(&lanes, &mut out);
+                for (&(key, want), got) in group.iter().zip(out) {
+                    prop_assert_eq!(nibble.lookup(key), want, "top {} key {:#x}", top, key);
+                    prop_assert_eq!(got, want, "lanes, top {} key {:#x}", top, key);
+                }
+            }
+        }
     }
 
     #[test]

@@ -44,14 +44,49 @@ fn top_bits(prefixes: usize, top: u32) -> u32 {
 pub(crate) const DIR_MAX_BYTES: usize = 4 << 20;
 
 /// The inline-leaf layout is chosen while its trie takes at most this many times the
-/// bytes of the Poptrie layout built from the same prefixes (as a fraction: 3/2). It
-/// saves the leaf read and skips pass-through levels, but its nodes are 2.7x larger:
-/// where path compression saves little, the larger footprint costs more cache misses
-/// than the saved reads. Measured (hit lookups, 12 values at random): the real IPv6
-/// table's nibble trie is 1.7x the Poptrie's and its lookups were ~1.5x slower; the
-/// synthetic 200k IPv6 table's is 1.3x and its lookups ~1.5x faster; the real IPv4
-/// table's 1.2x, ~1.1x faster.
+/// bytes of the Poptrie layout built from the same prefixes (as a fraction: 3/2), and
+/// while it reads few enough lines per lookup ([`NIBBLE_MAX_READS_RATIO`]). It saves the
+/// leaf read and skips pass-through levels, but its nodes are 2.7x larger: where path
+/// compression saves little, the larger footprint costs more cache misses than the
+/// saved reads.
 const NIBBLE_MAX_SIZE_RATIO: (usize, usize) = (3, 2);
+
+/// The inline-leaf layout is chosen only while a lookup in it reads at most this
+/// fraction (7/10) of the cache lines that one in the Poptrie layout reads (the
+/// direct-pointing entry, the nodes, and the Poptrie's leaf), as [`sample_reads`]
+/// estimates on addresses inside the table's own prefixes. Since compressed nodes
+/// start where their prefixes diverge, the sizes no longer tell the tables apart (the
+/// real IPv6 table's nibble trie is 1.39x the Poptrie's, the synthetic 200k IPv6
+/// table's 1.40x), the reads do. Measured (hit lookups, 12 values at random; estimated
+/// ratio, single-lookup speed of nibble against Poptrie on the 2-core VM): synthetic
+/// 10k IPv6 0.40, ~1.8x faster; synthetic 200k IPv6 0.48, ~1.2x faster; real IPv4
+/// 0.68, ~1.1x faster; real IPv6 0.74, ~1.3x slower (its upper nodes are shared by many
+/// lookups and stay cached, which the count of lines read does not see).
+const NIBBLE_MAX_READS_RATIO: (u64, u64) = (7, 10);
+
+/// Prefixes whose addresses [`sample_reads`] looks up (evenly spaced over the list).
+const SAMPLE_KEYS: usize = 4096;
+
+/// Sums of `reads(key)` (two layouts' reads per lookup) over up to [`SAMPLE_KEYS`]
+/// addresses, each inside one of `entries` (evenly spaced over the list; host bits
+/// from a fixed hash of the position, so that the estimate is deterministic).
+fn sample_reads(entries: &[CompileEntry], reads: impl Fn(u128) -> (u32, u32)) -> (u64, u64) {
+    let step = entries.len().div_ceil(SAMPLE_KEYS).max(1);
+    let mut sums = (0u64, 0u64);
+    for (i, entry) in entries.iter().enumerate().step_by(step) {
+        // splitmix64 of the position, spread over 128 bits.
+        let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let host = u128::from(x) << 64 | u128::from(x.rotate_left(29));
+        let key = entry.key | host.checked_shr(u32::from(entry.len)).unwrap_or(0);
+        let (a, b) = reads(key);
+        sums.0 += u64::from(a);
+        sums.1 += u64::from(b);
+    }
+    sums
+}
 
 /// A compiled trie in the fastest layout that fits the table.
 #[derive(Clone, Debug)]
@@ -125,9 +160,10 @@ pub struct LayoutError {
 
 impl Trie {
     /// The trie of one family in the Poptrie layouts, or the inline-leaf layout when
-    /// it fits (at most 15 distinct values) and is at most [`NIBBLE_MAX_SIZE_RATIO`]
-    /// times the Poptrie's size: both candidates are built and their sizes compared.
-    /// Depends on this family's prefixes and values only.
+    /// it fits (at most 15 distinct values), is at most [`NIBBLE_MAX_SIZE_RATIO`]
+    /// times the Poptrie's size and reads at most [`NIBBLE_MAX_READS_RATIO`] of its
+    /// lines per lookup: both candidates are built and compared. Depends on this
+    /// family's prefixes and values only.
     fn build(entries: &[CompileEntry], top_bits: u32, distinct_values: usize) -> Self {
         let plain = compile(entries, top_bits, false);
         let poptrie = if distinct_values <= usize::from(u16::MAX) {
@@ -138,7 +174,18 @@ impl Trie {
         if distinct_values <= MAX_NIBBLE_LEAF as usize + 1 {
             if let Some(nibble) = NibbleTrie::from_compiled(compile(entries, top_bits, true)) {
                 let (num, den) = NIBBLE_MAX_SIZE_RATIO;
-                if nibble.size_bytes() * den <= poptrie.size_bytes() * num {
+                let (nibble_reads, poptrie_reads) = sample_reads(entries, |key| {
+                    let poptrie = match &poptrie {
+                        Trie::Narrow(t) => t.reads(key),
+                        Trie::Wide(t) => t.reads(key),
+                        _ => unreachable!("a Poptrie layout"),
+                    };
+                    (nibble.reads(key), poptrie)
+                });
+                let (rnum, rden) = NIBBLE_MAX_READS_RATIO;
+                if nibble.size_bytes() * den <= poptrie.size_bytes() * num
+                    && nibble_reads * rden <= poptrie_reads * rnum
+                {
                     return Trie::Nibble(nibble);
                 }
             }
@@ -725,6 +772,11 @@ fn dictionary<V: Copy + Eq + Hash>(
 /// lock-step than one by one).
 const LOCKSTEP_MIN_BYTES: usize = 512 << 10;
 
+/// Addresses at the start of each block whose direct-pointing entries are read with a
+/// branch on the entry's kind; if between 1/8 and 7/8 of them go on to a node, the rest of
+/// the block is read without that branch (see [`batch_with`]).
+const MIX_SAMPLE: usize = 32;
+
 /// Addresses a batch reads ahead: their direct-pointing entries are read in one pass,
 /// then the lookups that go on to a node are walked in groups of [`BATCH_LANES`].
 const BATCH_BLOCK: usize = 256;
@@ -734,10 +786,14 @@ const BATCH_BLOCK: usize = 256;
 ///
 /// 1. every address's direct-pointing entry: a leaf is the answer, written at once
 ///    (traffic to unbound space, most of a miss-heavy stream, costs what a single lookup
-///    costs and never waits for a group); a node entry notes its position. A
-///    branch-free form of this pass (every address writing an answer and a position)
-///    was slower than single lookups on miss-heavy IPv4 streams, where a single lookup
-///    costs a few cycles.
+///    costs and never waits for a group); a node entry notes its position. The first
+///    [`MIX_SAMPLE`] addresses branch on the entry's kind, like a single lookup; when
+///    between 1/8 and 7/8 of them went on to a node (a mixed stream, such as uniform
+///    addresses over a synthetic IPv6 table: ~22% go on), the rest of the block is read
+///    branch-free (every address writes an answer and a position), which was 1.1-1.6x
+///    faster there; streams that nearly all end at the top (miss-heavy IPv4, where a
+///    single lookup costs a few cycles and the branch-free form cost ~25%) or nearly
+///    all go on (hit-heavy) keep the branch, which they predict well.
 /// 2. the noted lookups, gathered into full groups of [`BATCH_LANES`] whatever the mix
 ///    of the stream: each group's first nodes are prefetched, then `walk` takes the group
 ///    level by level in lock-step, so that its cache misses overlap.
@@ -762,14 +818,25 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
     let mut leaves = [0u32; BATCH_LANES];
     for (block, block_out) in addrs.chunks(BATCH_BLOCK).zip(out.chunks_mut(BATCH_BLOCK)) {
         let mut count = 0usize;
-        for (i, (a, o)) in block.iter().zip(block_out.iter_mut()).enumerate() {
-            let entry = top(key(a));
-            // The branch a single lookup takes too (and mispredicts as often).
-            if entry & LEAF_FLAG != 0 {
-                *o = values[(entry & !LEAF_FLAG) as usize];
-            } else {
+        let sample = block.len().min(MIX_SAMPLE);
+        let mut answers = block.iter().zip(block_out.iter_mut()).enumerate();
+        for (i, (a, o)) in answers.by_ref().take(sample) {
+            branching(top(key(a)), i, o, values, &mut noted, &mut count);
+        }
+        if (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count) {
+            // A mixed stream: the branch would mispredict often. Every address writes
+            // an answer (a node entry's is overwritten in the second pass) and a
+            // position (kept only for a node entry).
+            for (i, (a, o)) in answers {
+                let entry = top(key(a));
+                let node = (entry >> 31) ^ 1; // 1 for a node entry
+                *o = values[(entry & !LEAF_FLAG & node.wrapping_sub(1)) as usize];
                 noted[count] = i as u8; // i < BATCH_BLOCK = 256
-                count += 1;
+                count += node as usize;
+            }
+        } else {
+            for (i, (a, o)) in answers {
+                branching(top(key(a)), i, o, values, &mut noted, &mut count);
             }
         }
         for group in noted[..count].chunks(BATCH_LANES) {
@@ -785,6 +852,26 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
                 block_out[usize::from(i)] = values[leaf as usize];
             }
         }
+    }
+}
+
+/// The first pass of [`batch_with`] for address `i` of a block, branching like a single
+/// lookup (and mispredicting as often): a leaf `entry` is the answer, a node entry's
+/// position is noted.
+#[inline(always)]
+fn branching<V: Copy>(
+    entry: u32,
+    i: usize,
+    out: &mut Option<V>,
+    values: &[Option<V>],
+    noted: &mut [u8; BATCH_BLOCK],
+    count: &mut usize,
+) {
+    if entry & LEAF_FLAG != 0 {
+        *out = values[(entry & !LEAF_FLAG) as usize];
+    } else {
+        noted[*count] = i as u8; // i < BATCH_BLOCK = 256
+        *count += 1;
     }
 }
 
@@ -924,6 +1011,75 @@ mod tests {
         assert_eq!(out6, v6.iter().map(|&x| t.lookup_v6(x)).collect::<Vec<_>>());
     }
 
+    /// Streams whose first addresses end in the direct-pointing array in every
+    /// proportion (none, some, most, all go on to a node), so that both forms of the
+    /// batch's first pass (branching, and branch-free for mixed streams) run, on tries
+    /// large enough for the lock-step walk and on every node layout: batch equals
+    /// single lookups.
+    #[test]
+    fn batches_of_mixed_streams_agree_with_single_lookups() {
+        let mut b = Table::builder();
+        // /24s (and a /30 inside each) in 10.0.0.0/14: node entries; 11.0.0.0/8 a leaf.
+        for i in 0..1_000u32 {
+            let net = (10 << 24) | (i << 8);
+            b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net), 24).unwrap(), 1 + i % 7);
+            b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net | 64), 30).unwrap(), 8);
+        }
+        b.insert_v4("11.0.0.0/8".parse().unwrap(), 9);
+        // 20,000 /48s under 2001:db8::/32 (some with a /56 inside).
+        for i in 0..20_000u32 {
+            let net = (0x2001_0db8u128 << 96) | (u128::from(i) << 80);
+            b.insert_v6(Ipv6Net::new(Ipv6Addr::from(net), 48).unwrap(), 1 + i % 5);
+            if i % 3 == 0 {
+                let inner = Ipv6Addr::from(net | 0x77 << 72);
+                b.insert_v6(Ipv6Net::new(inner, 56).unwrap(), 6);
+            }
+        }
+        b.insert_v6("2a00::/16".parse().unwrap(), 9);
+        for (l4, l6) in [
+            (Layout::Nibble, Layout::Nibble),
+            (Layout::PoptrieU16, Layout::PoptrieU16),
+            (Layout::PoptrieU32, Layout::PoptrieU32),
+        ] {
+            let t = b.build_with_layouts(l4, l6).unwrap();
+            assert!(t.data.v4.size_bytes() > LOCKSTEP_MIN_BYTES);
+            assert!(t.data.v6.size_bytes() > LOCKSTEP_MIN_BYTES, "{l6}");
+            for every in [0, 1, 2, 3, 5, 9, 40] {
+                // Address i goes on to a node when `every` divides it (never for 0).
+                let node = |i: u32| every != 0 && i.is_multiple_of(every);
+                let v4: Vec<Ipv4Addr> = (0..700u32)
+                    .map(|i| {
+                        let x = i.wrapping_mul(0x9E37_79B9);
+                        Ipv4Addr::from(if node(i) {
+                            (10 << 24) | (x % (1_000 << 8))
+                        } else {
+                            (11 << 24) | (x & 0xFF_FFFF)
+                        })
+                    })
+                    .collect();
+                let mut out = vec![Some(u32::MAX); v4.len()];
+                t.lookup_batch_v4(&v4, &mut out);
+                let want: Vec<_> = v4.iter().map(|&a| t.lookup_v4(a)).collect();
+                assert_eq!(out, want, "{l4} every {every}");
+                let v6: Vec<Ipv6Addr> = (0..700u32)
+                    .map(|i| {
+                        let x = u128::from(i.wrapping_mul(0x9E37_79B9));
+                        Ipv6Addr::from(if node(i) {
+                            (0x2001_0db8u128 << 96) | ((x % 20_000) << 80) | x << 40
+                        } else {
+                            (0x2a00u128 << 112) | x << 40
+                        })
+                    })
+                    .collect();
+                let mut out = vec![Some(u32::MAX); v6.len()];
+                t.lookup_batch_v6(&v6, &mut out);
+                let want: Vec<_> = v6.iter().map(|&a| t.lookup_v6(a)).collect();
+                assert_eq!(out, want, "{l6} every {every}");
+                assert!(want.iter().all(Option::is_some));
+            }
+        }
+    }
+
     /// Prefetching a destination's first line, on every layout and on a family without
     /// prefixes, leaves every lookup as it was (and never panics, whatever the address).
     #[test]
@@ -1025,7 +1181,9 @@ mod tests {
         }
         let t = b.build();
         assert!(DirTrie::bytes_with(9_001) > DIR_MAX_BYTES);
-        assert_eq!(t.stats().v4_layout, "nibble");
+        // (Every /17 ends in the direct-pointing array: the two other layouts read the
+        // same one line, and the chooser keeps the Poptrie.)
+        assert_eq!(t.stats().v4_layout, "poptrie-u16");
         assert_eq!(
             t.lookup_v4(Ipv4Addr::from((8_999u32 << 16) + 5)),
             Some(8_999 % 3)
