@@ -43,10 +43,13 @@ const BATCH: usize = 256;
 /// Addresses of each stream on which every peer must agree with our table.
 const CHECKED: usize = 10_000;
 
+/// A batch lookup: addresses in, regions out.
+type BatchFn<'a, A> = &'a dyn Fn(&[A], &mut [Option<u16>]);
+
 /// One table's lookups, whatever the family: ours (batch and single), the baseline's
 /// and the peers'.
 struct Contenders<'a, A, P, I, O, T> {
-    batch: &'a dyn Fn(&[A], &mut [Option<u16>]),
+    batch: BatchFn<'a, A>,
     single: &'a dyn Fn(A) -> Option<u16>,
     baseline: &'a dyn Fn(A) -> Option<u16>,
     peers: &'a Peers<P, I, O, T>,
