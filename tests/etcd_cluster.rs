@@ -1,7 +1,8 @@
 //! The etcd test harness itself (tests/etcd_support): a 3-member cluster starts, a
 //! put/get through the JSON gateway works, it keeps quorum with 2 of 3 members and
 //! refuses writes with 1 of 3, a member killed with -9 or stopped comes back on its data
-//! directory, and members never outlive the process that started them.
+//! directory, and members never outlive the process that started them. Also: a replica's
+//! periodic re-read repairs what its watch missed.
 
 mod etcd_support;
 
@@ -195,4 +196,74 @@ fn members_die_with_a_killed_test_process() {
         assert!(Instant::now() < deadline, "{} left behind", dir.display());
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A replica whose watch missed a change (here: a record deleted behind its back, an
+/// event without `meta` that the watch ignores) is repaired by the periodic re-read,
+/// in what it serves *and* in the state its writes are checked against: re-creating
+/// the deleted binding's CIDR then succeeds instead of answering "duplicate".
+#[test]
+fn the_periodic_re_read_repairs_reads_and_writes() {
+    use inregion_control::*;
+    const ACCT: &str = "0123456789abcdef0123456789abcdef";
+    const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let c = shared_cluster();
+    let prefix = unique_prefix();
+    let mut cfg = EtcdConfig::parse(&c.url())
+        .unwrap()
+        .with_prefix(&prefix)
+        .unwrap();
+    cfg.resync_interval = Duration::from_millis(200);
+    let cp = ControlPlane::open_etcd(cfg, ControlConfig::default()).unwrap();
+    let seed = SeedConfig::from_toml(&format!(
+        r#"
+[[accounts]]
+id = "{ACCT}"
+entitlements = ["regional_services", "regional_services_byoip"]
+[[prefixes]]
+account = "{ACCT}"
+id = "{PREFIX}"
+cidr = "2001:db8::/32"
+asn = 64496
+"#
+    ))
+    .unwrap();
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    cp.seed(&seed, t0).unwrap();
+    let item = [(
+        PREFIX.to_owned(),
+        "2001:db8:1::/48".to_owned(),
+        "eu".to_owned(),
+    )];
+    let id = cp.bulk_create_bindings(ACCT, &item, t0).unwrap()[0].to_string();
+    // The same CIDR again is a duplicate while the binding lives.
+    assert!(cp.bulk_create_bindings(ACCT, &item, t0).is_err());
+    let keys = c.range_prefix(0, &prefix).unwrap();
+    let key = keys
+        .iter()
+        .map(|(k, _)| k)
+        .find(|k| k.ends_with(&format!("/b/{id}")))
+        .unwrap_or_else(|| panic!("no key of binding {id} among {keys:?}"));
+    c.gateway(
+        0,
+        "/v3/kv/deleterange",
+        &serde_json::json!({ "key": b64(key.as_bytes()) }),
+    )
+    .unwrap();
+    let p = Principal::system();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cp.replica_stats().unwrap().repairs == 0 {
+        assert!(Instant::now() < deadline, "no repair within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        cp.get_binding(&p, ACCT, &id).is_err(),
+        "the repaired state serves no deleted binding"
+    );
+    let again = cp.bulk_create_bindings(ACCT, &item, t0);
+    assert!(
+        again.is_ok(),
+        "the writer's state was repaired too: {:?}",
+        again.err()
+    );
 }

@@ -207,16 +207,15 @@ pub(crate) struct Shared {
     /// A shared store's position (etcd: `meta`'s revision) of the read state; 0 for a
     /// store of this process alone.
     position: AtomicU64,
-    /// A shared store's counters and the means to ask it for its newest position.
+    /// A shared store's counters and the reads of its newest position.
     pub(crate) replica: Option<Replica>,
 }
 
 /// What the control plane keeps of a shared (etcd) store besides the committer's copy.
 pub(crate) struct Replica {
     pub(crate) stats: Arc<EtcdStats>,
-    /// Asks the store for its newest position (a linearizable read).
-    pub(crate) latest: Arc<dyn Fn() -> Result<u64, StoreError> + Send + Sync>,
-    /// Shares those reads between concurrent requests.
+    /// Reads of the store's newest position (linearizable), shared between concurrent
+    /// requests.
     pub(crate) rounds: Arc<Rounds>,
 }
 
@@ -423,12 +422,15 @@ impl Shared {
     /// Applies what other replicas committed to the read state (and to the writer's
     /// speculative state), with the writer locked as `w`. Returns what was queued and
     /// must now be validated again (its rules ran against a state without these
-    /// commits), and what the applied clears removed.
+    /// commits), and what the applied clears removed. With `force`, a re-read at the
+    /// state's own position replaces it without being compared (a reload asked for by
+    /// this replica, not the periodic check).
     fn apply_remote(
         &self,
         store: &mut dyn Store,
         w: &mut Writer,
         items: Vec<Remote>,
+        force: bool,
     ) -> (Vec<Pending>, Vec<State>) {
         let Some(etcd) = store.as_etcd() else {
             return (Vec::new(), Vec::new());
@@ -465,7 +467,7 @@ impl Shared {
                         continue; // older than what the watch delivered
                     }
                     let fresh = State::from_loaded(loaded);
-                    if position == pos {
+                    if position == pos && !force {
                         let same = fresh.version == st.version
                             && fresh.purged_through == st.purged_through
                             && fresh.dump() == st.dump();
@@ -486,7 +488,7 @@ impl Shared {
                 }
             }
         }
-        if pos == self.position() {
+        if pos == self.position() && !reloaded {
             return (Vec::new(), removed);
         }
         self.position.store(pos, Ordering::Release);
@@ -538,7 +540,7 @@ impl Shared {
             for r in &items {
                 finished |= done(self, Some(r));
             }
-            let (stale, _removed) = self.apply_remote(store, &mut w, items);
+            let (stale, _removed) = self.apply_remote(store, &mut w, items, false);
             drop(w);
             let conflict = StoreError::Conflict {
                 position: self.position(),
@@ -744,8 +746,7 @@ impl Shared {
             generation,
         };
         let mut w = lock(&self.writer);
-        self.position.store(0, Ordering::Release);
-        let (stale, _removed) = self.apply_remote(store, &mut w, vec![item]);
+        let (stale, _removed) = self.apply_remote(store, &mut w, vec![item], true);
         drop(w);
         let conflict = StoreError::Conflict { position };
         for p in &stale {
@@ -794,11 +795,10 @@ impl Committer {
                 let latest: Arc<dyn Fn() -> Result<u64, StoreError> + Send + Sync> =
                     Arc::new(move || crate::store::EtcdStore::latest_position(&gw, &layout));
                 let rounds = Arc::new(Rounds::default());
-                rounds.start(latest.clone())?;
+                rounds.start(latest)?;
                 (
                     Some(Replica {
                         stats: etcd.stats(),
-                        latest,
                         rounds,
                     }),
                     etcd.position(),
@@ -868,7 +868,7 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
             if !w.queue.remote.is_empty() {
                 // Other replicas' commits first: what is queued may have to run again.
                 let items = std::mem::take(&mut w.queue.remote);
-                let (stale, removed) = shared.apply_remote(&mut *store, &mut w, items);
+                let (stale, removed) = shared.apply_remote(&mut *store, &mut w, items, false);
                 drop(w);
                 let conflict = StoreError::Conflict {
                     position: shared.position(),

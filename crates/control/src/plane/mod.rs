@@ -420,22 +420,6 @@ impl ControlPlane {
         self.pipe.shared().replica.is_some()
     }
 
-    /// The shared store's newest position, read from it (blocking: one round trip to
-    /// etcd); `None` for a store of this process alone. A read that waits until
-    /// [`Self::wait_store_position`] of it sees every write acknowledged, by any replica,
-    /// before the read started.
-    pub fn latest_store_position(&self) -> Result<Option<u64>, StoreError> {
-        match &self.pipe.shared().replica {
-            Some(r) => {
-                let p = (r.latest)()?;
-                r.stats.contact();
-                r.stats.seen(p);
-                Ok(Some(p))
-            }
-            None => Ok(None),
-        }
-    }
-
     /// On a replica, resolves once this replica's state holds every write acknowledged
     /// (by any replica) before the call: asks the shared store for its newest position
     /// (one read shared by the requests that arrived before it started) and waits until

@@ -59,22 +59,27 @@ impl Follower {
         Ok(())
     }
 
+    /// Lists everything and hands it to `sink` as a [`Remote::Reload`]: the listing's
+    /// (revision, generation), or `None` once the sink is closed (the store is gone).
+    fn relist(&self, sink: &Sink) -> Result<Option<(u64, u64)>, StoreError> {
+        let l = list(&self.gw, &self.layout)?;
+        self.stats.contact();
+        self.stats.seen(l.position);
+        let at = (l.revision, l.generation);
+        let reload = Remote::Reload {
+            loaded: l.loaded,
+            position: l.position,
+            generation: l.generation,
+        };
+        Ok(sink(reload).then_some(at))
+    }
+
     fn resync_loop(&self, sink: &Sink) {
         loop {
             std::thread::sleep(self.resync_interval);
-            match list(&self.gw, &self.layout) {
-                Ok(l) => {
-                    self.stats.contact();
-                    self.stats.seen(l.position);
-                    let reload = Remote::Reload {
-                        loaded: l.loaded,
-                        position: l.position,
-                        generation: l.generation,
-                    };
-                    if !sink(reload) {
-                        return;
-                    }
-                }
+            match self.relist(sink) {
+                Ok(None) => return,
+                Ok(Some(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "etcd: the periodic re-read failed"),
             }
         }
@@ -85,21 +90,11 @@ impl Follower {
         let mut relist = false;
         loop {
             if relist {
-                match list(&self.gw, &self.layout) {
-                    Ok(l) => {
-                        self.stats.contact();
-                        self.stats.seen(l.position);
-                        revision = l.revision;
-                        generation = l.generation;
+                match self.relist(sink) {
+                    Ok(None) => return,
+                    Ok(Some((r, g))) => {
+                        (revision, generation) = (r, g);
                         relist = false;
-                        let reload = Remote::Reload {
-                            loaded: l.loaded,
-                            position: l.position,
-                            generation: l.generation,
-                        };
-                        if !sink(reload) {
-                            return;
-                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "etcd: listing failed; retrying");
