@@ -14,11 +14,15 @@
 #   3. get one, paced  as phase 1, reading one binding: the same HTTP path without a
 #                      write, i.e. what the machine itself adds (wrk shares its cores);
 #   4. create, saturated   CONNECTIONS (default 64) connections without pacing.
+#   Phases 1 and 2 alternate in ROUNDS (default 5) slices of DURATION / ROUNDS each, so
+#   that both see the same disk when its speed drifts (other tenants, builds); their
+#   percentiles are over all slices (wrk's per-slice quantiles weighted by requests; the
+#   probe's every sample).
 # Printed at the end: p50/p99/p99.9 of both and the ratios create/probe (targets: p99 and
 # p99.9 <= 2x the probe's), the saturated rate (target >= 5,000/s), and one JSON line.
 # Absolute milliseconds on a shared VM disk mean little; the ratios are the figure.
 #
-# Environment: DURATION (seconds, default 30), BENCH_DIR (default target/bench-durable:
+# Environment: DURATION (seconds, default 30), ROUNDS (default 5), BENCH_DIR (default target/bench-durable:
 # the repository's disk; /tmp may be a tmpfs elsewhere), WORKERS (server threads,
 # default 2), SKIP_BUILD=1, SERVE_ARGS (extra flags, e.g. "--durability process").
 # Traffic goes to 127.0.0.1 only; wrk is installed from Debian's packages if missing.
@@ -26,6 +30,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30}
+ROUNDS=${ROUNDS:-5}
+SLICE=$(( DURATION / ROUNDS > 2 ? DURATION / ROUNDS : 2 ))
 CONNECTIONS=${CONNECTIONS:-64}
 PACED_CONNECTIONS=${PACED_CONNECTIONS:-20}
 PACE_MS=${PACE_MS:-8}
@@ -93,6 +99,16 @@ if pace then
   function delay() return pace end
 end
 function done(summary, latency, requests)
+  local hist = os.getenv("HIST")
+  if hist then
+    -- The quantile function (0.1 % steps, 0.01 % past p99) and the request count, for
+    -- percentiles over several runs.
+    local f = io.open(hist, "w")
+    f:write(summary.requests, "\n")
+    for i = 1, 990 do f:write(latency:percentile(i / 10), "\n") end
+    for i = 9901, 10000 do f:write(latency:percentile(i / 100), "\n") end
+    f:close()
+  end
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
   io.write(string.format("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%d\n",
@@ -104,17 +120,16 @@ LUA
 metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$1"; }
 
-echo; echo "=== 1. create, paced ($PACED_CONNECTIONS connections, ${PACE_MS} ms pause: about 2,000/s), ${DURATION} s"
-b0=$(metric inregion_store_commit_batches_total)
-RUN=1 PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/paced.out"
-b1=$(metric inregion_store_commit_batches_total)
-FSYNC_RATE=$(python3 -c "print(max(1.0, ($b1 - $b0) / $DURATION))")
-echo "store commits (one fsync each) during the phase: $((b1 - b0)), ${FSYNC_RATE}/s"
-
-echo; echo "=== 2. fsync probe: 2 KiB pwrite + fdatasync at ${FSYNC_RATE}/s, ${DURATION} s, beside the database"
-python3 - "$WORK/probe.bin" "$FSYNC_RATE" "$DURATION" <<'PY' | tee "$WORK/probe.out"
+echo; echo "=== 1+2. create, paced ($PACED_CONNECTIONS connections, ${PACE_MS} ms pause: about 2,000/s), alternating with"
+echo "    the fsync probe (2 KiB pwrite + fdatasync beside the database at the server's fsync rate): $ROUNDS x ${SLICE} s each"
+for r in $(seq "$ROUNDS"); do
+  b0=$(metric inregion_store_commit_batches_total)
+  RUN=$r HIST="$WORK/create.$r.q" PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${SLICE}s" -s "$WORK/create.lua" "$URL" >"$WORK/paced.$r.out"
+  b1=$(metric inregion_store_commit_batches_total)
+  rate=$(python3 -c "print(max(1.0, ($b1 - $b0) / $SLICE))")
+  python3 - "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" <<'PY' >"$WORK/probe.$r.out"
 import os, sys, time
-path, rate, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+path, rate, duration, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 ring = 16 << 20  # a preallocated ring, as SQLite reuses its WAL file
 os.posix_fallocate(fd, 0, ring)
@@ -136,11 +151,45 @@ while True:
     lat.append(time.perf_counter() - t0)
     i += 1
     nxt += interval
-lat.sort()
-pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p / 100))] * 1e3
-print("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=0"
-      % (len(lat) / duration, pct(50), pct(99), pct(99.9)))
+with open(out, "w") as f:
+    f.write("\n".join("%d" % (x * 1e6) for x in lat))
+print("RESULT rate=%.1f" % (len(lat) / duration))
 PY
+  echo "  round $r: create $(grep RESULT "$WORK/paced.$r.out" | cut -d' ' -f2-), fsyncs $((b1 - b0)); probe $(grep RESULT "$WORK/probe.$r.out" | cut -d' ' -f2-)"
+done
+# Percentiles over all rounds: wrk's quantile points weighted by their share of requests,
+# the probe's samples as they are.
+python3 - "$WORK" "$ROUNDS" "$SLICE" <<'PY'
+import sys
+work, rounds, slice_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+def pct(points, p):
+    points.sort()
+    total = sum(w for _, w in points)
+    acc = 0.0
+    for v, w in points:
+        acc += w
+        if acc >= total * p / 100:
+            return v / 1e3
+    return points[-1][0] / 1e3
+create, probe, requests, errors = [], [], 0, 0
+for r in range(1, rounds + 1):
+    q = [float(x) for x in open(f"{work}/create.{r}.q").read().split()]
+    n, qs = q[0], q[1:]
+    requests += n
+    create += [(v, n * 0.001) for v in qs[:990]] + [(v, n * 0.0001) for v in qs[990:]]
+    out = open(f"{work}/paced.{r}.out").read()
+    errors += int(out.split("errors=")[1].split()[0])
+    probe += [(float(x), 1.0) for x in open(f"{work}/probe.{r}.lat").read().split()]
+span = rounds * slice_s
+with open(f"{work}/paced.out", "w") as f:
+    f.write("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%d\n"
+            % (requests / span, pct(create, 50), pct(create, 99), pct(create, 99.9), errors))
+with open(f"{work}/probe.out", "w") as f:
+    f.write("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=0\n"
+            % (len(probe) / span, pct(probe, 50), pct(probe, 99), pct(probe, 99.9)))
+PY
+echo "  all rounds: create $(cut -d' ' -f2- "$WORK/paced.out")"
+echo "  all rounds: probe  $(cut -d' ' -f2- "$WORK/probe.out")"
 
 echo; echo "=== 3. get one, paced as phase 1: the HTTP path without a write (the floor on this machine)"
 ID=$(curl -s "$URL?per_page=5" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][2]["id"])')
@@ -151,7 +200,7 @@ LUA
 PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/get.lua" "$URL/$ID" | tee "$WORK/get.out"
 
 echo; echo "=== 4. create, saturated ($CONNECTIONS connections), ${DURATION} s"
-RUN=2 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/sat.out"
+RUN=$((ROUNDS + 1)) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/sat.out"
 
 read -r pr p50 p99 p999 perr <<<"$(for k in rate p50_ms p99_ms p999_ms errors; do field "$WORK/paced.out" $k; done | xargs)"
 read -r qr q50 q99 q999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/probe.out" $k; done | xargs)"
