@@ -18,8 +18,10 @@
 //! store's follower delivers (other replicas' commits, periodic re-reads) to the read
 //! state, before the next batch; what was queued on the older state fails with
 //! [`StoreError::Conflict`] and its writers run their rules again. A batch that loses
-//! the race to another replica does the same after catching up, and one whose answer
-//! was lost waits for the watch to tell whether it was applied (`meta`'s nonce).
+//! the race to another replica does the same after catching up (and its transaction
+//! writes `want/`, so that the winner holds its next commit until the loser got a turn),
+//! and one whose answer was lost waits for the watch to tell whether it was applied
+//! (`meta`'s nonce).
 //!
 //! Why a dedicated thread rather than a leader chosen among the writers: an async
 //! handler must not block a runtime worker on an fsync, and moving every write to a
@@ -486,6 +488,7 @@ impl Shared {
                     reloaded = true;
                     applied.clear();
                 }
+                Remote::Want => {} // for the committer's loop (`run`), not the state
             }
         }
         if pos == self.position() && !reloaded {
@@ -842,6 +845,11 @@ impl Committer {
 const CONTENDED_FOR: Duration = Duration::from_millis(100);
 /// The longest pause a contended committer takes before its next transaction.
 const MAX_CONTENDED_PAUSE_US: u64 = 3000;
+/// The longest a replica holds its next commit for another that lost a race to it.
+const YIELD_FOR: Duration = Duration::from_millis(100);
+/// The longest a replica whose queue a remote commit failed waits for its writers to
+/// queue again before committing.
+const REGATHER: Duration = Duration::from_millis(2);
 
 fn run(shared: &Shared, mut store: Box<dyn Store>) {
     // Replicas that write at once race for the same etcd revision, and the one that just
@@ -851,6 +859,21 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
     // lets its own queue grow into a larger batch.
     let mut contended_until: Option<Instant> = None;
     let mut seen_conflicts = 0u64;
+    // The pause alone does not stop a saturated replica from winning every race: the
+    // other's queue is failed by each remote commit before it can commit it, or its
+    // transaction loses. Either way the loser says so (`want/`: written by the losing
+    // transaction's failure branch, or by a thread of the store's when a remote commit
+    // failed the queue, never by the committer itself: measured, a round trip of its own
+    // kept the starved replica busy asking while the other committed), and the others,
+    // told by their watch (`Remote::Want`), hold their next commit until another replica
+    // has committed or for at most `YIELD_FOR` (the loser must first copy the state and
+    // let its writers run their rules again: tens of milliseconds on a busy machine). A
+    // replica whose queue a remote commit failed holds its next commit until its writers
+    // have queued again (at most `REGATHER`), so that one transaction carries them all.
+    //
+    // `hold`: no local commit before the instant, unless that many operations are queued
+    // (usize::MAX: none will do); remote items end the wait, and decide.
+    let mut hold: Option<(Instant, usize)> = None;
     loop {
         if let Some(until) = contended_until {
             if Instant::now() < until {
@@ -862,12 +885,38 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
         }
         let batch = {
             let mut w = lock(&shared.writer);
-            while w.queue.items.is_empty() && w.queue.remote.is_empty() && !w.queue.stopping {
-                w = shared.queued.wait(w).unwrap_or_else(|e| e.into_inner());
+            loop {
+                while w.queue.items.is_empty() && w.queue.remote.is_empty() && !w.queue.stopping {
+                    w = shared.queued.wait(w).unwrap_or_else(|e| e.into_inner());
+                }
+                let Some((until, enough)) = hold else { break };
+                let now = Instant::now();
+                if now >= until || w.queue.items.len() >= enough {
+                    hold = None;
+                    break;
+                }
+                if !w.queue.remote.is_empty() || w.queue.stopping {
+                    break;
+                }
+                w = shared
+                    .queued
+                    .wait_timeout(w, until - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             if !w.queue.remote.is_empty() {
                 // Other replicas' commits first: what is queued may have to run again.
                 let items = std::mem::take(&mut w.queue.remote);
+                for r in &items {
+                    match r {
+                        Remote::Want => hold = Some((Instant::now() + YIELD_FOR, usize::MAX)),
+                        // Another replica committed (not this one's own, echoed).
+                        Remote::Batch { position, .. } if *position > shared.position() => {
+                            hold = None
+                        }
+                        Remote::Batch { .. } | Remote::Reload { .. } => {}
+                    }
+                }
                 let (stale, removed) = shared.apply_remote(&mut *store, &mut w, items, false);
                 drop(w);
                 let conflict = StoreError::Conflict {
@@ -877,6 +926,13 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
                     p.complete(Err(conflict.clone()));
                 }
                 drop(removed);
+                tracing::trace!(target: "inregion::commit", stale = stale.len(), hold = ?hold.map(|h| h.1), "remote");
+                if !stale.is_empty() {
+                    hold = Some((Instant::now() + REGATHER, stale.len()));
+                    if let Some(etcd) = store.as_etcd() {
+                        etcd.ask_turn();
+                    }
+                }
                 contended_until = Some(Instant::now() + CONTENDED_FOR);
                 continue;
             }
@@ -903,6 +959,7 @@ fn run(shared: &Shared, mut store: Box<dyn Store>) {
                 }
             }
         };
+        tracing::trace!(target: "inregion::commit", n = batch.len(), "commit");
         shared.commit_batch(&mut *store, batch);
         if let Some(r) = &shared.replica {
             let conflicts = r.stats.conflicts.load(Ordering::Relaxed);

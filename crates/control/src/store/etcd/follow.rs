@@ -32,6 +32,8 @@ pub(crate) struct Follower {
     pub(super) layout: Layout,
     pub(super) stats: Arc<EtcdStats>,
     pub(super) resync_interval: Duration,
+    /// This replica's id: its own `want/` writes are not news.
+    pub(super) replica: u64,
 }
 
 /// The longest pause between reconnection attempts.
@@ -112,7 +114,7 @@ impl Follower {
                     WatchMessage::Events(events) => {
                         for group in by_revision(&events) {
                             let rev = group[0].kv.mod_revision;
-                            match decode_group(&self.layout, group, generation) {
+                            match decode_group(&self.layout, group, generation, self.replica) {
                                 Ok(Some(batch)) => {
                                     if let Remote::Batch {
                                         generation: g,
@@ -174,18 +176,23 @@ fn by_revision(events: &[Event]) -> impl Iterator<Item = &[Event]> {
     events.chunk_by(|a, b| a.kv.mod_revision == b.kv.mod_revision)
 }
 
-/// One transaction's events as a [`Remote::Batch`]; `None` for one that did not write
-/// `meta` (the token key's creation).
+/// One transaction's events as a [`Remote::Batch`], or [`Remote::Want`] for another
+/// replica's lost race (a `want/` write of a replica other than `me`); `None` for one
+/// that did neither (the token key's creation, this replica's own `want/`).
 pub(crate) fn decode_group(
     layout: &Layout,
     events: &[Event],
     generation: u64,
+    me: u64,
 ) -> Result<Option<Remote>, String> {
     let Some(meta_event) = events
         .iter()
         .find(|e| !e.deleted && layout.kind(&e.kv.key) == KeyKind::Meta)
     else {
-        return Ok(None);
+        let wants = events
+            .iter()
+            .any(|e| !e.deleted && matches!(layout.kind(&e.kv.key), KeyKind::Want(r) if r != me));
+        return Ok(wants.then_some(Remote::Want));
     };
     let meta: Meta =
         serde_json::from_slice(&meta_event.kv.value).map_err(|e| format!("meta: {e}"))?;

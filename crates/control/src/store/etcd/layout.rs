@@ -9,6 +9,7 @@
 //! | `P token-key` | the [`TokenKey`] secrets are hashed with (64 hex), created once |
 //! | `P keys/<hex>` | a key adopted from a restored snapshot |
 //! | `P nodes/<id>` | an edge node's registration |
+//! | `P want/<replica>` | written by a replica's transaction that lost the race for `meta` (its failure branch): the others give it a turn (see the pipeline) |
 //! | `P g<generation>/a/<id>` | an account (`u/` users by e-mail, `t/` tokens, `p/` prefixes, `r/` custom regions, `b/` bindings, `m/` address maps) |
 //!
 //! Values are the store's own row bodies (`rows.rs`), the same JSON the SQLite store
@@ -57,6 +58,8 @@ pub(crate) enum KeyKind<'a> {
     TokenKey,
     Adopted,
     Node(&'a str),
+    /// A replica that lost a commit race asks for a turn (its id, hex).
+    Want(u64),
     /// A record of `generation`: its kind letter and id.
     Record {
         generation: u64,
@@ -93,6 +96,11 @@ impl Layout {
         self.key("meta")
     }
 
+    /// Where replica `replica` asks for a turn.
+    pub(crate) fn want(&self, replica: u64) -> Vec<u8> {
+        self.key(&format!("want/{replica:016x}"))
+    }
+
     pub(crate) fn token_key(&self) -> Vec<u8> {
         self.key("token-key")
     }
@@ -124,6 +132,9 @@ impl Layout {
         }
         if let Some(id) = rest.strip_prefix("nodes/") {
             return KeyKind::Node(id);
+        }
+        if let Some(id) = rest.strip_prefix("want/") {
+            return u64::from_str_radix(id, 16).map_or(KeyKind::Unknown, KeyKind::Want);
         }
         let parsed = (|| {
             let rest = rest.strip_prefix('g')?;
@@ -230,7 +241,9 @@ impl Layout {
             serde_json::from_slice(v).map_err(|e| e.to_string())
         }
         Ok(Some(match self.kind(&kv.key) {
-            KeyKind::Meta | KeyKind::TokenKey | KeyKind::Unknown => return Ok(None),
+            KeyKind::Meta | KeyKind::TokenKey | KeyKind::Want(_) | KeyKind::Unknown => {
+                return Ok(None)
+            }
             KeyKind::Adopted => {
                 let text = std::str::from_utf8(&kv.value).map_err(|e| bad(e.to_string()))?;
                 Change::AdoptTokenKey(
@@ -506,7 +519,7 @@ mod tests {
                 model = spec;
 
                 // (b) the follower, from the watch events.
-                match decode_group(&layout, &events, follower_gen).unwrap() {
+                match decode_group(&layout, &events, follower_gen, 0).unwrap() {
                     Some(Remote::Batch { commit, purged_through, generation: g, .. }) => {
                         follower.apply_commit(&commit);
                         follower.purged_through = purged_through;
@@ -549,6 +562,8 @@ mod tests {
             }
         );
         assert_eq!(l.kind(b"/q/meta"), KeyKind::Unknown);
+        assert_eq!(l.kind(&l.want(0xab)), KeyKind::Want(0xab));
+        assert_eq!(l.kind(b"/p/want/zz"), KeyKind::Unknown);
         assert_eq!(l.kind(b"/p/g/zz"), KeyKind::Unknown);
     }
 }

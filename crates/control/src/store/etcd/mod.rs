@@ -154,6 +154,11 @@ pub struct EtcdStore {
     /// The revision of the last [`Store::load`]: the follower watches from the next.
     listed_at: u64,
     stats: Arc<EtcdStats>,
+    /// This replica's id (random per process): names its `want/` key.
+    replica: u64,
+    /// Wakes the thread that writes `want/` ([`Self::ask_turn`]); the thread ends when
+    /// the store is dropped.
+    asker: std::sync::mpsc::SyncSender<()>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -261,6 +266,25 @@ impl EtcdStore {
         };
         let stats = Arc::new(EtcdStats::default());
         stats.contact();
+        let replica = rand::random();
+        let asker = {
+            // One request in flight and one waiting at most: asks that arrive meanwhile
+            // are the same ask.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let (gw, key) = (gw.clone(), layout.want(replica));
+            std::thread::Builder::new()
+                .name("inregion-etcd-ask".into())
+                .spawn(move || {
+                    while rx.recv().is_ok() {
+                        let put = [Op::Put(key.clone(), b"turn".to_vec())];
+                        if let Err(e) = gw.txn(&[], &put, &[]) {
+                            tracing::debug!(error = %e, "etcd: asking for a turn failed");
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::internal(format!("cannot start a thread: {e}")))?;
+            tx
+        };
         Ok(Self {
             gw,
             layout,
@@ -271,6 +295,8 @@ impl EtcdStore {
             purged_through: 0,
             listed_at: 0,
             stats,
+            replica,
+            asker,
         })
     }
 
@@ -291,6 +317,7 @@ impl EtcdStore {
             layout: self.layout.clone(),
             stats: self.stats.clone(),
             resync_interval: self.config.resync_interval,
+            replica: self.replica,
         }
     }
 
@@ -325,6 +352,12 @@ impl EtcdStore {
         }
     }
 
+    /// Asks the other replicas for a turn (writes `want/` on a thread of its own, so the
+    /// committer does not wait for it): see the pipeline's `run`.
+    pub(crate) fn ask_turn(&self) {
+        let _ = self.asker.try_send(());
+    }
+
     pub(crate) fn gateway(&self) -> (Arc<Gateway>, Layout) {
         (self.gw.clone(), self.layout.clone())
     }
@@ -349,6 +382,9 @@ pub(crate) enum Remote {
         position: u64,
         generation: u64,
     },
+    /// Another replica lost a commit race to this one and asks for a turn: the next
+    /// local commit waits (briefly) until some other replica has committed.
+    Want,
 }
 
 impl Store for EtcdStore {
@@ -421,13 +457,22 @@ impl EtcdStore {
             meta_key.clone(),
             serde_json::to_vec(&meta).map_err(StoreError::internal)?,
         ));
+        // Lost the race: say so (`want/`, which the winner's watch sees and answers by
+        // pausing) and read where `meta` is now, in the same round trip.
+        let failure = [
+            Op::Put(
+                self.layout.want(self.replica),
+                nonce.to_string().into_bytes(),
+            ),
+            Op::Get(meta_key.clone()),
+        ];
         let out = self.gw.txn(
             &[ModRevisionIs {
                 key: meta_key.clone(),
                 revision: self.position,
             }],
             &ops,
-            &[Op::Get(meta_key)],
+            &failure,
         );
         let out = match out {
             Ok(o) => o,
