@@ -44,6 +44,18 @@ fn replica(cluster: &Cluster, prefix: &str, extra: &[&str]) -> Server {
     })
 }
 
+/// A fresh 3-member cluster and two replicas on one new prefix, each started with
+/// `extra` (bound in this order, the replicas are dropped before the cluster).
+fn two_replicas(extra: &[&str]) -> (Cluster, String, [Server; 2]) {
+    let cluster = Cluster::start(3);
+    let prefix = unique_prefix();
+    let r = [
+        replica(&cluster, &prefix, extra),
+        replica(&cluster, &prefix, extra),
+    ];
+    (cluster, prefix, r)
+}
+
 fn client(timeout: Duration) -> Client {
     Client::builder()
         .no_proxy()
@@ -155,12 +167,7 @@ fn history_path(name: &str) -> std::path::PathBuf {
 #[test]
 fn every_write_through_one_replica_is_read_through_the_other() {
     let t = Instant::now();
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let r = [
-        replica(&cluster, &prefix, &[]),
-        replica(&cluster, &prefix, &[]),
-    ];
+    let (cluster, prefix, r) = two_replicas(&[]);
     eprintln!("cluster and 2 replicas up in {:?}", t.elapsed());
     let c = client(Duration::from_secs(30));
     let base = |i: usize| r[i].base.as_str();
@@ -498,12 +505,7 @@ fn every_write_through_one_replica_is_read_through_the_other() {
 #[test]
 fn duplicate_creates_raced_over_two_replicas_give_one_201() {
     let t = Instant::now();
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let r = [
-        replica(&cluster, &prefix, &[]),
-        replica(&cluster, &prefix, &[]),
-    ];
+    let (_cluster, _prefix, r) = two_replicas(&[]);
     let bases = [r[0].base.clone(), r[1].base.clone()];
     let mut winners = BTreeMap::new();
     let mut failures = Vec::new();
@@ -591,13 +593,7 @@ fn duplicate_creates_raced_over_two_replicas_give_one_201() {
 #[test]
 fn a_per_prefix_cap_raced_over_two_replicas_holds() {
     let t = Instant::now();
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let cap = ["--max-bindings-per-prefix", "5"];
-    let r = [
-        replica(&cluster, &prefix, &cap),
-        replica(&cluster, &prefix, &cap),
-    ];
+    let (_cluster, _prefix, r) = two_replicas(&["--max-bindings-per-prefix", "5"]);
     let bases = [r[0].base.clone(), r[1].base.clone()];
     let c = client(Duration::from_secs(30));
     let mut failures = Vec::new();
@@ -1295,12 +1291,7 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
 #[test]
 fn an_etcd_member_killed_under_load_loses_no_acknowledged_write() {
     let t = Instant::now();
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let r = [
-        replica(&cluster, &prefix, &[]),
-        replica(&cluster, &prefix, &[]),
-    ];
+    let (cluster, _prefix, r) = two_replicas(&[]);
     let bases = [r[0].base.clone(), r[1].base.clone()];
     eprintln!("cluster and 2 replicas up in {:?}", t.elapsed());
     let h = History::new();
@@ -1459,12 +1450,7 @@ fn a_replica_killed_with_9_leaves_the_other_serving() {
 #[test]
 fn without_quorum_writes_answer_503_and_reads_answer_the_last_state() {
     let t = Instant::now();
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let r = [
-        replica(&cluster, &prefix, &[]),
-        replica(&cluster, &prefix, &[]),
-    ];
+    let (cluster, _prefix, r) = two_replicas(&[]);
     let c = client(Duration::from_secs(60));
     let b = call(
         &c,
@@ -1717,12 +1703,7 @@ fn etcd_holds_no_token_secret_or_plain_digest() {
 fn a_snapshot_restored_through_one_replica_is_the_world_of_both() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("snap.json");
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let r = [
-        replica(&cluster, &prefix, &[]),
-        replica(&cluster, &prefix, &[]),
-    ];
+    let (_cluster, _prefix, r) = two_replicas(&[]);
     let c = client(Duration::from_secs(30));
     for i in 0..20 {
         r[0].create(DEMO_PREFIX, &format!("203.0.113.{i}/32"), "eu");
@@ -1796,12 +1777,7 @@ fn a_snapshot_restored_through_one_replica_is_the_world_of_both() {
 fn two_saturated_replicas_both_commit() {
     const WRITERS: usize = 32;
     const FOR: Duration = Duration::from_secs(6);
-    let cluster = Cluster::start(3);
-    let prefix = unique_prefix();
-    let r = [
-        replica(&cluster, &prefix, &[]),
-        replica(&cluster, &prefix, &[]),
-    ];
+    let (_cluster, _prefix, r) = two_replicas(&[]);
     let bases = [r[0].base.clone(), r[1].base.clone()];
     let start = Instant::now();
     // Per replica: created, other answers, slowest answer.
