@@ -267,3 +267,27 @@ asn = 64496
         again.err()
     );
 }
+
+/// Each replica process asks for turns under a `want/` key of its own: keys not
+/// rewritten for an hour are deleted by the next replica to start, fresh ones are kept.
+#[test]
+fn a_starting_replica_deletes_stale_want_keys() {
+    use inregion_control::*;
+    let c = shared_cluster();
+    let prefix = unique_prefix();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale = format!("{prefix}want/00000000000000ab");
+    let fresh = format!("{prefix}want/00000000000000cd");
+    c.put(0, &stale, &(now - 7200).to_string()).unwrap();
+    c.put(0, &fresh, &(now - 60).to_string()).unwrap();
+    let cfg = EtcdConfig::parse(&c.url())
+        .unwrap()
+        .with_prefix(&prefix)
+        .unwrap();
+    let _cp = ControlPlane::open_etcd(cfg, ControlConfig::default()).unwrap();
+    assert_eq!(c.get(0, &stale).unwrap(), None, "the stale key is deleted");
+    assert!(c.get(0, &fresh).unwrap().is_some(), "the fresh key is kept");
+}

@@ -9,7 +9,7 @@
 //! | `P token-key` | the [`TokenKey`] secrets are hashed with (64 hex), created once |
 //! | `P keys/<hex>` | a key adopted from a restored snapshot |
 //! | `P nodes/<id>` | an edge node's registration |
-//! | `P want/<replica>` | written by a replica's transaction that lost the race for `meta` (its failure branch): the others give it a turn (see the pipeline) |
+//! | `P want/<replica>` | when (Unix seconds) a replica last lost a commit race and asked for a turn (see the pipeline); keys older than an hour are deleted by the next replica to start |
 //! | `P g<generation>/a/<id>` | an account (`u/` users by e-mail, `t/` tokens, `p/` prefixes, `r/` custom regions, `b/` bindings, `m/` address maps) |
 //!
 //! Values are the store's own row bodies (`rows.rs`), the same JSON the SQLite store
@@ -96,9 +96,14 @@ impl Layout {
         self.key("meta")
     }
 
-    /// Where replica `replica` asks for a turn.
+    /// Where replica `replica` asks for a turn (the value: when, in Unix seconds).
     pub(crate) fn want(&self, replica: u64) -> Vec<u8> {
         self.key(&format!("want/{replica:016x}"))
+    }
+
+    /// Every replica's `want/` key starts with this.
+    pub(crate) fn wants(&self) -> Vec<u8> {
+        self.key("want/")
     }
 
     pub(crate) fn token_key(&self) -> Vec<u8> {

@@ -225,6 +225,41 @@ pub(crate) fn list(gw: &Gateway, layout: &Layout) -> Result<Listing, StoreError>
     })
 }
 
+/// The wall clock in Unix seconds, as `want/` values carry it.
+fn unix_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .to_string()
+}
+
+/// `want/` keys of replicas that have not asked for an hour (each process has its own
+/// key, so restarts would leave them behind): deleted, unless rewritten meanwhile. Best
+/// effort: a failure is only logged.
+fn prune_wants(gw: &Gateway, layout: &Layout) {
+    const STALE_SECS: u64 = 3600;
+    let now: u64 = unix_now().parse().unwrap_or(0);
+    let r = match gw.range(&layout.wants(), false) {
+        Ok(r) => r,
+        Err(e) => return tracing::debug!(error = %e, "etcd: listing want/ keys failed"),
+    };
+    for kv in r.kvs {
+        let at = std::str::from_utf8(&kv.value)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if at + STALE_SECS < now {
+            let unchanged = [ModRevisionIs {
+                key: kv.key.clone(),
+                revision: kv.mod_revision,
+            }];
+            if let Err(e) = gw.txn(&unchanged, &[Op::Delete(kv.key)], &[]) {
+                tracing::debug!(error = %e, "etcd: deleting a stale want/ key failed");
+            }
+        }
+    }
+}
+
 fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -264,6 +299,7 @@ impl EtcdStore {
                 })
                 .ok_or_else(|| corrupt("token-key is not 64 hex digits".into()))?
         };
+        prune_wants(&gw, &layout);
         let stats = Arc::new(EtcdStats::default());
         stats.contact();
         let replica = rand::random();
@@ -276,7 +312,7 @@ impl EtcdStore {
                 .name("inregion-etcd-ask".into())
                 .spawn(move || {
                     while rx.recv().is_ok() {
-                        let put = [Op::Put(key.clone(), b"turn".to_vec())];
+                        let put = [Op::Put(key.clone(), unix_now().into_bytes())];
                         if let Err(e) = gw.txn(&[], &put, &[]) {
                             tracing::debug!(error = %e, "etcd: asking for a turn failed");
                         }
@@ -460,10 +496,7 @@ impl EtcdStore {
         // Lost the race: say so (`want/`, which the winner's watch sees and answers by
         // pausing) and read where `meta` is now, in the same round trip.
         let failure = [
-            Op::Put(
-                self.layout.want(self.replica),
-                nonce.to_string().into_bytes(),
-            ),
+            Op::Put(self.layout.want(self.replica), unix_now().into_bytes()),
             Op::Get(meta_key.clone()),
         ];
         let out = self.gw.txn(
