@@ -37,10 +37,8 @@ ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 TOKEN=bench-token-00000000000000000000000000
 PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
 
-if ! command -v wrk >/dev/null; then
-  echo "wrk not found: installing the Debian package" >&2
-  apt-get install -y -qq wrk >/dev/null
-fi
+. scripts/lib.sh
+need_wrk
 if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
 BIN="$TARGET/release/inregion"
 
@@ -69,43 +67,7 @@ BASE=$(head -1 "$WORK/out" | awk '{print $4}')
 URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
 echo "server: $BASE (pid $PID, $WORKERS workers); wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per phase"
 
-# Lua: unique CIDRs per run, thread and request (2001:db8:RUN:THREAD:HI:LO::/96).
-cat >"$WORK/create.lua" <<LUA
-local run = tonumber(os.getenv("RUN"))
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Authorization"] = "Bearer $TOKEN"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function request()
-  counter = counter + 1
-  local cidr = string.format("2001:db8:%x:%x:%x:%x::/96", run, tid, math.floor(counter / 65536), counter % 65536)
-  local body = '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}'
-  return wrk.format(nil, nil, nil, body)
-end
--- PACE_MS: each connection waits this long before its next request, which caps the
--- offered rate near CONNECTIONS / (PACE_MS + latency) (wrk is closed-loop: the paced
--- phase measures latency at a set rate instead of at saturation).
-local pace = tonumber(os.getenv("PACE_MS") or "")
-if pace then
-  function delay()
-    return pace
-  end
-end
-LUA
-
-cat >"$WORK/pace.lua" <<'LUA'
-local pace = tonumber(os.getenv("PACE_MS") or "")
-function delay()
-  return pace
-end
-LUA
+write_lua "$WORK" "$TOKEN" "$PREFIX"
 
 bindings() {
   curl -s "$BASE/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'
@@ -151,7 +113,7 @@ paced() { # name, connections, pace_ms, wrk args...
 }
 # about 10,000 lists/s
 paced "list, paced" "${LIST_PACED_CONNECTIONS:-36}" "${LIST_PACE_MS:-2}" \
-  -s "$WORK/pace.lua" -H "Authorization: Bearer $TOKEN" "$URL?per_page=25"
+  -s "$WORK/get.lua" "$URL?per_page=25"
 # about 2,000 creates/s
 RUN=$run paced "create, paced" "${PACED_CONNECTIONS:-20}" "${PACE_MS:-8}" -s "$WORK/create.lua" "$URL"
 run=$((run + 1))

@@ -42,10 +42,8 @@ ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 TOKEN=bench-token-00000000000000000000000000
 PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
 
-if ! command -v wrk >/dev/null; then
-  echo "wrk not found: installing the Debian package" >&2
-  apt-get install -y -qq wrk >/dev/null
-fi
+. scripts/lib.sh
+need_wrk
 if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
 BIN="$TARGET/release/inregion"
 
@@ -74,48 +72,7 @@ BASE=$(head -1 "$WORK/out" | awk '{print $4}')
 URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
 echo "server $BASE (pid $PID, $WORKERS workers), data in $WORK/data ($(df --output=source "$WORK" | tail -1))"
 
-# Unique CIDRs per run, thread and request; done() prints the percentiles wrk's own
-# --latency omits (p99.9) as one machine-readable line.
-cat >"$WORK/create.lua" <<LUA
-local run = tonumber(os.getenv("RUN"))
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Authorization"] = "Bearer $TOKEN"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function request()
-  counter = counter + 1
-  local cidr = string.format("2001:db8:%x:%x:%x:%x::/96", run, tid, math.floor(counter / 65536), counter % 65536)
-  return wrk.format(nil, nil, nil, '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}')
-end
-local pace = tonumber(os.getenv("PACE_MS") or "")
-if pace then
-  function delay() return pace end
-end
-function done(summary, latency, requests)
-  local hist = os.getenv("HIST")
-  if hist then
-    -- The quantile function (0.1 % steps, 0.01 % past p99) and the request count, for
-    -- percentiles over several runs.
-    local f = io.open(hist, "w")
-    f:write(summary.requests, "\n")
-    for i = 1, 990 do f:write(latency:percentile(i / 10), "\n") end
-    for i = 9901, 10000 do f:write(latency:percentile(i / 100), "\n") end
-    f:close()
-  end
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3,
-    latency:percentile(99) / 1e3, latency:percentile(99.9) / 1e3, errors))
-end
-LUA
+write_lua "$WORK" "$TOKEN" "$PREFIX"
 
 metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$1"; }
@@ -193,10 +150,6 @@ echo "  all rounds: probe  $(cut -d' ' -f2- "$WORK/probe.out")"
 
 echo; echo "=== 3. get one, paced as phase 1: the HTTP path without a write (the floor on this machine)"
 ID=$(curl -s "$URL?per_page=5" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][2]["id"])')
-cat >"$WORK/get.lua" <<LUA
-function init(args) wrk.headers["Authorization"] = "Bearer $TOKEN" end
-$(sed -n '/^local pace/,$p' "$WORK/create.lua")
-LUA
 PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/get.lua" "$URL/$ID" | tee "$WORK/get.out"
 
 echo; echo "=== 4. create, saturated ($CONNECTIONS connections), ${DURATION} s"

@@ -46,10 +46,8 @@ TOKEN=bench-token-00000000000000000000000000
 PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
 has_etcd() { [[ " $STORES " == *" etcd "* ]]; }
 
-if ! command -v wrk >/dev/null; then
-  echo "wrk not found: installing the Debian package" >&2
-  apt-get install -y -qq wrk >/dev/null
-fi
+. scripts/lib.sh
+need_wrk
 if [[ -z "${BIN:-}" ]]; then
   if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
   BIN="$TARGET/release/inregion"
@@ -148,40 +146,7 @@ if has_etcd; then
 fi
 serve S --data "$WORK/sqlite"
 
-cat >"$WORK/create.lua" <<LUA
-local run = tonumber(os.getenv("RUN"))
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Authorization"] = "Bearer $TOKEN"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function request()
-  counter = counter + 1
-  local cidr = string.format("2001:db8:%x:%x:%x:%x::/96", run, tid, math.floor(counter / 65536), counter % 65536)
-  return wrk.format(nil, nil, nil, '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}')
-end
-local pace = tonumber(os.getenv("PACE_MS") or "")
-if pace then
-  function delay() return pace end
-end
-function done(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1e3,
-    latency:percentile(99) / 1e3, latency:percentile(99.9) / 1e3, errors))
-end
-LUA
-cat >"$WORK/get.lua" <<LUA
-function init(args) wrk.headers["Authorization"] = "Bearer $TOKEN" end
-$(sed -n '/^local pace/,$p' "$WORK/create.lua")
-LUA
+write_lua "$WORK" "$TOKEN" "$PREFIX"
 
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$1"; }
 # etcd_sum METRIC: the sum of a metric over the three members.
