@@ -78,6 +78,49 @@ impl Compiled {
     }
 }
 
+impl Compiled {
+    /// Renumbers the nodes (and the leaf runs) in breadth-first order: the nodes that
+    /// direct-pointing entries name first, in key order, then each node's block of
+    /// children in the order their parents were placed.
+    ///
+    /// Why: the compiler stores a subtree's nodes in post-order, so the first-level
+    /// nodes of a large trie lie scattered over its whole node array, one per page. On
+    /// a uniform stream most lookups that leave the direct-pointing array end in a
+    /// first-level node; scattered, each of them costs a TLB miss and often a cache
+    /// miss, packed together they stay cached (the synthetic 200k-prefix IPv6 table:
+    /// ~1,800 first-level nodes, 115 KiB packed, 14 MiB of nodes in all). Hit lookups
+    /// gain the same for their upper levels. Children stay contiguous, so the layouts
+    /// find them exactly as before.
+    fn breadth_first(&mut self) {
+        let old = std::mem::take(&mut self.nodes);
+        let old_leaves = std::mem::take(&mut self.leaves);
+        let mut nodes = Vec::with_capacity(old.len());
+        let mut leaves = Vec::with_capacity(old_leaves.len());
+        for entry in self.top.iter_mut().filter(|e| **e & LEAF_FLAG == 0) {
+            nodes.push(old[*entry as usize]);
+            *entry = index_u32(nodes.len() - 1);
+        }
+        let mut next = 0;
+        while next < nodes.len() {
+            let len = nodes.len();
+            let node = &mut nodes[next].node;
+            let runs = node.leaf_runs.count_ones() as usize;
+            let base = node.leaf_base as usize;
+            node.leaf_base = index_u32(leaves.len());
+            leaves.extend_from_slice(&old_leaves[base..base + runs]);
+            let children = node.children.count_ones() as usize;
+            let base = node.child_base as usize;
+            node.child_base = index_u32(len);
+            nodes.extend_from_slice(&old[base..base + children]);
+            next += 1;
+        }
+        debug_assert_eq!(nodes.len(), old.len());
+        debug_assert_eq!(leaves.len(), old_leaves.len());
+        self.nodes = nodes;
+        self.leaves = leaves;
+    }
+}
+
 /// Compiles `entries` with a `top_bits` direct-pointing array.
 pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -> Compiled {
     debug_assert!(entries
@@ -122,6 +165,7 @@ pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -
         }
     }
     compiler.compiled.top = top;
+    compiler.compiled.breadth_first();
     compiler.compiled
 }
 
