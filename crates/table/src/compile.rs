@@ -198,6 +198,9 @@ impl Compiler {
             offset
         };
         let jumped = start > offset;
+        // Where this node's parent ends: a skip of this node may not take its only
+        // child further than `MAX_JUMP` bits past it.
+        let parent_end = offset;
         let offset = start;
         let end = offset + STRIDE;
         let mut slot_leaf = [inherited; 64];
@@ -251,7 +254,9 @@ impl Compiler {
         // After a jump, keys that leave this node's own path answer `inherited`: the
         // child's one fallback can stand for it only when the two agree.
         let jump_agrees = !jumped || inherited == slot_leaf[0];
-        if self.compiled.compressed && only_fallback_agrees && jump_agrees && uniform {
+        let jump_fits = child_count == 1
+            && u32::from(self.pending_children[first_child].offset) - parent_end <= MAX_JUMP;
+        if self.compiled.compressed && only_fallback_agrees && jump_agrees && jump_fits && uniform {
             // Pass-through: keys that stay on the child's path go on to it, every other
             // key (at this level or at a level skipped below) gets the one value here.
             let mut only = self.pending_children.pop().expect("one child");
@@ -287,10 +292,19 @@ impl Compiler {
     }
 }
 
+/// The most key bits a compressed node may skip: its start lies at most this far past
+/// the end of its parent's chunk (or past the direct-pointing array). The nibble layout
+/// checks the skipped bits against a 48-bit window of the node's path (the bits above
+/// the window were checked by the nodes above), which lets a node keep its path, offset
+/// and fallback in one `u64` and a lone prefix's node shrink to one `u64` (see
+/// `nibble.rs`). Longer skips (sparse, deep IPv6 prefixes) keep a node every 48 bits.
+pub(crate) const MAX_JUMP: u32 = 48;
+
 /// Deepest bit at which a compressed node for `entries` (sorted, all longer than
 /// `offset`, sharing their first `offset` bits) may start: where their keys first
 /// differ, or where the shortest ends, whichever comes first; at most
-/// `128 - STRIDE`, so that the node's chunk lies inside the key.
+/// [`MAX_JUMP`] bits past `offset`, and at most `128 - STRIDE`, so that the node's
+/// chunk lies inside the key.
 fn divergence(entries: &[CompileEntry], offset: u32) -> u32 {
     let (first, last) = (entries[0].key, entries[entries.len() - 1].key);
     // Sorted keys: the first and last share the bits that all share.
@@ -300,7 +314,11 @@ fn divergence(entries: &[CompileEntry], offset: u32) -> u32 {
         .map(|e| u32::from(e.len))
         .min()
         .unwrap_or(offset);
-    common.min(shortest).min(128 - STRIDE).max(offset)
+    common
+        .min(shortest)
+        .min(128 - STRIDE)
+        .min(offset + MAX_JUMP)
+        .max(offset)
 }
 
 /// The compile entry of the IPv4 prefix `a/len` with value index `leaf` (the layouts'

@@ -82,9 +82,10 @@ pub(crate) trait TrieKey: Copy {
     fn top(self, bits: u32) -> usize;
     /// The 6-bit chunk starting at bit `offset` (zero-padded past the key's end).
     fn chunk(self, offset: u32) -> usize;
-    /// Whether the first `len` bits (`1..=127`) equal those of `path`, a left-aligned
-    /// `u128` key.
-    fn has_prefix(self, path: u128, len: u32) -> bool;
+    /// The first `len` bits (`1..=64` for a `u32` key, `1..=127` for a `u128`),
+    /// right-aligned, truncated to their last 64 (the nibble layout compares a window
+    /// of them).
+    fn window(self, len: u32) -> u64;
     /// The first 32 bits: the IPv4 address itself for a `u32` key (the DIR-16-8-8
     /// layout, IPv4 only, never sees another).
     fn v4_bits(self) -> u32;
@@ -101,11 +102,9 @@ impl TrieKey for u32 {
         (((u64::from(self) << 32) << offset) >> (64 - STRIDE)) as usize
     }
     #[inline(always)]
-    fn has_prefix(self, path: u128, len: u32) -> bool {
-        // An IPv4 path lies in the top 32 bits: compare in 64 bits (cheaper shifts than
-        // `u128`); the low half of `path` and the padding past bit 32 are zero.
+    fn window(self, len: u32) -> u64 {
         debug_assert!((1..=64).contains(&len));
-        ((u64::from(self) << 32) ^ (path >> 64) as u64) >> (64 - len) == 0
+        (u64::from(self) << 32) >> (64 - len)
     }
     #[inline(always)]
     fn v4_bits(self) -> u32 {
@@ -123,8 +122,9 @@ impl TrieKey for u128 {
         ((self << offset) >> (128 - STRIDE)) as usize
     }
     #[inline(always)]
-    fn has_prefix(self, path: u128, len: u32) -> bool {
-        (self ^ path) >> (128 - len) == 0
+    fn window(self, len: u32) -> u64 {
+        debug_assert!((1..=127).contains(&len));
+        (self >> (128 - len)) as u64
     }
     #[inline(always)]
     fn v4_bits(self) -> u32 {

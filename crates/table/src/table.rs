@@ -1026,12 +1026,13 @@ mod tests {
             b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net | 64), 30).unwrap(), 8);
         }
         b.insert_v4("11.0.0.0/8".parse().unwrap(), 9);
-        // 20,000 /48s under 2001:db8::/32 (some with a /56 inside).
+        // 20,000 /48s under 2001:db8::/32, a third with a /56 inside (a tip in the
+        // nibble layout), a third with two (a full node).
         for i in 0..20_000u32 {
             let net = (0x2001_0db8u128 << 96) | (u128::from(i) << 80);
             b.insert_v6(Ipv6Net::new(Ipv6Addr::from(net), 48).unwrap(), 1 + i % 5);
-            if i % 3 == 0 {
-                let inner = Ipv6Addr::from(net | 0x77 << 72);
+            for inner in [0x77, 0x78].into_iter().take((i % 3) as usize) {
+                let inner = Ipv6Addr::from(net | inner << 72);
                 b.insert_v6(Ipv6Net::new(inner, 56).unwrap(), 6);
             }
         }
