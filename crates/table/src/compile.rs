@@ -284,6 +284,7 @@ impl Compiler {
                 leaf_runs,
                 leaf_base,
                 child_base,
+                meta: 0,
             },
             path,
             offset: u8::try_from(offset).expect("offset < 128"),
@@ -293,12 +294,13 @@ impl Compiler {
 }
 
 /// The most key bits a compressed node may skip: its start lies at most this far past
-/// the end of its parent's chunk (or past the direct-pointing array). The nibble layout
-/// checks the skipped bits against a 48-bit window of the node's path (the bits above
-/// the window were checked by the nodes above), which lets a node keep its path, offset
-/// and fallback in one `u64` and a lone prefix's node shrink to one `u64` (see
-/// `nibble.rs`). Longer skips (sparse, deep IPv6 prefixes) keep a node every 48 bits.
-pub(crate) const MAX_JUMP: u32 = 48;
+/// the end of its parent's chunk (or past the direct-pointing array). The compressed
+/// layouts check the skipped bits against a 40-bit window of the node's path (the bits
+/// above the window were checked by the nodes above), which keeps a node's path, offset
+/// and fallback in one `u64` (`poptrie::pack_meta`) and a lone prefix's nibble node in
+/// one `u64` (a tip, `nibble.rs`). Longer skips (sparse, deep IPv6 prefixes) keep a
+/// node every 40 bits.
+pub(crate) const MAX_JUMP: u32 = 40;
 
 /// Deepest bit at which a compressed node for `entries` (sorted, all longer than
 /// `offset`, sharing their first `offset` bits) may start: where their keys first
@@ -362,7 +364,7 @@ mod tests {
     /// The nibble trie of `entries` (compressed, 16 top bits) answers `want` at each
     /// address.
     fn answers(entries: &[CompileEntry], want: &[(u128, u32)]) {
-        let trie = crate::nibble::NibbleTrie::from_compiled(compile(entries, 16, true)).unwrap();
+        let trie = crate::nibble::NibbleTrie::from_compiled(&compile(entries, 16, true)).unwrap();
         for &(addr, leaf) in want {
             assert_eq!(
                 trie.lookup(addr),
@@ -376,12 +378,13 @@ mod tests {
     #[test]
     fn compression_skips_single_child_chains() {
         // A lone /64 below a /16 slot: 16 -> 22 -> ... -> 58 is a chain of pass-through
-        // nodes; compression starts the one node it keeps where the /64 ends.
+        // nodes; compression keeps one node 40 bits (MAX_JUMP) past the slot and one
+        // where the /64 ends.
         let entries = [v6([0x2001, 0xdb8, 1, 2, 0, 0, 0, 0], 64, 3)];
         let plain = compile(&entries, 16, false);
         let compressed = compile(&entries, 16, true);
         assert_eq!(plain.nodes.len(), 8);
-        assert_eq!(shape(&compressed), [(64, 0)]);
+        assert_eq!(shape(&compressed), [(56, 0), (64, 0)]);
         let key = entries[0].key;
         answers(
             &entries,

@@ -17,10 +17,10 @@
 //!           leaf   leaves nibble s                                    otherwise
 //! ```
 //!
-//! Nodes also carry the key bits they expect and a `fallback` leaf (`meta`: a 48-bit
+//! Nodes also carry the key bits they expect and a `fallback` leaf (`meta`: a 40-bit
 //! window of the path, the offset, the fallback), so that pass-through nodes can be
 //! skipped (path compression, see `compile.rs`): a key that differs from a node's path
-//! gets the fallback. A skip is at most [`MAX_JUMP`] = 48 bits, so the window covers
+//! gets the fallback. A skip is at most `MAX_JUMP` = 40 bits, so the window covers
 //! every bit skipped above the node (the nodes above checked the rest).
 //!
 //! A *tip* is a node below which every address has one value: a lone prefix's node,
@@ -35,54 +35,33 @@
 
 use inregion_hint::prefetch;
 
-use crate::compile::{Compiled, MAX_JUMP};
-use crate::poptrie::{TrieKey, BATCH_LANES, LEAF_FLAG};
+use crate::compile::Compiled;
+use crate::poptrie::{meta_offset, on_path, pack_meta, TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
 pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;
-
-/// The bits of a `meta` word or a tip that hold the path window ([`MAX_JUMP`] bits).
-const WINDOW_BITS: u32 = MAX_JUMP;
-const _: () = assert!(
-    WINDOW_BITS + 16 == 64,
-    "meta and tips: window, offset, 2 leaves"
-);
 
 /// Marks a lane of the lock-step walk that has reached a tip (node indices stay
 /// below 2^31).
 const TIP_LANE: u32 = 1 << 31;
 
-/// Whether `key` has the path whose window `meta` holds, for a node or tip at `offset`:
-/// the key's bits `offset - 48..offset` (all of `0..offset` when shorter) equal it.
-#[inline(always)]
-fn on_path<K: TrieKey>(key: K, meta: u64, offset: u32) -> bool {
-    // Shifting out the top 16 bits drops the offset and leaves of `meta`.
-    (key.window(offset) ^ meta) << (64 - WINDOW_BITS) == 0
-}
-
-/// `meta` of a node or tip: the window of `path` (left-aligned) at `offset`, the offset,
-/// and two 4-bit leaves (`high`: the tip's value, or 0 for a node; `low`: fallback).
-fn pack_meta(path: u128, offset: u8, high: u32, low: u32) -> u64 {
-    debug_assert!(high <= MAX_NIBBLE_LEAF && low <= MAX_NIBBLE_LEAF);
-    let window = path.window(u32::from(offset)) & ((1u64 << WINDOW_BITS) - 1);
-    window | u64::from(offset) << WINDOW_BITS | u64::from(low) << 56 | u64::from(high) << 60
-}
-
-#[inline(always)]
-fn meta_offset(meta: u64) -> u32 {
-    (meta >> WINDOW_BITS) as u32 & 0xFF
+/// `meta` of a node (`value` 0) or a tip: the path window and offset as in a Poptrie
+/// node, the fallback in bits 48..52 and a tip's value in bits 52..56.
+fn nibble_meta(path: u128, offset: u8, value: u32, fallback: u32) -> u64 {
+    debug_assert!(value <= MAX_NIBBLE_LEAF && fallback <= MAX_NIBBLE_LEAF);
+    pack_meta(path, offset, (fallback | value << 4) as u16)
 }
 
 #[inline(always)]
 fn meta_fallback(meta: u64) -> u32 {
-    (meta >> 56) as u32 & 0xF
+    (meta >> 48) as u32 & 0xF
 }
 
 /// The leaf a tip answers for `key`: its value on its path, else its fallback.
 #[inline(always)]
 fn tip_leaf<K: TrieKey>(tip: u64, key: K) -> u32 {
     if on_path(key, tip, meta_offset(tip)) {
-        (tip >> 60) as u32
+        (tip >> 52) as u32 & 0xF
     } else {
         meta_fallback(tip)
     }
@@ -94,7 +73,7 @@ fn tip_leaf<K: TrieKey>(tip: u64, key: K) -> u32 {
 pub(crate) struct NibbleNode {
     /// The path window, the bit at which this node's chunk starts, and the fallback:
     /// the leaf for keys that reach this node but differ from its path (see
-    /// [`pack_meta`]).
+    /// [`nibble_meta`]).
     meta: u64,
     /// Slots that continue in a full node.
     children: u64,
@@ -132,13 +111,13 @@ pub(crate) struct NibbleTrie {
     /// `1 << top_bits` entries: a node index, or `LEAF_FLAG | leaf`.
     top: Box<[u32]>,
     nodes: Box<[NibbleNode]>,
-    /// One `u64` per tip (see [`pack_meta`]).
+    /// One `u64` per tip (see [`nibble_meta`]).
     tips: Box<[u64]>,
 }
 
 impl NibbleTrie {
     /// Lays out `compiled`; `None` if a leaf index exceeds [`MAX_NIBBLE_LEAF`].
-    pub(crate) fn from_compiled(compiled: Compiled) -> Option<Self> {
+    pub(crate) fn from_compiled(compiled: &Compiled) -> Option<Self> {
         // Every leaf, fallback and direct leaf is one of the entries' leaves (or 0).
         if compiled.max_leaf > MAX_NIBBLE_LEAF {
             return None;
@@ -171,7 +150,7 @@ impl NibbleTrie {
         let mut tip_words = Vec::with_capacity(tips as usize);
         for (i, built) in compiled.nodes.iter().enumerate() {
             if is_tip(i) {
-                tip_words.push(pack_meta(
+                tip_words.push(nibble_meta(
                     built.path,
                     built.offset,
                     slot_leaves[i][0],
@@ -207,7 +186,7 @@ impl NibbleTrie {
                 *byte = nibble(2 * pair) | nibble(2 * pair + 1) << 4;
             }
             nodes.push(NibbleNode {
-                meta: pack_meta(built.path, built.offset, 0, built.fallback),
+                meta: nibble_meta(built.path, built.offset, 0, built.fallback),
                 children,
                 tips: tip_slots,
                 child_base: child_base.unwrap_or(0),
@@ -339,27 +318,6 @@ impl NibbleTrie {
         }
     }
 
-    /// Cache lines a lookup of `key` reads: its direct-pointing entry and every node
-    /// or tip it visits (the layout chooser's estimate of a lookup's cost).
-    pub(crate) fn reads<K: TrieKey>(&self, key: K) -> u32 {
-        let mut entry = self.top_entry(key);
-        let mut reads = 1;
-        while entry & LEAF_FLAG == 0 {
-            reads += 1;
-            let node = &self.nodes[entry as usize];
-            let offset = meta_offset(node.meta);
-            let slot = key.chunk(offset);
-            let on = on_path(key, node.meta, offset);
-            entry = if on && node.children & (1u64 << slot) != 0 {
-                node.child(slot)
-            } else {
-                reads += u32::from(on && node.tips & (1u64 << slot) != 0);
-                LEAF_FLAG
-            };
-        }
-        reads
-    }
-
     /// The rest of a lookup, from its direct-pointing entry.
     #[inline(always)]
     fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
@@ -388,7 +346,7 @@ impl NibbleTrie {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{compile, v4_entry as v4, CompileEntry};
+    use crate::compile::{compile, v4_entry as v4, CompileEntry, MAX_JUMP};
     use crate::poptrie::Poptrie;
 
     #[test]
@@ -396,7 +354,7 @@ mod tests {
         // A lone /32 under a /8: compression leaves one node at offset 30 whose path is
         // 10.1.2.0/30; keys in the /8 but off that path must get the /8's value.
         let entries = [v4([10, 0, 0, 0], 8, 2), v4([10, 1, 2, 3], 32, 4)];
-        let nibble = NibbleTrie::from_compiled(compile(&entries, 16, true)).unwrap();
+        let nibble = NibbleTrie::from_compiled(&compile(&entries, 16, true)).unwrap();
         assert_eq!(nibble.node_count(), 1);
         let at = |a: [u8; 4]| nibble.lookup(u32::from_be_bytes(a));
         assert_eq!(at([10, 1, 2, 3]), 4);
@@ -425,7 +383,7 @@ mod tests {
             v4([10, 1, 2, 64], 26, 6),
         ];
         let poptrie = Poptrie::<u32>::build(&entries, 16);
-        let nibble = NibbleTrie::from_compiled(compile(&entries, 16, true)).expect("leaves fit");
+        let nibble = NibbleTrie::from_compiled(&compile(&entries, 16, true)).expect("leaves fit");
         assert!(nibble.node_count() <= poptrie.node_count());
         let keys: Vec<u32> = (0..512u32)
             .map(|i| {
@@ -449,9 +407,9 @@ mod tests {
 
     #[test]
     fn tips_and_long_skips_agree_with_the_poptrie() {
-        // 2001:db8::/32 with 40 lone /48s (tips below the node at bit 32, 16 bits
-        // skipped), a lone /128 (skips longer than 48 bits keep a node every 48 bits)
-        // and a lone /64 under its own /16 slot (a full node: direct entries name nodes).
+        // 2001:db8::/32 with 40 lone /48s (tips below the node at bit 32, 10 bits
+        // skipped), a lone /128 (skips longer than 40 bits keep a node every 40 bits)
+        // and a lone /64 under its own /16 slot.
         let root = 0x2001_0db8u128 << 96;
         let mut entries = vec![CompileEntry {
             key: root,
@@ -487,18 +445,20 @@ mod tests {
                 assert!(u32::from(child.offset) - end <= MAX_JUMP);
             }
         }
-        // The /128 sits in slot 63 of the node at bit 32; its skip stops 48 bits past
-        // that node's end (bit 86), the next one at bit 122.
+        // The /128 sits in slot 63 of the node at bit 32; its skip stops 40 bits past
+        // that node's end (bit 78), the next one at bit 122 (the last chunk).
         let deep: Vec<u8> = compiled
             .nodes
             .iter()
             .map(|n| n.offset)
             .filter(|&o| o > 64)
             .collect();
-        assert_eq!(deep, [86, 122]);
-        let nibble = NibbleTrie::from_compiled(compiled).expect("leaves fit");
+        assert_eq!(deep, [78, 122]);
+        let nibble = NibbleTrie::from_compiled(&compiled).expect("leaves fit");
         let poptrie = Poptrie::<u32>::build(&entries, 16);
-        assert_eq!(nibble.tips.len(), 40, "one tip per lone /48");
+        // One tip per lone /48, and the /64's node below the one at bit 56 (its skip
+        // from the direct-pointing array is cut at 40 bits).
+        assert_eq!(nibble.tips.len(), 41);
         let mut keys = Vec::new();
         for e in &entries {
             keys.push(e.key);
@@ -521,8 +481,8 @@ mod tests {
     #[test]
     fn refuses_leaves_that_do_not_fit_a_nibble() {
         let deep = compile(&[v4([10, 1, 2, 3], 32, 16)], 16, true);
-        assert!(NibbleTrie::from_compiled(deep).is_none());
+        assert!(NibbleTrie::from_compiled(&deep).is_none());
         let top_only = compile(&[v4([10, 0, 0, 0], 8, 16)], 16, true);
-        assert!(NibbleTrie::from_compiled(top_only).is_none());
+        assert!(NibbleTrie::from_compiled(&top_only).is_none());
     }
 }
