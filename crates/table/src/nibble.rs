@@ -318,9 +318,10 @@ impl NibbleTrie {
         }
     }
 
-    /// The rest of a lookup, from its direct-pointing entry.
+    /// The rest of a lookup, from its direct-pointing entry `entry` (a leaf entry is
+    /// its own answer).
     #[inline(always)]
-    fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
+    pub(crate) fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
         if entry & LEAF_FLAG != 0 {
             return entry & !LEAF_FLAG;
         }
