@@ -727,13 +727,14 @@ fn dictionary<V: Copy + Eq + Hash>(
     (values.into_boxed_slice(), entries)
 }
 
-/// Tries up to this size (a core's L2 cache on the machines measured) stay in the
-/// cache: hit-heavy blocks of a batch are looked up one address at a time, since the
-/// lock-step walk has no misses to overlap (in-cache IPv6 tries of 0.4 MiB walked
-/// 10-25% slower in lock-step than one by one); mixed blocks still take the
-/// branch-free first pass and the walk (uniform addresses over the synthetic 10k IPv6
-/// tables: batch ~1.45x single instead of ~1.3x).
-const LOCKSTEP_MIN_BYTES: usize = 512 << 10;
+/// Tries up to this size stay in the cache (an IPv6 trie's 256 KiB direct-pointing
+/// array counts in full, though global unicast uses an eighth of it): hit-heavy
+/// blocks of a batch are looked up one address at a time, since the lock-step walk
+/// has no misses to overlap (in-cache IPv6 tries of 0.4-0.7 MiB walked 10-25% slower
+/// in lock-step than one by one); mixed blocks still take the branch-free first pass
+/// and the walk (uniform addresses over the synthetic 10k IPv6 tables: batch ~1.45x
+/// single instead of ~1.3x).
+const LOCKSTEP_MIN_BYTES: usize = 1 << 20;
 
 /// Addresses at the start of each block whose direct-pointing entries are read with a
 /// branch on the entry's kind; if between 1/8 and 7/8 of them go on to a node, the rest of
@@ -1001,7 +1002,7 @@ mod tests {
     fn batches_of_mixed_streams_agree_with_single_lookups() {
         // Large tries (lock-step walks), and an IPv6 trie small enough to stay in the
         // cache (hit-heavy blocks one lookup at a time, mixed ones walked).
-        for (n4, n6) in [(1_000u32, 20_000u32), (100, 300)] {
+        for (n4, n6) in [(1_000u32, 40_000u32), (100, 300)] {
             mixed_streams(n4, n6);
         }
     }
@@ -1033,7 +1034,7 @@ mod tests {
         ] {
             let t = b.build_with_layouts(l4, l6).unwrap();
             assert!(t.data.v4.size_bytes() > LOCKSTEP_MIN_BYTES);
-            let large = n6 >= 20_000;
+            let large = n6 >= 40_000;
             assert_eq!(t.data.v6.size_bytes() > LOCKSTEP_MIN_BYTES, large, "{l6}");
             for every in [0, 1, 2, 3, 5, 9, 40] {
                 // Address i goes on to a node when `every` divides it (never for 0).
