@@ -15,6 +15,14 @@
 //! matches". The build collapses every subtree whose slots all resolve to one value into
 //! a single leaf, which is what keeps a table with few distinct values small.
 //!
+//! With `u16` leaves the trie is path-compressed like the nibble layout (`compile.rs`):
+//! a node's `meta` word holds its offset, a 40-bit window of the key bits it expects
+//! and the `fallback` leaf for keys that differ, so a synthetic IPv6 /48 is two or
+//! three nodes below the direct-pointing array instead of six, and an address that leaves
+//! a sparse subtree is answered by its first node without a leaf read. `u32` leaves
+//! (more than 65,535 values) do not fit the fallback: that trie is not compressed, and
+//! its `meta` holds the offset and a window that every key reaching the node matches.
+//!
 //! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
 //! prefix comes before the prefixes nested inside it), without duplicates.
 

@@ -78,9 +78,10 @@ pub enum Layout {
     /// IPv4 only, small tables: fixed 16-8-8 strides of 16-bit entries.
     Dir16_8_8,
     /// At most 15 distinct values: 64-byte nodes with inline 4-bit leaves and path
-    /// compression.
+    /// compression, lone prefixes as 8-byte tips.
     Nibble,
-    /// Poptrie nodes and a leaf array of 16-bit leaves (up to 65,535 distinct values).
+    /// Path-compressed Poptrie nodes and a leaf array of 16-bit leaves (up to 65,535
+    /// distinct values).
     PoptrieU16,
     /// Poptrie nodes and a leaf array of 32-bit leaves.
     PoptrieU32,
