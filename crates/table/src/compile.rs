@@ -78,6 +78,49 @@ impl Compiled {
     }
 }
 
+impl Compiled {
+    /// Renumbers the nodes (and the leaf runs) in breadth-first order: the nodes that
+    /// direct-pointing entries name first, in key order, then each node's block of
+    /// children in the order their parents were placed.
+    ///
+    /// Why: the compiler stores a subtree's nodes in post-order, so the first-level
+    /// nodes of a large trie lie scattered over its whole node array, one per page. On
+    /// a uniform stream most lookups that leave the direct-pointing array end in a
+    /// first-level node; scattered, each of them costs a TLB miss and often a cache
+    /// miss, packed together they stay cached (the synthetic 200k-prefix IPv6 table:
+    /// ~1,800 first-level nodes, 115 KiB packed, 14 MiB of nodes in all). Hit lookups
+    /// gain the same for their upper levels. Children stay contiguous, so the layouts
+    /// find them exactly as before.
+    fn breadth_first(&mut self) {
+        let old = std::mem::take(&mut self.nodes);
+        let old_leaves = std::mem::take(&mut self.leaves);
+        let mut nodes = Vec::with_capacity(old.len());
+        let mut leaves = Vec::with_capacity(old_leaves.len());
+        for entry in self.top.iter_mut().filter(|e| **e & LEAF_FLAG == 0) {
+            nodes.push(old[*entry as usize]);
+            *entry = index_u32(nodes.len() - 1);
+        }
+        let mut next = 0;
+        while next < nodes.len() {
+            let len = nodes.len();
+            let node = &mut nodes[next].node;
+            let runs = node.leaf_runs.count_ones() as usize;
+            let base = node.leaf_base as usize;
+            node.leaf_base = index_u32(leaves.len());
+            leaves.extend_from_slice(&old_leaves[base..base + runs]);
+            let children = node.children.count_ones() as usize;
+            let base = node.child_base as usize;
+            node.child_base = index_u32(len);
+            nodes.extend_from_slice(&old[base..base + children]);
+            next += 1;
+        }
+        debug_assert_eq!(nodes.len(), old.len());
+        debug_assert_eq!(leaves.len(), old_leaves.len());
+        self.nodes = nodes;
+        self.leaves = leaves;
+    }
+}
+
 /// Compiles `entries` with a `top_bits` direct-pointing array.
 pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -> Compiled {
     debug_assert!(entries
@@ -122,6 +165,7 @@ pub(crate) fn compile(entries: &[CompileEntry], top_bits: u32, compress: bool) -
         }
     }
     compiler.compiled.top = top;
+    compiler.compiled.breadth_first();
     compiler.compiled
 }
 
@@ -154,6 +198,9 @@ impl Compiler {
             offset
         };
         let jumped = start > offset;
+        // Where this node's parent ends: a skip of this node may not take its only
+        // child further than `MAX_JUMP` bits past it.
+        let parent_end = offset;
         let offset = start;
         let end = offset + STRIDE;
         let mut slot_leaf = [inherited; 64];
@@ -207,7 +254,9 @@ impl Compiler {
         // After a jump, keys that leave this node's own path answer `inherited`: the
         // child's one fallback can stand for it only when the two agree.
         let jump_agrees = !jumped || inherited == slot_leaf[0];
-        if self.compiled.compressed && only_fallback_agrees && jump_agrees && uniform {
+        let jump_fits = child_count == 1
+            && u32::from(self.pending_children[first_child].offset) - parent_end <= MAX_JUMP;
+        if self.compiled.compressed && only_fallback_agrees && jump_agrees && jump_fits && uniform {
             // Pass-through: keys that stay on the child's path go on to it, every other
             // key (at this level or at a level skipped below) gets the one value here.
             let mut only = self.pending_children.pop().expect("one child");
@@ -235,6 +284,7 @@ impl Compiler {
                 leaf_runs,
                 leaf_base,
                 child_base,
+                meta: 0,
             },
             path,
             offset: u8::try_from(offset).expect("offset < 128"),
@@ -243,10 +293,20 @@ impl Compiler {
     }
 }
 
+/// The most key bits a compressed node may skip: its start lies at most this far past
+/// the end of its parent's chunk (or past the direct-pointing array). The compressed
+/// layouts check the skipped bits against a 40-bit window of the node's path (the bits
+/// above the window were checked by the nodes above), which keeps a node's path, offset
+/// and fallback in one `u64` (`poptrie::pack_meta`) and a lone prefix's nibble node in
+/// one `u64` (a tip, `nibble.rs`). Longer skips (sparse, deep IPv6 prefixes) keep a
+/// node every 40 bits.
+pub(crate) const MAX_JUMP: u32 = 40;
+
 /// Deepest bit at which a compressed node for `entries` (sorted, all longer than
 /// `offset`, sharing their first `offset` bits) may start: where their keys first
 /// differ, or where the shortest ends, whichever comes first; at most
-/// `128 - STRIDE`, so that the node's chunk lies inside the key.
+/// [`MAX_JUMP`] bits past `offset`, and at most `128 - STRIDE`, so that the node's
+/// chunk lies inside the key.
 fn divergence(entries: &[CompileEntry], offset: u32) -> u32 {
     let (first, last) = (entries[0].key, entries[entries.len() - 1].key);
     // Sorted keys: the first and last share the bits that all share.
@@ -256,7 +316,11 @@ fn divergence(entries: &[CompileEntry], offset: u32) -> u32 {
         .map(|e| u32::from(e.len))
         .min()
         .unwrap_or(offset);
-    common.min(shortest).min(128 - STRIDE).max(offset)
+    common
+        .min(shortest)
+        .min(128 - STRIDE)
+        .min(offset + MAX_JUMP)
+        .max(offset)
 }
 
 /// The compile entry of the IPv4 prefix `a/len` with value index `leaf` (the layouts'
@@ -300,7 +364,7 @@ mod tests {
     /// The nibble trie of `entries` (compressed, 16 top bits) answers `want` at each
     /// address.
     fn answers(entries: &[CompileEntry], want: &[(u128, u32)]) {
-        let trie = crate::nibble::NibbleTrie::from_compiled(compile(entries, 16, true)).unwrap();
+        let trie = crate::nibble::NibbleTrie::from_compiled(&compile(entries, 16, true)).unwrap();
         for &(addr, leaf) in want {
             assert_eq!(
                 trie.lookup(addr),
@@ -314,12 +378,13 @@ mod tests {
     #[test]
     fn compression_skips_single_child_chains() {
         // A lone /64 below a /16 slot: 16 -> 22 -> ... -> 58 is a chain of pass-through
-        // nodes; compression starts the one node it keeps where the /64 ends.
+        // nodes; compression keeps one node 40 bits (MAX_JUMP) past the slot and one
+        // where the /64 ends.
         let entries = [v6([0x2001, 0xdb8, 1, 2, 0, 0, 0, 0], 64, 3)];
         let plain = compile(&entries, 16, false);
         let compressed = compile(&entries, 16, true);
         assert_eq!(plain.nodes.len(), 8);
-        assert_eq!(shape(&compressed), [(64, 0)]);
+        assert_eq!(shape(&compressed), [(56, 0), (64, 0)]);
         let key = entries[0].key;
         answers(
             &entries,

@@ -57,12 +57,14 @@
 //!   │    (a family without prefixes gets a 2^8-entry array: 1 KiB, no nodes)
 //!   │    node layouts:  nibble.rs   ≤ 15 distinct values: 64-byte nodes with 64
 //!   │                               inline 4-bit leaves and path compression
-//!   │                               (one line per level)
-//!   │                   poptrie.rs  24-byte Poptrie nodes + run-compressed leaf
-//!   │                               array (u16 or u32 leaves)
-//!   │    chooser: per family, both candidates are built; nibble when it fits, its
-//!   │    trie is at most 1.5x the Poptrie's bytes and a lookup reads at most 0.7x
-//!   │    the Poptrie's lines (estimated on addresses in the table), else Poptrie
+//!   │                               (one line per level); a lone prefix's node
+//!   │                               is an 8-byte tip
+//!   │                   poptrie.rs  32-byte Poptrie nodes + run-compressed leaf
+//!   │                               array (u16 leaves: path-compressed; u32)
+//!   │    chooser: per family, both are laid out from one compiled shape; nibble
+//!   │    when it fits and its nodes and tips take at most 0.9x the Poptrie's bytes
+//!   │    below the direct-pointing array, else Poptrie
+//!   │    nodes in breadth-first order: the first level packed together
 //!   └─ sorted prefixes    (prefix, value) list for longest_match() and iter()
 //!        │ publish()
 //!        ▼
@@ -91,11 +93,12 @@
 //! - In the Poptrie layouts, subtrees in which every address resolves to the same value
 //!   are collapsed into one leaf, so the compiled size depends on how values are laid out, not only on the
 //!   number of prefixes (few distinct region ids compress well).
-//! - In the nibble layout a node starts where the prefixes below it diverge (or the
-//!   shortest of them ends), not at a multiple of 6 bits: the bits above it that every
-//!   prefix shares are skipped, and so is a node whose slots all say the same thing
-//!   except for one child. A node checks the key bits it expects and answers its
-//!   `fallback` leaf when they differ.
+//! - In the nibble and Poptrie-u16 layouts a node starts where the prefixes below it
+//!   diverge (or the shortest of them ends), not at a multiple of 6 bits, at most 40
+//!   bits past its parent: the bits above it that every prefix shares are skipped, and
+//!   so is a node whose slots all say the same thing except for one child. A node
+//!   checks the key bits it expects (a 40-bit window: the nodes above checked the
+//!   rest) and answers its `fallback` leaf when they differ.
 //! - A [`Table`] never changes after it is built; new versions are new tables.
 //!
 //! # Complexity
@@ -105,11 +108,11 @@
 //!   DIR-16-8-8 layout at most 3 reads in all; no allocation.
 //! - `lookup_batch_*`: the same work; lookups that end in the direct-pointing array are
 //!   answered in a first pass, the others are walked in full groups of 32 with their
-//!   cache misses overlapped at every level (tries within 512 KiB, cache-resident, are
-//!   looked up one address at a time).
+//!   cache misses overlapped at every level (in tries within 1 MiB, cache-resident,
+//!   hit-heavy blocks are looked up one address at a time).
 //! - `longest_match`: one binary search per distinct prefix length present.
-//! - `build`: O(n · 64) time (twice for a family with at most 15 values, whose two
-//!   candidate layouts are both built) plus filling the direct-pointing arrays (1 MiB for IPv4,
+//! - `build`: O(n · 64) time (a family with at most 15 values lays out both
+//!   candidate layouts from it) plus filling the direct-pointing arrays (1 MiB for IPv4,
 //!   256 KiB for IPv6, only for a family that has prefixes); in the DIR-16-8-8 layout a
 //!   sort by prefix length and one fill per prefix (at most 2^16 entries for a short
 //!   one, 256 for a longer one); a 10k-prefix IPv4 table compiles in about 2 ms, a full BGP IPv4 table (~1M prefixes, 12 values) in about

@@ -15,14 +15,22 @@
 //! matches". The build collapses every subtree whose slots all resolve to one value into
 //! a single leaf, which is what keeps a table with few distinct values small.
 //!
+//! With `u16` leaves the trie is path-compressed like the nibble layout (`compile.rs`):
+//! a node's `meta` word holds its offset, a 40-bit window of the key bits it expects
+//! and the `fallback` leaf for keys that differ, so a synthetic IPv6 /48 is two or
+//! three nodes below the direct-pointing array instead of six, and an address that leaves
+//! a sparse subtree is answered by its first node without a leaf read. `u32` leaves
+//! (more than 65,535 values) do not fit the fallback: that trie is not compressed, and
+//! its `meta` holds the offset and a window that every key reaching the node matches.
+//!
 //! Build input: prefixes as left-aligned `u128` keys, sorted by `(key, len)` (so every
 //! prefix comes before the prefixes nested inside it), without duplicates.
 
 use inregion_hint::prefetch;
 
-use crate::compile::Compiled;
 #[cfg(test)]
 use crate::compile::{compile, CompileEntry};
+use crate::compile::{Compiled, MAX_JUMP};
 
 /// Bits consumed per node level.
 pub(crate) const STRIDE: u32 = 6;
@@ -43,6 +51,40 @@ pub(crate) struct Node {
     pub(crate) leaf_runs: u64,
     pub(crate) leaf_base: u32,
     pub(crate) child_base: u32,
+    /// The node's path window, offset and fallback leaf ([`pack_meta`]); set by
+    /// [`Poptrie::from_compiled`] (the compiler keeps them in its `BuiltNode`).
+    pub(crate) meta: u64,
+}
+
+/// Bits of a node's `meta` (and of a nibble tip) that hold its path window: the key
+/// bits `offset - MAX_JUMP..offset` (all of `0..offset` when shorter). A node starts at
+/// most [`MAX_JUMP`] bits past its parent's end, and the nodes above checked the bits
+/// above the window, so comparing the window checks every bit skipped above the node.
+pub(crate) const WINDOW_BITS: u32 = MAX_JUMP;
+const _: () = assert!(
+    WINDOW_BITS + 24 == 64,
+    "meta: window, offset, a 16-bit leaf"
+);
+
+/// A `meta` word: the window of `path` (left-aligned) at `offset`, the offset (bits
+/// 40..48) and `leaves` (bits 48..64: a Poptrie's fallback, or a nibble node's fallback
+/// and a tip's value, see `nibble.rs`).
+pub(crate) fn pack_meta(path: u128, offset: u8, leaves: u16) -> u64 {
+    let window = path.window(u32::from(offset)) & ((1u64 << WINDOW_BITS) - 1);
+    window | u64::from(offset) << WINDOW_BITS | u64::from(leaves) << 48
+}
+
+/// The offset of a `meta` word: the bit at which its node's chunk starts.
+#[inline(always)]
+pub(crate) fn meta_offset(meta: u64) -> u32 {
+    (meta >> WINDOW_BITS) as u32 & 0xFF
+}
+
+/// Whether `key` lies on the path whose window `meta` holds, for a node at `offset`.
+#[inline(always)]
+pub(crate) fn on_path<K: TrieKey>(key: K, meta: u64, offset: u32) -> bool {
+    // Shifting out the top 24 bits drops the offset and the leaves.
+    (key.window(offset) ^ meta) << (64 - WINDOW_BITS) == 0
 }
 
 /// A leaf value as stored: an index into the value dictionary (`0` = no match).
@@ -82,9 +124,10 @@ pub(crate) trait TrieKey: Copy {
     fn top(self, bits: u32) -> usize;
     /// The 6-bit chunk starting at bit `offset` (zero-padded past the key's end).
     fn chunk(self, offset: u32) -> usize;
-    /// Whether the first `len` bits (`1..=127`) equal those of `path`, a left-aligned
-    /// `u128` key.
-    fn has_prefix(self, path: u128, len: u32) -> bool;
+    /// The first `len` bits (`1..=64` for a `u32` key, `1..=127` for a `u128`),
+    /// right-aligned, truncated to their last 64 (the nibble layout compares a window
+    /// of them).
+    fn window(self, len: u32) -> u64;
     /// The first 32 bits: the IPv4 address itself for a `u32` key (the DIR-16-8-8
     /// layout, IPv4 only, never sees another).
     fn v4_bits(self) -> u32;
@@ -101,11 +144,9 @@ impl TrieKey for u32 {
         (((u64::from(self) << 32) << offset) >> (64 - STRIDE)) as usize
     }
     #[inline(always)]
-    fn has_prefix(self, path: u128, len: u32) -> bool {
-        // An IPv4 path lies in the top 32 bits: compare in 64 bits (cheaper shifts than
-        // `u128`); the low half of `path` and the padding past bit 32 are zero.
+    fn window(self, len: u32) -> u64 {
         debug_assert!((1..=64).contains(&len));
-        ((u64::from(self) << 32) ^ (path >> 64) as u64) >> (64 - len) == 0
+        (u64::from(self) << 32) >> (64 - len)
     }
     #[inline(always)]
     fn v4_bits(self) -> u32 {
@@ -123,8 +164,9 @@ impl TrieKey for u128 {
         ((self << offset) >> (128 - STRIDE)) as usize
     }
     #[inline(always)]
-    fn has_prefix(self, path: u128, len: u32) -> bool {
-        (self ^ path) >> (128 - len) == 0
+    fn window(self, len: u32) -> u64 {
+        debug_assert!((1..=127).contains(&len));
+        (self >> (128 - len)) as u64
     }
     #[inline(always)]
     fn v4_bits(self) -> u32 {
@@ -172,19 +214,33 @@ impl<L: LeafIndex> Poptrie<L> {
     /// Compiles `entries` (sorted by `(key, len)`, unique, host bits zero).
     #[cfg(test)]
     pub(crate) fn build(entries: &[CompileEntry], top_bits: u32) -> Self {
-        Self::from_compiled(compile(entries, top_bits, false))
+        Self::from_compiled(&compile(entries, top_bits, false))
     }
 
-    /// Lays out an uncompressed compiled trie.
-    pub(crate) fn from_compiled(compiled: Compiled) -> Self {
-        debug_assert!(
-            !compiled.compressed,
-            "Poptrie nodes have no room for skipped paths"
+    /// Lays out a compiled trie. A compressed one (nodes that skip key bits and answer
+    /// their `fallback` off their path) needs fallbacks that fit the node's 16 bits:
+    /// `u16` leaves only.
+    pub(crate) fn from_compiled(compiled: &Compiled) -> Self {
+        assert!(
+            !compiled.compressed || compiled.max_leaf <= u32::from(u16::MAX),
+            "a compressed Poptrie keeps its fallbacks in 16 bits"
         );
         Poptrie {
             top_bits: compiled.top_bits,
-            top: compiled.top.into_boxed_slice(),
-            nodes: compiled.nodes.iter().map(|n| n.node).collect(),
+            top: compiled.top.clone().into_boxed_slice(),
+            nodes: compiled
+                .nodes
+                .iter()
+                .map(|n| Node {
+                    // Uncompressed nodes are always on their path: no fallback.
+                    meta: pack_meta(
+                        n.path,
+                        n.offset,
+                        n.fallback as u16 * u16::from(compiled.compressed),
+                    ),
+                    ..n.node
+                })
+                .collect(),
             leaves: compiled.leaves.iter().map(|&l| L::from_index(l)).collect(),
         }
     }
@@ -213,45 +269,25 @@ impl<L: LeafIndex> Poptrie<L> {
         prefetch(&self.top, key.top(self.top_bits));
     }
 
-    /// Cache lines a lookup of `key` reads: its direct-pointing entry, every node it
-    /// visits and the leaf it ends on (the layout chooser's estimate of a lookup's
-    /// cost).
-    pub(crate) fn reads<K: TrieKey>(&self, key: K) -> u32 {
-        let entry = self.top_entry(key);
-        if entry & LEAF_FLAG != 0 {
-            return 1;
-        }
-        let mut node = &self.nodes[entry as usize];
-        let mut offset = self.top_bits;
-        // The direct-pointing entry, the first node and the leaf.
-        let mut reads = 3;
-        loop {
-            let slot = key.chunk(offset);
-            if node.children & (1u64 << slot) == 0 {
-                return reads;
-            }
-            let index = node.child_base + (node.children & bits_up_to(slot)).count_ones() - 1;
-            node = &self.nodes[index as usize];
-            offset += STRIDE;
-            reads += 1;
-        }
-    }
-
-    /// The rest of a lookup, from its direct-pointing entry.
+    /// The rest of a lookup, from its direct-pointing entry `entry` (a leaf entry is
+    /// its own answer).
     #[inline(always)]
-    fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
+    pub(crate) fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
         if entry & LEAF_FLAG != 0 {
             return entry & !LEAF_FLAG;
         }
         let mut node = &self.nodes[entry as usize];
-        let mut offset = self.top_bits;
         loop {
+            let offset = meta_offset(node.meta);
+            // Always true unless the node skipped key bits (compression).
+            if !on_path(key, node.meta, offset) {
+                return (node.meta >> 48) as u32;
+            }
             let slot = key.chunk(offset);
             let upto = bits_up_to(slot);
             if node.children & (1u64 << slot) != 0 {
                 let index = node.child_base + (node.children & upto).count_ones() - 1;
                 node = &self.nodes[index as usize];
-                offset += STRIDE;
             } else {
                 let index = node.leaf_base + (node.leaf_runs & upto).count_ones() - 1;
                 return self.leaves[index as usize].index();
@@ -305,13 +341,20 @@ impl<L: LeafIndex> Poptrie<L> {
         // Per lane: the node it stands on (while active), then the leaf it reads.
         let mut index = *start;
         let mut leaf_pending = 0u64;
-        let mut offset = self.top_bits;
         while active != 0 {
             let mut lanes = active;
             while lanes != 0 {
                 let lane = lanes.trailing_zeros() as usize;
                 lanes &= lanes - 1;
                 let node = &self.nodes[index[lane] as usize];
+                // Lanes of a compressed trie stand at different depths: each node
+                // knows its own offset.
+                let offset = meta_offset(node.meta);
+                if !on_path(keys[lane], node.meta, offset) {
+                    out[lane] = (node.meta >> 48) as u32;
+                    active &= !(1 << lane);
+                    continue;
+                }
                 let slot = keys[lane].chunk(offset);
                 let upto = bits_up_to(slot);
                 if node.children & (1u64 << slot) != 0 {
@@ -324,8 +367,6 @@ impl<L: LeafIndex> Poptrie<L> {
                     leaf_pending |= 1 << lane;
                 }
             }
-            // Lanes advance together, so every active lane is at the same depth.
-            offset += STRIDE;
         }
         while leaf_pending != 0 {
             let lane = leaf_pending.trailing_zeros() as usize;

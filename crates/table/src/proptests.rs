@@ -375,7 +375,9 @@ proptest! {
             })
             .collect();
         let poptrie = Poptrie::<u16>::build(&entries, top);
-        let nibble = NibbleTrie::from_compiled(compile(&entries, top, true)).expect("values < 15");
+        let compressed = compile(&entries, top, true);
+        let nibble = NibbleTrie::from_compiled(&compressed).expect("values < 15");
+        let poptrie_c = Poptrie::<u16>::from_compiled(&compressed);
         let dir = DirTrie::build(&entries);
         prop_assert_eq!(dir.node_count(), DirTrie::chunks_for(&entries));
         let keys: Vec<u32> = probe_addresses(&inserts, &extra)
@@ -386,6 +388,7 @@ proptest! {
             let want = model.longest_match(IpAddr::V4(key.into())).map_or(0, |(_, v)| u32::from(v));
             prop_assert_eq!(poptrie.lookup(key), want, "poptrie, top {}, key {:#x}", top, key);
             prop_assert_eq!(nibble.lookup(key), want, "nibble, top {}, key {:#x}", top, key);
+            prop_assert_eq!(poptrie_c.lookup(key), want, "compressed, top {}, key {:#x}", top, key);
             prop_assert_eq!(dir.lookup(key), want, "dir, key {:#x}", key);
         }
         for group in keys.chunks_exact(BATCH_LANES) {
@@ -461,27 +464,29 @@ proptest! {
         prop_assert!(built >= 4);
     }
 
-    /// Compressed nodes start where their prefixes diverge (or the shortest ends), past
-    /// any number of skipped bits: on clusters of prefixes sharing long paths, the
-    /// nibble layout (the one that compresses), forced for the cluster's family, and
-    /// the table the chooser builds give the linear model's answer, single and batch,
-    /// at every prefix's boundaries and at its network address with each of its bits
-    /// flipped.
+    /// Compressed nodes start where their prefixes diverge (or the shortest ends), at
+    /// most `MAX_JUMP` bits past their parent: on clusters of prefixes sharing long
+    /// paths, the two layouts that compress (nibble and Poptrie u16), forced for the
+    /// cluster's family, and the table the chooser builds give the linear model's
+    /// answer, single and batch, at every prefix's boundaries and at its network
+    /// address with each of its bits flipped.
     #[test]
     fn compressed_paths_agree_with_linear_model_on_deep_clusters(inserts in deep_cluster()) {
         use crate::Layout;
         let model = LinearModel::new(&inserts);
         let (builder, _) = builder(&inserts);
         let v4 = matches!(inserts[0].0, IpNet::V4(_));
-        let forced = if v4 {
-            builder.build_with_layouts(Layout::Nibble, Layout::Empty)
+        let forced = |layout| if v4 {
+            builder.build_with_layouts(layout, Layout::Empty)
         } else {
-            builder.build_with_layouts(Layout::Empty, Layout::Nibble)
+            builder.build_with_layouts(Layout::Empty, layout)
         };
         let addrs = path_probes(&inserts);
         let want: Vec<Option<u16>> =
             addrs.iter().map(|&a| model.longest_match(a).map(|(_, v)| v)).collect();
-        for table in [forced.expect("fewer than 15 values"), builder.build()] {
+        let nibble = forced(Layout::Nibble).expect("fewer than 15 values");
+        let poptrie = forced(Layout::PoptrieU16).expect("fewer than 2^16 values");
+        for table in [nibble, poptrie, builder.build()] {
             let single: Vec<Option<u16>> = addrs.iter().map(|&a| table.lookup(a)).collect();
             prop_assert_eq!(&single, &want, "{:?}", table.stats());
             let mut batch = vec![Some(u16::MAX); addrs.len()];
@@ -516,14 +521,19 @@ proptest! {
             })
             .collect();
         for top in [8, 16] {
-            let nibble = NibbleTrie::from_compiled(compile(&entries, top, true)).expect("values < 15");
+            let compiled = compile(&entries, top, true);
+            let nibble = NibbleTrie::from_compiled(&compiled).expect("values < 15");
+            let poptrie = Poptrie::<u16>::from_compiled(&compiled);
             for group in keys.chunks_exact(BATCH_LANES) {
                 let lanes: [u128; BATCH_LANES] = std::array::from_fn(|i| group[i].0);
-                let mut out = [u32::MAX; BATCH_LANES];
+                let (mut out, mut out_p) = ([u32::MAX; BATCH_LANES], [u32::MAX; BATCH_LANES]);
                 nibble.lookup_lanes(&lanes, &mut out);
-                for (&(key, want), got) in group.iter().zip(out) {
+                poptrie.lookup_lanes(&lanes, &mut out_p);
+                for ((&(key, want), got), got_p) in group.iter().zip(out).zip(out_p) {
                     prop_assert_eq!(nibble.lookup(key), want, "top {} key {:#x}", top, key);
                     prop_assert_eq!(got, want, "lanes, top {} key {:#x}", top, key);
+                    prop_assert_eq!(poptrie.lookup(key), want, "poptrie, top {} key {:#x}", top, key);
+                    prop_assert_eq!(got_p, want, "poptrie lanes, top {} key {:#x}", top, key);
                 }
             }
         }

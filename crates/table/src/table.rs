@@ -43,50 +43,17 @@ fn top_bits(prefixes: usize, top: u32) -> u32 {
 /// need tens of MiB) take the Poptrie layouts, whose footprint grows far slower.
 pub(crate) const DIR_MAX_BYTES: usize = 4 << 20;
 
-/// The inline-leaf layout is chosen while its trie takes at most this many times the
-/// bytes of the Poptrie layout built from the same prefixes (as a fraction: 3/2), and
-/// while it reads few enough lines per lookup ([`NIBBLE_MAX_READS_RATIO`]). It saves the
-/// leaf read and skips pass-through levels, but its nodes are 2.7x larger: where path
-/// compression saves little, the larger footprint costs more cache misses than the
-/// saved reads.
-const NIBBLE_MAX_SIZE_RATIO: (usize, usize) = (3, 2);
-
-/// The inline-leaf layout is chosen only while a lookup in it reads at most this
-/// fraction (7/10) of the cache lines that one in the Poptrie layout reads (the
-/// direct-pointing entry, the nodes, and the Poptrie's leaf), as [`sample_reads`]
-/// estimates on addresses inside the table's own prefixes. Since compressed nodes
-/// start where their prefixes diverge, the sizes no longer tell the tables apart (the
-/// real IPv6 table's nibble trie is 1.39x the Poptrie's, the synthetic 200k IPv6
-/// table's 1.40x), the reads do. Measured (hit lookups, 12 values at random; estimated
-/// ratio, single-lookup speed of nibble against Poptrie on the 2-core VM): synthetic
-/// 10k IPv6 0.40, ~1.8x faster; synthetic 200k IPv6 0.48, ~1.2x faster; real IPv4
-/// 0.68, ~1.1x faster; real IPv6 0.74, ~1.3x slower (its upper nodes are shared by many
-/// lookups and stay cached, which the count of lines read does not see).
-const NIBBLE_MAX_READS_RATIO: (u64, u64) = (7, 10);
-
-/// Prefixes whose addresses [`sample_reads`] looks up (evenly spaced over the list).
-const SAMPLE_KEYS: usize = 4096;
-
-/// Sums of `reads(key)` (two layouts' reads per lookup) over up to [`SAMPLE_KEYS`]
-/// addresses, each inside one of `entries` (evenly spaced over the list; host bits
-/// from a fixed hash of the position, so that the estimate is deterministic).
-fn sample_reads(entries: &[CompileEntry], reads: impl Fn(u128) -> (u32, u32)) -> (u64, u64) {
-    let step = entries.len().div_ceil(SAMPLE_KEYS).max(1);
-    let mut sums = (0u64, 0u64);
-    for (i, entry) in entries.iter().enumerate().step_by(step) {
-        // splitmix64 of the position, spread over 128 bits.
-        let mut x = (i as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        let host = u128::from(x) << 64 | u128::from(x.rotate_left(29));
-        let key = entry.key | host.checked_shr(u32::from(entry.len)).unwrap_or(0);
-        let (a, b) = reads(key);
-        sums.0 += u64::from(a);
-        sums.1 += u64::from(b);
-    }
-    sums
-}
+/// The inline-leaf layout is chosen while its nodes and tips take at most this many
+/// times the bytes of the (compressed) Poptrie's nodes and leaves built from the same
+/// shape (as a fraction: 9/10; the direct-pointing arrays are the same). Built from
+/// one shape, the inline-leaf trie always reads fewer lines per lookup (no leaf array;
+/// a lone prefix's node is an 8-byte tip), but its nodes are 64 bytes against 32: it
+/// pays where the tips make it the smaller of the two. Measured (12 values at random;
+/// ratio, single lookups of nibble against Poptrie on the 2-core VM): synthetic 10k
+/// IPv6 0.64, hit lookups ~1.4x faster; synthetic 200k IPv6 0.64; real IPv4 0.98,
+/// hits ~0.85x; real IPv6 1.04, hits and uniform ~0.6-0.75x (the compressed
+/// Poptrie's small upper nodes are shared by many lookups and stay cached).
+const NIBBLE_MAX_SIZE_RATIO: (usize, usize) = (9, 10);
 
 /// A compiled trie in the fastest layout that fits the table.
 #[derive(Clone, Debug)]
@@ -111,9 +78,10 @@ pub enum Layout {
     /// IPv4 only, small tables: fixed 16-8-8 strides of 16-bit entries.
     Dir16_8_8,
     /// At most 15 distinct values: 64-byte nodes with inline 4-bit leaves and path
-    /// compression.
+    /// compression, lone prefixes as 8-byte tips.
     Nibble,
-    /// Poptrie nodes and a leaf array of 16-bit leaves (up to 65,535 distinct values).
+    /// Path-compressed Poptrie nodes and a leaf array of 16-bit leaves (up to 65,535
+    /// distinct values).
     PoptrieU16,
     /// Poptrie nodes and a leaf array of 32-bit leaves.
     PoptrieU32,
@@ -160,32 +128,26 @@ pub struct LayoutError {
 
 impl Trie {
     /// The trie of one family in the Poptrie layouts, or the inline-leaf layout when
-    /// it fits (at most 15 distinct values), is at most [`NIBBLE_MAX_SIZE_RATIO`]
-    /// times the Poptrie's size and reads at most [`NIBBLE_MAX_READS_RATIO`] of its
-    /// lines per lookup: both candidates are built and compared. Depends on this
-    /// family's prefixes and values only.
+    /// it fits (at most 15 distinct values) and takes at most [`NIBBLE_MAX_SIZE_RATIO`]
+    /// times the Poptrie's bytes: both candidates are built from one compiled shape and
+    /// compared. Depends on this family's prefixes and values only.
     fn build(entries: &[CompileEntry], top_bits: u32, distinct_values: usize) -> Self {
-        let plain = compile(entries, top_bits, false);
-        let poptrie = if distinct_values <= usize::from(u16::MAX) {
-            Trie::Narrow(Poptrie::from_compiled(plain))
+        // `u16` leaves take the compressed shape (their nodes have room for a 16-bit
+        // fallback), `u32` leaves the plain one; the inline-leaf layout is built from
+        // the same compressed shape.
+        let narrow = distinct_values <= usize::from(u16::MAX);
+        let compiled = compile(entries, top_bits, narrow);
+        let poptrie = if narrow {
+            Trie::Narrow(Poptrie::from_compiled(&compiled))
         } else {
-            Trie::Wide(Poptrie::from_compiled(plain))
+            Trie::Wide(Poptrie::from_compiled(&compiled))
         };
         if distinct_values <= MAX_NIBBLE_LEAF as usize + 1 {
-            if let Some(nibble) = NibbleTrie::from_compiled(compile(entries, top_bits, true)) {
+            if let Some(nibble) = NibbleTrie::from_compiled(&compiled) {
+                // Both have the same direct-pointing array: compare what lies below it.
+                let top = std::mem::size_of::<u32>() << top_bits;
                 let (num, den) = NIBBLE_MAX_SIZE_RATIO;
-                let (nibble_reads, poptrie_reads) = sample_reads(entries, |key| {
-                    let poptrie = match &poptrie {
-                        Trie::Narrow(t) => t.reads(key),
-                        Trie::Wide(t) => t.reads(key),
-                        _ => unreachable!("a Poptrie layout"),
-                    };
-                    (nibble.reads(key), poptrie)
-                });
-                let (rnum, rden) = NIBBLE_MAX_READS_RATIO;
-                if nibble.size_bytes() * den <= poptrie.size_bytes() * num
-                    && nibble_reads * rden <= poptrie_reads * rnum
-                {
+                if (nibble.size_bytes() - top) * den <= (poptrie.size_bytes() - top) * num {
                     return Trie::Nibble(nibble);
                 }
             }
@@ -229,14 +191,14 @@ impl Trie {
                 }
                 Ok(Trie::Dir(DirTrie::build(entries)))
             }
-            Layout::Nibble => NibbleTrie::from_compiled(compile(entries, top_bits, true))
+            Layout::Nibble => NibbleTrie::from_compiled(&compile(entries, top_bits, true))
                 .map(Trie::Nibble)
                 .ok_or("more than 15 distinct values"),
             Layout::PoptrieU16 if distinct_values <= usize::from(u16::MAX) => Ok(Trie::Narrow(
-                Poptrie::from_compiled(compile(entries, top_bits, false)),
+                Poptrie::from_compiled(&compile(entries, top_bits, true)),
             )),
             Layout::PoptrieU16 => Err("more than 65,535 distinct values"),
-            Layout::PoptrieU32 => Ok(Trie::Wide(Poptrie::from_compiled(compile(
+            Layout::PoptrieU32 => Ok(Trie::Wide(Poptrie::from_compiled(&compile(
                 entries, top_bits, false,
             )))),
         }
@@ -545,20 +507,20 @@ impl<V: Copy + Eq + Hash> Table<V> {
         out: &mut [Option<V>],
         key: impl Fn(&A) -> K,
     ) {
-        if trie.size_bytes() <= LOCKSTEP_MIN_BYTES {
-            // A trie this small stays in the cache: the lock-step walk has no misses
-            // to overlap and only adds its bookkeeping.
-            for (a, o) in addrs.iter().zip(out.iter_mut()) {
-                *o = values[trie.lookup(key(a)) as usize];
-            }
-            return;
-        }
+        // A trie this small stays in the cache: on hit-heavy blocks the lock-step walk
+        // has no misses to overlap and only adds its bookkeeping (see `batch_with`).
+        let in_cache = trie.size_bytes() <= LOCKSTEP_MIN_BYTES;
         match trie {
+            Trie::Dir(_) if in_cache => {
+                for (a, o) in addrs.iter().zip(out.iter_mut()) {
+                    *o = values[trie.lookup(key(a)) as usize];
+                }
+            }
             Trie::Dir(t) => batch_with(
                 values,
-                addrs,
-                out,
+                (addrs, out),
                 key,
+                None::<fn(K, u32) -> u32>,
                 |k| t.top_entry(k.v4_bits()),
                 |e, k| t.prefetch_node(e, k.v4_bits()),
                 |k, s, a, o| {
@@ -571,27 +533,27 @@ impl<V: Copy + Eq + Hash> Table<V> {
             ),
             Trie::Nibble(t) => batch_with(
                 values,
-                addrs,
-                out,
+                (addrs, out),
                 key,
+                in_cache.then_some(|k, e| t.finish(k, e)),
                 |k| t.top_entry(k),
                 |e, _| t.prefetch_node(e),
                 |k, s, a, o| t.walk_lanes(k, s, a, o),
             ),
             Trie::Narrow(t) => batch_with(
                 values,
-                addrs,
-                out,
+                (addrs, out),
                 key,
+                in_cache.then_some(|k, e| t.finish(k, e)),
                 |k| t.top_entry(k),
                 |e, _| t.prefetch_node(e),
                 |k, s, a, o| t.walk_lanes(k, s, a, o),
             ),
             Trie::Wide(t) => batch_with(
                 values,
-                addrs,
-                out,
+                (addrs, out),
                 key,
+                in_cache.then_some(|k, e| t.finish(k, e)),
                 |k| t.top_entry(k),
                 |e, _| t.prefetch_node(e),
                 |k, s, a, o| t.walk_lanes(k, s, a, o),
@@ -766,11 +728,14 @@ fn dictionary<V: Copy + Eq + Hash>(
     (values.into_boxed_slice(), entries)
 }
 
-/// Tries up to this size (a core's L2 cache on the machines measured) are looked up in
-/// batches one address at a time: they stay in the cache, so the lock-step walk has
-/// no misses to overlap (in-cache IPv6 tries of 0.4 MiB walked 10-25% slower in
-/// lock-step than one by one).
-const LOCKSTEP_MIN_BYTES: usize = 512 << 10;
+/// Tries up to this size stay in the cache (an IPv6 trie's 256 KiB direct-pointing
+/// array counts in full, though global unicast uses an eighth of it): hit-heavy
+/// blocks of a batch are looked up one address at a time, since the lock-step walk
+/// has no misses to overlap (in-cache IPv6 tries of 0.4-0.7 MiB walked 10-25% slower
+/// in lock-step than one by one); mixed blocks still take the branch-free first pass
+/// and the walk (uniform addresses over the synthetic 10k IPv6 tables: batch ~1.45x
+/// single instead of ~1.3x).
+const LOCKSTEP_MIN_BYTES: usize = 1 << 20;
 
 /// Addresses at the start of each block whose direct-pointing entries are read with a
 /// branch on the entry's kind; if between 1/8 and 7/8 of them go on to a node, the rest of
@@ -798,15 +763,20 @@ const BATCH_BLOCK: usize = 256;
 ///    of the stream: each group's first nodes are prefetched, then `walk` takes the group
 ///    level by level in lock-step, so that its cache misses overlap.
 ///
+/// With `in_cache` (for a trie within [`LOCKSTEP_MIN_BYTES`]: `finish(key, entry)`,
+/// the rest of a single lookup), a block whose sample nearly all went on to a node
+/// (hit-heavy) is finished one lookup at a time instead: with no misses to overlap,
+/// the walk's bookkeeping would cost more than it saves.
+///
 /// `top(key)`: the direct-pointing entry (`LEAF_FLAG | leaf` or a node index);
 /// `prefetch(entry, key)`: prefetch what a node entry leads to; `walk(keys, entries,
 /// active, leaves)`: finish the lanes set in `active`, each from its node entry.
 #[inline(always)]
 fn batch_with<A, K: TrieKey + Default, V: Copy>(
     values: &[Option<V>],
-    addrs: &[A],
-    out: &mut [Option<V>],
+    (addrs, out): (&[A], &mut [Option<V>]),
     key: impl Fn(&A) -> K,
+    in_cache: Option<impl Fn(K, u32) -> u32>,
     top: impl Fn(K) -> u32,
     prefetch: impl Fn(u32, K),
     walk: impl Fn(&[K; BATCH_LANES], &[u32; BATCH_LANES], u64, &mut [u32; BATCH_LANES]),
@@ -822,6 +792,19 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
         let mut answers = block.iter().zip(block_out.iter_mut()).enumerate();
         for (i, (a, o)) in answers.by_ref().take(sample) {
             branching(top(key(a)), i, o, values, &mut noted, &mut count);
+        }
+        if let Some(finish) = in_cache.as_ref().filter(|_| count > MIX_SAMPLE * 7 / 8) {
+            // Hit-heavy over an in-cache trie: one lookup at a time (the rest of the
+            // block, then the sample's lookups that went on).
+            for (a, o) in answers.map(|(_, x)| x) {
+                let k = key(a);
+                *o = values[finish(k, top(k)) as usize];
+            }
+            for &i in &noted[..count] {
+                let k = key(&block[usize::from(i)]);
+                block_out[usize::from(i)] = values[finish(k, top(k)) as usize];
+            }
+            continue;
         }
         if (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count) {
             // A mixed stream: the branch would mispredict often. Every address writes
@@ -1014,24 +997,33 @@ mod tests {
     /// Streams whose first addresses end in the direct-pointing array in every
     /// proportion (none, some, most, all go on to a node), so that both forms of the
     /// batch's first pass (branching, and branch-free for mixed streams) run, on tries
-    /// large enough for the lock-step walk and on every node layout: batch equals
-    /// single lookups.
+    /// large enough for the lock-step walk and on an in-cache IPv6 trie (hit-heavy
+    /// blocks one lookup at a time), on every node layout: batch equals single lookups.
     #[test]
     fn batches_of_mixed_streams_agree_with_single_lookups() {
+        // Large tries (lock-step walks), and an IPv6 trie small enough to stay in the
+        // cache (hit-heavy blocks one lookup at a time, mixed ones walked).
+        for (n4, n6) in [(1_000u32, 40_000u32), (100, 300)] {
+            mixed_streams(n4, n6);
+        }
+    }
+
+    fn mixed_streams(n4: u32, n6: u32) {
         let mut b = Table::builder();
-        // /24s (and a /30 inside each) in 10.0.0.0/14: node entries; 11.0.0.0/8 a leaf.
-        for i in 0..1_000u32 {
+        // n4 /24s (and a /30 inside each) from 10.0.0.0: node entries; 11.0.0.0/8 a leaf.
+        for i in 0..n4 {
             let net = (10 << 24) | (i << 8);
             b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net), 24).unwrap(), 1 + i % 7);
             b.insert_v4(Ipv4Net::new(Ipv4Addr::from(net | 64), 30).unwrap(), 8);
         }
         b.insert_v4("11.0.0.0/8".parse().unwrap(), 9);
-        // 20,000 /48s under 2001:db8::/32 (some with a /56 inside).
-        for i in 0..20_000u32 {
+        // n6 /48s under 2001:db8::/32, a third with a /56 inside (a tip in the nibble
+        // layout), a third with two (a full node).
+        for i in 0..n6 {
             let net = (0x2001_0db8u128 << 96) | (u128::from(i) << 80);
             b.insert_v6(Ipv6Net::new(Ipv6Addr::from(net), 48).unwrap(), 1 + i % 5);
-            if i % 3 == 0 {
-                let inner = Ipv6Addr::from(net | 0x77 << 72);
+            for inner in [0x77, 0x78].into_iter().take((i % 3) as usize) {
+                let inner = Ipv6Addr::from(net | inner << 72);
                 b.insert_v6(Ipv6Net::new(inner, 56).unwrap(), 6);
             }
         }
@@ -1043,7 +1035,8 @@ mod tests {
         ] {
             let t = b.build_with_layouts(l4, l6).unwrap();
             assert!(t.data.v4.size_bytes() > LOCKSTEP_MIN_BYTES);
-            assert!(t.data.v6.size_bytes() > LOCKSTEP_MIN_BYTES, "{l6}");
+            let large = n6 >= 40_000;
+            assert_eq!(t.data.v6.size_bytes() > LOCKSTEP_MIN_BYTES, large, "{l6}");
             for every in [0, 1, 2, 3, 5, 9, 40] {
                 // Address i goes on to a node when `every` divides it (never for 0).
                 let node = |i: u32| every != 0 && i.is_multiple_of(every);
@@ -1051,7 +1044,7 @@ mod tests {
                     .map(|i| {
                         let x = i.wrapping_mul(0x9E37_79B9);
                         Ipv4Addr::from(if node(i) {
-                            (10 << 24) | (x % (1_000 << 8))
+                            (10 << 24) | (x % (n4 << 8))
                         } else {
                             (11 << 24) | (x & 0xFF_FFFF)
                         })
@@ -1065,7 +1058,7 @@ mod tests {
                     .map(|i| {
                         let x = u128::from(i.wrapping_mul(0x9E37_79B9));
                         Ipv6Addr::from(if node(i) {
-                            (0x2001_0db8u128 << 96) | ((x % 20_000) << 80) | x << 40
+                            (0x2001_0db8u128 << 96) | ((x % u128::from(n6)) << 80) | x << 40
                         } else {
                             (0x2a00u128 << 112) | x << 40
                         })
@@ -1093,9 +1086,18 @@ mod tests {
             wide.insert_v4(Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap(), i);
         }
         let sample: TableBuilder<u32> = sample().iter().map(|(n, v)| (n, u32::from(v))).collect();
+        // Lone /32s in 40 /24s of one /18 (5 values): tips, so the inline-leaf layout is
+        // chosen.
+        let mut tips = sample.clone();
+        for i in 0..40u32 {
+            tips.insert_v4(
+                Ipv4Net::new(Ipv4Addr::from(0x0A01_0000 | i << 8 | i), 32).unwrap(),
+                1 + i % 5,
+            );
+        }
         let tables = [
             sample.build(),
-            sample.build_with(false),
+            tips.build_with(false),
             narrow.build_with(false),
             wide.build_with(false),
             Table::empty(),
@@ -1181,9 +1183,9 @@ mod tests {
         }
         let t = b.build();
         assert!(DirTrie::bytes_with(9_001) > DIR_MAX_BYTES);
-        // (Every /17 ends in the direct-pointing array: the two other layouts read the
-        // same one line, and the chooser keeps the Poptrie.)
-        assert_eq!(t.stats().v4_layout, "poptrie-u16");
+        // (Every /17 ends in the direct-pointing array: neither layout has nodes, and
+        // the chooser takes the inline-leaf one, no larger.)
+        assert_eq!(t.stats().v4_layout, "nibble");
         assert_eq!(
             t.lookup_v4(Ipv4Addr::from((8_999u32 << 16) + 5)),
             Some(8_999 % 3)
@@ -1205,7 +1207,8 @@ mod tests {
     #[test]
     fn each_family_has_its_own_dictionary_and_layout() {
         // 40 distinct IPv4 values and 3 IPv6 ones: IPv6 keeps the inline-leaf layout
-        // (it would not if the 40 IPv4 values shared its dictionary).
+        // (it would not if the 40 IPv4 values shared its dictionary); its lone /48s in
+        // three /32s are tips, so that it is also the smaller one.
         let mut b = Table::builder();
         for i in 0..40u32 {
             b.insert_v4(
@@ -1214,14 +1217,14 @@ mod tests {
             );
         }
         for i in 0..3u16 {
-            b.insert(p(&format!("2001:db8:{i}::/48")), 7 + u32::from(i));
+            b.insert(p(&format!("2001:db{:x}:{i}::/48", 8 + i)), 7 + u32::from(i));
         }
         let t = b.build();
         let stats = t.stats();
         assert_eq!(stats.v6_layout, "nibble");
         assert_eq!(stats.distinct_values, 43);
         assert_eq!(t.lookup(a("10.0.39.1")), Some(1_039));
-        assert_eq!(t.lookup(a("2001:db8:2::1")), Some(9));
+        assert_eq!(t.lookup(a("2001:dba:2::1")), Some(9));
         // A value used in both families reads back in both.
         let mut b = t.to_builder();
         b.insert(p("2001:db8:9::/48"), 1_000);
