@@ -4,6 +4,9 @@
 //! directory, and members never outlive the process that started them. Also: a replica's
 //! periodic re-read repairs what its watch missed.
 
+/// The control plane tests' account and prefix.
+#[path = "../crates/control/tests/common/mod.rs"]
+mod common;
 mod etcd_support;
 
 use etcd_support::*;
@@ -204,9 +207,8 @@ fn members_die_with_a_killed_test_process() {
 /// the deleted binding's CIDR then succeeds instead of answering "duplicate".
 #[test]
 fn the_periodic_re_read_repairs_reads_and_writes() {
+    use common::{ACCT, PREFIX};
     use inregion_control::*;
-    const ACCT: &str = "0123456789abcdef0123456789abcdef";
-    const PREFIX: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     let c = shared_cluster();
     let prefix = unique_prefix();
     let mut cfg = EtcdConfig::parse(&c.url())
@@ -215,19 +217,7 @@ fn the_periodic_re_read_repairs_reads_and_writes() {
         .unwrap();
     cfg.resync_interval = Duration::from_millis(200);
     let cp = ControlPlane::open_etcd(cfg, ControlConfig::default()).unwrap();
-    let seed = SeedConfig::from_toml(&format!(
-        r#"
-[[accounts]]
-id = "{ACCT}"
-entitlements = ["regional_services", "regional_services_byoip"]
-[[prefixes]]
-account = "{ACCT}"
-id = "{PREFIX}"
-cidr = "2001:db8::/32"
-asn = 64496
-"#
-    ))
-    .unwrap();
+    let seed = common::seed();
     let t0 = Timestamp::from_secs(1_800_000_000);
     cp.seed(&seed, t0).unwrap();
     let item = [(
