@@ -18,7 +18,8 @@ ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 TOKEN=bench-token-00000000000000000000000000
 ADMIN=bench-admin-token-000000000000000000000
 PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
+. scripts/lib.sh
+need_wrk
 [[ -n "${SKIP_BUILD:-}" ]] || cargo build --release -q -p inregion
 BIN="$TARGET/release/inregion"
 WORK=$(mktemp -d -p "$TARGET")
@@ -31,21 +32,7 @@ id = "$PREFIX"
 cidr = "2001:db8::/32"
 asn = 64496
 TOML
-cat >"$WORK/create.lua" <<LUA
-local counter = 0
-local threads = 0
-function setup(thread) threads = threads + 1; thread:set("tid", threads) end
-function init(args)
-  wrk.method = "POST"
-  wrk.headers["Authorization"] = "Bearer $TOKEN"
-  wrk.headers["Content-Type"] = "application/json"
-end
-function request()
-  counter = counter + 1
-  local cidr = string.format("2001:db8:%x:%x:%x:%x::/96", run or 0, tid, math.floor(counter / 65536), counter % 65536)
-  return wrk.format(nil, nil, nil, '{"prefix_id":"$PREFIX","cidr":"' .. cidr .. '","region_key":"eu"}')
-end
-LUA
+write_lua "$WORK" "$TOKEN" "$PREFIX"
 
 count() { curl -s "$BASE/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'; }
 
@@ -60,8 +47,7 @@ for mode in "--data $WORK/data" "--in-memory"; do
     run=0
     while (( $(count) < N )); do
       run=$((run + 1))
-      sed -i "s/^local counter = .*/local counter = 0; run = $r * 100 + $run/" "$WORK/create.lua"
-      wrk -t1 -c16 -d1s -s "$WORK/create.lua" "$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings" >/dev/null
+      RUN=$((r * 100 + run)) wrk -t1 -c16 -d1s -s "$WORK/create.lua" "$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings" >/dev/null
     done
     held=$(count)
     t=$(curl -s -o "$WORK/reset.json" -w '%{time_total}' -X POST "$BASE/__inregion/reset" -H "X-Inregion-Admin-Token: $ADMIN")

@@ -1,5 +1,5 @@
-# Shared by the HTTP benchmarks (bench-api.sh, bench-durable.sh, bench-etcd.sh); sourced,
-# not run.
+# Shared by the HTTP benchmarks (bench-api.sh, bench-durable.sh, bench-etcd.sh,
+# bench-reset.sh); sourced, not run.
 
 # need_wrk: installs wrk from Debian's packages when it is missing.
 need_wrk() {
@@ -11,7 +11,7 @@ need_wrk() {
 
 # write_lua DIR TOKEN PREFIX: writes DIR/create.lua and DIR/get.lua for wrk.
 #   create.lua  POSTs bindings with unique CIDRs per run, thread and request
-#               (2001:db8:RUN:THREAD:HI:LO::/96; RUN from the environment);
+#               (2001:db8:RUN:THREAD:HI:LO::/96; RUN from the environment, default 0);
 #   get.lua     GETs the URL given to wrk, with the token.
 # Both: PACE_MS (environment) makes each connection wait that long before its next
 # request, which caps the offered rate near connections / (PACE_MS + latency) (wrk is
@@ -45,7 +45,7 @@ end
 LUA
 )
   cat >"$dir/create.lua" <<LUA
-local run = tonumber(os.getenv("RUN"))
+local run = tonumber(os.getenv("RUN") or "0")
 local counter = 0
 local threads = 0
 function setup(thread)
