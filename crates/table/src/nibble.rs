@@ -350,6 +350,25 @@ mod tests {
     use crate::compile::{compile, v4_entry as v4, CompileEntry, MAX_JUMP};
     use crate::poptrie::Poptrie;
 
+    /// Every key, one at a time and in lock-step lanes, gets the Poptrie's answer.
+    fn assert_agrees<K: TrieKey + std::fmt::LowerHex>(
+        nibble: &NibbleTrie,
+        poptrie: &Poptrie<u32>,
+        keys: &[K],
+    ) {
+        for &key in keys {
+            assert_eq!(nibble.lookup(key), poptrie.lookup(key), "key {key:#x}");
+        }
+        for group in keys.chunks_exact(BATCH_LANES) {
+            let group: &[K; BATCH_LANES] = group.try_into().unwrap();
+            let mut out = [u32::MAX; BATCH_LANES];
+            nibble.lookup_lanes(group, &mut out);
+            for (key, got) in group.iter().zip(out) {
+                assert_eq!(got, poptrie.lookup(*key), "lanes, key {key:#x}");
+            }
+        }
+    }
+
     #[test]
     fn compressed_paths_fall_back_when_the_key_leaves_them() {
         // A lone /32 under a /8: compression leaves one node at offset 30 whose path is
@@ -393,17 +412,7 @@ mod tests {
             })
             .chain([0, u32::MAX, u32::from_be_bytes([10, 1, 2, 63])])
             .collect();
-        for &key in &keys {
-            assert_eq!(nibble.lookup(key), poptrie.lookup(key), "key {key:#x}");
-        }
-        for group in keys.chunks_exact(BATCH_LANES) {
-            let group: &[u32; BATCH_LANES] = group.try_into().unwrap();
-            let mut out = [u32::MAX; BATCH_LANES];
-            nibble.lookup_lanes(group, &mut out);
-            for (key, got) in group.iter().zip(out) {
-                assert_eq!(got, poptrie.lookup(*key), "lanes, key {key:#x}");
-            }
-        }
+        assert_agrees(&nibble, &poptrie, &keys);
     }
 
     #[test]
@@ -466,17 +475,7 @@ mod tests {
             keys.extend((0..128).map(|bit| e.key ^ 1 << bit));
             keys.extend((0..128).step_by(7).map(|bit| e.key | u128::MAX >> bit));
         }
-        for &key in &keys {
-            assert_eq!(nibble.lookup(key), poptrie.lookup(key), "key {key:#x}");
-        }
-        for group in keys.chunks_exact(BATCH_LANES) {
-            let group: &[u128; BATCH_LANES] = group.try_into().unwrap();
-            let mut out = [u32::MAX; BATCH_LANES];
-            nibble.lookup_lanes(group, &mut out);
-            for (key, got) in group.iter().zip(out) {
-                assert_eq!(got, poptrie.lookup(*key), "lanes, key {key:#x}");
-            }
-        }
+        assert_agrees(&nibble, &poptrie, &keys);
     }
 
     #[test]
