@@ -49,29 +49,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/bench.toml" <<TOML
-[[prefixes]]
-account = "$ACCOUNT"
-id = "$PREFIX"
-cidr = "2001:db8::/32"
-asn = 64496
-description = "bench prefix"
-TOML
+write_config "$WORK/bench.toml" "$ACCOUNT" "$PREFIX"
 
-RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --config "$WORK/bench.toml" \
-  --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-} >"$WORK/out" &
-PID=$!
-for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-BASE=$(head -1 "$WORK/out" | awk '{print $4}')
-[[ "$BASE" == http://127.0.0.1:* ]] || { echo "server did not start" >&2; exit 1; }
+start_server "$WORK/out" --data "$WORK/data" --config "$WORK/bench.toml" --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-}
 URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
 echo "server: $BASE (pid $PID, $WORKERS workers); wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per phase"
 
 write_lua "$WORK" "$TOKEN" "$PREFIX"
-
-bindings() {
-  curl -s "$BASE/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'
-}
 
 summary=()
 phase() { # name, wrk args...
@@ -88,12 +72,12 @@ phase() { # name, wrk args...
 # Fill the account to 10,000 bindings first (untimed, 1 s steps), so that get and list
 # run against the account size the targets name; the create phases come after them.
 run=1
-while (( $(bindings) < 10000 )); do
-  echo "filling: $(bindings) bindings"
+while (( $(live_bindings "$BASE") < 10000 )); do
+  echo "filling: $(live_bindings "$BASE") bindings"
   RUN=$run wrk -t"$THREADS" -c4 -d1s -s "$WORK/create.lua" "$URL" >/dev/null
   run=$((run + 1))
 done
-GET_LIST_BINDINGS=$(bindings)
+GET_LIST_BINDINGS=$(live_bindings "$BASE")
 echo "account holds $GET_LIST_BINDINGS bindings"
 
 ID=$(curl -s "$URL?per_page=100" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][50]["id"])')
@@ -120,7 +104,7 @@ run=$((run + 1))
 
 RUN=$run phase "durable create" -s "$WORK/create.lua" "$URL"
 
-echo; echo "=== summary ($(nproc) cores; get and list at $GET_LIST_BINDINGS bindings, $(bindings) after the creates)"
+echo; echo "=== summary ($(nproc) cores; get and list at $GET_LIST_BINDINGS bindings, $(live_bindings "$BASE") after the creates)"
 printf '%s\n' "${summary[@]}"
 echo; echo "=== store commits (one SQLite transaction + WAL fsync each), from /metrics"
 curl -s "$BASE/metrics" | awk '

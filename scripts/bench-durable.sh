@@ -60,20 +60,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/bench.toml" <<TOML
-[[prefixes]]
-account = "$ACCOUNT"
-id = "$PREFIX"
-cidr = "2001:db8::/32"
-asn = 64496
-TOML
+write_config "$WORK/bench.toml" "$ACCOUNT" "$PREFIX"
 
-RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --config "$WORK/bench.toml" \
-  --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-} >"$WORK/out" &
-PID=$!
-for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-BASE=$(head -1 "$WORK/out" | awk '{print $4}')
-[[ "$BASE" == http://127.0.0.1:* ]] || { echo "server did not start" >&2; exit 1; }
+start_server "$WORK/out" --data "$WORK/data" --config "$WORK/bench.toml" --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-}
 URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
 echo "server $BASE (pid $PID, $WORKERS workers), data in $WORK/data ($(df --output=source "$WORK" | tail -1))"
 
@@ -89,38 +78,7 @@ for r in $(seq "$ROUNDS"); do
   RUN=$r HIST="$WORK/create.$r.q" PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${SLICE}s" -s "$WORK/create.lua" "$URL" >"$WORK/paced.$r.out"
   b1=$(metric inregion_store_commit_batches_total)
   rate=$(python3 -c "print(max(1.0, ($b1 - $b0) / $SLICE))")
-  python3 - "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" <<'PY' >"$WORK/probe.$r.out"
-import os, sys, time
-path, rate, duration, out, arrivals = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
-fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-ring = 16 << 20  # a preallocated ring, as SQLite reuses its WAL file
-os.posix_fallocate(fd, 0, ring)
-os.fsync(fd)
-buf = os.urandom(2048)
-lat, arr, i = [], [], 0
-interval = 1.0 / rate
-start = time.perf_counter()
-nxt = start
-while True:
-    now = time.perf_counter()
-    if now - start >= duration:
-        break
-    if now < nxt:
-        time.sleep(nxt - now)
-    t0 = time.perf_counter()
-    os.pwrite(fd, buf, (i * 2048) % ring)
-    os.fdatasync(fd)
-    t1 = time.perf_counter()
-    lat.append(t1 - t0)
-    arr.append(t1 - nxt)  # from when it was due: a stall delays every write due during it
-    i += 1
-    nxt += interval
-with open(out, "w") as f:
-    f.write("\n".join("%d" % (x * 1e6) for x in lat))
-with open(arrivals, "w") as f:
-    f.write("\n".join("%d" % (max(x, 0.0) * 1e6) for x in arr))
-print("RESULT rate=%.1f" % (len(lat) / duration))
-PY
+  python3 scripts/fsync_probe.py "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" >"$WORK/probe.$r.out"
   echo "  round $r: create $(grep RESULT "$WORK/paced.$r.out" | cut -d' ' -f2-), fsyncs $((b1 - b0)); probe $(grep RESULT "$WORK/probe.$r.out" | cut -d' ' -f2-)"
 done
 # Percentiles over all rounds: wrk's quantile points weighted by their share of requests,

@@ -86,13 +86,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/bench.toml" <<TOML
-[[prefixes]]
-account = "$ACCOUNT"
-id = "$PREFIX"
-cidr = "2001:db8::/32"
-asn = 64496
-TOML
+write_config "$WORK/bench.toml" "$ACCOUNT" "$PREFIX"
 
 # serve NAME ARGS...: starts a server, sets BASE_<NAME> and URL_<NAME>.
 serve() {
@@ -236,41 +230,14 @@ fi
 [[ -n "$PROBE_RATE" ]] || PROBE_RATE=$(python3 -c "print(1000.0 / $PACE_MS * $PACED_CONNECTIONS)")
 
 echo; echo "=== fsync probe: 3 loops of 2 KiB pwrite + fdatasync, each at ${PROBE_RATE}/s, ${DURATION} s, beside the data"
-cat >"$WORK/probe.py" <<'PY'
-import os, sys, time
-path, rate, duration, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-ring = 16 << 20
-os.posix_fallocate(fd, 0, ring)
-os.fsync(fd)
-buf = os.urandom(2048)
-lat, i = [], 0
-interval = 1.0 / rate
-start = time.perf_counter()
-nxt = start
-while True:
-    now = time.perf_counter()
-    if now - start >= duration:
-        break
-    if now < nxt:
-        time.sleep(nxt - now)
-    t0 = time.perf_counter()
-    os.pwrite(fd, buf, (i * 2048) % ring)
-    os.fdatasync(fd)
-    lat.append(time.perf_counter() - t0)
-    i += 1
-    nxt += interval
-with open(out, "w") as f:
-    f.write("\n".join("%.9f" % x for x in lat))
-PY
 for i in 0 1 2; do
-  python3 "$WORK/probe.py" "$WORK/probe$i.bin" "$PROBE_RATE" "$DURATION" "$WORK/probe$i.lat" &
+  python3 scripts/fsync_probe.py "$WORK/probe$i.bin" "$PROBE_RATE" "$DURATION" "$WORK/probe$i.lat" >/dev/null &
 done
 wait_wrk
 python3 - "$DURATION" "$WORK"/probe?.lat >"$WORK/probe.out" <<'PY'
 import sys
 duration = float(sys.argv[1])
-lat = sorted(float(x) for p in sys.argv[2:] for x in open(p).read().split())
+lat = sorted(float(x) / 1e6 for p in sys.argv[2:] for x in open(p).read().split())
 pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p / 100))] * 1e3
 print("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=0"
       % (len(lat) / duration, pct(50), pct(99), pct(99.9)))

@@ -25,35 +25,23 @@ BIN="$TARGET/release/inregion"
 WORK=$(mktemp -d -p "$TARGET")
 cleanup() { [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-cat >"$WORK/bench.toml" <<TOML
-[[prefixes]]
-account = "$ACCOUNT"
-id = "$PREFIX"
-cidr = "2001:db8::/32"
-asn = 64496
-TOML
+write_config "$WORK/bench.toml" "$ACCOUNT" "$PREFIX"
 write_lua "$WORK" "$TOKEN" "$PREFIX"
 
-count() { curl -s "$BASE/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'; }
-
 for mode in "--data $WORK/data" "--in-memory"; do
-  RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 $mode --config "$WORK/bench.toml" --admin \
-    --admin-token "$ADMIN" --dev-token "$TOKEN" --propagation-delay 5h >"$WORK/out" &
-  PID=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-  BASE=$(head -1 "$WORK/out" | awk '{print $4}')
+  start_server "$WORK/out" $mode --config "$WORK/bench.toml" --admin --admin-token "$ADMIN" --dev-token "$TOKEN" --propagation-delay 5h
   echo "=== $mode: $N bindings, $ROUNDS resets"
   for r in $(seq "$ROUNDS"); do
     run=0
-    while (( $(count) < N )); do
+    while (( $(live_bindings "$BASE") < N )); do
       run=$((run + 1))
       RUN=$((r * 100 + run)) wrk -t1 -c16 -d1s -s "$WORK/create.lua" "$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings" >/dev/null
     done
-    held=$(count)
+    held=$(live_bindings "$BASE")
     t=$(curl -s -o "$WORK/reset.json" -w '%{time_total}' -X POST "$BASE/__inregion/reset" -H "X-Inregion-Admin-Token: $ADMIN")
     server_ms=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["result"]["took_ms"], 2))' "$WORK/reset.json")
     printf 'round %d: %6d bindings -> reset took %7.2f ms in the server, %7.2f ms at the client; %d left\n' \
-      "$r" "$held" "$server_ms" "$(python3 -c "print($t * 1000)")" "$(count)"
+      "$r" "$held" "$server_ms" "$(python3 -c "print($t * 1000)")" "$(live_bindings "$BASE")"
   done
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 done

@@ -1,5 +1,5 @@
-# Shared by the HTTP benchmarks (bench-api.sh, bench-durable.sh, bench-etcd.sh,
-# bench-reset.sh); sourced, not run.
+# Shared by the HTTP benchmarks and the soak (bench-api.sh, bench-durable.sh, bench-etcd.sh,
+# bench-reset.sh, soak.sh); sourced, not run.
 
 # need_wrk: installs wrk from Debian's packages when it is missing.
 need_wrk() {
@@ -68,4 +68,33 @@ LUA
 function init(args) wrk.headers["Authorization"] = "Bearer $token" end
 $common
 LUA
+}
+
+# write_config FILE ACCOUNT PREFIX: a server config seeding one BYOIP prefix,
+# 2001:db8::/32 (ASN 64496), for the account.
+write_config() {
+  cat >"$1" <<TOML
+[[prefixes]]
+account = "$2"
+id = "$3"
+cidr = "2001:db8::/32"
+asn = 64496
+TOML
+}
+
+# start_server OUT ARGS...: starts `$BIN serve --listen 127.0.0.1:0 ARGS...` in the
+# background (RUST_LOG=warn unless set), its output in OUT; sets PID and BASE (its
+# http://127.0.0.1:PORT) once it listens, or exits if it does not within 10 s.
+start_server() {
+  local out=$1; shift
+  RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --listen 127.0.0.1:0 "$@" >"$out" &
+  PID=$!
+  for _ in $(seq 100); do grep -q "listening on" "$out" 2>/dev/null && break; sleep 0.1; done
+  BASE=$(head -1 "$out" | awk '{print $4}')
+  [[ "$BASE" == http://127.0.0.1:* ]] || { echo "server did not start (output in $out)" >&2; exit 1; }
+}
+
+# live_bindings BASE: bindings provisioning or active, from the server's /metrics.
+live_bindings() {
+  curl -s "$1/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'
 }

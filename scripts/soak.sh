@@ -27,31 +27,19 @@ TARGET=${CARGO_TARGET_DIR:-target}
 ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 TOKEN=soak-token-0000000000000000000000000000
 PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
+. scripts/lib.sh
 [[ -n "${SKIP_BUILD:-}" ]] || cargo build --release -q -p inregion
 BIN="$TARGET/release/inregion"
 WORK=$(mktemp -d -p "$TARGET")
 cleanup() { [[ -n "${PID:-}" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-cat >"$WORK/soak.toml" <<TOML
-[[prefixes]]
-account = "$ACCOUNT"
-id = "$PREFIX"
-cidr = "2001:db8::/32"
-asn = 64496
-TOML
+write_config "$WORK/soak.toml" "$ACCOUNT" "$PREFIX"
 
 start() {
-  RUST_LOG=warn "$BIN" serve --listen 127.0.0.1:0 --data "$WORK/data" --config "$WORK/soak.toml" \
-    --dev-token "$TOKEN" --propagation-delay 5s --tombstone-retention 30s --workers "$WORKERS" \
-    ${SERVE_ARGS:-} >"$WORK/out" &
-  PID=$!
-  for _ in $(seq 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
-  BASE=$(head -1 "$WORK/out" | awk '{print $4}')
-  [[ "$BASE" == http://127.0.0.1:* ]] || { echo "server did not start" >&2; exit 1; }
+  start_server "$WORK/out" --data "$WORK/data" --config "$WORK/soak.toml" --dev-token "$TOKEN" --propagation-delay 5s --tombstone-retention 30s --workers "$WORKERS" ${SERVE_ARGS:-}
 }
 start
-live_bindings() { curl -s "$BASE/metrics" | awk '/^inregion_bindings\{state="provisioning"\}/ {p=$2} /^inregion_bindings\{state="active"\}/ {a=$2} END {print p+a}'; }
 
 # The load generator: CONNECTIONS threads, each with one kept-alive connection, each
 # finishing its request in flight when the time is up, so that what the clients were
@@ -135,10 +123,10 @@ tail -f "$WORK/load.out" --pid "$LOAD" 2>/dev/null | grep -v '^RESULT' || true
 wait "$LOAD"
 read -r errors told warm rmin rmax spread <<<"$(for k in errors told rss_warm rss_min rss_max rss_spread_pct; do sed -n "s/.*[ ]$k=\([0-9.]*\).*/\1/p" "$WORK/load.out"; done | xargs)"
 echo "summary: ${MINUTES} min, $CONNECTIONS connections; errors $errors; RSS after the 2-minute warm-up $rmin-$rmax MiB (spread $spread%)"
-live_before=$(live_bindings)
+live_before=$(live_bindings "$BASE")
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 start
-live_after=$(live_bindings)
+live_after=$(live_bindings "$BASE")
 echo "restart: the clients were told $told bindings exist; the server held $live_before before the restart and $live_after after"
 [[ "$errors" == 0 && "$told" == "$live_before" && "$told" == "$live_after" ]] || { echo "soak: FAILED" >&2; exit 1; }
 echo "soak: ok"
