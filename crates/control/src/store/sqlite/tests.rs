@@ -328,3 +328,43 @@ fn constraint_violations_are_typed() {
     assert!(matches!(e, StoreError::Constraint(_)), "{e:?}");
     assert!(std::error::Error::source(&e).is_some());
 }
+
+/// A schema-3 file (with the bindings' version index) is migrated at open: the index is
+/// dropped, the version is the newest, and the rows read as before.
+#[test]
+fn a_schema_3_file_loses_the_unused_version_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut s = SqliteStore::open(&path).unwrap();
+    let (a, p) = (account(), prefix(&account()));
+    s.commit(&[&Commit {
+        version: 1,
+        changes: vec![
+            Change::Account(a.clone()),
+            Change::Prefix(p.clone()),
+            Change::Binding(binding(&a, &p, "203.0.113.0/25", 1)),
+        ],
+    }])
+    .unwrap();
+    let before = State::from_loaded(s.load().unwrap()).dump();
+    drop(s);
+    // Back to how schema 3 left it.
+    let c = Connection::open(&path).unwrap();
+    c.execute_batch("CREATE INDEX bindings_version ON bindings (version)")
+        .unwrap();
+    c.pragma_update(None, "user_version", 3).unwrap();
+    drop(c);
+
+    let mut s = SqliteStore::open(&path).unwrap();
+    assert_eq!(pragma(&s, "user_version"), schema::MIGRATIONS.len() as i64);
+    let index: i64 = s
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'bindings_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 0);
+    assert_eq!(State::from_loaded(s.load().unwrap()).dump(), before);
+}
