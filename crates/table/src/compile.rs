@@ -76,9 +76,7 @@ impl Compiled {
         }
         out
     }
-}
 
-impl Compiled {
     /// Renumbers the nodes (and the leaf runs) in breadth-first order: the nodes that
     /// direct-pointing entries name first, in key order, then each node's block of
     /// children in the order their parents were placed.

@@ -226,11 +226,15 @@ pub(crate) fn list(gw: &Gateway, layout: &Layout) -> Result<Listing, StoreError>
 }
 
 /// The wall clock in Unix seconds, as `want/` values carry it.
-fn unix_now() -> String {
+fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-        .to_string()
+}
+
+/// Writes replica `replica`'s `want/` key: it asks for a turn, now.
+fn ask_op(layout: &Layout, replica: u64) -> Op {
+    Op::Put(layout.want(replica), unix_now().to_string().into_bytes())
 }
 
 /// `want/` keys of replicas that have not asked for an hour (each process has its own
@@ -238,7 +242,7 @@ fn unix_now() -> String {
 /// effort: a failure is only logged.
 fn prune_wants(gw: &Gateway, layout: &Layout) {
     const STALE_SECS: u64 = 3600;
-    let now: u64 = unix_now().parse().unwrap_or(0);
+    let now = unix_now();
     let r = match gw.range(&layout.wants(), false) {
         Ok(r) => r,
         Err(e) => return tracing::debug!(error = %e, "etcd: listing want/ keys failed"),
@@ -307,13 +311,12 @@ impl EtcdStore {
             // One request in flight and one waiting at most: asks that arrive meanwhile
             // are the same ask.
             let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            let (gw, key) = (gw.clone(), layout.want(replica));
+            let (gw, layout) = (gw.clone(), layout.clone());
             std::thread::Builder::new()
                 .name("inregion-etcd-ask".into())
                 .spawn(move || {
                     while rx.recv().is_ok() {
-                        let put = [Op::Put(key.clone(), unix_now().into_bytes())];
-                        if let Err(e) = gw.txn(&[], &put, &[]) {
+                        if let Err(e) = gw.txn(&[], &[ask_op(&layout, replica)], &[]) {
                             tracing::debug!(error = %e, "etcd: asking for a turn failed");
                         }
                     }
@@ -496,7 +499,7 @@ impl EtcdStore {
         // Lost the race: say so (`want/`, which the winner's watch sees and answers by
         // pausing) and read where `meta` is now, in the same round trip.
         let failure = [
-            Op::Put(self.layout.want(self.replica), unix_now().into_bytes()),
+            ask_op(&self.layout, self.replica),
             Op::Get(meta_key.clone()),
         ];
         let out = self.gw.txn(
