@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 use inregion_table::{SharedTable, Table, TableStats};
 use ip_network_table::IpNetworkTable;
 use ipnet::{Ipv4Net, Ipv6Net};
+use rand::seq::SliceRandom;
 use serde_json::json;
 
 use crate::dir24::Dir24;
@@ -580,7 +581,11 @@ fn timed_build(builds: usize, build: impl Fn() -> Table<u16>) -> (Table<u16>, f6
 
 /// Million lookups per second of each contender: the median of timed passes (one pass =
 /// `lookups`). The contenders' passes alternate, so a change in machine load (other
-/// processes, frequency) hits all of them alike.
+/// processes, frequency) hits all of them alike, in a shuffled order each round: a pass
+/// starts with the caches its predecessor left (in a fixed order, our single lookups
+/// always followed our batch over the same trie and stream and started warm, while the
+/// batch followed a peer and started cold; a 4.5 MiB trie takes ~9 % of a pass to bring
+/// back from memory).
 fn measure<const N: usize>(
     budget: Budget,
     lookups: usize,
@@ -590,12 +595,15 @@ fn measure<const N: usize>(
         black_box(pass()); // warm caches and page tables
     }
     let mut rates: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    let mut order: [usize; N] = std::array::from_fn(|i| i);
+    let mut rng = workload::rng(N as u64);
     let started = Instant::now();
     while rates[0].len() < 3 || started.elapsed() < budget.per_side * N as u32 {
-        for (pass, rates) in passes.iter_mut().zip(rates.iter_mut()) {
+        order.shuffle(&mut rng);
+        for &i in &order {
             let t = Instant::now();
-            black_box(pass());
-            rates.push(lookups as f64 / t.elapsed().as_secs_f64() / 1e6);
+            black_box(passes[i]());
+            rates[i].push(lookups as f64 / t.elapsed().as_secs_f64() / 1e6);
         }
     }
     rates.map(|mut r| median(&mut r))

@@ -36,7 +36,7 @@
 use inregion_hint::prefetch;
 
 use crate::compile::Compiled;
-use crate::poptrie::{meta_offset, on_path, pack_meta, TrieKey, BATCH_LANES, LEAF_FLAG};
+use crate::poptrie::{meta_offset, on_path, pack_meta, TopArray, TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
 pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;
@@ -236,11 +236,9 @@ impl NibbleTrie {
         prefetch(&self.top, key.top(self.top_bits));
     }
 
-    /// The direct-pointing entry of `key`: `LEAF_FLAG | leaf`, or the index of the node
-    /// where its walk goes on.
-    #[inline(always)]
-    pub(crate) fn top_entry<K: TrieKey>(&self, key: K) -> u32 {
-        self.top[key.top(self.top_bits)]
+    /// The direct-pointing array, for a batch's first pass.
+    pub(crate) fn top_array(&self) -> TopArray<'_> {
+        TopArray::new(&self.top, self.top_bits)
     }
 
     /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
@@ -261,7 +259,7 @@ impl NibbleTrie {
         keys: &[K; BATCH_LANES],
         out: &mut [u32; BATCH_LANES],
     ) {
-        let entries = keys.map(|k| self.top_entry(k));
+        let entries = keys.map(|k| self.top_array().entry(k));
         let active = crate::poptrie::lanes_from_entries(&entries, out);
         self.walk_lanes(keys, &entries, active, out);
     }

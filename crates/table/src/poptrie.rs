@@ -120,7 +120,8 @@ impl LeafIndex for u32 {
 
 /// A lookup key: an address as an unsigned integer, most significant bit first.
 pub(crate) trait TrieKey: Copy {
-    /// The first `bits` bits, as an index into the direct-pointing array.
+    /// The first `bits` bits (`1..=32` for a `u32` key, `1..=64` for a `u128`), as an
+    /// index into the direct-pointing array.
     fn top(self, bits: u32) -> usize;
     /// The 6-bit chunk starting at bit `offset` (zero-padded past the key's end).
     fn chunk(self, offset: u32) -> usize;
@@ -157,7 +158,10 @@ impl TrieKey for u32 {
 impl TrieKey for u128 {
     #[inline(always)]
     fn top(self, bits: u32) -> usize {
-        (self >> (128 - bits)) as usize
+        // The direct-pointing array indexes at most 64 bits: one 64-bit shift of the high
+        // half instead of a 128-bit shift (two shifts and a select on x86-64).
+        debug_assert!((1..=64).contains(&bits));
+        ((self >> 64) as u64 >> (64 - bits)) as usize
     }
     #[inline(always)]
     fn chunk(self, offset: u32) -> usize {
@@ -171,6 +175,29 @@ impl TrieKey for u128 {
     #[inline(always)]
     fn v4_bits(self) -> u32 {
         (self >> 96) as u32
+    }
+}
+
+/// A trie's direct-pointing array, borrowed by value: a batch's first pass keeps its
+/// pointer, length and width in registers instead of reading them from the trie again
+/// after every answer it writes (the compiler cannot tell the answers from the trie).
+#[derive(Clone, Copy)]
+pub(crate) struct TopArray<'a> {
+    entries: &'a [u32],
+    bits: u32,
+}
+
+impl<'a> TopArray<'a> {
+    /// `entries` (`1 << bits` of them) indexed by the first `bits` bits of a key.
+    pub(crate) fn new(entries: &'a [u32], bits: u32) -> Self {
+        debug_assert_eq!(entries.len(), 1 << bits);
+        TopArray { entries, bits }
+    }
+
+    /// The direct-pointing entry of `key`: `LEAF_FLAG | leaf`, or a node index.
+    #[inline(always)]
+    pub(crate) fn entry<K: TrieKey>(self, key: K) -> u32 {
+        self.entries[key.top(self.bits)]
     }
 }
 
@@ -295,11 +322,9 @@ impl<L: LeafIndex> Poptrie<L> {
         }
     }
 
-    /// The direct-pointing entry of `key`: `LEAF_FLAG | leaf`, or the index of the node
-    /// where its walk goes on.
-    #[inline(always)]
-    pub(crate) fn top_entry<K: TrieKey>(&self, key: K) -> u32 {
-        self.top[key.top(self.top_bits)]
+    /// The direct-pointing array, for a batch's first pass.
+    pub(crate) fn top_array(&self) -> TopArray<'_> {
+        TopArray::new(&self.top, self.top_bits)
     }
 
     /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
@@ -320,7 +345,7 @@ impl<L: LeafIndex> Poptrie<L> {
         keys: &[K; BATCH_LANES],
         out: &mut [u32; BATCH_LANES],
     ) {
-        let entries = keys.map(|k| self.top_entry(k));
+        let entries = keys.map(|k| self.top_array().entry(k));
         let active = lanes_from_entries(&entries, out);
         self.walk_lanes(keys, &entries, active, out);
     }

@@ -531,33 +531,42 @@ impl<V: Copy + Eq + Hash> Table<V> {
                     t.walk_lanes(&v4, s, a, o)
                 },
             ),
-            Trie::Nibble(t) => batch_with(
-                values,
-                (addrs, out),
-                key,
-                (in_cache.then_some(|k, e| t.finish(k, e)), false),
-                |k| t.top_entry(k),
-                |e, _| t.prefetch_node(e),
-                |k, s, a, o| t.walk_lanes(k, s, a, o),
-            ),
-            Trie::Narrow(t) => batch_with(
-                values,
-                (addrs, out),
-                key,
-                (in_cache.then_some(|k, e| t.finish(k, e)), true),
-                |k| t.top_entry(k),
-                |e, _| t.prefetch_node(e),
-                |k, s, a, o| t.walk_lanes(k, s, a, o),
-            ),
-            Trie::Wide(t) => batch_with(
-                values,
-                (addrs, out),
-                key,
-                (in_cache.then_some(|k, e| t.finish(k, e)), true),
-                |k| t.top_entry(k),
-                |e, _| t.prefetch_node(e),
-                |k, s, a, o| t.walk_lanes(k, s, a, o),
-            ),
+            Trie::Nibble(t) => {
+                let top = t.top_array();
+                batch_with(
+                    values,
+                    (addrs, out),
+                    key,
+                    (in_cache.then_some(|k, e| t.finish(k, e)), false),
+                    move |k| top.entry(k),
+                    |e, _| t.prefetch_node(e),
+                    |k, s, a, o| t.walk_lanes(k, s, a, o),
+                )
+            }
+            Trie::Narrow(t) => {
+                let top = t.top_array();
+                batch_with(
+                    values,
+                    (addrs, out),
+                    key,
+                    (in_cache.then_some(|k, e| t.finish(k, e)), true),
+                    move |k| top.entry(k),
+                    |e, _| t.prefetch_node(e),
+                    |k, s, a, o| t.walk_lanes(k, s, a, o),
+                )
+            }
+            Trie::Wide(t) => {
+                let top = t.top_array();
+                batch_with(
+                    values,
+                    (addrs, out),
+                    key,
+                    (in_cache.then_some(|k, e| t.finish(k, e)), true),
+                    move |k| top.entry(k),
+                    |e, _| t.prefetch_node(e),
+                    |k, s, a, o| t.walk_lanes(k, s, a, o),
+                )
+            }
         }
     }
 
@@ -746,6 +755,19 @@ const MIX_SAMPLE: usize = 32;
 /// then the lookups that go on to a node are walked in groups of [`BATCH_LANES`].
 const BATCH_BLOCK: usize = 256;
 
+/// How far ahead of the first pass a batch prefetches its own addresses (16 lines). A
+/// caller's array of addresses is often not in the cache (a 16 MiB stream read once is
+/// not), and the hardware prefetcher stops at every 4 KiB page while a batch of 256 IPv6
+/// addresses fills one: the fast first pass then waited on memory (uniform IPv6 after
+/// the caches were flushed: 138 M/s, 214 M/s with the prefetch, 260 M/s warm; see
+/// `docs/benchmarks.md`). Hit-heavy blocks over an in-cache trie skip it: their lookups
+/// are slow enough for the hardware prefetcher, and 64 prefetches in flight at once took
+/// the fill buffers their walks need (5-7 % slower).
+const AHEAD_BYTES: usize = 1024;
+
+/// A cache line: the input prefetch goes a line at a time.
+const LINE_BYTES: usize = 64;
+
 /// The batch walk shared by every layout, a block of [`BATCH_BLOCK`] addresses at a
 /// time, in two passes:
 ///
@@ -762,6 +784,9 @@ const BATCH_BLOCK: usize = 256;
 /// 2. the noted lookups, gathered into full groups of [`BATCH_LANES`] whatever the mix
 ///    of the stream: each group's first nodes are prefetched, then `walk` takes the group
 ///    level by level in lock-step, so that its cache misses overlap.
+///
+/// After the sample, the rest of the block's addresses are prefetched [`AHEAD_BYTES`]
+/// ahead of the first pass (except on the hit-heavy in-cache path below).
 ///
 /// With `in_cache` (for a trie within [`LOCKSTEP_MIN_BYTES`]: `finish(key, entry)`,
 /// the rest of a single lookup), a block whose sample nearly all went on to a node
@@ -792,6 +817,7 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
     for (block, block_out) in addrs.chunks(BATCH_BLOCK).zip(out.chunks_mut(BATCH_BLOCK)) {
         let mut count = 0usize;
         let sample = block.len().min(MIX_SAMPLE);
+
         let mut answers = block.iter().zip(block_out.iter_mut()).enumerate();
         for (i, (a, o)) in answers.by_ref().take(sample) {
             branching(top(key(a)), i, o, values, &mut noted, &mut count);
@@ -809,21 +835,26 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
             }
             continue;
         }
+        let ahead = (AHEAD_BYTES / std::mem::size_of::<A>().max(1)).max(1);
+        for i in (sample..sample + ahead).step_by(LINE_BYTES / std::mem::size_of::<A>().max(1)) {
+            inregion_hint::prefetch(block, i);
+        }
         if (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count) {
             // A mixed stream: the branch would mispredict often. Every address writes
             // an answer (a node entry's is overwritten in the second pass) and a
             // position (kept only for a node entry).
-            for (i, (a, o)) in answers {
+            by_lines(block, block_out, sample, ahead, |i, a, o| {
                 let entry = top(key(a));
                 let node = (entry >> 31) ^ 1; // 1 for a node entry
                 *o = values[(entry & !LEAF_FLAG & node.wrapping_sub(1)) as usize];
-                noted[count] = i as u8; // i < BATCH_BLOCK = 256
+                // count <= i < BATCH_BLOCK = 256: the mask only spares a bounds check.
+                noted[count % BATCH_BLOCK] = i as u8;
                 count += node as usize;
-            }
+            });
         } else {
-            for (i, (a, o)) in answers {
+            by_lines(block, block_out, sample, ahead, |i, a, o| {
                 branching(top(key(a)), i, o, values, &mut noted, &mut count);
-            }
+            });
         }
         if let Some(finish) = in_cache.as_ref().filter(|_| mixed_one_by_one) {
             // Mixed over an in-cache Poptrie: the noted lookups have no misses to
@@ -848,6 +879,32 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
                 block_out[usize::from(i)] = values[leaf as usize];
             }
         }
+    }
+}
+
+/// Calls `f(i, &block[i], &mut out[i])` for every `i` from `from` on, a cache line of
+/// addresses at a time, prefetching the line `ahead` addresses further first.
+#[inline(always)]
+fn by_lines<A, O>(
+    block: &[A],
+    out: &mut [O],
+    from: usize,
+    ahead: usize,
+    mut f: impl FnMut(usize, &A, &mut O),
+) {
+    let per_line = (LINE_BYTES / std::mem::size_of::<A>().max(1)).max(1);
+    let mut start = from;
+    while start < block.len().min(out.len()) {
+        inregion_hint::prefetch(block, start + ahead);
+        let end = (start + per_line).min(block.len()).min(out.len());
+        for (j, (a, o)) in block[start..end]
+            .iter()
+            .zip(&mut out[start..end])
+            .enumerate()
+        {
+            f(start + j, a, o);
+        }
+        start = end;
     }
 }
 
