@@ -790,8 +790,9 @@ const LINE_BYTES: usize = 64;
 ///
 /// With `in_cache` (for a trie within [`LOCKSTEP_MIN_BYTES`]: `finish(key, entry)`,
 /// the rest of a single lookup), a block whose sample nearly all went on to a node
-/// (hit-heavy) is finished one lookup at a time instead: with no misses to overlap,
-/// the walk's bookkeeping would cost more than it saves. With `mixed_one_by_one` too
+/// (hit-heavy) is finished one lookup at a time instead, each lookup's first reads
+/// issued before the previous one is finished ([`one_by_one`]): with no misses to
+/// overlap, the walk's bookkeeping would cost more than it saves. With `mixed_one_by_one` too
 /// (the Poptrie layouts), the noted lookups of the other blocks are also finished one
 /// at a time after the first pass (uniform IPv6 over the synthetic in-cache tables
 /// with region values: batch ~13% faster; the inline-leaf walk gained nothing).
@@ -818,21 +819,21 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
         let mut count = 0usize;
         let sample = block.len().min(MIX_SAMPLE);
 
-        let mut answers = block.iter().zip(block_out.iter_mut()).enumerate();
-        for (i, (a, o)) in answers.by_ref().take(sample) {
+        for (i, (a, o)) in block
+            .iter()
+            .zip(block_out.iter_mut())
+            .enumerate()
+            .take(sample)
+        {
             branching(top(key(a)), i, o, values, &mut noted, &mut count);
         }
         if let Some(finish) = in_cache.as_ref().filter(|_| count > MIX_SAMPLE * 7 / 8) {
             // Hit-heavy over an in-cache trie: one lookup at a time (the rest of the
             // block, then the sample's lookups that went on).
-            for (a, o) in answers.map(|(_, x)| x) {
-                let k = key(a);
-                *o = values[finish(k, top(k)) as usize];
-            }
-            for &i in &noted[..count] {
-                let k = key(&block[usize::from(i)]);
-                block_out[usize::from(i)] = values[finish(k, top(k)) as usize];
-            }
+            let order = (sample..block.len()).chain(noted[..count].iter().map(|&i| usize::from(i)));
+            one_by_one(
+                block, block_out, order, values, &key, &top, &prefetch, finish,
+            );
             continue;
         }
         let ahead = (AHEAD_BYTES / std::mem::size_of::<A>().max(1)).max(1);
@@ -860,10 +861,10 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
             // Mixed over an in-cache Poptrie: the noted lookups have no misses to
             // overlap either, and its walk does more per step than the inline-leaf one
             // (a leaf array), so they are finished one at a time too.
-            for &i in &noted[..count] {
-                let k = key(&block[usize::from(i)]);
-                block_out[usize::from(i)] = values[finish(k, top(k)) as usize];
-            }
+            let order = noted[..count].iter().map(|&i| usize::from(i));
+            one_by_one(
+                block, block_out, order, values, &key, &top, &prefetch, finish,
+            );
             continue;
         }
         for group in noted[..count].chunks(BATCH_LANES) {
@@ -880,6 +881,38 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
             }
         }
     }
+}
+
+/// Finishes the lookups of `block` at the positions `order` one at a time, reading each
+/// one's direct-pointing entry (and prefetching the node it names) before the previous
+/// lookup is finished: its loads are issued ahead of the previous walk's branches, so a
+/// mispredicted branch there does not throw them away, as it does in a loop of single
+/// lookups (hit-heavy IPv6 over in-cache tries: 6-8 % faster than without, and faster
+/// than single lookups; a second lookup ahead was slower).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn one_by_one<A, K: TrieKey, V: Copy>(
+    block: &[A],
+    out: &mut [Option<V>],
+    mut order: impl Iterator<Item = usize>,
+    values: &[Option<V>],
+    key: &impl Fn(&A) -> K,
+    top: &impl Fn(K) -> u32,
+    prefetch: &impl Fn(u32, K),
+    finish: &impl Fn(K, u32) -> u32,
+) {
+    let Some(mut at) = order.next() else { return };
+    let mut k = key(&block[at]);
+    let mut e = top(k);
+    prefetch(e, k);
+    for next in order {
+        let next_k = key(&block[next]);
+        let next_e = top(next_k);
+        prefetch(next_e, next_k);
+        out[at] = values[finish(k, e) as usize];
+        (at, k, e) = (next, next_k, next_e);
+    }
+    out[at] = values[finish(k, e) as usize];
 }
 
 /// Calls `f(i, &block[i], &mut out[i])` for every `i` from `from` on, a cache line of
