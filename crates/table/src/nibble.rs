@@ -36,7 +36,9 @@
 use inregion_hint::prefetch;
 
 use crate::compile::Compiled;
-use crate::poptrie::{meta_offset, on_path, pack_meta, TopArray, TrieKey, BATCH_LANES, LEAF_FLAG};
+use crate::poptrie::{
+    meta_offset, on_path, pack_meta, BatchWalk, TopArray, TrieKey, BATCH_LANES, LEAF_FLAG,
+};
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
 pub(crate) const MAX_NIBBLE_LEAF: u32 = 15;
@@ -236,21 +238,6 @@ impl NibbleTrie {
         prefetch(&self.top, key.top(self.top_bits));
     }
 
-    /// The direct-pointing array, for a batch's first pass.
-    pub(crate) fn top_array(&self) -> TopArray<'_> {
-        TopArray::new(&self.top, self.top_bits)
-    }
-
-    /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
-    /// harmless, and no branch on the entry).
-    #[inline(always)]
-    pub(crate) fn prefetch_node(&self, entry: u32) {
-        prefetch(
-            &self.nodes,
-            (entry & (entry >> 31).wrapping_sub(1)) as usize,
-        );
-    }
-
     /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
     /// the lanes itself, see `table.rs`).
     #[cfg(test)]
@@ -263,6 +250,25 @@ impl NibbleTrie {
         let active = crate::poptrie::lanes_from_entries(&entries, out);
         self.walk_lanes(keys, &entries, active, out);
     }
+}
+
+impl BatchWalk for NibbleTrie {
+    const MIXED_ONE_BY_ONE: bool = false;
+
+    /// The direct-pointing array, for a batch's first pass.
+    fn top_array(&self) -> TopArray<'_> {
+        TopArray::new(&self.top, self.top_bits)
+    }
+
+    /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
+    /// harmless, and no branch on the entry).
+    #[inline(always)]
+    fn prefetch_node(&self, entry: u32) {
+        prefetch(
+            &self.nodes,
+            (entry & (entry >> 31).wrapping_sub(1)) as usize,
+        );
+    }
 
     /// Walks the lanes set in `active` level by level in lock-step with software
     /// prefetching: each unfinished lookup takes one step and prefetches the node (or
@@ -271,7 +277,7 @@ impl NibbleTrie {
     /// Each lane of `active` starts on node `start[lane]` (the node its direct-pointing
     /// entry names); their leaves go to `out`, the other lanes of `out` are left alone.
     #[inline(always)]
-    pub(crate) fn walk_lanes<K: TrieKey>(
+    fn walk_lanes<K: TrieKey>(
         &self,
         keys: &[K; BATCH_LANES],
         start: &[u32; BATCH_LANES],
@@ -319,7 +325,7 @@ impl NibbleTrie {
     /// The rest of a lookup, from its direct-pointing entry `entry` (a leaf entry is
     /// its own answer).
     #[inline(always)]
-    pub(crate) fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
+    fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
         if entry & LEAF_FLAG != 0 {
             return entry & !LEAF_FLAG;
         }

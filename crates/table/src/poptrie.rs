@@ -201,6 +201,37 @@ impl<'a> TopArray<'a> {
     }
 }
 
+/// What a batch needs of a layout with a direct-pointing array and nodes (the nibble trie
+/// and the two Poptries), so that one walk (`batch_with` in `table.rs`) serves them all.
+pub(crate) trait BatchWalk {
+    /// Whether the lookups of a mixed block over an in-cache trie that go on to a node
+    /// are finished one at a time after the first pass rather than walked in lock-step
+    /// (the Poptries: their walk does more per step than the inline-leaf one).
+    const MIXED_ONE_BY_ONE: bool;
+
+    /// The direct-pointing array, for a batch's first pass.
+    fn top_array(&self) -> TopArray<'_>;
+
+    /// The rest of a lookup, from its direct-pointing entry `entry` (a leaf entry is
+    /// its own answer).
+    fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32;
+
+    /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
+    /// harmless, and no branch on the entry).
+    fn prefetch_node(&self, entry: u32);
+
+    /// Finishes the lookups of the lanes set in `active` in lock-step: each lane starts
+    /// on node `start[lane]` (the node its direct-pointing entry names); their leaves go
+    /// to `out`, the other lanes of `out` are left alone.
+    fn walk_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        start: &[u32; BATCH_LANES],
+        active: u64,
+        out: &mut [u32; BATCH_LANES],
+    );
+}
+
 /// Writes the leaf of every leaf entry of `entries` to its lane of `out`, and returns
 /// the mask of the lanes whose entry names a node (tests of the layouts' lane walks).
 #[cfg(test)]
@@ -296,10 +327,27 @@ impl<L: LeafIndex> Poptrie<L> {
         prefetch(&self.top, key.top(self.top_bits));
     }
 
+    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
+    /// the lanes itself, see `table.rs`).
+    #[cfg(test)]
+    pub(crate) fn lookup_lanes<K: TrieKey>(
+        &self,
+        keys: &[K; BATCH_LANES],
+        out: &mut [u32; BATCH_LANES],
+    ) {
+        let entries = keys.map(|k| self.top_array().entry(k));
+        let active = lanes_from_entries(&entries, out);
+        self.walk_lanes(keys, &entries, active, out);
+    }
+}
+
+impl<L: LeafIndex> BatchWalk for Poptrie<L> {
+    const MIXED_ONE_BY_ONE: bool = true;
+
     /// The rest of a lookup, from its direct-pointing entry `entry` (a leaf entry is
     /// its own answer).
     #[inline(always)]
-    pub(crate) fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
+    fn finish<K: TrieKey>(&self, key: K, entry: u32) -> u32 {
         if entry & LEAF_FLAG != 0 {
             return entry & !LEAF_FLAG;
         }
@@ -323,31 +371,18 @@ impl<L: LeafIndex> Poptrie<L> {
     }
 
     /// The direct-pointing array, for a batch's first pass.
-    pub(crate) fn top_array(&self) -> TopArray<'_> {
+    fn top_array(&self) -> TopArray<'_> {
         TopArray::new(&self.top, self.top_bits)
     }
 
     /// Prefetches the node a direct-pointing `entry` names (for a leaf entry, node 0:
     /// harmless, and no branch on the entry).
     #[inline(always)]
-    pub(crate) fn prefetch_node(&self, entry: u32) {
+    fn prefetch_node(&self, entry: u32) {
         prefetch(
             &self.nodes,
             (entry & (entry >> 31).wrapping_sub(1)) as usize,
         );
-    }
-
-    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
-    /// the lanes itself, see `table.rs`).
-    #[cfg(test)]
-    pub(crate) fn lookup_lanes<K: TrieKey>(
-        &self,
-        keys: &[K; BATCH_LANES],
-        out: &mut [u32; BATCH_LANES],
-    ) {
-        let entries = keys.map(|k| self.top_array().entry(k));
-        let active = lanes_from_entries(&entries, out);
-        self.walk_lanes(keys, &entries, active, out);
     }
 
     /// Finishes the lookups of the lanes set in `active` in lock-step with software
@@ -356,7 +391,7 @@ impl<L: LeafIndex> Poptrie<L> {
     /// Each lane starts on node `start[lane]` (the node its direct-pointing entry names);
     /// their leaves go to `out`, the other lanes of `out` are left alone.
     #[inline(always)]
-    pub(crate) fn walk_lanes<K: TrieKey>(
+    fn walk_lanes<K: TrieKey>(
         &self,
         keys: &[K; BATCH_LANES],
         start: &[u32; BATCH_LANES],

@@ -11,7 +11,7 @@ use crate::builder::TableBuilder;
 use crate::compile::{compile, CompileEntry};
 use crate::dir::{DirTrie, MAX_DIR_INDEX};
 use crate::nibble::{NibbleTrie, MAX_NIBBLE_LEAF};
-use crate::poptrie::{Poptrie, TrieKey, BATCH_LANES, LEAF_FLAG};
+use crate::poptrie::{BatchWalk, Poptrie, TrieKey, BATCH_LANES, LEAF_FLAG};
 
 /// Direct-pointing bits of the IPv4 trie: 2^18 entries (1 MiB). Poptrie's paper found 18
 /// the best trade-off for full tables; it leaves 14 bits = levels at 18, 24, 30, so a /24
@@ -531,42 +531,9 @@ impl<V: Copy + Eq + Hash> Table<V> {
                     t.walk_lanes(&v4, s, a, o)
                 },
             ),
-            Trie::Nibble(t) => {
-                let top = t.top_array();
-                batch_with(
-                    values,
-                    (addrs, out),
-                    key,
-                    (in_cache.then_some(|k, e| t.finish(k, e)), false),
-                    move |k| top.entry(k),
-                    |e, _| t.prefetch_node(e),
-                    |k, s, a, o| t.walk_lanes(k, s, a, o),
-                )
-            }
-            Trie::Narrow(t) => {
-                let top = t.top_array();
-                batch_with(
-                    values,
-                    (addrs, out),
-                    key,
-                    (in_cache.then_some(|k, e| t.finish(k, e)), true),
-                    move |k| top.entry(k),
-                    |e, _| t.prefetch_node(e),
-                    |k, s, a, o| t.walk_lanes(k, s, a, o),
-                )
-            }
-            Trie::Wide(t) => {
-                let top = t.top_array();
-                batch_with(
-                    values,
-                    (addrs, out),
-                    key,
-                    (in_cache.then_some(|k, e| t.finish(k, e)), true),
-                    move |k| top.entry(k),
-                    |e, _| t.prefetch_node(e),
-                    |k, s, a, o| t.walk_lanes(k, s, a, o),
-                )
-            }
+            Trie::Nibble(t) => walk_batch(t, in_cache, values, (addrs, out), key),
+            Trie::Narrow(t) => walk_batch(t, in_cache, values, (addrs, out), key),
+            Trie::Wide(t) => walk_batch(t, in_cache, values, (addrs, out), key),
         }
     }
 
@@ -881,6 +848,31 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
             }
         }
     }
+}
+
+/// [`batch_with`] over a layout with nodes (`in_cache`: the trie is within
+/// [`LOCKSTEP_MIN_BYTES`]).
+#[inline(always)]
+fn walk_batch<A, K: TrieKey + Default, V: Copy, W: BatchWalk>(
+    trie: &W,
+    in_cache: bool,
+    values: &[Option<V>],
+    (addrs, out): (&[A], &mut [Option<V>]),
+    key: impl Fn(&A) -> K,
+) {
+    let top = trie.top_array();
+    batch_with(
+        values,
+        (addrs, out),
+        key,
+        (
+            in_cache.then_some(|k, e| trie.finish(k, e)),
+            W::MIXED_ONE_BY_ONE,
+        ),
+        move |k| top.entry(k),
+        |e, _| trie.prefetch_node(e),
+        |k, s, a, o| trie.walk_lanes(k, s, a, o),
+    )
 }
 
 /// Finishes the lookups of `block` at the positions `order` one at a time, reading each
