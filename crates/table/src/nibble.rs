@@ -37,7 +37,8 @@ use inregion_hint::prefetch;
 
 use crate::compile::Compiled;
 use crate::poptrie::{
-    meta_offset, on_path, pack_meta, BatchWalk, TopArray, TrieKey, BATCH_LANES, LEAF_FLAG,
+    meta_offset, on_path, pack_meta, prefetch_entry_node, BatchWalk, TopArray, TrieKey,
+    BATCH_LANES, LEAF_FLAG,
 };
 
 /// Largest leaf index a nibble holds (`0` = no match, `1..=15` = values).
@@ -237,19 +238,6 @@ impl NibbleTrie {
     pub(crate) fn prefetch_top<K: TrieKey>(&self, key: K) {
         prefetch(&self.top, key.top(self.top_bits));
     }
-
-    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
-    /// the lanes itself, see `table.rs`).
-    #[cfg(test)]
-    pub(crate) fn lookup_lanes<K: TrieKey>(
-        &self,
-        keys: &[K; BATCH_LANES],
-        out: &mut [u32; BATCH_LANES],
-    ) {
-        let entries = keys.map(|k| self.top_array().entry(k));
-        let active = crate::poptrie::lanes_from_entries(&entries, out);
-        self.walk_lanes(keys, &entries, active, out);
-    }
 }
 
 impl BatchWalk for NibbleTrie {
@@ -264,10 +252,7 @@ impl BatchWalk for NibbleTrie {
     /// harmless, and no branch on the entry).
     #[inline(always)]
     fn prefetch_node(&self, entry: u32) {
-        prefetch(
-            &self.nodes,
-            (entry & (entry >> 31).wrapping_sub(1)) as usize,
-        );
+        prefetch_entry_node(&self.nodes, entry);
     }
 
     /// Walks the lanes set in `active` level by level in lock-step with software

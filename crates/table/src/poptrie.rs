@@ -230,6 +230,22 @@ pub(crate) trait BatchWalk {
         active: u64,
         out: &mut [u32; BATCH_LANES],
     );
+
+    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
+    /// the lanes itself, see `table.rs`).
+    #[cfg(test)]
+    fn lookup_lanes<K: TrieKey>(&self, keys: &[K; BATCH_LANES], out: &mut [u32; BATCH_LANES]) {
+        let entries = keys.map(|k| self.top_array().entry(k));
+        let active = lanes_from_entries(&entries, out);
+        self.walk_lanes(keys, &entries, active, out);
+    }
+}
+
+/// Prefetches the node of `nodes` that a direct-pointing `entry` names (for a leaf entry,
+/// node 0: harmless, and no branch on the entry).
+#[inline(always)]
+pub(crate) fn prefetch_entry_node<T>(nodes: &[T], entry: u32) {
+    prefetch(nodes, (entry & (entry >> 31).wrapping_sub(1)) as usize);
 }
 
 /// Writes the leaf of every leaf entry of `entries` to its lane of `out`, and returns
@@ -326,19 +342,6 @@ impl<L: LeafIndex> Poptrie<L> {
     pub(crate) fn prefetch_top<K: TrieKey>(&self, key: K) {
         prefetch(&self.top, key.top(self.top_bits));
     }
-
-    /// Looks up [`BATCH_LANES`] keys in lock-step (tests: the table's batch gathers
-    /// the lanes itself, see `table.rs`).
-    #[cfg(test)]
-    pub(crate) fn lookup_lanes<K: TrieKey>(
-        &self,
-        keys: &[K; BATCH_LANES],
-        out: &mut [u32; BATCH_LANES],
-    ) {
-        let entries = keys.map(|k| self.top_array().entry(k));
-        let active = lanes_from_entries(&entries, out);
-        self.walk_lanes(keys, &entries, active, out);
-    }
 }
 
 impl<L: LeafIndex> BatchWalk for Poptrie<L> {
@@ -379,10 +382,7 @@ impl<L: LeafIndex> BatchWalk for Poptrie<L> {
     /// harmless, and no branch on the entry).
     #[inline(always)]
     fn prefetch_node(&self, entry: u32) {
-        prefetch(
-            &self.nodes,
-            (entry & (entry >> 31).wrapping_sub(1)) as usize,
-        );
+        prefetch_entry_node(&self.nodes, entry);
     }
 
     /// Finishes the lookups of the lanes set in `active` in lock-step with software

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use crate::compile::{compile, CompileEntry};
 use crate::dir::DirTrie;
 use crate::nibble::NibbleTrie;
-use crate::poptrie::{Poptrie, BATCH_LANES};
+use crate::poptrie::{BatchWalk, Poptrie, BATCH_LANES};
 use crate::{Table, TableBuilder};
 
 /// The obvious implementation: scan every prefix, keep the longest that contains `addr`.
