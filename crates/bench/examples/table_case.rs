@@ -14,11 +14,10 @@
 //! binary's rates move by several percent between runs on a shared VM.
 
 use std::hint::black_box;
-use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use inregion_bench::{peers, workload};
+use inregion_bench::{peers, table, workload};
 use ipnet::Ipv6Net;
 
 const USAGE: &str = "usage: table_case TABLE STREAM CONTENDER [--before PEER] [--passes N]
@@ -28,9 +27,6 @@ const USAGE: &str = "usage: table_case TABLE STREAM CONTENDER [--before PEER] [-
   --before   a contender (usually a peer) whose untimed pass runs before each timed one;
              default: none (the stream stays in the cache)
   --passes   timed passes, default 40";
-
-/// Addresses per batch call, as in the comparison.
-const BATCH: usize = 256;
 
 /// What can be timed (or run before): ours, then the peers.
 const CONTENDERS: [&str; 6] = [
@@ -54,22 +50,32 @@ fn main() -> anyhow::Result<()> {
         Some(base) => (base, true),
         None => (case.table.as_str(), false),
     };
-    // The comparison's seeds (`table.rs`): prefixes, values, then the streams.
+    // The comparison's own seeds and lengths (`inregion_bench::table`).
     let (nets, value_seed) = match base {
-        "v6-10k" => (workload::synthetic_v6(10_000, 3), 14),
-        "v6-200k" => (workload::synthetic_v6(200_000, 2), 14),
-        "v6-real" => (workload::load_bgp(&workload::bgp_path())?.v6, 13),
-        other => bail!("unknown table {other:?}\n{USAGE}"),
+        "v6-real" => (
+            workload::load_bgp(&workload::bgp_path())?.v6,
+            table::V6_REAL_VALUE_SEED,
+        ),
+        _ => {
+            let &(_, count, seed) = table::V6_SYNTHETIC
+                .iter()
+                .find(|(name, _, _)| *name == base)
+                .ok_or_else(|| anyhow!("unknown table {base:?}\n{USAGE}"))?;
+            (
+                workload::synthetic_v6(count, seed),
+                table::V6_SYNTHETIC_VALUE_SEED,
+            )
+        }
     };
     let prefixes: Vec<(Ipv6Net, u16)> = if regions {
         workload::region_runs(&nets)
     } else {
         workload::with_regions(&nets, value_seed)
     };
-    let stream_len = 1 << 20;
+    let (hit_seed, uniform_seed) = table::V6_STREAM_SEEDS;
     let stream = match case.stream.as_str() {
-        "hit" => workload::hits_v6(&nets, stream_len, 31),
-        "uniform" => workload::uniform_v6(stream_len, 32),
+        "hit" => workload::hits_v6(&nets, table::QUICK_STREAM_LEN, hit_seed),
+        "uniform" => workload::uniform_v6(table::QUICK_STREAM_LEN, uniform_seed),
         other => bail!("unknown stream {other:?}\n{USAGE}"),
     };
     let ours = workload::build_ours_v6(&prefixes);
@@ -78,19 +84,8 @@ fn main() -> anyhow::Result<()> {
 
     let pass = |name: &str| -> anyhow::Result<u64> {
         Ok(match name {
-            "batch" => {
-                let mut out = [None; BATCH];
-                let mut sum = 0u64;
-                for group in stream.chunks_exact(BATCH) {
-                    ours.lookup_batch_v6(group, &mut out);
-                    sum += out.iter().map(|v| u64::from(v.unwrap_or(0))).sum::<u64>();
-                }
-                sum
-            }
-            "single" => stream
-                .iter()
-                .map(|&a: &Ipv6Addr| u64::from(ours.lookup_v6(a).unwrap_or(0)))
-                .sum(),
+            "batch" => table::batch_pass_v6(&ours, &stream),
+            "single" => table::single_pass_v6(&ours, &stream),
             "prefix_trie" => peers::pass(&peers.prefix_trie, &stream),
             "iptrie" => peers::pass(&peers.iptrie, &stream),
             "poptrie" => peers::pass(&peers.poptrie, &stream),

@@ -65,6 +65,23 @@ use crate::workload;
 /// Addresses per batch call: a typical receive batch.
 const BATCH: usize = 256;
 
+/// Addresses per stream in the quick comparison (`--quick`).
+pub const QUICK_STREAM_LEN: usize = 1 << 20;
+
+/// The synthetic IPv6 tables: name, prefixes, and the seed of
+/// [`workload::synthetic_v6`].
+pub const V6_SYNTHETIC: [(&str, usize, u64); 2] = [("v6-10k", 10_000, 3), ("v6-200k", 200_000, 2)];
+
+/// The seed of [`workload::with_regions`] for the real IPv6 table's values.
+pub const V6_REAL_VALUE_SEED: u64 = 13;
+
+/// The seed of [`workload::with_regions`] for the synthetic IPv6 tables' values.
+pub const V6_SYNTHETIC_VALUE_SEED: u64 = 14;
+
+/// The seeds of the IPv6 hit-heavy ([`workload::hits_v6`]) and uniform
+/// ([`workload::uniform_v6`]) streams.
+pub const V6_STREAM_SEEDS: (u64, u64) = (31, 32);
+
 /// Timing settings for one run.
 #[derive(Clone, Copy, Debug)]
 struct Budget {
@@ -80,7 +97,7 @@ struct Budget {
 pub fn run(quick: bool) -> anyhow::Result<()> {
     let budget = if quick {
         Budget {
-            stream_len: 1 << 20,
+            stream_len: QUICK_STREAM_LEN,
             per_side: Duration::from_millis(1000),
             builds: 3,
         }
@@ -149,7 +166,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         if wanted("v6-real") {
             v6_cases(
                 "v6-real",
-                &workload::with_regions(&bgp.v6, 13),
+                &workload::with_regions(&bgp.v6, V6_REAL_VALUE_SEED),
                 budget,
                 true,
             )?;
@@ -159,10 +176,11 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     }
 
     // --- IPv6 synthetic (10k and 200k, mostly /48) ---
-    for (name, count, seed) in [("v6-10k", 10_000, 3), ("v6-200k", 200_000, 2)] {
+    for (name, count, seed) in V6_SYNTHETIC {
         if wanted(name) {
             let nets = workload::synthetic_v6(count, seed);
-            v6_cases(name, &workload::with_regions(&nets, 14), budget, true)?;
+            let prefixes = workload::with_regions(&nets, V6_SYNTHETIC_VALUE_SEED);
+            v6_cases(name, &prefixes, budget, true)?;
             v6_cases(
                 &format!("{name}-regions"),
                 &workload::region_runs(&nets),
@@ -335,8 +353,8 @@ fn v6_cases(
     };
     eprintln!("table: {name}: {:?}", ours.stats());
     let nets: Vec<Ipv6Net> = prefixes.iter().map(|&(n, _)| n).collect();
-    let hits = workload::hits_v6(&nets, budget.stream_len, 31);
-    let uniform = workload::uniform_v6(budget.stream_len, 32);
+    let hits = workload::hits_v6(&nets, budget.stream_len, V6_STREAM_SEEDS.0);
+    let uniform = workload::uniform_v6(budget.stream_len, V6_STREAM_SEEDS.1);
     check_v6(&ours, &baseline, &hits[..10_000])?;
     check_v6(&ours, &baseline, &uniform[..10_000])?;
 
@@ -671,7 +689,9 @@ fn baseline_pass_v4(table: &IpNetworkTable<u16>, stream: &[Ipv4Addr]) -> u64 {
         .sum()
 }
 
-fn batch_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
+/// One timed pass of our batch lookups over `stream`, 256 addresses a call; returns the
+/// sum of the values found (so that the work cannot be optimized away).
+pub fn batch_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
     let mut out = [None; BATCH];
     let mut sum = 0u64;
     for group in stream.chunks_exact(BATCH) {
@@ -681,7 +701,8 @@ fn batch_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
     sum
 }
 
-fn single_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
+/// [`batch_pass_v6`] with one lookup at a time.
+pub fn single_pass_v6(table: &Table<u16>, stream: &[Ipv6Addr]) -> u64 {
     stream
         .iter()
         .map(|&a| u64::from(table.lookup_v6(a).unwrap_or(0)))

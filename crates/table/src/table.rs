@@ -785,7 +785,6 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
     for (block, block_out) in addrs.chunks(BATCH_BLOCK).zip(out.chunks_mut(BATCH_BLOCK)) {
         let mut count = 0usize;
         let sample = block.len().min(MIX_SAMPLE);
-
         for (i, (a, o)) in block
             .iter()
             .zip(block_out.iter_mut())
@@ -804,7 +803,7 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
             continue;
         }
         let ahead = (AHEAD_BYTES / std::mem::size_of::<A>().max(1)).max(1);
-        for i in (sample..sample + ahead).step_by(LINE_BYTES / std::mem::size_of::<A>().max(1)) {
+        for i in (sample..sample + ahead).step_by(per_line::<A>()) {
             inregion_hint::prefetch(block, i);
         }
         if (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count) {
@@ -907,6 +906,12 @@ fn one_by_one<A, K: TrieKey, V: Copy>(
     out[at] = values[finish(k, e) as usize];
 }
 
+/// Addresses of type `A` per cache line (at least 1).
+#[inline(always)]
+fn per_line<A>() -> usize {
+    (LINE_BYTES / std::mem::size_of::<A>().max(1)).max(1)
+}
+
 /// Calls `f(i, &block[i], &mut out[i])` for every `i` from `from` on, a cache line of
 /// addresses at a time, prefetching the line `ahead` addresses further first.
 #[inline(always)]
@@ -917,7 +922,7 @@ fn by_lines<A, O>(
     ahead: usize,
     mut f: impl FnMut(usize, &A, &mut O),
 ) {
-    let per_line = (LINE_BYTES / std::mem::size_of::<A>().max(1)).max(1);
+    let per_line = per_line::<A>();
     let mut start = from;
     while start < block.len().min(out.len()) {
         inregion_hint::prefetch(block, start + ahead);
