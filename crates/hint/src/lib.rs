@@ -20,6 +20,9 @@
 //!   line of a 128 MiB table that is almost never cached; a plain store reads the line
 //!   from memory first (read-for-ownership), which was half the cost of a new flow.
 //!   Non-temporal ("streaming") stores write the whole line without that read.
+//! - [`with_popcnt`]: the workspace builds for the x86-64 baseline, which has no
+//!   `popcnt`; a batch of trie walks (each step counts the bits of a bitmap) runs a copy
+//!   of itself compiled with `popcnt` when the CPU has it, picked at run time.
 //!
 //! ```
 //! #[derive(Clone, Copy, Default, PartialEq, Debug, zerocopy::IntoBytes)]
@@ -46,6 +49,10 @@
 //!   Where a hint is not available (other architectures or systems, or huge pages
 //!   disabled) it does nothing. The tests compare contents; the table's and the edge's
 //!   batch tests compare against single lookups.
+//! - **Code compiled for `popcnt` runs only on a CPU that has it**: [`with_popcnt`]
+//!   checks the CPU before every call of the copy compiled for it, and that copy is not
+//!   reachable otherwise. Both copies are the same source; the table's property tests
+//!   run its batches through each.
 //! - **No memory with a pending non-temporal store is accessed before a fence.** Rust's
 //!   contract for non-temporal stores (`core::arch::x86_64::_mm_sfence`) is that after
 //!   one, and before *any* other access to the memory it wrote (even by the same
@@ -94,6 +101,50 @@
 mod stream;
 
 pub use stream::{with_streaming, StreamingWriter, PENDING_MAX};
+
+/// Runs `f`, compiled to use the CPU's `popcnt` instruction when this CPU has one.
+///
+/// The workspace builds for the x86-64 baseline, which has no `popcnt`: `count_ones`
+/// is then a dozen shifts, masks and a multiply, and a Poptrie or nibble-trie step
+/// counts the bits of a bitmap to find its child. `f` is compiled twice, once for the
+/// baseline and once with `popcnt` enabled, and the CPU picks one at run time (the
+/// check is std's cached CPUID read: one load per call). Use it around a batch of work,
+/// not a single lookup: code compiled for `popcnt` cannot be inlined into a caller
+/// compiled without it, so each call is a real call. What `f` computes is the same
+/// either way; only the instructions differ.
+///
+/// For the instructions to change, `f`'s body must be inlined into this function:
+/// pass a closure marked `#[inline(always)]` whose callees are `#[inline(always)]` too
+/// (a callee that is not inlined is compiled once, for the baseline).
+///
+/// ```
+/// let bitmaps = [0b1011u64, u64::MAX, 0];
+/// let ones = inregion_hint::with_popcnt(
+///     #[inline(always)]
+///     || bitmaps.iter().map(|b| b.count_ones()).sum::<u32>(),
+/// );
+/// assert_eq!(ones, 3 + 64);
+/// ```
+#[inline(always)]
+pub fn with_popcnt<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("popcnt") {
+        // SAFETY: `run_with_popcnt` only requires that the CPU executing it supports
+        // `popcnt`, which was checked on this CPU just above (a process does not move to a
+        // CPU with fewer features: the OS reports the features every CPU of the machine
+        // has).
+        return unsafe { run_with_popcnt(f) };
+    }
+    f()
+}
+
+/// `f()`, compiled with `popcnt` enabled (see [`with_popcnt`]): calling it on a CPU
+/// without the instruction would be undefined behaviour, hence not public.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+fn run_with_popcnt<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 
 /// Hints the CPU to bring `slice[index]` into the L1 cache. Out-of-range indices are
 /// ignored. Safe to call with anything: a hint never faults and never changes a result.
@@ -194,6 +245,29 @@ mod tests {
         prefetch(&data, usize::MAX);
         prefetch::<u64>(&[], 0);
         assert_eq!(data, [1, 2, 3]);
+    }
+
+    #[test]
+    fn with_popcnt_computes_what_the_closure_computes() {
+        // Bit counts of awkward words (edges, alternating bits, a pseudo-random walk),
+        // through the dispatched copy and directly; and a value that is not Copy.
+        let mut words = vec![0u64, 1, u64::MAX, 1 << 63, 0x5555_5555_5555_5555];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            words.push(x);
+        }
+        let plain: Vec<u32> = words.iter().map(|w| w.count_ones()).collect();
+        let dispatched = with_popcnt(
+            #[inline(always)]
+            || words.iter().map(|w| w.count_ones()).collect::<Vec<u32>>(),
+        );
+        assert_eq!(dispatched, plain);
+        assert_eq!(plain[..5], [0, 1, 64, 1, 32]);
+        let owned = String::from("moved in, moved out");
+        assert_eq!(with_popcnt(move || owned), "moved in, moved out");
     }
 
     #[test]

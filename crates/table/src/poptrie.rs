@@ -165,12 +165,22 @@ impl TrieKey for u128 {
     }
     #[inline(always)]
     fn chunk(self, offset: u32) -> usize {
-        ((self << offset) >> (128 - STRIDE)) as usize
+        // Nodes above /64 (nearly all of a real table's) read the high half alone: a
+        // 64-bit shift instead of a 128-bit one (two shifts and a select on x86-64).
+        if offset <= 64 - STRIDE {
+            (((self >> 64) as u64) << offset >> (64 - STRIDE)) as usize
+        } else {
+            ((self << offset) >> (128 - STRIDE)) as usize
+        }
     }
     #[inline(always)]
     fn window(self, len: u32) -> u64 {
         debug_assert!((1..=127).contains(&len));
-        (self >> (128 - len)) as u64
+        if len <= 64 {
+            (self >> 64) as u64 >> (64 - len)
+        } else {
+            (self >> (128 - len)) as u64
+        }
     }
     #[inline(always)]
     fn v4_bits(self) -> u32 {
@@ -448,6 +458,19 @@ mod tests {
         assert_eq!(0xFFFF_FFFFu32.chunk(0), 63);
         assert_eq!(u128::MAX.chunk(124), 0b111100);
         assert_eq!(0x8000_0000u32.top(16), 0x8000);
+    }
+
+    proptest::proptest! {
+        /// The IPv6 key's high-half shortcuts read the same bits as the plain 128-bit
+        /// shifts, at every offset and window length, on both sides of the halves' border.
+        #[test]
+        fn u128_key_shortcuts_match_the_plain_shifts(key: u128, offset in 0u32..=122, len in 1u32..=127) {
+            let plain_chunk = ((key << offset) >> (128 - STRIDE)) as usize;
+            proptest::prop_assert_eq!(key.chunk(offset), plain_chunk);
+            proptest::prop_assert_eq!(key.window(len), (key >> (128 - len)) as u64);
+            let bits = len.min(64);
+            proptest::prop_assert_eq!(key.top(bits), (key >> (128 - bits)) as usize);
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::compile::{compile, CompileEntry};
 use crate::dir::DirTrie;
 use crate::nibble::NibbleTrie;
 use crate::poptrie::{BatchWalk, Poptrie, BATCH_LANES};
+use crate::table::with_portable_batches;
 use crate::{Table, TableBuilder};
 
 /// The obvious implementation: scan every prefix, keep the longest that contains `addr`.
@@ -458,6 +459,10 @@ proptest! {
                 let mut batch = vec![Some(u16::MAX); addrs.len()];
                 table.lookup_batch(&addrs, &mut batch);
                 prop_assert_eq!(&batch, &want, "batch {} {}", l4, l6);
+                // The copy compiled for the x86-64 baseline (the CPU picks one of two).
+                let mut portable = vec![Some(u16::MAX); addrs.len()];
+                with_portable_batches(|| table.lookup_batch(&addrs, &mut portable));
+                prop_assert_eq!(&portable, &want, "portable batch {} {}", l4, l6);
             }
         }
         // The Poptrie layouts fit every family.
@@ -492,6 +497,9 @@ proptest! {
             let mut batch = vec![Some(u16::MAX); addrs.len()];
             table.lookup_batch(&addrs, &mut batch);
             prop_assert_eq!(&batch, &want, "batch {:?}", table.stats());
+            let mut portable = vec![Some(u16::MAX); addrs.len()];
+            with_portable_batches(|| table.lookup_batch(&addrs, &mut portable));
+            prop_assert_eq!(&portable, &want, "portable batch {:?}", table.stats());
         }
         // The lane walk itself (the table batches small tries one address at a time),
         // at two direct-pointing widths, on the family's keys left-aligned in a u128.

@@ -497,9 +497,34 @@ impl<V: Copy + Eq + Hash> Table<V> {
         }
     }
 
-    /// Dispatches on the layout once per call, then runs the batch walk.
+    /// [`batch_portable`](Self::batch_portable), compiled to use `popcnt` where the CPU
+    /// has it ([`inregion_hint::with_popcnt`]): the walks count bitmap bits at every
+    /// node, and the workspace builds for the x86-64 baseline, where `count_ones` is a
+    /// dozen instructions (hit-heavy IPv6 batches ~10 % faster on the Intel Xeon VM of
+    /// `docs/benchmarks.md`). Single lookups do not dispatch: the call it costs cannot
+    /// be inlined into the caller's loop.
     #[inline(always)]
     fn batch<A, K: TrieKey + Default>(
+        &self,
+        trie: &Trie,
+        values: &[Option<V>],
+        addrs: &[A],
+        out: &mut [Option<V>],
+        key: impl Fn(&A) -> K,
+    ) {
+        #[cfg(test)]
+        if PORTABLE_BATCH.get() {
+            return self.batch_portable(trie, values, addrs, out, key);
+        }
+        inregion_hint::with_popcnt(
+            #[inline(always)]
+            || self.batch_portable(trie, values, addrs, out, key),
+        )
+    }
+
+    /// Dispatches on the layout once per call, then runs the batch walk.
+    #[inline(always)]
+    fn batch_portable<A, K: TrieKey + Default>(
         &self,
         trie: &Trie,
         values: &[Option<V>],
@@ -713,6 +738,23 @@ fn dictionary<V: Copy + Eq + Hash>(
 /// single instead of ~1.3x).
 const LOCKSTEP_MIN_BYTES: usize = 1 << 20;
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: batches on this thread skip the `popcnt` dispatch and run the code compiled
+    /// for the x86-64 baseline, so that both copies are checked on a CPU that has
+    /// `popcnt` (see [`with_portable_batches`]).
+    static PORTABLE_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests: runs `f` with this thread's batches compiled for the x86-64 baseline.
+#[cfg(test)]
+pub(crate) fn with_portable_batches<R>(f: impl FnOnce() -> R) -> R {
+    PORTABLE_BATCH.set(true);
+    let result = f();
+    PORTABLE_BATCH.set(false);
+    result
+}
+
 /// Addresses at the start of each block whose direct-pointing entries are read with a
 /// branch on the entry's kind; if between 1/8 and 7/8 of them go on to a node, the rest of
 /// the block is read without that branch (see [`batch_with`]).
@@ -785,6 +827,9 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
     for (block, block_out) in addrs.chunks(BATCH_BLOCK).zip(out.chunks_mut(BATCH_BLOCK)) {
         let mut count = 0usize;
         let sample = block.len().min(MIX_SAMPLE);
+        for i in (0..sample).step_by(per_line::<A>()) {
+            inregion_hint::prefetch(block, i);
+        }
         for (i, (a, o)) in block
             .iter()
             .zip(block_out.iter_mut())
@@ -806,23 +851,14 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
         for i in (sample..sample + ahead).step_by(per_line::<A>()) {
             inregion_hint::prefetch(block, i);
         }
-        if (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count) {
-            // A mixed stream: the branch would mispredict often. Every address writes
-            // an answer (a node entry's is overwritten in the second pass) and a
-            // position (kept only for a node entry).
-            by_lines(block, block_out, sample, ahead, |i, a, o| {
-                let entry = top(key(a));
-                let node = (entry >> 31) ^ 1; // 1 for a node entry
-                *o = values[(entry & !LEAF_FLAG & node.wrapping_sub(1)) as usize];
-                // count <= i < BATCH_BLOCK = 256: the mask only spares a bounds check.
-                noted[count % BATCH_BLOCK] = i as u8;
-                count += node as usize;
-            });
-        } else {
-            by_lines(block, block_out, sample, ahead, |i, a, o| {
-                branching(top(key(a)), i, o, values, &mut noted, &mut count);
-            });
-        }
+        let mixed = (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count);
+        count = first_pass(
+            (block, block_out),
+            (sample, ahead, mixed),
+            values,
+            (&key, &top),
+            (&mut noted, count),
+        );
         if let Some(finish) = in_cache.as_ref().filter(|_| mixed_one_by_one) {
             // Mixed over an in-cache Poptrie: the noted lookups have no misses to
             // overlap either, and its walk does more per step than the inline-leaf one
@@ -872,6 +908,41 @@ fn walk_batch<A, K: TrieKey + Default, V: Copy, W: BatchWalk>(
         |e, _| trie.prefetch_node(e),
         |k, s, a, o| trie.walk_lanes(k, s, a, o),
     )
+}
+
+/// The first pass of [`batch_with`] over `block[from..]`: each address's direct-pointing
+/// entry, a leaf's answer written at once, a node entry's position noted in
+/// `noted[count..]`; returns the new count. `mixed`: branch-free (every address writes an
+/// answer, overwritten later for a node entry, and a position, kept only for a node entry),
+/// for a stream whose sample was mixed and whose branch would mispredict often.
+///
+/// Not inlined on purpose: inside the whole batch function the loop's dozen live values
+/// did not fit in registers and were reloaded from the stack on every address (33
+/// instructions an address, 6 of them stack reloads); on its own the register allocator
+/// sees only this loop.
+#[inline(never)]
+fn first_pass<A, K, V: Copy>(
+    (block, out): (&[A], &mut [Option<V>]),
+    (from, ahead, mixed): (usize, usize, bool),
+    values: &[Option<V>],
+    (key, top): (&impl Fn(&A) -> K, &impl Fn(K) -> u32),
+    (noted, mut count): (&mut [u8; BATCH_BLOCK], usize),
+) -> usize {
+    if mixed {
+        by_lines(block, out, from, ahead, |i, a, o| {
+            let entry = top(key(a));
+            let node = (entry >> 31) ^ 1; // 1 for a node entry
+            *o = values[(entry & !LEAF_FLAG & node.wrapping_sub(1)) as usize];
+            // count <= i < BATCH_BLOCK = 256: the mask only spares a bounds check.
+            noted[count % BATCH_BLOCK] = i as u8;
+            count += node as usize;
+        });
+    } else {
+        by_lines(block, out, from, ahead, |i, a, o| {
+            branching(top(key(a)), i, o, values, noted, &mut count);
+        });
+    }
+    count
 }
 
 /// Finishes the lookups of `block` at the positions `order` one at a time, reading each
