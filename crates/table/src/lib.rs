@@ -123,7 +123,11 @@
 //! # CPU features
 //!
 //! Nothing beyond the x86-64 baseline is required. `popcnt` (x86-64-v2) makes node
-//! steps cheaper; build with `-C target-cpu=native` (or `x86-64-v2`) to use it.
+//! steps cheaper (each counts the bits of a bitmap to find its child): batch lookups run
+//! a copy of themselves compiled with it when the CPU has it, picked at run time
+//! ([`inregion_hint::with_popcnt`]); single lookups use it when the crate is built with
+//! `-C target-cpu=native` (or `x86-64-v2`), since a run-time choice would cost each of
+//! them a call that cannot be inlined.
 //!
 //! The crate does no I/O and has no threads, globals or clocks.
 
