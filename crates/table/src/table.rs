@@ -994,18 +994,23 @@ fn by_lines<A, O>(
     mut f: impl FnMut(usize, &A, &mut O),
 ) {
     let per_line = per_line::<A>();
+    let len = block.len().min(out.len());
     let mut start = from;
-    while start < block.len().min(out.len()) {
+    // Whole lines: a fixed count (a constant once `A` is known), which the compiler
+    // unrolls, so the loop's own counting is paid once a line instead of per address.
+    while start + per_line <= len {
         inregion_hint::prefetch(block, start + ahead);
-        let end = (start + per_line).min(block.len()).min(out.len());
-        for (j, (a, o)) in block[start..end]
-            .iter()
-            .zip(&mut out[start..end])
-            .enumerate()
-        {
-            f(start + j, a, o);
+        let (line, line_out) = (
+            &block[start..start + per_line],
+            &mut out[start..start + per_line],
+        );
+        for j in 0..per_line {
+            f(start + j, &line[j], &mut line_out[j]);
         }
-        start = end;
+        start += per_line;
+    }
+    for i in start..len {
+        f(i, &block[i], &mut out[i]);
     }
 }
 
