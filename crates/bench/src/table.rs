@@ -759,7 +759,9 @@ fn check_v6(
     Ok(())
 }
 
-/// CPU features the build was compiled to assume (not what the CPU has).
+/// CPU features the build was compiled to assume (every contender), and whether our
+/// batches run their `popcnt` copy (picked at run time by what the CPU has; see
+/// `inregion_hint::with_popcnt`).
 fn cpu_features() -> String {
     let features = [
         ("popcnt", cfg!(target_feature = "popcnt")),
@@ -767,11 +769,20 @@ fn cpu_features() -> String {
         ("avx2", cfg!(target_feature = "avx2")),
     ];
     let on: Vec<&str> = features.iter().filter(|f| f.1).map(|f| f.0).collect();
-    if on.is_empty() {
+    let build = if on.is_empty() {
         "baseline x86-64 (no popcnt)".to_owned()
     } else {
         on.join("+")
-    }
+    };
+    #[cfg(target_arch = "x86_64")]
+    let batches = if std::arch::is_x86_feature_detected!("popcnt") {
+        "popcnt copy"
+    } else {
+        "baseline copy (the CPU has no popcnt)"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let batches = "one copy";
+    format!("build {build}; our batches: {batches}")
 }
 
 fn median(values: &mut [f64]) -> f64 {
