@@ -326,7 +326,7 @@ pub enum CreateBindingError {
     #[error(transparent)]
     Access(#[from] AccessError),
     /// 400 / 1101: a required field is missing or empty.
-    #[error("missing required field {0}")]
+    #[error("required field {0} is missing or empty")]
     MissingField(&'static str),
     /// 400 / 1107: `region_key` fails `^[a-z0-9_-]{1,128}$`.
     #[error("region_key {0:?} must match ^[a-z0-9_-]+$ (1-128 characters)")]
@@ -388,7 +388,7 @@ pub enum PatchBindingError {
     #[error("only region_key can be updated; got {0:?}")]
     UnexpectedField(String),
     /// 400 / 1101: `region_key` is missing or empty.
-    #[error("missing required field {0}")]
+    #[error("required field {0} is missing or empty")]
     MissingField(&'static str),
     /// 400 / 1107.
     #[error("region_key {0:?} must match ^[a-z0-9_-]+$ (1-128 characters)")]
@@ -452,7 +452,7 @@ pub enum CreatePrefixError {
     #[error(transparent)]
     Access(#[from] AccessError),
     /// 400 / 1101.
-    #[error("missing required field {0}")]
+    #[error("required field {0} is missing or empty")]
     MissingField(&'static str),
     /// 400 / 1102.
     #[error(transparent)]

@@ -749,10 +749,17 @@ thread_local! {
 /// Tests: runs `f` with this thread's batches compiled for the x86-64 baseline.
 #[cfg(test)]
 pub(crate) fn with_portable_batches<R>(f: impl FnOnce() -> R) -> R {
+    /// Clears the flag however `f` ends (a panicking test must not leave later tests
+    /// of the same thread on the portable copy).
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PORTABLE_BATCH.set(false);
+        }
+    }
     PORTABLE_BATCH.set(true);
-    let result = f();
-    PORTABLE_BATCH.set(false);
-    result
+    let _reset = Reset;
+    f()
 }
 
 /// Addresses at the start of each block whose direct-pointing entries are read with a
