@@ -548,6 +548,8 @@ impl<V: Copy + Eq + Hash> Table<V> {
                 (None::<fn(K, u32) -> u32>, false),
                 |k| t.top_entry(k.v4_bits()),
                 |e, k| t.prefetch_node(e, k.v4_bits()),
+                // Inlined so that the walk is part of the `popcnt` copy (`batch`).
+                #[inline(always)]
                 |k, s, a, o| {
                     let mut v4 = [0u32; BATCH_LANES];
                     for (a, k) in v4.iter_mut().zip(k) {
@@ -908,11 +910,17 @@ fn walk_batch<A, K: TrieKey + Default, V: Copy, W: BatchWalk>(
         (addrs, out),
         key,
         (
-            in_cache.then_some(|k, e| trie.finish(k, e)),
+            in_cache.then_some(
+                #[inline(always)]
+                |k, e| trie.finish(k, e),
+            ),
             W::MIXED_ONE_BY_ONE,
         ),
         move |k| top.entry(k),
         |e, _| trie.prefetch_node(e),
+        // Inlined so that the walk is part of the `popcnt` copy (`batch`): left to the
+        // compiler, this closure became a function of its own, compiled for the baseline.
+        #[inline(always)]
         |k, s, a, o| trie.walk_lanes(k, s, a, o),
     )
 }
