@@ -230,13 +230,13 @@ impl NibbleTrie {
     /// The leaf (dictionary index, `0` = no match) for `key`.
     #[inline(always)]
     pub(crate) fn lookup<K: TrieKey>(&self, key: K) -> u32 {
-        self.finish(key, self.top[key.top(self.top_bits)])
+        self.finish(key, self.top_array().entry(key))
     }
 
     /// Prefetches the direct-pointing entry of `key` (the first line a lookup reads).
     #[inline(always)]
     pub(crate) fn prefetch_top<K: TrieKey>(&self, key: K) {
-        prefetch(&self.top, key.top(self.top_bits));
+        self.top_array().prefetch(key);
     }
 }
 
@@ -244,6 +244,7 @@ impl BatchWalk for NibbleTrie {
     const MIXED_ONE_BY_ONE: bool = false;
 
     /// The direct-pointing array, for a batch's first pass.
+    #[inline(always)]
     fn top_array(&self) -> TopArray<'_> {
         TopArray::new(&self.top, self.top_bits)
     }

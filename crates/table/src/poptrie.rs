@@ -209,6 +209,12 @@ impl<'a> TopArray<'a> {
     pub(crate) fn entry<K: TrieKey>(self, key: K) -> u32 {
         self.entries[key.top(self.bits)]
     }
+
+    /// Prefetches the direct-pointing entry of `key`.
+    #[inline(always)]
+    pub(crate) fn prefetch<K: TrieKey>(self, key: K) {
+        prefetch(self.entries, key.top(self.bits));
+    }
 }
 
 /// What a batch needs of a layout with a direct-pointing array and nodes (the nibble trie
@@ -344,13 +350,13 @@ impl<L: LeafIndex> Poptrie<L> {
     /// The leaf (dictionary index, `0` = no match) for `key`.
     #[inline(always)]
     pub(crate) fn lookup<K: TrieKey>(&self, key: K) -> u32 {
-        self.finish(key, self.top[key.top(self.top_bits)])
+        self.finish(key, self.top_array().entry(key))
     }
 
     /// Prefetches the direct-pointing entry of `key` (the first line a lookup reads).
     #[inline(always)]
     pub(crate) fn prefetch_top<K: TrieKey>(&self, key: K) {
-        prefetch(&self.top, key.top(self.top_bits));
+        self.top_array().prefetch(key);
     }
 }
 
@@ -384,6 +390,7 @@ impl<L: LeafIndex> BatchWalk for Poptrie<L> {
     }
 
     /// The direct-pointing array, for a batch's first pass.
+    #[inline(always)]
     fn top_array(&self) -> TopArray<'_> {
         TopArray::new(&self.top, self.top_bits)
     }
