@@ -840,7 +840,7 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
         // The sample's lines, requested together: its own loads sit behind branches that
         // mispredict on mixed streams (uniform IPv6 after another structure's pass: +1-4 %
         // in the one-case harness, within its noise; kept as it costs nothing measurable).
-        for i in (0..sample).step_by(per_line::<A>()) {
+        for i in (0..sample).step_by(addresses_in::<A>(LINE_BYTES)) {
             inregion_hint::prefetch(block, i);
         }
         for (i, (a, o)) in block
@@ -860,8 +860,8 @@ fn batch_with<A, K: TrieKey + Default, V: Copy>(
             );
             continue;
         }
-        let ahead = (AHEAD_BYTES / std::mem::size_of::<A>().max(1)).max(1);
-        for i in (sample..sample + ahead).step_by(per_line::<A>()) {
+        let ahead = addresses_in::<A>(AHEAD_BYTES);
+        for i in (sample..sample + ahead).step_by(addresses_in::<A>(LINE_BYTES)) {
             inregion_hint::prefetch(block, i);
         }
         let mixed = (MIX_SAMPLE / 8..=MIX_SAMPLE * 7 / 8).contains(&count);
@@ -996,10 +996,10 @@ fn one_by_one<A, K: TrieKey, V: Copy>(
     out[at] = values[finish(k, e) as usize];
 }
 
-/// Addresses of type `A` per cache line (at least 1).
+/// Addresses of type `A` in `bytes` (at least 1).
 #[inline(always)]
-fn per_line<A>() -> usize {
-    (LINE_BYTES / std::mem::size_of::<A>().max(1)).max(1)
+fn addresses_in<A>(bytes: usize) -> usize {
+    (bytes / std::mem::size_of::<A>().max(1)).max(1)
 }
 
 /// Calls `f(i, &block[i], &mut out[i])` for every `i` from `from` on, a cache line of
@@ -1012,7 +1012,7 @@ fn by_lines<A, O>(
     ahead: usize,
     mut f: impl FnMut(usize, &A, &mut O),
 ) {
-    let per_line = per_line::<A>();
+    let per_line = addresses_in::<A>(LINE_BYTES);
     let len = block.len().min(out.len());
     let mut start = from;
     // Whole lines: a fixed count (a constant once `A` is known), which the compiler
