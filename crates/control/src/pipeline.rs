@@ -794,9 +794,9 @@ impl Committer {
     ) -> Result<Self, StoreError> {
         let (replica, position) = match store.as_etcd() {
             Some(etcd) => {
-                let (gw, layout) = etcd.gateway();
+                let (client, layout) = etcd.client();
                 let latest: Arc<dyn Fn() -> Result<u64, StoreError> + Send + Sync> =
-                    Arc::new(move || crate::store::EtcdStore::latest_position(&gw, &layout));
+                    Arc::new(move || crate::store::EtcdStore::latest_position(&client, &layout));
                 let rounds = Arc::new(Rounds::default());
                 rounds.start(latest)?;
                 (

@@ -14,7 +14,7 @@
 //! Both deliver to a sink that answers `false` once the control plane is gone; the
 //! threads then end (at the latest at the next message or re-read).
 
-use super::gateway::{Event, Gateway, WatchMessage};
+use super::client::{Client, Event, WatchMessage};
 use super::layout::{KeyKind, Layout, Meta};
 use super::{list, EtcdStats, Remote};
 use crate::error::StoreError;
@@ -28,7 +28,7 @@ pub(crate) type Sink = Arc<dyn Fn(Remote) -> bool + Send + Sync>;
 
 /// What the follower threads need (made by [`super::EtcdStore::follower`]).
 pub(crate) struct Follower {
-    pub(super) gw: Arc<Gateway>,
+    pub(super) client: Arc<Client>,
     pub(super) layout: Layout,
     pub(super) stats: Arc<EtcdStats>,
     pub(super) resync_interval: Duration,
@@ -64,7 +64,7 @@ impl Follower {
     /// Lists everything and hands it to `sink` as a [`Remote::Reload`]: the listing's
     /// (revision, generation), or `None` once the sink is closed (the store is gone).
     fn relist(&self, sink: &Sink) -> Result<Option<(u64, u64)>, StoreError> {
-        let l = list(&self.gw, &self.layout)?;
+        let l = list(&self.client, &self.layout)?;
         self.stats.contact();
         self.stats.seen(l.position);
         let at = (l.revision, l.generation);
@@ -107,7 +107,7 @@ impl Follower {
                 }
             }
             let mut gone = false;
-            let result = self.gw.watch(self.layout.prefix(), revision + 1, |msg| {
+            let result = self.client.watch(self.layout.prefix(), revision + 1, |msg| {
                 self.stats.contact();
                 match msg {
                     WatchMessage::Created => true,

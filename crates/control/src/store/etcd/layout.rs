@@ -21,7 +21,7 @@
 use super::super::rows::{
     AccountRow, BindingRow, EdgeNodeRow, OwnedMapRow, PrefixRow, RegionRow, TokenRow, UserRow,
 };
-use super::gateway::{Kv, Op};
+use super::client::{Kv, Op};
 use crate::auth::TokenKey;
 use crate::records::AddressMap;
 use crate::state::{Change, Commit};
@@ -345,8 +345,8 @@ mod erased {
 /// transactions replayed as watch events into a second state (a replica following).
 #[cfg(test)]
 mod tests {
+    use super::super::client::Event;
     use super::super::follow::decode_group;
-    use super::super::gateway::Event;
     use super::super::Remote;
     use super::*;
     use crate::records::{AddressMap, EdgeNodeRecord};

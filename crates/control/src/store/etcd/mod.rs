@@ -21,20 +21,20 @@
 //! - Token secrets are hashed with a key stored in etcd (`token-key`), so that every
 //!   replica verifies every token.
 //!
-//! Files: this one (open, load, commit), `gateway.rs` (the HTTP JSON client),
+//! Files: this one (open, load, commit), `client.rs` (the etcd client, blocking calls),
 //! `layout.rs` (keys and values), `follow.rs` (the watch and the periodic re-read).
 
+mod client;
 mod follow;
-mod gateway;
 mod layout;
 
 use super::{Loaded, Store};
 use crate::auth::TokenKey;
 use crate::error::StoreError;
 use crate::state::{Change, Commit};
+use client::{Client, ClientError, ModRevisionIs, Op};
 use follow::Follower;
 pub(crate) use follow::Sink;
-use gateway::{Gateway, GatewayError, ModRevisionIs, Op};
 use layout::{KeyKind, Layout, Meta, FORMAT};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -133,15 +133,15 @@ impl EtcdStats {
     }
 }
 
-impl From<GatewayError> for StoreError {
-    fn from(e: GatewayError) -> Self {
+impl From<ClientError> for StoreError {
+    fn from(e: ClientError) -> Self {
         StoreError::Unavailable(e.to_string())
     }
 }
 
 /// The etcd store. See the module docs.
 pub struct EtcdStore {
-    gw: Arc<Gateway>,
+    client: Arc<Client>,
     layout: Layout,
     config: EtcdConfig,
     token_key: TokenKey,
@@ -188,8 +188,8 @@ fn corrupt(what: String) -> StoreError {
 }
 
 /// Reads and decodes everything under the layout's prefix.
-pub(crate) fn list(gw: &Gateway, layout: &Layout) -> Result<Listing, StoreError> {
-    let range = gw.range(layout.prefix(), false)?;
+pub(crate) fn list(client: &Client, layout: &Layout) -> Result<Listing, StoreError> {
+    let range = client.range(layout.prefix(), false)?;
     let mut meta = Meta::default();
     let mut position = 0;
     for kv in &range.kvs {
@@ -240,10 +240,10 @@ fn ask_op(layout: &Layout, replica: u64) -> Op {
 /// `want/` keys of replicas that have not asked for an hour (each process has its own
 /// key, so restarts would leave them behind): deleted, unless rewritten meanwhile. Best
 /// effort: a failure is only logged.
-fn prune_wants(gw: &Gateway, layout: &Layout) {
+fn prune_wants(client: &Client, layout: &Layout) {
     const STALE_SECS: u64 = 3600;
     let now = unix_now();
-    let r = match gw.range(&layout.wants(), false) {
+    let r = match client.range(&layout.wants(), false) {
         Ok(r) => r,
         Err(e) => return tracing::debug!(error = %e, "etcd: listing want/ keys failed"),
     };
@@ -257,7 +257,7 @@ fn prune_wants(gw: &Gateway, layout: &Layout) {
                 key: kv.key.clone(),
                 revision: kv.mod_revision,
             }];
-            if let Err(e) = gw.txn(&unchanged, &[Op::Delete(kv.key)], &[]) {
+            if let Err(e) = client.txn(&unchanged, &[Op::Delete(kv.key)], &[]) {
                 tracing::debug!(error = %e, "etcd: deleting a stale want/ key failed");
             }
         }
@@ -273,15 +273,15 @@ impl EtcdStore {
     /// the first replica ever to start, read by the others). Fails when no endpoint
     /// answers.
     pub fn open(config: EtcdConfig) -> Result<Self, StoreError> {
-        let gw = Arc::new(
-            Gateway::new(config.endpoints.clone(), config.request_timeout)
+        let client = Arc::new(
+            Client::new(config.endpoints.clone(), config.request_timeout)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?,
         );
         let layout = Layout::new(&config.prefix);
         let key_name = layout.token_key();
         // Create-if-absent: of replicas racing at their first start, one key wins.
         let fresh = TokenKey::random();
-        let out = gw.txn(
+        let out = client.txn(
             &[ModRevisionIs {
                 key: key_name.clone(),
                 revision: 0,
@@ -303,7 +303,7 @@ impl EtcdStore {
                 })
                 .ok_or_else(|| corrupt("token-key is not 64 hex digits".into()))?
         };
-        prune_wants(&gw, &layout);
+        prune_wants(&client, &layout);
         let stats = Arc::new(EtcdStats::default());
         stats.contact();
         let replica = rand::random();
@@ -311,12 +311,12 @@ impl EtcdStore {
             // One request in flight and one waiting at most: asks that arrive meanwhile
             // are the same ask.
             let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            let (gw, layout) = (gw.clone(), layout.clone());
+            let (client, layout) = (client.clone(), layout.clone());
             std::thread::Builder::new()
                 .name("inregion-etcd-ask".into())
                 .spawn(move || {
                     while rx.recv().is_ok() {
-                        if let Err(e) = gw.txn(&[], &[ask_op(&layout, replica)], &[]) {
+                        if let Err(e) = client.txn(&[], &[ask_op(&layout, replica)], &[]) {
                             tracing::debug!(error = %e, "etcd: asking for a turn failed");
                         }
                     }
@@ -325,7 +325,7 @@ impl EtcdStore {
             tx
         };
         Ok(Self {
-            gw,
+            client,
             layout,
             config,
             token_key,
@@ -352,7 +352,7 @@ impl EtcdStore {
 
     fn follower(&self) -> Follower {
         Follower {
-            gw: self.gw.clone(),
+            client: self.client.clone(),
             layout: self.layout.clone(),
             stats: self.stats.clone(),
             resync_interval: self.config.resync_interval,
@@ -366,8 +366,8 @@ impl EtcdStore {
 
     /// The newest `meta` revision in etcd (a linearizable read): a read that waits until
     /// the replica has applied it sees every write acknowledged before it started.
-    pub(crate) fn latest_position(gw: &Gateway, layout: &Layout) -> Result<u64, StoreError> {
-        let r = gw.range(&layout.meta(), true)?;
+    pub(crate) fn latest_position(client: &Client, layout: &Layout) -> Result<u64, StoreError> {
+        let r = client.range(&layout.meta(), true)?;
         Ok(r.kvs.first().map_or(0, |kv| kv.mod_revision))
     }
 
@@ -379,7 +379,7 @@ impl EtcdStore {
     /// earlier leader that is not visible now never will be. If `meta` is still at the
     /// transaction's base revision, the transaction did not happen.
     pub(crate) fn read_meta(&self) -> Result<(u64, u64), StoreError> {
-        let r = self.gw.range(&self.layout.meta(), true)?;
+        let r = self.client.range(&self.layout.meta(), true)?;
         self.stats.contact();
         match r.kvs.first() {
             None => Ok((0, 0)),
@@ -397,8 +397,8 @@ impl EtcdStore {
         let _ = self.asker.try_send(());
     }
 
-    pub(crate) fn gateway(&self) -> (Arc<Gateway>, Layout) {
-        (self.gw.clone(), self.layout.clone())
+    pub(crate) fn client(&self) -> (Arc<Client>, Layout) {
+        (self.client.clone(), self.layout.clone())
     }
 }
 
@@ -428,7 +428,7 @@ pub(crate) enum Remote {
 
 impl Store for EtcdStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        let l = list(&self.gw, &self.layout)?;
+        let l = list(&self.client, &self.layout)?;
         self.position = l.position;
         self.generation = l.generation;
         self.purged_through = l.loaded.purged_through;
@@ -502,7 +502,7 @@ impl EtcdStore {
             ask_op(&self.layout, self.replica),
             Op::Get(meta_key.clone()),
         ];
-        let out = self.gw.txn(
+        let out = self.client.txn(
             &[ModRevisionIs {
                 key: meta_key.clone(),
                 revision: self.position,
@@ -512,7 +512,7 @@ impl EtcdStore {
         );
         let out = match out {
             Ok(o) => o,
-            Err(GatewayError::Refused(why)) if why.contains("too many operations") => {
+            Err(ClientError::Refused(why)) if why.contains("too many operations") => {
                 return Err(StoreError::internal(format!(
                     "this write needs {} operations in one etcd transaction, more than etcd \
                      accepts: start etcd with a larger --max-txn-ops (and serve with the same \

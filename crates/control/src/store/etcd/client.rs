@@ -1,0 +1,542 @@
+//! The etcd client the store uses: the maintained [`etcd_client`] crate (gRPC over
+//! tonic), behind the few blocking calls the store makes (a paged range read at one
+//! revision, a conditional transaction, a prefix watch).
+//!
+//! Why blocking: the store runs on the commit pipeline's own thread and the follower's
+//! threads (`follow.rs`), never on an async runtime. The client owns a small runtime
+//! (one worker thread, `inregion-etcd`) that runs every request; a caller hands it the
+//! request and waits on a channel, so a call is sound from any thread, inside another
+//! runtime or not.
+//!
+//! Why one connection per endpoint, tried in order, rather than the crate's balanced
+//! channel: the store must know whether a failed transaction *may* have been applied
+//! (its ambiguous-outcome handling waits for the watch to tell). A request that could
+//! not reach an endpoint (connection refused) certainly was not applied and moves on to
+//! the next endpoint at once; one that was sent and got no answer is not retried here.
+//! A balancer hides which of the two happened, and waits out its timeout while every
+//! endpoint is down.
+//!
+//! Building it needs `protoc` (the crate compiles etcd's `.proto` files): the
+//! repository's `.cargo/config.toml` points `PROTOC` at `scripts/protoc`, which runs the
+//! binary shipped in the `protoc-bin-vendored` crate (a build dependency of this crate,
+//! so cargo has it unpacked before any build script runs).
+
+use etcd_client::{
+    Compare, CompareOp, DeleteOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions,
+};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tonic::Code;
+
+/// Why a request to etcd failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum ClientError {
+    /// No endpoint accepted the connection: the request was not sent anywhere.
+    #[error("no etcd endpoint reachable ({0})")]
+    Unreachable(String),
+    /// The request was sent, but no complete answer came back (timeout, reset): it may
+    /// or may not have taken effect.
+    #[error("etcd did not answer ({0})")]
+    NoAnswer(String),
+    /// etcd answered with an error (request too large, too many operations, ...).
+    #[error("etcd refused the request: {0}")]
+    Refused(String),
+}
+
+impl ClientError {
+    /// Whether a transaction that failed this way certainly did not take effect.
+    pub(crate) fn certainly_not_applied(&self) -> bool {
+        !matches!(self, ClientError::NoAnswer(_))
+    }
+
+    /// Sorts a failure of the crate by what it says about the request's fate.
+    fn from_etcd(endpoint: &str, e: etcd_client::Error) -> Self {
+        let what = format!("{endpoint}: {e}");
+        match e {
+            etcd_client::Error::GRpcStatus(status) => match status.code() {
+                // tonic answers Unavailable both for a connection it could not make and
+                // for one that broke under the request: only the first is certain.
+                Code::Unavailable if not_connected(&status) => ClientError::Unreachable(what),
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Unknown
+                | Code::Internal
+                | Code::Aborted
+                | Code::DataLoss => ClientError::NoAnswer(what),
+                // etcd checked the request and refused it before applying anything.
+                _ => ClientError::Refused(what),
+            },
+            etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+                ClientError::NoAnswer(what)
+            }
+            _ => ClientError::Refused(what),
+        }
+    }
+}
+
+/// Whether an `Unavailable` status says the connection was never made.
+fn not_connected(status: &tonic::Status) -> bool {
+    let mut text = status.message().to_ascii_lowercase();
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        text.push(' ');
+        text.push_str(&s.to_string().to_ascii_lowercase());
+        source = s.source();
+    }
+    text.contains("connection refused") || text.contains("tcp connect error")
+}
+
+/// A key-value pair.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Kv {
+    pub(crate) key: Vec<u8>,
+    pub(crate) value: Vec<u8>,
+    pub(crate) mod_revision: u64,
+}
+
+impl From<&etcd_client::KeyValue> for Kv {
+    fn from(kv: &etcd_client::KeyValue) -> Self {
+        Kv {
+            key: kv.key().to_vec(),
+            value: kv.value().to_vec(),
+            mod_revision: revision(kv.mod_revision()),
+        }
+    }
+}
+
+/// etcd's revisions are `int64` on the wire and never negative.
+fn revision(r: i64) -> u64 {
+    u64::try_from(r).unwrap_or(0)
+}
+
+/// The keys read by [`Client::range`], at one revision.
+#[derive(Debug, Default)]
+pub(crate) struct Range {
+    /// The revision the read was served at.
+    pub(crate) revision: u64,
+    /// The pairs, in key order.
+    pub(crate) kvs: Vec<Kv>,
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// Write a key.
+    Put(Vec<u8>, Vec<u8>),
+    /// Delete one key.
+    Delete(Vec<u8>),
+    /// Delete every key with this prefix.
+    DeletePrefix(Vec<u8>),
+    /// Read one key.
+    Get(Vec<u8>),
+}
+
+impl Op {
+    fn to_txn_op(&self) -> TxnOp {
+        match self {
+            Op::Put(k, v) => TxnOp::put(k.clone(), v.clone(), None),
+            Op::Delete(k) => TxnOp::delete(k.clone(), None),
+            Op::DeletePrefix(p) => TxnOp::delete(
+                p.clone(),
+                Some(DeleteOptions::new().with_range(prefix_end(p))),
+            ),
+            Op::Get(k) => TxnOp::get(k.clone(), None),
+        }
+    }
+}
+
+/// A transaction's condition: `mod_revision(key) == revision` (0: the key is absent).
+#[derive(Debug, Clone)]
+pub(crate) struct ModRevisionIs {
+    pub(crate) key: Vec<u8>,
+    pub(crate) revision: u64,
+}
+
+/// What a transaction did.
+#[derive(Debug)]
+pub(crate) struct TxnOutcome {
+    /// Whether the condition held (the success operations were applied).
+    pub(crate) succeeded: bool,
+    /// The revision after the transaction (its own revision when it wrote).
+    pub(crate) revision: u64,
+    /// The pairs read by the `Get` operations of the branch that ran, in order.
+    pub(crate) reads: Vec<Option<Kv>>,
+}
+
+/// One event of a watch.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    /// Whether the key was deleted (otherwise put).
+    pub(crate) deleted: bool,
+    /// The pair (for a deletion: the key and the deletion's revision).
+    pub(crate) kv: Kv,
+}
+
+/// One message of a watch stream.
+#[derive(Debug)]
+pub(crate) enum WatchMessage {
+    /// The watch is set up.
+    Created,
+    /// Events, in revision order.
+    Events(Vec<Event>),
+    /// The revision asked for was compacted away: list again.
+    Compacted(u64),
+    /// The server cancelled the watch for another reason.
+    Canceled(String),
+}
+
+impl WatchMessage {
+    fn from_response(r: &etcd_client::WatchResponse) -> Self {
+        if r.compact_revision() > 0 {
+            return WatchMessage::Compacted(revision(r.compact_revision()));
+        }
+        if r.canceled() {
+            return WatchMessage::Canceled(r.cancel_reason().to_string());
+        }
+        if r.created() && r.events().is_empty() {
+            return WatchMessage::Created;
+        }
+        WatchMessage::Events(
+            r.events()
+                .iter()
+                .map(|e| Event {
+                    deleted: e.event_type() == EventType::Delete,
+                    kv: e.kv().map(Kv::from).unwrap_or_default(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's `range_end`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // every key
+}
+
+/// One endpoint: a connection for requests (bounded by the request timeout) and one for
+/// watches (no overall timeout: the stream stays open; HTTP/2 pings notice a dead peer).
+struct Endpoint {
+    name: String,
+    requests: etcd_client::Client,
+    watches: etcd_client::Client,
+}
+
+/// The client. Cheap to share between threads (`&self` methods).
+pub(crate) struct Client {
+    endpoints: Vec<Endpoint>,
+    /// The endpoint that answered last.
+    current: AtomicUsize,
+    /// Runs every request; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.endpoints.iter().map(|e| e.name.as_str()).collect();
+        f.debug_struct("Client").field("endpoints", &names).finish()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Without waiting: a drop inside an async context must not block it.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Client {
+    /// A client of `endpoints` (`host:port`), each request bounded by `timeout`.
+    /// Connections are made on first use: an endpoint that is down now is no error.
+    pub(crate) fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::Refused("no etcd endpoints given".into()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("inregion-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Refused(format!("cannot start the etcd client: {e}")))?;
+        let connect = |name: &str, timeout: Option<Duration>| {
+            let url = format!("http://{name}");
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|e| ClientError::Refused(format!("{url}: not a valid endpoint ({e})")))?
+                .connect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(5))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .keep_alive_while_idle(true);
+            if let Some(t) = timeout {
+                endpoint = endpoint.timeout(t);
+            }
+            // `connect_lazy` needs the runtime's context (it spawns the connection's task).
+            let channel = {
+                let _in_runtime = runtime.enter();
+                endpoint.connect_lazy()
+            };
+            runtime
+                .block_on(etcd_client::Client::from_channel(
+                    etcd_client::Channel::Tonic(channel),
+                    None,
+                ))
+                .map_err(|e| ClientError::from_etcd(name, e))
+        };
+        let endpoints = endpoints
+            .iter()
+            .map(|name| {
+                Ok(Endpoint {
+                    name: name.clone(),
+                    requests: connect(name, Some(timeout))?,
+                    watches: connect(name, None)?,
+                })
+            })
+            .collect::<Result<_, ClientError>>()?;
+        Ok(Self {
+            endpoints,
+            current: AtomicUsize::new(0),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `request` on the client's runtime and waits for its answer.
+    fn run<T: Send + 'static>(&self, request: impl Future<Output = T> + Send + 'static) -> T {
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(request.await);
+        });
+        // The task always sends unless the runtime is shut down, which only `drop` does.
+        rx.recv().expect("the etcd client's runtime stopped")
+    }
+
+    /// Sends `request` to the first endpoint that takes the connection, starting with the
+    /// one that answered last.
+    fn send<T, F, Fut>(&self, request: F) -> Result<T, ClientError>
+    where
+        T: Send + 'static,
+        F: Fn(etcd_client::Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    {
+        let n = self.endpoints.len();
+        let first = self.current.load(Ordering::Relaxed);
+        let mut last_error = String::new();
+        for i in 0..n {
+            let at = (first + i) % n;
+            let endpoint = &self.endpoints[at];
+            match self.run(request(endpoint.requests.clone())) {
+                Ok(answer) => {
+                    self.current.store(at, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
+                    ClientError::Unreachable(why) => last_error = why,
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(ClientError::Unreachable(last_error))
+    }
+
+    /// Reads every key starting with `prefix` (or the one key `prefix` when `exact`), at
+    /// one revision, in pages.
+    pub(crate) fn range(&self, prefix: &[u8], exact: bool) -> Result<Range, ClientError> {
+        const PAGE: i64 = 2000;
+        let end = (!exact).then(|| prefix_end(prefix));
+        let mut out = Range::default();
+        let mut from = prefix.to_vec();
+        loop {
+            let mut options = GetOptions::new();
+            if let Some(end) = &end {
+                options = options.with_range(end.clone()).with_limit(PAGE);
+            }
+            if out.revision > 0 {
+                // Later pages at the first page's revision: one consistent snapshot.
+                options = options.with_revision(i64::try_from(out.revision).unwrap_or(i64::MAX));
+            }
+            let key = from.clone();
+            let r = self.send(move |mut c| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { c.get(key, Some(options)).await }
+            })?;
+            if out.revision == 0 {
+                out.revision = r.header().map_or(0, |h| revision(h.revision()));
+            }
+            let last = r.kvs().last().map(|kv| kv.key().to_vec());
+            out.kvs.extend(r.kvs().iter().map(Kv::from));
+            match (r.more(), last) {
+                (true, Some(mut k)) => {
+                    k.push(0); // the next key after `k`
+                    from = k;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Runs a transaction: if every condition holds, `success`, else `failure`.
+    pub(crate) fn txn(
+        &self,
+        compare: &[ModRevisionIs],
+        success: &[Op],
+        failure: &[Op],
+    ) -> Result<TxnOutcome, ClientError> {
+        let txn = Txn::new()
+            .when(
+                compare
+                    .iter()
+                    .map(|c| {
+                        let at = i64::try_from(c.revision).unwrap_or(i64::MAX);
+                        Compare::mod_revision(c.key.clone(), CompareOp::Equal, at)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(success.iter().map(Op::to_txn_op).collect::<Vec<_>>())
+            .or_else(failure.iter().map(Op::to_txn_op).collect::<Vec<_>>());
+        let r = self.send(move |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })?;
+        let reads = r
+            .op_responses()
+            .iter()
+            .filter_map(|op| match op {
+                TxnOpResponse::Get(g) => Some(g.kvs().first().map(Kv::from)),
+                _ => None,
+            })
+            .collect();
+        Ok(TxnOutcome {
+            succeeded: r.succeeded(),
+            revision: r.header().map_or(0, |h| revision(h.revision())),
+            reads,
+        })
+    }
+
+    /// Opens a watch of every key starting with `prefix`, from `start_revision`, and
+    /// calls `on_message` for each message until it returns `false`, the stream ends or
+    /// fails (the error says why).
+    pub(crate) fn watch(
+        &self,
+        prefix: &[u8],
+        start_revision: u64,
+        mut on_message: impl FnMut(WatchMessage) -> bool,
+    ) -> Result<(), ClientError> {
+        let options = WatchOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_start_revision(i64::try_from(start_revision).unwrap_or(i64::MAX))
+            // Progress notifications keep an idle stream from looking dead.
+            .with_progress_notify();
+        let n = self.endpoints.len();
+        let first = self.current.load(Ordering::Relaxed);
+        let mut last_error = String::new();
+        for i in 0..n {
+            let at = (first + i) % n;
+            let endpoint = &self.endpoints[at];
+            // The stream's messages come through a bounded channel: the runtime's task
+            // reads the stream, this thread handles them (and stops the task by
+            // dropping the receiver).
+            let (tx, rx) = std::sync::mpsc::sync_channel(64);
+            let (mut client, key, options) =
+                (endpoint.watches.clone(), prefix.to_vec(), options.clone());
+            let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+            runtime.spawn(async move {
+                let mut stream = match client.watch(key, Some(options)).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                loop {
+                    let next = stream.message().await;
+                    let end = !matches!(next, Ok(Some(_)));
+                    if tx.send(next).is_err() || end {
+                        return; // the reader is gone, or the stream ended
+                    }
+                }
+            });
+            let mut first_message = true;
+            loop {
+                let next = rx.recv().unwrap_or(Ok(None));
+                match next {
+                    Ok(Some(response)) => {
+                        first_message = false;
+                        self.current.store(at, Ordering::Relaxed);
+                        if !on_message(WatchMessage::from_response(&response)) {
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => {
+                        return Err(ClientError::NoAnswer(format!(
+                            "{}: the watch stream ended",
+                            endpoint.name
+                        )))
+                    }
+                    Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
+                        ClientError::Unreachable(why) if first_message => {
+                            last_error = why;
+                            break; // the next endpoint
+                        }
+                        ClientError::Unreachable(why) => return Err(ClientError::NoAnswer(why)),
+                        other => return Err(other),
+                    },
+                }
+            }
+        }
+        Err(ClientError::Unreachable(last_error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_every_key_with_the_prefix() {
+        assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+
+    #[test]
+    fn an_endpoint_that_refuses_the_connection_is_unreachable_and_nothing_was_sent() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Client::new(vec![format!("127.0.0.1:{port}")], Duration::from_secs(2)).unwrap();
+        let e = c.range(b"/x/", false).unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+        assert!(e.certainly_not_applied());
+        let e = c.txn(&[], &[Op::Put(b"/x/a".to_vec(), b"1".to_vec())], &[]);
+        assert!(matches!(e, Err(ClientError::Unreachable(_))), "{e:?}");
+        let e = c.watch(b"/x/", 1, |_| true).unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+        // Dropped here, outside any runtime; and inside one it must not panic either.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async move { drop(c) });
+    }
+
+    #[test]
+    fn an_endpoint_that_is_not_a_host_and_port_is_refused_at_construction() {
+        let e = Client::new(vec!["not a host".into()], Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, ClientError::Refused(_)), "{e:?}");
+        let e = Client::new(vec![], Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, ClientError::Refused(_)), "{e:?}");
+    }
+}
