@@ -22,8 +22,8 @@
 //! so cargo has it unpacked before any build script runs).
 
 use etcd_client::{
-    Compare, CompareOp, DeleteOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
-    WatchOptions,
+    Compare, CompareOp, DeleteOptions, EventType, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse,
+    WatchClient, WatchOptions,
 };
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -223,12 +223,18 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0] // every key
 }
 
+/// The largest answer accepted from etcd. gRPC's default, 4 MiB, is too small: a watch
+/// that resumes after a drop receives up to 1,000 revisions in one message, and each can
+/// carry a transaction of 128 records; a message refused for its size would fail the
+/// same way on every retry, and the replica would never catch up.
+const MAX_MESSAGE: usize = 1 << 30;
+
 /// One endpoint: a connection for requests (bounded by the request timeout) and one for
 /// watches (no overall timeout: the stream stays open; HTTP/2 pings notice a dead peer).
 struct Endpoint {
     name: String,
-    requests: etcd_client::Client,
-    watches: etcd_client::Client,
+    requests: KvClient,
+    watches: WatchClient,
 }
 
 /// The client. Cheap to share between threads (`&self` methods).
@@ -298,8 +304,12 @@ impl Client {
             .map(|name| {
                 Ok(Endpoint {
                     name: name.clone(),
-                    requests: connect(name, Some(timeout))?,
-                    watches: connect(name, None)?,
+                    requests: connect(name, Some(timeout))?
+                        .kv_client()
+                        .max_decoding_message_size(MAX_MESSAGE),
+                    watches: connect(name, None)?
+                        .watch_client()
+                        .max_decoding_message_size(MAX_MESSAGE),
                 })
             })
             .collect::<Result<_, ClientError>>()?;
@@ -310,15 +320,22 @@ impl Client {
         })
     }
 
-    /// Runs `request` on the client's runtime and waits for its answer.
-    fn run<T: Send + 'static>(&self, request: impl Future<Output = T> + Send + 'static) -> T {
-        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+    /// The runtime (present from `new` until `drop`).
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until drop")
+    }
+
+    /// Runs `request` on the client's runtime and waits for its answer; `None` if the
+    /// task ended without one (it panicked).
+    fn run<T: Send + 'static>(
+        &self,
+        request: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn(async move {
+        self.runtime().spawn(async move {
             let _ = tx.send(request.await);
         });
-        // The task always sends unless the runtime is shut down, which only `drop` does.
-        rx.recv().expect("the etcd client's runtime stopped")
+        rx.recv().ok()
     }
 
     /// Sends `request` to the first endpoint that takes the connection, starting with the
@@ -326,7 +343,7 @@ impl Client {
     fn send<T, F, Fut>(&self, request: F) -> Result<T, ClientError>
     where
         T: Send + 'static,
-        F: Fn(etcd_client::Client) -> Fut,
+        F: Fn(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
         let n = self.endpoints.len();
@@ -335,7 +352,13 @@ impl Client {
         for i in 0..n {
             let at = (first + i) % n;
             let endpoint = &self.endpoints[at];
-            match self.run(request(endpoint.requests.clone())) {
+            let Some(answer) = self.run(request(endpoint.requests.clone())) else {
+                return Err(ClientError::NoAnswer(format!(
+                    "{}: the request ended without an answer",
+                    endpoint.name
+                )));
+            };
+            match answer {
                 Ok(answer) => {
                     self.current.store(at, Ordering::Relaxed);
                     return Ok(answer);
@@ -449,8 +472,8 @@ impl Client {
             let (tx, rx) = std::sync::mpsc::sync_channel(64);
             let (mut client, key, options) =
                 (endpoint.watches.clone(), prefix.to_vec(), options.clone());
-            let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
-            runtime.spawn(async move {
+            // Ended with this call (the reader), not at the stream's next message.
+            let _task = AbortOnDrop(self.runtime().spawn(async move {
                 let mut stream = match client.watch(key, Some(options)).await {
                     Ok(stream) => stream,
                     Err(e) => {
@@ -465,7 +488,7 @@ impl Client {
                         return; // the reader is gone, or the stream ended
                     }
                 }
-            });
+            }));
             let mut first_message = true;
             loop {
                 let next = rx.recv().unwrap_or(Ok(None));
@@ -495,6 +518,15 @@ impl Client {
             }
         }
         Err(ClientError::Unreachable(last_error))
+    }
+}
+
+/// Stops a task of the client's runtime when dropped (a watch whose reader returned).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
