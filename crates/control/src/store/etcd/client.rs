@@ -338,6 +338,15 @@ impl Client {
         rx.recv().ok()
     }
 
+    /// Every endpoint once, starting with the one that answered last, with its index.
+    fn in_order(&self) -> impl Iterator<Item = (usize, &Endpoint)> {
+        let (n, first) = (self.endpoints.len(), self.current.load(Ordering::Relaxed));
+        (0..n).map(move |i| {
+            let at = (first + i) % n;
+            (at, &self.endpoints[at])
+        })
+    }
+
     /// Sends `request` to the first endpoint that takes the connection, starting with the
     /// one that answered last.
     fn send<T, F, Fut>(&self, request: F) -> Result<T, ClientError>
@@ -346,12 +355,8 @@ impl Client {
         F: Fn(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let n = self.endpoints.len();
-        let first = self.current.load(Ordering::Relaxed);
         let mut last_error = String::new();
-        for i in 0..n {
-            let at = (first + i) % n;
-            let endpoint = &self.endpoints[at];
+        for (at, endpoint) in self.in_order() {
             let Some(answer) = self.run(request(endpoint.requests.clone())) else {
                 return Err(ClientError::NoAnswer(format!(
                     "{}: the request ended without an answer",
@@ -460,12 +465,8 @@ impl Client {
             .with_start_revision(i64::try_from(start_revision).unwrap_or(i64::MAX))
             // Progress notifications keep an idle stream from looking dead.
             .with_progress_notify();
-        let n = self.endpoints.len();
-        let first = self.current.load(Ordering::Relaxed);
         let mut last_error = String::new();
-        for i in 0..n {
-            let at = (first + i) % n;
-            let endpoint = &self.endpoints[at];
+        for (at, endpoint) in self.in_order() {
             // The stream's messages come through a bounded channel: the runtime's task
             // reads the stream, this thread handles them (and stops the task by
             // dropping the receiver).
