@@ -1637,6 +1637,83 @@ fn a_replica_restarted_on_its_prefix_keeps_its_state() {
     }
 }
 
+/// A member that hangs (SIGSTOP: its connections stay open, nothing answers on them) is
+/// left behind: the replica's requests start with that member (the first endpoint), time
+/// out once, and from then on go to the other two, and its watch (HTTP/2 pings) moves too;
+/// writes and reads answer again within seconds, and nothing acknowledged is lost.
+#[test]
+fn a_hung_etcd_member_is_left_behind() {
+    let cluster = Cluster::start(3);
+    let prefix = unique_prefix();
+    let s = replica(&cluster, &prefix, &[]);
+    let c = client(Duration::from_secs(60));
+    s.create(DEMO_PREFIX, "203.0.113.0/26", "eu");
+    cluster.pause(0);
+    let paused = Instant::now();
+    let mut acknowledged = vec!["203.0.113.0/26".to_string()];
+    let mut n = 0;
+    let cidr = |n: u32| format!("2001:db8:1000:{:x}::/64", 0x2000 + n);
+    let first = loop {
+        assert!(
+            paused.elapsed() < Duration::from_secs(60),
+            "no write acknowledged within 60 s of member 0 hanging"
+        );
+        let a = call(
+            &c,
+            "POST",
+            &s.base,
+            BINDINGS,
+            Some(&create_body(V6_PREFIX, &cidr(n), "eu")),
+        );
+        n += 1;
+        if a.status == 201 {
+            acknowledged.push(canon(&cidr(n - 1)));
+            break paused.elapsed();
+        }
+        eprintln!(
+            "[{:.1}s] create: {} {}",
+            paused.elapsed().as_secs_f64(),
+            a.status,
+            a.text
+        );
+    };
+    eprintln!(
+        "first write acknowledged {:.1}s after member 0 hung",
+        first.as_secs_f64()
+    );
+    for _ in 0..10 {
+        let t = Instant::now();
+        let a = call(
+            &c,
+            "POST",
+            &s.base,
+            BINDINGS,
+            Some(&create_body(V6_PREFIX, &cidr(n), "eu")),
+        );
+        assert_eq!(a.status, 201, "a write after the first one: {}", a.text);
+        acknowledged.push(canon(&cidr(n)));
+        n += 1;
+        let r = call(&c, "GET", &s.base, BINDINGS, None);
+        assert_eq!(r.status, 200, "a read: {}", r.text);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a write and a read took {:?}: the replica still waits on the hung member",
+            t.elapsed()
+        );
+    }
+    let listed: BTreeSet<String> = list_all(&c, &s.base)
+        .iter()
+        .map(|b| b["cidr"].as_str().unwrap().to_owned())
+        .collect();
+    for a in &acknowledged {
+        assert!(
+            listed.contains(a),
+            "acknowledged {a} is not listed: {listed:?}"
+        );
+    }
+    cluster.resume(0);
+}
+
 const LATE_TOKEN: &str = "late-token-0000000000000000000000";
 
 /// Secrets at rest on etcd (the counterpart of api_http's check of the SQLite file): no

@@ -507,6 +507,18 @@ impl Cluster {
         self.retired.lock().unwrap().push(p);
     }
 
+    /// Freezes member `i` (SIGSTOP), as a hung process or host: its connections stay
+    /// open and nothing answers on them. [`Cluster::resume`] thaws it; dropping the
+    /// cluster kills it either way.
+    pub fn pause(&self, i: usize) {
+        signal(self.pid(i).expect("the member is running"), "STOP");
+    }
+
+    /// Thaws a member frozen by [`Cluster::pause`] (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        signal(self.pid(i).expect("the member is running"), "CONT");
+    }
+
     /// Starts member `i` again on its data directory (`--initial-cluster-state existing`)
     /// and waits until it reports healthy.
     pub fn restart(&self, i: usize) {

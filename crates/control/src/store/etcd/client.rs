@@ -347,6 +347,20 @@ impl Client {
         })
     }
 
+    /// Says that endpoint `at` failed with `e`. After no answer (a member that hangs, or
+    /// lost its leader) the *next* request starts with the next endpoint: this one is not
+    /// resent (it may have been applied), but no later request waits on that member first.
+    fn failed_at(&self, at: usize, e: ClientError) -> ClientError {
+        if let ClientError::NoAnswer(_) = e {
+            let next = (at + 1) % self.endpoints.len();
+            // Only if no other request has moved on already.
+            let _ = self
+                .current
+                .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        e
+    }
+
     /// Sends `request` to the first endpoint that takes the connection, starting with the
     /// one that answered last.
     fn send<T, F, Fut>(&self, request: F) -> Result<T, ClientError>
@@ -358,10 +372,8 @@ impl Client {
         let mut last_error = String::new();
         for (at, endpoint) in self.in_order() {
             let Some(answer) = self.run(request(endpoint.requests.clone())) else {
-                return Err(ClientError::NoAnswer(format!(
-                    "{}: the request ended without an answer",
-                    endpoint.name
-                )));
+                let why = format!("{}: the request ended without an answer", endpoint.name);
+                return Err(self.failed_at(at, ClientError::NoAnswer(why)));
             };
             match answer {
                 Ok(answer) => {
@@ -370,7 +382,7 @@ impl Client {
                 }
                 Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
                     ClientError::Unreachable(why) => last_error = why,
-                    other => return Err(other),
+                    other => return Err(self.failed_at(at, other)),
                 },
             }
         }
@@ -502,18 +514,18 @@ impl Client {
                         }
                     }
                     Ok(None) => {
-                        return Err(ClientError::NoAnswer(format!(
-                            "{}: the watch stream ended",
-                            endpoint.name
-                        )))
+                        let why = format!("{}: the watch stream ended", endpoint.name);
+                        return Err(self.failed_at(at, ClientError::NoAnswer(why)));
                     }
                     Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
                         ClientError::Unreachable(why) if first_message => {
                             last_error = why;
                             break; // the next endpoint
                         }
-                        ClientError::Unreachable(why) => return Err(ClientError::NoAnswer(why)),
-                        other => return Err(other),
+                        ClientError::Unreachable(why) => {
+                            return Err(self.failed_at(at, ClientError::NoAnswer(why)))
+                        }
+                        other => return Err(self.failed_at(at, other)),
                     },
                 }
             }
