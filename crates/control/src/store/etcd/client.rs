@@ -292,11 +292,10 @@ impl Client {
                 let _in_runtime = runtime.enter();
                 endpoint.connect_lazy()
             };
-            runtime
-                .block_on(etcd_client::Client::from_channel(
-                    etcd_client::Channel::Tonic(channel),
-                    None,
-                ))
+            let client =
+                etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None);
+            run_on(&runtime, client)
+                .ok_or_else(|| ClientError::Refused(format!("{name}: the client did not start")))?
                 .map_err(|e| ClientError::from_etcd(name, e))
         };
         let endpoints = endpoints
@@ -331,11 +330,7 @@ impl Client {
         &self,
         request: impl Future<Output = T> + Send + 'static,
     ) -> Option<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.runtime().spawn(async move {
-            let _ = tx.send(request.await);
-        });
-        rx.recv().ok()
+        run_on(self.runtime(), request)
     }
 
     /// Every endpoint once, starting with the one that answered last, with its index.
@@ -534,6 +529,20 @@ impl Client {
     }
 }
 
+/// Runs `request` on `runtime` and waits for its answer on a channel (not `block_on`,
+/// which panics when the caller is itself inside a runtime); `None` if the task ended
+/// without one.
+fn run_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    request: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = tx.send(request.await);
+    });
+    rx.recv().ok()
+}
+
 /// Stops a task of the client's runtime when dropped (a watch whose reader returned).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -570,11 +579,16 @@ mod tests {
         assert!(matches!(e, Err(ClientError::Unreachable(_))), "{e:?}");
         let e = c.watch(b"/x/", 1, |_| true).unwrap_err();
         assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
-        // Dropped here, outside any runtime; and inside one it must not panic either.
+        // Made, used and dropped inside another runtime (an async caller): no panic.
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        rt.block_on(async move { drop(c) });
+        rt.block_on(async move {
+            let inner = Client::new(vec![format!("127.0.0.1:{port}")], Duration::from_secs(2));
+            let e = inner.unwrap().range(b"/x/", true).unwrap_err();
+            assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+            drop(c);
+        });
     }
 
     #[test]
