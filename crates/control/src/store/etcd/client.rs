@@ -12,7 +12,8 @@
 //! channel: the store must know whether a failed transaction *may* have been applied
 //! (its ambiguous-outcome handling waits for the watch to tell). A request that could
 //! not reach an endpoint (connection refused) certainly was not applied and moves on to
-//! the next endpoint at once; one that was sent and got no answer is not retried here.
+//! the next endpoint at once; one that was sent and got no answer is not retried here,
+//! but the next request starts with the next endpoint (a hung member costs one timeout).
 //! A balancer hides which of the two happened, and waits out its timeout while every
 //! endpoint is down.
 //!
