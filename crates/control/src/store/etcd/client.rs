@@ -54,39 +54,50 @@ impl ClientError {
 
     /// Sorts a failure of the crate by what it says about the request's fate.
     fn from_etcd(endpoint: &str, e: etcd_client::Error) -> Self {
-        let what = format!("{endpoint}: {e}");
         match e {
-            etcd_client::Error::GRpcStatus(status) => match status.code() {
-                // tonic answers Unavailable both for a connection it could not make and
-                // for one that broke under the request: only the first is certain.
-                Code::Unavailable if not_connected(&status) => ClientError::Unreachable(what),
-                Code::Unavailable
-                | Code::DeadlineExceeded
-                | Code::Cancelled
-                | Code::Unknown
-                | Code::Internal
-                | Code::Aborted
-                | Code::DataLoss => ClientError::NoAnswer(what),
-                // etcd checked the request and refused it before applying anything.
-                _ => ClientError::Refused(what),
-            },
-            etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
-                ClientError::NoAnswer(what)
+            etcd_client::Error::GRpcStatus(status) => {
+                let what = format!("{endpoint}: {}", status_text(&status));
+                match status.code() {
+                    // tonic answers Unavailable both for a connection it could not make and
+                    // for one that broke under the request: only the first is certain.
+                    Code::Unavailable if not_connected(&what) => ClientError::Unreachable(what),
+                    Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Cancelled
+                    | Code::Unknown
+                    | Code::Internal
+                    | Code::Aborted
+                    | Code::DataLoss => ClientError::NoAnswer(what),
+                    // etcd checked the request and refused it before applying anything.
+                    _ => ClientError::Refused(what),
+                }
             }
-            _ => ClientError::Refused(what),
+            etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
+                ClientError::NoAnswer(format!("{endpoint}: {e}"))
+            }
+            _ => ClientError::Refused(format!("{endpoint}: {e}")),
         }
     }
 }
 
-/// Whether an `Unavailable` status says the connection was never made.
-fn not_connected(status: &tonic::Status) -> bool {
-    let mut text = status.message().to_ascii_lowercase();
+/// A status as a person reads it: its message, then each cause in turn ("tcp connect
+/// error: Connection refused (os error 111)"), without the debug dump of the status.
+fn status_text(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
     let mut source = std::error::Error::source(status);
     while let Some(s) = source {
-        text.push(' ');
-        text.push_str(&s.to_string().to_ascii_lowercase());
+        let cause = s.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
         source = s.source();
     }
+    text
+}
+
+/// Whether an `Unavailable` status's text says the connection was never made.
+fn not_connected(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
     text.contains("connection refused") || text.contains("tcp connect error")
 }
 
@@ -365,7 +376,7 @@ impl Client {
         F: Fn(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let mut last_error = String::new();
+        let mut refused = Vec::new();
         for (at, endpoint) in self.in_order() {
             let Some(answer) = self.run(request(endpoint.requests.clone())) else {
                 let why = format!("{}: the request ended without an answer", endpoint.name);
@@ -377,12 +388,12 @@ impl Client {
                     return Ok(answer);
                 }
                 Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
-                    ClientError::Unreachable(why) => last_error = why,
+                    ClientError::Unreachable(why) => refused.push(why),
                     other => return Err(self.failed_at(at, other)),
                 },
             }
         }
-        Err(ClientError::Unreachable(last_error))
+        Err(ClientError::Unreachable(refused.join("; ")))
     }
 
     /// Reads every key starting with `prefix` (or the one key `prefix` when `exact`), at
@@ -473,7 +484,7 @@ impl Client {
             .with_start_revision(i64::try_from(start_revision).unwrap_or(i64::MAX))
             // Progress notifications keep an idle stream from looking dead.
             .with_progress_notify();
-        let mut last_error = String::new();
+        let mut refused = Vec::new();
         for (at, endpoint) in self.in_order() {
             // The stream's messages come through a bounded channel: the runtime's task
             // reads the stream, this thread handles them (and stops the task by
@@ -515,7 +526,7 @@ impl Client {
                     }
                     Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
                         ClientError::Unreachable(why) if first_message => {
-                            last_error = why;
+                            refused.push(why);
                             break; // the next endpoint
                         }
                         ClientError::Unreachable(why) => {
@@ -526,7 +537,7 @@ impl Client {
                 }
             }
         }
-        Err(ClientError::Unreachable(last_error))
+        Err(ClientError::Unreachable(refused.join("; ")))
     }
 }
 
@@ -576,6 +587,11 @@ mod tests {
         let e = c.range(b"/x/", false).unwrap_err();
         assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
         assert!(e.certainly_not_applied());
+        // Said as a person reads it: the endpoint and the cause, no debug dump.
+        let text = e.to_string();
+        assert!(text.contains(&format!("127.0.0.1:{port}: ")), "{text}");
+        assert!(text.to_lowercase().contains("connection refused"), "{text}");
+        assert!(!text.contains("source:"), "{text}");
         let e = c.txn(&[], &[Op::Put(b"/x/a".to_vec(), b"1".to_vec())], &[]);
         assert!(matches!(e, Err(ClientError::Unreachable(_))), "{e:?}");
         let e = c.watch(b"/x/", 1, |_| true).unwrap_err();
