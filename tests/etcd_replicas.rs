@@ -1651,23 +1651,30 @@ fn a_hung_etcd_member_is_left_behind() {
     cluster.pause(0);
     let paused = Instant::now();
     let mut acknowledged = vec!["203.0.113.0/26".to_string()];
+    // Creates the next CIDR; notes it when acknowledged.
     let mut n = 0;
-    let cidr = |n: u32| format!("2001:db8:1000:{:x}::/64", 0x2000 + n);
-    let first = loop {
-        assert!(
-            paused.elapsed() < Duration::from_secs(60),
-            "no write acknowledged within 60 s of member 0 hanging"
-        );
+    let mut create_next = |acknowledged: &mut Vec<String>| {
+        let cidr = format!("2001:db8:1000:{:x}::/64", 0x2000 + n);
+        n += 1;
         let a = call(
             &c,
             "POST",
             &s.base,
             BINDINGS,
-            Some(&create_body(V6_PREFIX, &cidr(n), "eu")),
+            Some(&create_body(V6_PREFIX, &cidr, "eu")),
         );
-        n += 1;
         if a.status == 201 {
-            acknowledged.push(canon(&cidr(n - 1)));
+            acknowledged.push(canon(&cidr));
+        }
+        a
+    };
+    let first = loop {
+        assert!(
+            paused.elapsed() < Duration::from_secs(60),
+            "no write acknowledged within 60 s of member 0 hanging"
+        );
+        let a = create_next(&mut acknowledged);
+        if a.status == 201 {
             break paused.elapsed();
         }
         eprintln!(
@@ -1683,16 +1690,8 @@ fn a_hung_etcd_member_is_left_behind() {
     );
     for _ in 0..10 {
         let t = Instant::now();
-        let a = call(
-            &c,
-            "POST",
-            &s.base,
-            BINDINGS,
-            Some(&create_body(V6_PREFIX, &cidr(n), "eu")),
-        );
+        let a = create_next(&mut acknowledged);
         assert_eq!(a.status, 201, "a write after the first one: {}", a.text);
-        acknowledged.push(canon(&cidr(n)));
-        n += 1;
         let r = call(&c, "GET", &s.base, BINDINGS, None);
         assert_eq!(r.status, 200, "a read: {}", r.text);
         assert!(
