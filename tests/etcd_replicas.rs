@@ -1713,6 +1713,59 @@ fn a_hung_etcd_member_is_left_behind() {
     cluster.resume(0);
 }
 
+/// A replica whose watch must resume from a revision that etcd has compacted away lists
+/// everything again (the informer's re-list) instead of waiting for its periodic re-read
+/// (60 s) or missing what happened: replica B is frozen, the member its watch is on is
+/// killed, A writes, etcd's history is compacted past B's last revision, B is thawed.
+#[test]
+fn a_watch_resumed_past_a_compaction_lists_again() {
+    let cluster = Cluster::start(3);
+    let prefix = unique_prefix();
+    let a = replica(&cluster, &prefix, &[]);
+    let b = replica(&cluster, &prefix, &[]);
+    let c = client(Duration::from_secs(60));
+    a.create(DEMO_PREFIX, "203.0.113.0/26", "eu");
+    assert_eq!(list_all(&c, &b.base).len(), 1);
+    let signal = |pid: u32, sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pid}");
+    };
+    signal(b.pid(), "STOP");
+    // Both replicas' first endpoint, where B's watch is: B's connection dies under it.
+    cluster.kill9(0);
+    for i in 0..5 {
+        a.create(
+            V6_PREFIX,
+            &format!("2001:db8:1000:{:x}::/64", 0x3000 + i),
+            "eu",
+        );
+    }
+    let now = cluster.put(1, "/compaction-mark", "x").unwrap();
+    cluster
+        .gateway(
+            1,
+            "/v3/kv/compaction",
+            &json!({"revision": now.to_string(), "physical": true}),
+        )
+        .unwrap();
+    let thawed = Instant::now();
+    signal(b.pid(), "CONT");
+    let expected = list_all(&c, &a.base);
+    assert_eq!(expected.len(), 6);
+    // Reads on B wait until it has applied etcd's newest revision: that takes the re-list.
+    assert_eq!(list_all(&c, &b.base), expected);
+    assert!(
+        thawed.elapsed() < Duration::from_secs(20),
+        "B caught up only after {:?} (its periodic re-read, not the re-list)",
+        thawed.elapsed()
+    );
+    b.create(V6_PREFIX, "2001:db8:1000:4000::/64", "eu");
+    assert_eq!(list_all(&c, &a.base).len(), 7);
+}
+
 const LATE_TOKEN: &str = "late-token-0000000000000000000000";
 
 /// Secrets at rest on etcd (the counterpart of api_http's check of the SQLite file): no
