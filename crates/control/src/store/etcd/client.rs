@@ -101,6 +101,15 @@ fn not_connected(text: &str) -> bool {
     text.contains("connection refused") || text.contains("tcp connect error")
 }
 
+/// Whether a request may be sent to the next endpoint after one that did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// A read: sending it again changes nothing.
+    Read,
+    /// A write: only when the connection was refused (it certainly was not sent).
+    OnlyIfRefused,
+}
+
 /// A key-value pair.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Kv {
@@ -369,31 +378,42 @@ impl Client {
     }
 
     /// Sends `request` to the first endpoint that takes the connection, starting with the
-    /// one that answered last.
-    fn send<T, F, Fut>(&self, request: F) -> Result<T, ClientError>
+    /// one that answered last. A request that may have been applied is not sent again
+    /// elsewhere unless `resend` says it is safe ([`Resend::Read`]).
+    fn send<T, F, Fut>(&self, resend: Resend, request: F) -> Result<T, ClientError>
     where
         T: Send + 'static,
         F: Fn(KvClient) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
         let mut refused = Vec::new();
+        let mut unanswered = Vec::new();
         for (at, endpoint) in self.in_order() {
-            let Some(answer) = self.run(request(endpoint.requests.clone())) else {
-                let why = format!("{}: the request ended without an answer", endpoint.name);
-                return Err(self.failed_at(at, ClientError::NoAnswer(why)));
-            };
-            match answer {
-                Ok(answer) => {
+            let error = match self.run(request(endpoint.requests.clone())) {
+                Some(Ok(answer)) => {
                     self.current.store(at, Ordering::Relaxed);
                     return Ok(answer);
                 }
-                Err(e) => match ClientError::from_etcd(&endpoint.name, e) {
-                    ClientError::Unreachable(why) => refused.push(why),
-                    other => return Err(self.failed_at(at, other)),
-                },
+                Some(Err(e)) => ClientError::from_etcd(&endpoint.name, e),
+                None => ClientError::NoAnswer(format!(
+                    "{}: the request ended without an answer",
+                    endpoint.name
+                )),
+            };
+            match self.failed_at(at, error) {
+                ClientError::Unreachable(why) => refused.push(why),
+                // A read changes nothing: the next member may answer it (the connection
+                // to a member that was just killed breaks under the first request).
+                ClientError::NoAnswer(why) if resend == Resend::Read => unanswered.push(why),
+                other => return Err(other),
             }
         }
-        Err(ClientError::Unreachable(refused.join("; ")))
+        if unanswered.is_empty() {
+            Err(ClientError::Unreachable(refused.join("; ")))
+        } else {
+            unanswered.extend(refused);
+            Err(ClientError::NoAnswer(unanswered.join("; ")))
+        }
     }
 
     /// Reads every key starting with `prefix` (or the one key `prefix` when `exact`), at
@@ -413,7 +433,7 @@ impl Client {
                 options = options.with_revision(i64::try_from(out.revision).unwrap_or(i64::MAX));
             }
             let key = from.clone();
-            let r = self.send(move |mut c| {
+            let r = self.send(Resend::Read, move |mut c| {
                 let (key, options) = (key.clone(), options.clone());
                 async move { c.get(key, Some(options)).await }
             })?;
@@ -451,7 +471,9 @@ impl Client {
             )
             .and_then(success.iter().map(Op::to_txn_op).collect::<Vec<_>>())
             .or_else(failure.iter().map(Op::to_txn_op).collect::<Vec<_>>());
-        let r = self.send(move |mut c| {
+        // A transaction whose answer was lost may have been applied: the store settles it
+        // (its nonce) rather than this client sending it twice.
+        let r = self.send(Resend::OnlyIfRefused, move |mut c| {
             let txn = txn.clone();
             async move { c.txn(txn).await }
         })?;
@@ -567,6 +589,7 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn prefix_end_is_the_next_key_after_every_key_with_the_prefix() {
@@ -606,6 +629,55 @@ mod tests {
             assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
             drop(c);
         });
+    }
+
+    /// A member that takes connections and hangs up on each (one killed under a request
+    /// looks so): counts the connections it took.
+    fn hang_up_endpoint() -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let name = listener.local_addr().unwrap().to_string();
+        let taken = Arc::new(AtomicUsize::new(0));
+        let count = taken.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        (name, taken)
+    }
+
+    #[test]
+    fn a_read_without_an_answer_goes_on_to_the_next_member_and_a_transaction_does_not() {
+        let (first, first_taken) = hang_up_endpoint();
+        let (second, second_taken) = hang_up_endpoint();
+        let c = Client::new(vec![first.clone(), second.clone()], Duration::from_secs(2)).unwrap();
+        let e = c.range(b"/x/", false).unwrap_err();
+        assert!(matches!(e, ClientError::NoAnswer(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&first) && text.contains(&second), "{text}");
+        assert!(first_taken.load(Ordering::SeqCst) > 0);
+        assert!(
+            second_taken.load(Ordering::SeqCst) > 0,
+            "the read was not tried on the second member"
+        );
+        // Each failure moved the start on by one: back to the first. A transaction that
+        // got no answer there is not sent on to the second.
+        let before = second_taken.load(Ordering::SeqCst);
+        let e = c.txn(&[], &[Op::Put(b"/x/a".to_vec(), b"1".to_vec())], &[]);
+        let e = e.unwrap_err();
+        assert!(matches!(e, ClientError::NoAnswer(_)), "{e:?}");
+        assert!(!e.certainly_not_applied());
+        assert!(
+            e.to_string().contains(&first) && !e.to_string().contains(&second),
+            "{e}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            second_taken.load(Ordering::SeqCst),
+            before,
+            "the transaction was sent on"
+        );
     }
 
     #[test]
