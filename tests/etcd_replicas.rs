@@ -14,7 +14,7 @@
 
 mod api_support;
 
-use api_support::etcd_support::{unique_prefix, Cluster};
+use api_support::etcd_support::{signal, unique_prefix, Cluster};
 use api_support::*;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -1726,14 +1726,7 @@ fn a_watch_resumed_past_a_compaction_lists_again() {
     let c = client(Duration::from_secs(60));
     a.create(DEMO_PREFIX, "203.0.113.0/26", "eu");
     assert_eq!(list_all(&c, &b.base).len(), 1);
-    let signal = |pid: u32, sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([format!("-{sig}"), pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {pid}");
-    };
-    signal(b.pid(), "STOP");
+    assert!(signal(b.pid(), "STOP"), "kill -STOP B");
     // Both replicas' first endpoint, where B's watch is: B's connection dies under it.
     cluster.kill9(0);
     for i in 0..5 {
@@ -1752,7 +1745,7 @@ fn a_watch_resumed_past_a_compaction_lists_again() {
         )
         .unwrap();
     let thawed = Instant::now();
-    signal(b.pid(), "CONT");
+    assert!(signal(b.pid(), "CONT"), "kill -CONT B");
     let expected = list_all(&c, &a.base);
     assert_eq!(expected.len(), 6);
     // Reads on B wait until it has applied etcd's newest revision: that takes the re-list.

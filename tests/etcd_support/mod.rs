@@ -269,12 +269,15 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
+/// Sends signal `sig` (`KILL`, `STOP`, ...) to process `pid`; whether `kill` succeeded
+/// (it fails for a process that has already exited).
+pub fn signal(pid: u32, sig: &str) -> bool {
+    Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn free_port_pair() -> (u16, u16) {
@@ -491,7 +494,8 @@ impl Cluster {
         let p = self.procs.lock().unwrap()[i]
             .take()
             .unwrap_or_else(|| panic!("member {i} is not running"));
-        signal(p.pid, sig);
+        // It may have exited already (killed by a test): what follows waits either way.
+        let _ = signal(p.pid, sig);
         let deadline = Instant::now() + wait;
         while alive(p.pid) {
             if Instant::now() > deadline {
@@ -511,12 +515,14 @@ impl Cluster {
     /// open and nothing answers on them. [`Cluster::resume`] thaws it; dropping the
     /// cluster kills it either way.
     pub fn pause(&self, i: usize) {
-        signal(self.pid(i).expect("the member is running"), "STOP");
+        let pid = self.pid(i).expect("the member is running");
+        assert!(signal(pid, "STOP"), "kill -STOP {pid}");
     }
 
     /// Thaws a member frozen by [`Cluster::pause`] (SIGCONT).
     pub fn resume(&self, i: usize) {
-        signal(self.pid(i).expect("the member is running"), "CONT");
+        let pid = self.pid(i).expect("the member is running");
+        assert!(signal(pid, "CONT"), "kill -CONT {pid}");
     }
 
     /// Starts member `i` again on its data directory (`--initial-cluster-state existing`)

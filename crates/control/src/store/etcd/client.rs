@@ -41,9 +41,12 @@ pub(crate) enum ClientError {
     /// or may not have taken effect.
     #[error("etcd did not answer ({0})")]
     NoAnswer(String),
-    /// etcd answered with an error (request too large, too many operations, ...).
+    /// etcd answered with an error (request too large, ...): nothing was applied.
     #[error("etcd refused the request: {0}")]
     Refused(String),
+    /// etcd refused a transaction for having more operations than its `--max-txn-ops`.
+    #[error("etcd refused the transaction: {0}")]
+    TooManyOperations(String),
 }
 
 impl ClientError {
@@ -68,6 +71,10 @@ impl ClientError {
                     | Code::Internal
                     | Code::Aborted
                     | Code::DataLoss => ClientError::NoAnswer(what),
+                    // etcd says this one only by its text (the code is InvalidArgument).
+                    Code::InvalidArgument if status.message().contains("too many operations") => {
+                        ClientError::TooManyOperations(what)
+                    }
                     // etcd checked the request and refused it before applying anything.
                     _ => ClientError::Refused(what),
                 }
@@ -629,6 +636,34 @@ mod tests {
             assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
             drop(c);
         });
+    }
+
+    #[test]
+    fn etcd_refusals_are_sorted_by_what_they_say_about_the_request() {
+        let sort = |status: tonic::Status| {
+            ClientError::from_etcd("m0", etcd_client::Error::GRpcStatus(status))
+        };
+        // etcd's own text for a transaction over its --max-txn-ops.
+        let e = sort(tonic::Status::invalid_argument(
+            "etcdserver: too many operations in txn request",
+        ));
+        assert!(matches!(e, ClientError::TooManyOperations(_)), "{e:?}");
+        assert!(e.certainly_not_applied());
+        let e = sort(tonic::Status::invalid_argument(
+            "etcdserver: duplicate key given in txn request",
+        ));
+        assert!(matches!(e, ClientError::Refused(_)), "{e:?}");
+        let e = sort(tonic::Status::deadline_exceeded("timeout"));
+        assert!(matches!(e, ClientError::NoAnswer(_)), "{e:?}");
+        assert!(!e.certainly_not_applied());
+        let e = sort(tonic::Status::unavailable(
+            "tcp connect error: Connection refused",
+        ));
+        assert!(matches!(e, ClientError::Unreachable(_)), "{e:?}");
+        let e = sort(tonic::Status::unavailable(
+            "error reading a body from connection",
+        ));
+        assert!(matches!(e, ClientError::NoAnswer(_)), "{e:?}");
     }
 
     /// A member that takes connections and hangs up on each (one killed under a request

@@ -512,7 +512,7 @@ impl EtcdStore {
         );
         let out = match out {
             Ok(o) => o,
-            Err(ClientError::Refused(why)) if why.contains("too many operations") => {
+            Err(ClientError::TooManyOperations(_)) => {
                 return Err(StoreError::internal(format!(
                     "this write needs {} operations in one etcd transaction, more than etcd \
                      accepts: start etcd with a larger --max-txn-ops (and serve with the same \
