@@ -6,7 +6,9 @@
 #
 # Phases (all on loopback, data and probe file in the same directory, BENCH_DIR):
 #   1. create, paced   PACED_CONNECTIONS (default 20) wrk connections, each waiting PACE_MS
-#                      (default 8) ms between requests: about 2,000 durable creates/s,
+#                      (default 8) ms between requests (on average: exponential pauses,
+#                      PACE_DIST=exp; PACE_DIST=fixed for a fixed pause): about 2,000
+#                      durable creates/s,
 #                      `inregion serve --durability full` (every create fsynced);
 #   2. fsync probe     a loop of 2 KiB pwrite + fdatasync on a file beside the database,
 #                      paced at the rate of store commits (fsyncs) the server did in
@@ -29,7 +31,10 @@
 #
 # Environment: DURATION (seconds, default 30), ROUNDS (default 5), BENCH_DIR (default target/bench-durable:
 # the repository's disk; /tmp may be a tmpfs elsewhere), WORKERS (server threads,
-# default 2), SKIP_BUILD=1, SERVE_ARGS (extra flags, e.g. "--durability process").
+# default 2), SKIP_BUILD=1, BIN (a built `inregion` to measure instead: an A/B of two
+# commits), SERVE_ARGS (extra flags, e.g. "--durability process"),
+# SERVER_CPUS and CLIENT_CPUS (taskset CPU lists, e.g. 1 and 0: the server and the load
+# (wrk, the probe) on separate cores instead of sharing every core; default: unpinned).
 # Traffic goes to 127.0.0.1 only; wrk is installed from Debian's packages if missing.
 set -euo pipefail
 
@@ -40,6 +45,9 @@ SLICE=$(( DURATION / ROUNDS > 2 ? DURATION / ROUNDS : 2 ))
 CONNECTIONS=${CONNECTIONS:-64}
 PACED_CONNECTIONS=${PACED_CONNECTIONS:-20}
 PACE_MS=${PACE_MS:-8}
+# Exponential pauses: see write_lua in scripts/lib.sh. PACE_DIST=fixed gives the
+# figures of sessions up to 19 (connections in step, bursts of PACED_CONNECTIONS).
+export PACE_DIST=${PACE_DIST:-exp}
 WORKERS=${WORKERS:-2}
 TARGET=${CARGO_TARGET_DIR:-target}
 BENCH_DIR=${BENCH_DIR:-$TARGET/bench-durable}
@@ -49,8 +57,10 @@ PREFIX=b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3b3
 
 . scripts/lib.sh
 need_wrk
-if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
-BIN="$TARGET/release/inregion"
+if [[ -z "${BIN:-}" ]]; then
+  if [[ -z "${SKIP_BUILD:-}" ]]; then cargo build --release -q -p inregion; fi
+  BIN="$TARGET/release/inregion"
+fi
 
 rm -rf "$BENCH_DIR"
 mkdir -p "$BENCH_DIR"
@@ -62,23 +72,26 @@ trap cleanup EXIT
 
 write_config "$WORK/bench.toml" "$ACCOUNT" "$PREFIX"
 
+if [[ -n "${SERVER_CPUS:-}" ]]; then BIN_WRAP=(taskset -c "$SERVER_CPUS"); fi
+CLIENT=()
+if [[ -n "${CLIENT_CPUS:-}" ]]; then CLIENT=(taskset -c "$CLIENT_CPUS"); fi
 start_server "$WORK/out" --data "$WORK/data" --config "$WORK/bench.toml" --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-}
 URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
-echo "server $BASE (pid $PID, $WORKERS workers), data in $WORK/data ($(df --output=source "$WORK" | tail -1))"
+echo "server $BASE (pid $PID, $WORKERS workers, cpus ${SERVER_CPUS:-all}; load on cpus ${CLIENT_CPUS:-all}), data in $WORK/data ($(df --output=source "$WORK" | tail -1))"
 
 write_lua "$WORK" "$TOKEN" "$PREFIX"
 
 metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$1"; }
 
-echo; echo "=== 1+2. create, paced ($PACED_CONNECTIONS connections, ${PACE_MS} ms pause: about 2,000/s), alternating with"
+echo; echo "=== 1+2. create, paced ($PACED_CONNECTIONS connections, ${PACE_MS} ms pause ($PACE_DIST): about 2,000/s), alternating with"
 echo "    the fsync probe (2 KiB pwrite + fdatasync beside the database at the server's fsync rate): $ROUNDS x ${SLICE} s each"
 for r in $(seq "$ROUNDS"); do
   b0=$(metric inregion_store_commit_batches_total)
-  RUN=$r HIST="$WORK/create.$r.q" PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${SLICE}s" -s "$WORK/create.lua" "$URL" >"$WORK/paced.$r.out"
+  RUN=$r HIST="$WORK/create.$r.q" PACE_MS=$PACE_MS "${CLIENT[@]}" wrk -t1 -c"$PACED_CONNECTIONS" -d"${SLICE}s" -s "$WORK/create.lua" "$URL" >"$WORK/paced.$r.out"
   b1=$(metric inregion_store_commit_batches_total)
   rate=$(python3 -c "print(max(1.0, ($b1 - $b0) / $SLICE))")
-  python3 scripts/fsync_probe.py "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" >"$WORK/probe.$r.out"
+  "${CLIENT[@]}" python3 scripts/fsync_probe.py "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" >"$WORK/probe.$r.out"
   echo "  round $r: create $(grep RESULT "$WORK/paced.$r.out" | cut -d' ' -f2-), fsyncs $((b1 - b0)); probe $(grep RESULT "$WORK/probe.$r.out" | cut -d' ' -f2-)"
 done
 # Percentiles over all rounds: wrk's quantile points weighted by their share of requests,
@@ -122,10 +135,10 @@ echo "  all rounds: probe, from when each write was due  $(cut -d' ' -f2- "$WORK
 
 echo; echo "=== 3. get one, paced as phase 1: the HTTP path without a write (the floor on this machine)"
 ID=$(curl -s "$URL?per_page=5" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][2]["id"])')
-PACE_MS=$PACE_MS wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/get.lua" "$URL/$ID" | tee "$WORK/get.out"
+PACE_MS=$PACE_MS "${CLIENT[@]}" wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/get.lua" "$URL/$ID" | tee "$WORK/get.out"
 
 echo; echo "=== 4. create, saturated ($CONNECTIONS connections), ${DURATION} s"
-RUN=$((ROUNDS + 1)) wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/sat.out"
+RUN=$((ROUNDS + 1)) "${CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/sat.out"
 
 read -r pr p50 p99 p999 perr <<<"$(for k in rate p50_ms p99_ms p999_ms errors; do field "$WORK/paced.out" $k; done | xargs)"
 read -r qr q50 q99 q999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/probe.out" $k; done | xargs)"
@@ -133,7 +146,7 @@ read -r ar a50 a99 a999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WO
 read -r gr g50 g99 g999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/get.out" $k; done | xargs)"
 read -r sr serr <<<"$(for k in rate errors; do field "$WORK/sat.out" $k; done | xargs)"
 echo
-echo "=== summary ($(nproc) cores, $(df --output=source "$WORK" | tail -1); ${SERVE_ARGS:-durability full})"
+echo "=== summary ($(nproc) cores, $(df --output=source "$WORK" | tail -1); ${SERVE_ARGS:-durability full}; server cpus ${SERVER_CPUS:-all}, load cpus ${CLIENT_CPUS:-all})"
 python3 - "$pr" "$p50" "$p99" "$p999" "$perr" "$qr" "$q50" "$q99" "$q999" "$sr" "$serr" "$gr" "$g50" "$g99" "$g999" "$a50" "$a99" "$a999" <<'PY'
 import json, sys
 (pr, p50, p99, p999, perr, qr, q50, q99, q999, sr, serr, gr, g50, g99, g999,

@@ -16,6 +16,9 @@ need_wrk() {
 # Both: PACE_MS (environment) makes each connection wait that long before its next
 # request, which caps the offered rate near connections / (PACE_MS + latency) (wrk is
 # closed-loop: a paced phase measures latency at a set rate instead of at saturation);
+# with PACE_DIST=exp each pause is drawn from an exponential distribution of that mean
+# instead (fixed pauses let the connections fall into step: every response of one
+# group commit comes back at once, so every connection asks again at once);
 # at the end they print `RESULT rate= p50_ms= p99_ms= p999_ms= errors=` (wrk's own
 # summary has no p99.9), and with HIST=FILE write the quantile function (0.1 % steps,
 # 0.01 % past p99) after the request count, for percentiles over several runs.
@@ -24,7 +27,13 @@ write_lua() {
   local common
   common=$(cat <<'LUA'
 local pace = tonumber(os.getenv("PACE_MS") or "")
-if pace then
+if pace and os.getenv("PACE_DIST") == "exp" then
+  -- Exponential pauses (mean PACE_MS, whole milliseconds as wrk takes them, same seed
+  -- every run): the connections do not fall into step, so arrivals are close to those
+  -- of independent clients rather than bursts of every connection at once.
+  math.randomseed(1)
+  function delay() return math.floor(-pace * math.log(1 - math.random()) + 0.5) end
+elseif pace then
   function delay() return pace end
 end
 function done(summary, latency, requests)
@@ -87,7 +96,7 @@ TOML
 # http://127.0.0.1:PORT) once it listens, or exits if it does not within 10 s.
 start_server() {
   local out=$1; shift
-  RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --listen 127.0.0.1:0 "$@" >"$out" &
+  RUST_LOG=${RUST_LOG:-warn} ${BIN_WRAP[@]+"${BIN_WRAP[@]}"} "$BIN" serve --listen 127.0.0.1:0 "$@" >"$out" &
   PID=$!
   for _ in $(seq 100); do grep -q "listening on" "$out" 2>/dev/null && break; sleep 0.1; done
   BASE=$(head -1 "$out" | awk '{print $4}')
