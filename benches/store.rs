@@ -11,6 +11,12 @@
 //!   creating 1M bindings through fsync'd single creates would take minutes. The measured
 //!   operation is the same in both: only the loading differs.
 //! - `reads/*`: `get_binding` and a 25-item `list_bindings` page over 10k bindings.
+//! - `growth` (printed, not criterion's: criterion reports means, and this is about the
+//!   worst case): 200k creates one at a time into the memory store, each timed; the
+//!   slowest against the median of the same run. A structure that grows in one step
+//!   while the writer lock is held (a `HashMap` doubling its table: 10-27 ms at 14k and
+//!   28k bindings, measured in session 20) shows here as a max thousands of times the
+//!   median.
 //!
 //! Run: `cargo bench --bench store` (add `-- snapshot` etc. to filter).
 
@@ -231,5 +237,55 @@ fn snapshots(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, durable_creates, snapshots);
+/// Whether a group named `name` runs: criterion's filter is the first argument that is not
+/// a flag; no filter runs everything.
+fn selected(name: &str) -> bool {
+    match std::env::args().skip(1).find(|a| !a.starts_with('-')) {
+        None => true,
+        Some(filter) => name.contains(&filter),
+    }
+}
+
+fn growth(_c: &mut Criterion) {
+    if !selected("growth") {
+        return;
+    }
+    const N: u64 = 200_000;
+    let mem = ControlPlane::in_memory(ControlConfig::default());
+    mem.seed(&seed(), now()).unwrap();
+    let p = Principal::system();
+    let mut took = Vec::with_capacity(N as usize);
+    let (mut worst, mut worst_at) = (Duration::ZERO, 0);
+    for n in 0..N {
+        let t = Instant::now();
+        mem.create_binding(&p, ACCT, CreateBinding::new(P6, &cidr(n), "eu"), now())
+            .unwrap();
+        let d = t.elapsed();
+        if d > worst {
+            (worst, worst_at) = (d, n);
+        }
+        took.push(d);
+        if (n + 1) % 50_000 == 0 {
+            eprintln!("growth: {} creates", n + 1);
+        }
+    }
+    took.sort();
+    let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+    let median = at(0.5);
+    eprintln!(
+        "growth: {N} single creates (memory store): median {median:?}, p99.9 {:?}, max {worst:?} \
+         at {worst_at} bindings; max / median {:.0}x",
+        at(0.999),
+        worst.as_secs_f64() / median.as_secs_f64()
+    );
+    println!(
+        "{{\"bench\": \"growth\", \"creates\": {N}, \"median_us\": {:.2}, \"p999_us\": {:.2}, \"max_us\": {:.2}, \"max_at\": {worst_at}, \"max_over_median\": {:.1}}}",
+        median.as_secs_f64() * 1e6,
+        at(0.999).as_secs_f64() * 1e6,
+        worst.as_secs_f64() * 1e6,
+        worst.as_secs_f64() / median.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, durable_creates, snapshots, growth);
 criterion_main!(benches);
