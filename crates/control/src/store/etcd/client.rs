@@ -12,8 +12,10 @@
 //! channel: the store must know whether a failed transaction *may* have been applied
 //! (its ambiguous-outcome handling waits for the watch to tell). A request that could
 //! not reach an endpoint (connection refused) certainly was not applied and moves on to
-//! the next endpoint at once; one that was sent and got no answer is not retried here,
-//! but the next request starts with the next endpoint (a hung member costs one timeout).
+//! the next endpoint at once; a transaction that was sent and got no answer is not
+//! retried here (a read is: reading twice changes nothing, and the connection to a member
+//! killed a moment ago breaks under the first request), and the next request starts with
+//! the next endpoint (a hung member costs one timeout).
 //! A balancer hides which of the two happened, and waits out its timeout while every
 //! endpoint is down.
 //!
@@ -371,8 +373,8 @@ impl Client {
     }
 
     /// Says that endpoint `at` failed with `e`. After no answer (a member that hangs, or
-    /// lost its leader) the *next* request starts with the next endpoint: this one is not
-    /// resent (it may have been applied), but no later request waits on that member first.
+    /// lost its leader) the *next* request starts with the next endpoint, so that no later
+    /// request waits on that member first (whether this one goes on is `send`'s call).
     fn failed_at(&self, at: usize, e: ClientError) -> ClientError {
         if let ClientError::NoAnswer(_) = e {
             let next = (at + 1) % self.endpoints.len();
