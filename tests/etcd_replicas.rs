@@ -1728,14 +1728,40 @@ fn a_watch_resumed_past_a_compaction_lists_again() {
     assert_eq!(list_all(&c, &b.base).len(), 1);
     assert!(signal(b.pid(), "STOP"), "kill -STOP B");
     // Both replicas' first endpoint, where B's watch is: B's connection dies under it.
+    // Made the leader first, so that every run meets the harder case: nothing is written
+    // until the other two elect a leader (1-2 s; writes answer 503, retryable, as they
+    // should), and A's connection to member 0 breaks under its next request.
+    cluster.make_leader(0).unwrap();
     cluster.kill9(0);
+    let (killed, deadline) = (Instant::now(), Instant::now() + Duration::from_secs(20));
+    let mut refused = 0;
     for i in 0..5 {
-        a.create(
-            V6_PREFIX,
-            &format!("2001:db8:1000:{:x}::/64", 0x3000 + i),
-            "eu",
-        );
+        let cidr = format!("2001:db8:1000:{:x}::/64", 0x3000 + i);
+        loop {
+            let r = call(
+                &c,
+                "POST",
+                &a.base,
+                BINDINGS,
+                Some(&create_body(V6_PREFIX, &cidr, "eu")),
+            );
+            if r.status == 201 {
+                break;
+            }
+            assert!(
+                r.status == 503 && Instant::now() < deadline,
+                "create through A after member 0 died: {} {}",
+                r.status,
+                r.text
+            );
+            refused += 1;
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
+    eprintln!(
+        "five creates through A {:?} after the leader died ({refused} answered 503 first)",
+        killed.elapsed()
+    );
     let now = cluster.put(1, "/compaction-mark", "x").unwrap();
     cluster
         .gateway(

@@ -672,6 +672,34 @@ impl Cluster {
         }
         None
     }
+
+    /// Makes member `i` the leader (etcd's leadership transfer, asked of the current
+    /// leader) and waits until every running member agrees, or fails after 20 s.
+    pub fn make_leader(&self, i: usize) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let id = self.gateway(i, "/v3/maintenance/status", &json!({}))?["header"]["member_id"]
+            .as_str()
+            .ok_or("no member_id in the status")?
+            .to_owned();
+        loop {
+            match self.leader() {
+                Some(l) if l == i => return Ok(()),
+                Some(l) => {
+                    // Answers once the transfer is done, or with an error to try again.
+                    let _ = self.gateway(
+                        l,
+                        "/v3/maintenance/transfer-leadership",
+                        &json!({ "targetID": id }),
+                    );
+                }
+                None => {}
+            }
+            if Instant::now() > deadline {
+                return Err(format!("member {i} did not become the leader in 20 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// The gateway's `header.revision` (a string in JSON, as int64 values are).
