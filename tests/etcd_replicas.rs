@@ -1733,30 +1733,36 @@ fn a_watch_resumed_past_a_compaction_lists_again() {
     // should), and A's connection to member 0 breaks under its next request.
     cluster.make_leader(0).unwrap();
     cluster.kill9(0);
-    let (killed, deadline) = (Instant::now(), Instant::now() + Duration::from_secs(20));
-    let mut refused = 0;
-    for i in 0..5 {
-        let cidr = format!("2001:db8:1000:{:x}::/64", 0x3000 + i);
+    // Creates `cidr` through `base`, again while it answers 503 (retryable), until
+    // `deadline`; returns how many 503s came first.
+    let create = |base: &str, cidr: &str, deadline: Instant| {
+        let mut refused = 0;
         loop {
             let r = call(
                 &c,
                 "POST",
-                &a.base,
+                base,
                 BINDINGS,
-                Some(&create_body(V6_PREFIX, &cidr, "eu")),
+                Some(&create_body(V6_PREFIX, cidr, "eu")),
             );
             if r.status == 201 {
-                break;
+                return refused;
             }
             assert!(
                 r.status == 503 && Instant::now() < deadline,
-                "create through A after member 0 died: {} {}",
+                "create of {cidr} through {base} after member 0 died: {} {}",
                 r.status,
                 r.text
             );
             refused += 1;
             std::thread::sleep(Duration::from_millis(200));
         }
+    };
+    let (killed, deadline) = (Instant::now(), Instant::now() + Duration::from_secs(20));
+    let mut refused = 0;
+    for i in 0..5 {
+        let cidr = format!("2001:db8:1000:{:x}::/64", 0x3000 + i);
+        refused += create(&a.base, &cidr, deadline);
     }
     eprintln!(
         "five creates through A {:?} after the leader died ({refused} answered 503 first)",
@@ -1774,14 +1780,23 @@ fn a_watch_resumed_past_a_compaction_lists_again() {
     assert!(signal(b.pid(), "CONT"), "kill -CONT B");
     let expected = list_all(&c, &a.base);
     assert_eq!(expected.len(), 6);
-    // Reads on B wait until it has applied etcd's newest revision: that takes the re-list.
-    assert_eq!(list_all(&c, &b.base), expected);
+    // Reads on B wait (up to 2 s) until it has applied etcd's newest revision, which
+    // takes the re-list; a read that could not confirm it answers B's last state, so ask
+    // until it matches: well before the periodic re-read (60 s) if the re-list works.
+    let caught_up = thawed + Duration::from_secs(20);
+    let mut seen = list_all(&c, &b.base);
+    while seen != expected && Instant::now() < caught_up {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = list_all(&c, &b.base);
+    }
+    assert_eq!(seen, expected);
     assert!(
         thawed.elapsed() < Duration::from_secs(20),
         "B caught up only after {:?} (its periodic re-read, not the re-list)",
         thawed.elapsed()
     );
-    b.create(V6_PREFIX, "2001:db8:1000:4000::/64", "eu");
+    eprintln!("B caught up {:?} after it was thawed", thawed.elapsed());
+    create(&b.base, "2001:db8:1000:4000::/64", caught_up);
     assert_eq!(list_all(&c, &a.base).len(), 7);
 }
 
