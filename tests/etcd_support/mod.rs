@@ -674,7 +674,7 @@ impl Cluster {
     }
 
     /// Makes member `i` the leader (etcd's leadership transfer, asked of the current
-    /// leader) and waits until every running member agrees, or fails after 20 s.
+    /// leader) and waits until [`Cluster::leader`] names it, or fails after 20 s.
     pub fn make_leader(&self, i: usize) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let id = self.gateway(i, "/v3/maintenance/status", &json!({}))?["header"]["member_id"]
