@@ -25,8 +25,15 @@
 #   stalls 50 ms counts the stall once in the first view, while every request that
 #   arrives at the server during such a stall waits for it; the second view counts it
 #   for every write due meanwhile, as an open-loop client would (wrk2's correction).
+# Between the two, a model: an ideal group commit fed the creates' arrival rate whose
+# every commit takes one of the probe's measured fsyncs and nothing else
+# (scripts/group_commit_model.py): how far the disk alone puts any durable server from
+# the probe, so that create/ideal is what this server adds. And the server's own split
+# of the paced rounds from /metrics: each write's wait in the queue (behind the batch in
+# flight) and the commits' durations.
 # Printed at the end: p50/p99/p99.9 of both and the ratios create/probe (targets: p99 and
-# p99.9 <= 2x the probe's), the saturated rate (target >= 5,000/s), and one JSON line.
+# p99.9 <= 2x the probe's), ideal/probe and create/ideal, the saturated rate (target
+# >= 5,000/s), and one JSON line.
 # Absolute milliseconds on a shared VM disk mean little; the ratios are the figure.
 #
 # Environment: DURATION (seconds, default 30), ROUNDS (default 5), BENCH_DIR (default target/bench-durable:
@@ -88,8 +95,10 @@ echo; echo "=== 1+2. create, paced ($PACED_CONNECTIONS connections, ${PACE_MS} m
 echo "    the fsync probe (2 KiB pwrite + fdatasync beside the database at the server's fsync rate): $ROUNDS x ${SLICE} s each"
 for r in $(seq "$ROUNDS"); do
   b0=$(metric inregion_store_commit_batches_total)
+  curl -s "$BASE/metrics" >"$WORK/metrics.$r.before"
   RUN=$r HIST="$WORK/create.$r.q" PACE_MS=$PACE_MS "${CLIENT[@]}" wrk -t1 -c"$PACED_CONNECTIONS" -d"${SLICE}s" -s "$WORK/create.lua" "$URL" >"$WORK/paced.$r.out"
   b1=$(metric inregion_store_commit_batches_total)
+  curl -s "$BASE/metrics" >"$WORK/metrics.$r.after"
   rate=$(python3 -c "print(max(1.0, ($b1 - $b0) / $SLICE))")
   "${CLIENT[@]}" python3 scripts/fsync_probe.py "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" >"$WORK/probe.$r.out"
   echo "  round $r: create $(grep RESULT "$WORK/paced.$r.out" | cut -d' ' -f2-), fsyncs $((b1 - b0)); probe $(grep RESULT "$WORK/probe.$r.out" | cut -d' ' -f2-)"
@@ -125,6 +134,42 @@ with open(f"{work}/paced.out", "w") as f:
 with open(f"{work}/probe.out", "w") as f:
     f.write("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=0\n"
             % (len(probe) / span, pct(probe, 50), pct(probe, 99), pct(probe, 99.9)))
+# The server's own split of a write's time (from /metrics, the paced rounds only): the
+# wait in the queue for its batch's commit to start, and the commits' durations.
+# Percentiles are interpolated within the histogram's buckets, as Prometheus'
+# histogram_quantile does; the means are exact.
+def buckets(path, name):
+    out = {}
+    for line in open(path):
+        if line.startswith(name + '_bucket{le="'):
+            le = line.split('"')[1]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.split()[-1])
+        elif line.startswith(name + "_sum "):
+            out["sum"] = float(line.split()[-1])
+    return out
+def split(name):
+    total = {}
+    for r in range(1, rounds + 1):
+        a, b = buckets(f"{work}/metrics.{r}.before", name), buckets(f"{work}/metrics.{r}.after", name)
+        for k in b:
+            total[k] = total.get(k, 0.0) + b[k] - a.get(k, 0.0)
+    bounds = sorted(k for k in total if k != "sum")
+    n = total[bounds[-1]]
+    def q(p):
+        lo, below = 0.0, 0.0
+        for le in bounds:
+            if total[le] >= n * p / 100:
+                if le == float("inf"):
+                    return lo
+                return lo + (le - lo) * (n * p / 100 - below) / max(total[le] - below, 1e-9)
+            lo, below = le, total[le]
+        return lo
+    return n, total["sum"] / max(n, 1), q(50), q(99)
+with open(f"{work}/split.out", "w") as f:
+    for label, name in (("wait", "inregion_store_commit_wait_seconds"),
+                        ("commit", "inregion_store_commit_duration_seconds")):
+        n, mean, q50, q99 = split(name)
+        f.write("%s n=%d mean_ms=%.3f p50_ms=%.3f p99_ms=%.3f\n" % (label, n, mean * 1e3, q50 * 1e3, q99 * 1e3))
 with open(f"{work}/arrivals.out", "w") as f:
     f.write("RESULT rate=%.1f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f errors=0\n"
             % (len(arrivals) / span, pct(arrivals, 50), pct(arrivals, 99), pct(arrivals, 99.9)))
@@ -132,6 +177,12 @@ PY
 echo "  all rounds: create $(cut -d' ' -f2- "$WORK/paced.out")"
 echo "  all rounds: probe  $(cut -d' ' -f2- "$WORK/probe.out")"
 echo "  all rounds: probe, from when each write was due  $(cut -d' ' -f2- "$WORK/arrivals.out" | sed 's/ errors=0//')"
+# The yardstick between the two: an ideal group commit (no CPU, no HTTP) on the probe's
+# fsync times, at the rate the creates arrived (scripts/group_commit_model.py).
+python3 scripts/group_commit_model.py "$(field "$WORK/paced.out" rate)" "$WORK"/probe.*.lat >"$WORK/ideal.out"
+echo "  ideal group commit on the probe's fsyncs at that rate  $(cut -d' ' -f2- "$WORK/ideal.out")"
+echo "  server's split (means; p50/p99 interpolated in /metrics' buckets):"
+sed 's/^/    /' "$WORK/split.out"
 
 echo; echo "=== 3. get one, paced as phase 1: the HTTP path without a write (the floor on this machine)"
 ID=$(curl -s "$URL?per_page=5" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][2]["id"])')
@@ -143,27 +194,33 @@ RUN=$((ROUNDS + 1)) "${CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s 
 read -r pr p50 p99 p999 perr <<<"$(for k in rate p50_ms p99_ms p999_ms errors; do field "$WORK/paced.out" $k; done | xargs)"
 read -r qr q50 q99 q999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/probe.out" $k; done | xargs)"
 read -r ar a50 a99 a999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/arrivals.out" $k; done | xargs)"
+read -r i50 i99 i999 <<<"$(for k in p50_ms p99_ms p999_ms; do field "$WORK/ideal.out" $k; done | xargs)"
 read -r gr g50 g99 g999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/get.out" $k; done | xargs)"
 read -r sr serr <<<"$(for k in rate errors; do field "$WORK/sat.out" $k; done | xargs)"
 echo
 echo "=== summary ($(nproc) cores, $(df --output=source "$WORK" | tail -1); ${SERVE_ARGS:-durability full}; server cpus ${SERVER_CPUS:-all}, load cpus ${CLIENT_CPUS:-all})"
-python3 - "$pr" "$p50" "$p99" "$p999" "$perr" "$qr" "$q50" "$q99" "$q999" "$sr" "$serr" "$gr" "$g50" "$g99" "$g999" "$a50" "$a99" "$a999" <<'PY'
+python3 - "$pr" "$p50" "$p99" "$p999" "$perr" "$qr" "$q50" "$q99" "$q999" "$sr" "$serr" "$gr" "$g50" "$g99" "$g999" "$a50" "$a99" "$a999" "$i50" "$i99" "$i999" <<'PY'
 import json, sys
 (pr, p50, p99, p999, perr, qr, q50, q99, q999, sr, serr, gr, g50, g99, g999,
- a50, a99, a999) = map(float, sys.argv[1:])
+ a50, a99, a999, i50, i99, i999) = map(float, sys.argv[1:])
 print(f"paced create   {pr:8.0f}/s  p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  p99.9 {p999:7.3f} ms  errors {perr:.0f}")
 print(f"fsync probe    {qr:8.0f}/s  p50 {q50:7.3f} ms  p99 {q99:7.3f} ms  p99.9 {q999:7.3f} ms")
 print(f"  from when due  {'':8}   p50 {a50:7.3f} ms  p99 {a99:7.3f} ms  p99.9 {a999:7.3f} ms")
+print(f"ideal group commit        p50 {i50:7.3f} ms  p99 {i99:7.3f} ms  p99.9 {i999:7.3f} ms"
+      f"  (no CPU, no HTTP: the probe's fsyncs at the create rate)")
 print(f"paced get one  {gr:8.0f}/s  p50 {g50:7.3f} ms  p99 {g99:7.3f} ms  p99.9 {g999:7.3f} ms")
 print(f"ratio create/get (the write's own cost): p99 {p99 / g99:.2f}x, p99.9 {p999 / g999:.2f}x")
 print(f"ratio create/probe: p99 {p99 / q99:.2f}x (target <= 2), p99.9 {p999 / q999:.2f}x (target <= 2)")
 print(f"ratio create/probe from when due (a disk stall counted for every write it delays): "
       f"p99 {p99 / a99:.2f}x, p99.9 {p999 / a999:.2f}x")
+print(f"ratio ideal/probe (the disk's own floor for a group commit): p99 {i99 / q99:.2f}x, p99.9 {i999 / q999:.2f}x")
+print(f"ratio create/ideal (what the server adds to the ideal): p99 {p99 / i99:.2f}x, p99.9 {p999 / i999:.2f}x")
 print(f"saturated create {sr:8.0f}/s (target >= 5000), errors {serr:.0f}")
 print(json.dumps({"bench": "durable-create", "paced_rate": round(pr), "p99_ratio": round(p99 / q99, 2),
                   "p999_ratio": round(p999 / q999, 2), "create_p99_ms": p99, "probe_p99_ms": q99,
                   "create_p999_ms": p999, "probe_p999_ms": q999,
-                  "probe_due_p99_ms": a99, "probe_due_p999_ms": a999, "get_p99_ms": g99, "get_p999_ms": g999,
+                  "probe_due_p99_ms": a99, "probe_due_p999_ms": a999,
+                  "ideal_p99_ms": i99, "ideal_p999_ms": i999, "get_p99_ms": g99, "get_p999_ms": g999,
                   "saturated_rate": round(sr),
                   "errors": perr + serr}))
 PY

@@ -1330,6 +1330,16 @@ fn metrics_openapi_and_health() {
         batches,
         "{t}"
     );
+    // One queue wait per committed operation.
+    assert_eq!(
+        value("inregion_store_commit_wait_seconds_count"),
+        value("inregion_store_commits_total"),
+        "{t}"
+    );
+    assert!(
+        t.contains("# TYPE inregion_store_commit_wait_seconds histogram"),
+        "{t}"
+    );
     // Every line is a comment or `name{labels} value`.
     for line in t.lines().filter(|l| !l.starts_with('#')) {
         let (_, v) = line.rsplit_once(' ').unwrap();

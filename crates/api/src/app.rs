@@ -351,6 +351,16 @@ async fn metrics(State(app): State<AppState>) -> Response {
         &commits.duration_buckets,
         commits.duration_sum.as_secs_f64(),
     );
+    out.push_str("# HELP inregion_store_commit_wait_seconds Time each write waited in the queue for its batch's commit to start (behind the batch in flight, or the committer waking): with the commit's duration, where a write's latency goes.\n");
+    out.push_str("# TYPE inregion_store_commit_wait_seconds histogram\n");
+    crate::metrics::write_histogram(
+        &mut out,
+        "inregion_store_commit_wait_seconds",
+        "",
+        &inregion_control::LATENCY_BUCKETS,
+        &commits.wait_buckets,
+        commits.wait_sum.as_secs_f64(),
+    );
     out.push_str("# HELP inregion_clock_offset_seconds How far the admin surface has advanced the server clock.\n");
     out.push_str("# TYPE inregion_clock_offset_seconds gauge\n");
     out.push_str(&format!(

@@ -83,6 +83,38 @@ pub struct CommitStats {
     pub duration_buckets: [u64; LATENCY_BUCKETS.len() + 1],
     /// Sum of those durations.
     pub duration_sum: Duration,
+    /// How long each operation waited in the queue for its batch's commit to start,
+    /// bucketed as `duration_buckets`: behind the batch in flight when it arrived, or
+    /// only the committer's wake-up when none was. With the commit's own duration this
+    /// splits a write's latency into waiting for the disk and using it; an operation a
+    /// shared store's race sent back to its rules counts once per attempt.
+    pub wait_buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    /// Sum of those waits.
+    pub wait_sum: Duration,
+}
+
+/// A latency histogram over [`LATENCY_BUCKETS`] that threads add to without a lock.
+#[derive(Default)]
+struct AtomicHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    nanos: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn record(&self, took: Duration) {
+        self.buckets[latency_bucket(took)].fetch_add(1, Ordering::Relaxed);
+        // u64 nanoseconds hold 584 years of summed latency.
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The buckets (not cumulative) and the sum.
+    fn snapshot(&self) -> ([u64; LATENCY_BUCKETS.len() + 1], Duration) {
+        (
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            Duration::from_nanos(self.nanos.load(Ordering::Relaxed)),
+        )
+    }
 }
 
 /// The outcome a [`Ticket`] waits for, filled once by the committer.
@@ -96,6 +128,8 @@ struct Slot {
 /// queued before it) and the slot its writer waits on.
 pub(crate) struct Pending {
     commit: Option<Commit>,
+    /// When it was queued: its wait for the committer is measured from here.
+    queued_at: Instant,
     slot: Arc<Mutex<Slot>>,
     /// What the commit removed from the writer's state (a reset's old records): dropped
     /// by the committer after the tickets are completed, off the writers' path.
@@ -109,6 +143,7 @@ impl Pending {
         (
             Self {
                 commit,
+                queued_at: Instant::now(),
                 slot: slot.clone(),
                 _garbage: garbage,
             },
@@ -201,8 +236,8 @@ pub(crate) struct Shared {
     queued: Condvar,
     batches: AtomicU64,
     commits: AtomicU64,
-    durations: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    duration_nanos: AtomicU64,
+    durations: AtomicHistogram,
+    waits: AtomicHistogram,
     /// Tasks waiting for the read state to pass a version ([`VersionAfter`]) or a
     /// position ([`PositionAfter`]): woken after every durable batch, local or remote.
     version_waiters: Mutex<Vec<Waker>>,
@@ -577,18 +612,16 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> CommitStats {
+        let (duration_buckets, duration_sum) = self.durations.snapshot();
+        let (wait_buckets, wait_sum) = self.waits.snapshot();
         CommitStats {
             batches: self.batches.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
-            duration_buckets: std::array::from_fn(|i| self.durations[i].load(Ordering::Relaxed)),
-            duration_sum: Duration::from_nanos(self.duration_nanos.load(Ordering::Relaxed)),
+            duration_buckets,
+            duration_sum,
+            wait_buckets,
+            wait_sum,
         }
-    }
-
-    fn record_duration(&self, took: Duration) {
-        self.durations[latency_bucket(took)].fetch_add(1, Ordering::Relaxed);
-        self.duration_nanos
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Commits everything queued as one batch and completes every ticket in it.
@@ -600,6 +633,10 @@ impl Shared {
             // A store that panics must not leave its writers waiting forever: the batch
             // fails like any store error, and so does everything queued behind it.
             let started = Instant::now();
+            for p in batch.iter().filter(|p| p.commit.is_some()) {
+                self.waits
+                    .record(started.saturating_duration_since(p.queued_at));
+            }
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 match store.as_etcd() {
                     Some(etcd) => {
@@ -610,7 +647,7 @@ impl Shared {
                 }
             }))
             .unwrap_or_else(|_| Err(StoreError::internal("the store panicked during a commit")));
-            self.record_duration(started.elapsed());
+            self.durations.record(started.elapsed());
             r
         };
         let result = match result {
@@ -815,8 +852,8 @@ impl Committer {
             queued: Condvar::new(),
             batches: AtomicU64::new(0),
             commits: AtomicU64::new(0),
-            durations: Default::default(),
-            duration_nanos: AtomicU64::new(0),
+            durations: AtomicHistogram::default(),
+            waits: AtomicHistogram::default(),
             version_waiters: Mutex::new(Vec::new()),
             position: AtomicU64::new(position),
             replica,

@@ -166,3 +166,98 @@ fn plane_is_send_and_sync() {
     fn assert<T: Send + Sync>() {}
     assert::<ControlPlane>();
 }
+
+/// A memory store whose commits take at least `delay_ms` and say when they start.
+struct SlowStore {
+    inner: MemoryStore,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    entered: Arc<Mutex<Vec<std::time::Instant>>>,
+}
+
+impl Store for SlowStore {
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        self.inner.load()
+    }
+    fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
+        lock(&self.entered).push(std::time::Instant::now());
+        let ms = self.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(ms));
+        self.inner.commit(commits)
+    }
+    fn token_key(&self) -> crate::auth::TokenKey {
+        self.inner.token_key()
+    }
+    fn kind(&self) -> &'static str {
+        "slow-memory"
+    }
+}
+
+#[test]
+fn commit_stats_split_a_write_into_waiting_for_the_batch_in_flight_and_its_own_commit() {
+    let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let entered = Arc::new(Mutex::new(Vec::new()));
+    let store = SlowStore {
+        inner: MemoryStore::new(),
+        delay_ms: delay_ms.clone(),
+        entered: entered.clone(),
+    };
+    let cp = ControlPlane::open(Box::new(store), ControlConfig::default()).unwrap();
+    cp.seed(&seed_doc(), t(-100)).unwrap();
+    let rw = cp
+        .authenticate(&Credentials::ApiToken(RW.into()), None, t(0))
+        .unwrap();
+    let before = cp.commit_stats();
+    let n_before = lock(&entered).len();
+
+    // A's commit takes 300 ms; B is queued while it runs, so B waits for the rest of it.
+    delay_ms.store(300, std::sync::atomic::Ordering::Relaxed);
+    let create = |cidr: &str| {
+        let input = CreateBinding::new(V6, cidr, "eu");
+        Box::pin(cp.create_binding_async(&rw, ACCT, input, t(0)))
+    };
+    let mut a = create("2001:db8:a::/48");
+    assert!(poll_once(a.as_mut()).is_pending());
+    while lock(&entered).len() == n_before {
+        std::thread::yield_now();
+    }
+    let a_started = lock(&entered)[n_before];
+    let mut b = create("2001:db8:b::/48");
+    assert!(poll_once(b.as_mut()).is_pending());
+    let b_queued_by = std::time::Instant::now();
+    delay_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+    block_on(a).unwrap();
+    block_on(b).unwrap();
+
+    let after = cp.commit_stats();
+    let count = |buckets: &[u64]| buckets.iter().sum::<u64>();
+    // Two operations in two batches (B was queued after A's batch was taken).
+    assert_eq!(after.commits - before.commits, 2);
+    assert_eq!(after.batches - before.batches, 2);
+    assert_eq!(
+        count(&after.wait_buckets) - count(&before.wait_buckets),
+        2,
+        "one wait per committed operation"
+    );
+    assert_eq!(
+        count(&after.duration_buckets) - count(&before.duration_buckets),
+        2
+    );
+    // B waited at least until A's commit ended; A's commit itself took its 300 ms.
+    let b_waited_at_least = (a_started + Duration::from_millis(300)) - b_queued_by;
+    let waited = after.wait_sum - before.wait_sum;
+    assert!(
+        waited >= b_waited_at_least,
+        "waits {waited:?}, B alone at least {b_waited_at_least:?}"
+    );
+    let committing = after.duration_sum - before.duration_sum;
+    assert!(committing >= Duration::from_millis(300), "{committing:?}");
+    // The long wait lands in a bucket past 50 ms (unless the test thread itself stalled
+    // 250 ms between seeing A start and queueing B, which the bound above allows for).
+    let past_50ms = crate::latency_bucket(Duration::from_millis(50)) + 1;
+    let slow_waits: u64 = (past_50ms..after.wait_buckets.len())
+        .map(|i| after.wait_buckets[i] - before.wait_buckets[i])
+        .sum();
+    if b_waited_at_least > Duration::from_millis(50) {
+        assert_eq!(slow_waits, 1, "{:?}", after.wait_buckets);
+    }
+}
