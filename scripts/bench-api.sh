@@ -11,7 +11,11 @@
 #                       LIST_PACE_MS (default 2) ms between requests: about 10,000 req/s
 #   4. create, paced    PACED_CONNECTIONS (default 20) connections, each waiting PACE_MS
 #                       (default 8) ms between requests: about 2,000 req/s
-#                       (3 and 4: latency at the target rates, not at saturation)
+#                       (3 and 4: latency at the target rates, not at saturation;
+#                       each pause drawn from an exponential distribution of that mean,
+#                       PACE_DIST=exp, so that the connections do not fall into step
+#                       behind one group commit; PACE_DIST=fixed for the fixed pauses of
+#                       the runs before session 21)
 #   5. durable create   POST /dls/regional_services/prefix_bindings (SQLite, fsync'd
 #                       group commit), as 4 without pacing: the saturation rate
 # After the phases, the server's own histogram of store commit times (fsync included,
@@ -28,6 +32,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# Exponential pauses in the paced phases: see write_lua in scripts/lib.sh.
+export PACE_DIST=${PACE_DIST:-exp}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
