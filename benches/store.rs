@@ -16,7 +16,10 @@
 //!   slowest against the median of the same run. A structure that grows in one step
 //!   while the writer lock is held (a `HashMap` doubling its table: 10-27 ms at 14k and
 //!   28k bindings, measured in session 20) shows here as a max thousands of times the
-//!   median.
+//!   median. Also a per-test account (`create_test_account`, the emulator's fixture call)
+//!   beside those bindings against one on an empty server: a copy of the whole state per
+//!   call made it 598x (214 ms) in session 21, before the seeding rules read the state in
+//!   place.
 //!
 //! Run: `cargo bench --bench store` (add `-- snapshot` etc. to filter).
 
@@ -251,9 +254,28 @@ fn growth(_c: &mut Criterion) {
         return;
     }
     const N: u64 = 200_000;
+    const TEST_ACCOUNTS: usize = 200;
     let mem = ControlPlane::in_memory(ControlConfig::default());
     mem.seed(&seed(), now()).unwrap();
     let p = Principal::system();
+    // A test suite's per-test account (the emulator's fixture call), timed on an empty
+    // server and again once it holds the 200k bindings: its cost should not grow with
+    // bindings it never touches.
+    let test_accounts = |label: &str| {
+        let mut t: Vec<Duration> = (0..TEST_ACCOUNTS)
+            .map(|_| {
+                let t = Instant::now();
+                mem.create_test_account(&TestAccountRequest::default(), now())
+                    .unwrap();
+                t.elapsed()
+            })
+            .collect();
+        t.sort();
+        let median = t[t.len() / 2];
+        eprintln!("growth: {TEST_ACCOUNTS} test accounts {label}: median {median:?}");
+        median
+    };
+    let accounts_empty = test_accounts("on an empty server");
     let mut took = Vec::with_capacity(N as usize);
     for n in 0..N {
         let t = Instant::now();
@@ -275,9 +297,12 @@ fn growth(_c: &mut Criterion) {
     let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
     let (median, p999) = (at(0.5), at(0.999));
     let over = worst.as_secs_f64() / median.as_secs_f64();
+    let accounts_full = test_accounts(&format!("beside {N} bindings"));
+    let accounts_ratio = accounts_full.as_secs_f64() / accounts_empty.as_secs_f64();
     eprintln!(
         "growth: {N} single creates (memory store): median {median:?}, p99.9 {p999:?}, max \
-         {worst:?} at {worst_at} bindings; max / median {over:.0}x"
+         {worst:?} at {worst_at} bindings; max / median {over:.0}x; a test account beside \
+         them / on an empty server {accounts_ratio:.1}x"
     );
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
@@ -285,6 +310,8 @@ fn growth(_c: &mut Criterion) {
         serde_json::json!({
             "bench": "growth", "creates": N, "median_us": us(median), "p999_us": us(p999),
             "max_us": us(worst), "max_at": worst_at, "max_over_median": over,
+            "test_account_empty_us": us(accounts_empty), "test_account_full_us": us(accounts_full),
+            "test_account_ratio": accounts_ratio,
         })
     );
 }

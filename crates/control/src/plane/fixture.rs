@@ -45,31 +45,80 @@ fn v6_at(a: u16, b: u16, c: u16) -> Option<Cidr> {
         .map(|n| Cidr::from_net(ipnet::IpNet::V6(n)))
 }
 
-/// The first documentation block (an IPv4 /28 or an IPv6 /48) that overlaps no prefix.
-fn allocate(st: &State, ipv4: bool) -> Option<Cidr> {
-    let free = |c: &Cidr| !st.prefixes.values().any(|p| p.cidr.overlaps(c));
+/// The first and last address of `c`, as numbers (IPv4 in the low 32 bits).
+fn span(c: &Cidr) -> (u128, u128) {
+    match c.net() {
+        ipnet::IpNet::V4(n) => (
+            u32::from(n.network()).into(),
+            u32::from(n.broadcast()).into(),
+        ),
+        ipnet::IpNet::V6(n) => (n.network().into(), n.broadcast().into()),
+    }
+}
+
+/// The documentation blocks a per-test account's prefix is taken from, in the order they
+/// are tried: an IPv4 /28 or an IPv6 /48.
+fn candidates(ipv4: bool) -> Box<dyn Iterator<Item = Cidr>> {
     if ipv4 {
         // RFC 5737's three documentation /24s, then RFC 2544's 198.18.0.0/15.
-        [
-            "192.0.2.0/24",
-            "198.51.100.0/24",
-            "203.0.113.0/24",
-            "198.18.0.0/15",
-        ]
-        .iter()
-        .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
-        .flat_map(|r| r.subnets(28).into_iter().flatten())
-        .map(|n| Cidr::from_net(ipnet::IpNet::V4(n)))
-        .find(free)
+        Box::new(
+            [
+                "192.0.2.0/24",
+                "198.51.100.0/24",
+                "203.0.113.0/24",
+                "198.18.0.0/15",
+            ]
+            .iter()
+            .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
+            .flat_map(|r| r.subnets(28).into_iter().flatten())
+            .map(|n| Cidr::from_net(ipnet::IpNet::V4(n))),
+        )
     } else {
-        // RFC 9637's 3fff::/20 first (2^28 blocks, rarely used by hand), then the upper
-        // half of RFC 3849's 2001:db8::/32.
         // RFC 9637's 3fff::/20 first (rarely used by hand; the first 2^20 of its /48s
         // are tried), then the upper half of RFC 3849's 2001:db8::/32.
         let rfc9637 = (0u32..1 << 20).filter_map(|i| v6_at(0x3fff, (i >> 16) as u16, i as u16));
         let rfc3849 = (0x8000u16..=0xffff).filter_map(|i| v6_at(0x2001, 0x0db8, i));
-        rfc9637.chain(rfc3849).find(free)
+        Box::new(rfc9637.chain(rfc3849))
     }
+}
+
+/// The first documentation block ([`candidates`]) that overlaps no prefix.
+///
+/// Asking every prefix about every block tried cost the number of per-test accounts times
+/// the number of prefixes, per account: quadratic over a test suite's run. So the
+/// family's prefixes become one ordered map of disjoint address ranges (overlapping ones
+/// merged, should any exist), and each block is one lookup: the range starting last at or
+/// before the block's end overlaps it exactly when it ends at or after the block's start.
+fn allocate(st: &State, ipv4: bool) -> Option<Cidr> {
+    let mut spans: Vec<(u128, u128)> = st
+        .prefixes
+        .values()
+        .filter(|p| p.cidr.is_ipv6() != ipv4)
+        .map(|p| span(&p.cidr))
+        .collect();
+    spans.sort_unstable();
+    let mut taken: BTreeMap<u128, u128> = BTreeMap::new();
+    let mut open: Option<(u128, u128)> = None;
+    for (first, last) in spans {
+        open = match open {
+            Some((f, l)) if first <= l.saturating_add(1) => Some((f, l.max(last))),
+            Some(done) => {
+                taken.insert(done.0, done.1);
+                Some((first, last))
+            }
+            None => Some((first, last)),
+        };
+    }
+    if let Some((f, l)) = open {
+        taken.insert(f, l);
+    }
+    candidates(ipv4).find(|c| {
+        let (first, last) = span(c);
+        taken
+            .range(..=last)
+            .next_back()
+            .is_none_or(|(_, &end)| end < first)
+    })
 }
 
 impl ControlPlane {
@@ -94,9 +143,11 @@ impl ControlPlane {
             };
             let mut changes = vec![Change::Clear];
             for cfg in seeds {
-                let (c, st) = r.seed_document(ctx, base, cfg, self.ring(r.st), now)?;
+                let c = r.seed_document(ctx, &base, cfg, self.ring(r.st), now)?;
+                for ch in &c {
+                    base.apply(ch.clone());
+                }
                 changes.extend(c);
-                base = st;
             }
             Ok((changes, ()))
         })
@@ -172,7 +223,7 @@ impl ControlPlane {
                 regions: Vec::new(),
                 faults: Vec::new(),
             };
-            let (changes, _) = r.seed_document(ctx, r.st.clone(), &cfg, self.ring(r.st), now)?;
+            let changes = r.seed_document(ctx, r.st, &cfg, self.ring(r.st), now)?;
             Ok((
                 changes,
                 TestAccount {
@@ -249,5 +300,101 @@ impl ApiError for RestoreError {
             RestoreError::Snapshot(_) => 400,
             RestoreError::Store(e) => e.http_status(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures;
+    use proptest::prelude::*;
+
+    /// The plain model: the first block that no prefix overlaps, asking every prefix.
+    fn first_free(st: &State, ipv4: bool) -> Option<Cidr> {
+        candidates(ipv4).find(|c| !st.prefixes.values().any(|p| p.cidr.overlaps(c)))
+    }
+
+    /// Prefixes in and around the blocks tried, of every length, overlapping each other
+    /// at times (the rules refuse that, the allocator must not count on it).
+    fn cidr() -> impl Strategy<Value = Cidr> {
+        let v4 = (
+            prop::sample::select(vec![
+                [192u8, 0, 2, 0],
+                [198, 51, 100, 0],
+                [203, 0, 113, 0],
+                [198, 18, 0, 0],
+                [198, 19, 255, 0],
+                [10, 0, 0, 0],
+            ]),
+            any::<u8>(),
+            14u8..=32,
+        )
+            .prop_map(|(base, low, len)| {
+                let a = std::net::Ipv4Addr::new(base[0], base[1], base[2], base[3] | (low & 0xf0));
+                Cidr::from_net(ipnet::IpNet::V4(
+                    ipnet::Ipv4Net::new(a, len).unwrap().trunc(),
+                ))
+            });
+        let v6 = (
+            prop::sample::select(vec![0x3fffu16, 0x2001]),
+            0u16..4,
+            any::<u16>(),
+            36u8..=64,
+        )
+            .prop_map(|(a, b, c, len)| {
+                let b = if a == 0x2001 { 0x0db8 } else { b };
+                let c = if a == 0x2001 {
+                    0x8000 | (c & 0x3)
+                } else {
+                    c & 0x7
+                };
+                let addr = std::net::Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0);
+                Cidr::from_net(ipnet::IpNet::V6(
+                    ipnet::Ipv6Net::new(addr, len).unwrap().trunc(),
+                ))
+            });
+        prop_oneof![v4, v6]
+    }
+
+    proptest! {
+        #[test]
+        fn the_allocator_finds_the_first_block_no_prefix_overlaps(
+            cidrs in prop::collection::vec(cidr(), 0..40),
+        ) {
+            let account = fixtures::account();
+            let mut st = State::default();
+            for (i, c) in cidrs.into_iter().enumerate() {
+                let mut p = fixtures::prefix(&account);
+                p.id = PrefixId::parse(&format!("{i:032x}")).unwrap();
+                p.cidr = c;
+                st.apply(Change::Prefix(p));
+            }
+            for ipv4 in [true, false] {
+                prop_assert_eq!(allocate(&st, ipv4), first_free(&st, ipv4));
+            }
+        }
+    }
+
+    #[test]
+    fn a_documentation_range_taken_whole_moves_the_allocator_to_the_next() {
+        let account = fixtures::account();
+        let mut st = State::default();
+        for (i, c) in ["192.0.2.0/24", "198.51.100.0/25", "198.51.100.128/26"]
+            .iter()
+            .enumerate()
+        {
+            let mut p = fixtures::prefix(&account);
+            p.id = PrefixId::parse(&format!("{i:032x}")).unwrap();
+            p.cidr = Cidr::parse_strict(c).unwrap();
+            st.apply(Change::Prefix(p));
+        }
+        assert_eq!(
+            allocate(&st, true).map(|c| c.to_string()).as_deref(),
+            Some("198.51.100.192/28")
+        );
+        assert_eq!(
+            allocate(&st, false).map(|c| c.to_string()).as_deref(),
+            Some("3fff::/48")
+        );
     }
 }
