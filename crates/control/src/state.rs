@@ -180,6 +180,15 @@ impl State {
                 self.users.insert(u.email.clone(), u);
             }
             Change::Prefix(p) => {
+                // A prefix seeded again for another account (allowed while it has no
+                // live bindings) leaves its old account's index.
+                if let Some(old) = self.prefixes.get(&p.id) {
+                    if old.account_id != p.account_id {
+                        if let Some(ids) = self.prefixes_by_account.get_mut(&old.account_id) {
+                            ids.remove(&p.id);
+                        }
+                    }
+                }
                 self.prefixes_by_account
                     .entry(p.account_id.clone())
                     .or_default()

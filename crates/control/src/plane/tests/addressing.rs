@@ -99,3 +99,50 @@ fn prefixes_services_and_service_bindings() {
         (1109, 404)
     );
 }
+
+#[test]
+fn a_prefix_seeded_again_for_another_account_leaves_the_first_one() {
+    // PENDING has no bindings, so a seeding document may give it to another account:
+    // the first account no longer lists it or finds addresses in it, here and after a
+    // restart alike.
+    let f = fx();
+    let ids = |f: &Fx| -> Vec<String> {
+        f.cp.list_prefixes(&f.ro, ACCT)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id.to_string())
+            .collect()
+    };
+    assert!(ids(&f).contains(&PENDING.to_string()));
+    let doc = SeedConfig::from_toml(&format!(
+        "[[prefixes]]\naccount = \"{OTHER}\"\nid = \"{PENDING}\"\ncidr = \"198.51.100.0/24\"\nasn = 64496\n"
+    ))
+    .unwrap();
+    f.cp.seed(&doc, t(1)).unwrap();
+    assert!(!ids(&f).contains(&PENDING.to_string()), "{:?}", ids(&f));
+    assert_eq!(ids(&f).len(), 2);
+    assert_eq!(Fx::code(f.cp.get_prefix(&f.ro, ACCT, PENDING)), (1105, 404));
+    let ip: IpAddr = "198.51.100.7".parse().unwrap();
+    let acct = AccountId::parse(ACCT).unwrap();
+    let other = AccountId::parse(OTHER).unwrap();
+    let read = f.cp.pipe.shared().read_state();
+    assert!(read.owning_prefix(&acct, ip).is_none());
+    assert_eq!(
+        read.owning_prefix(&other, ip).map(|p| p.id.to_string()),
+        Some(PENDING.to_string())
+    );
+    drop(read);
+    // The same after a restart (the index is rebuilt from the records).
+    let again = ControlPlane::open(Box::new(f.store.clone()), ControlConfig::default()).unwrap();
+    assert_eq!(again.dump(), f.cp.dump());
+    let ro = again
+        .authenticate(&Credentials::ApiToken(RO.into()), None, t(2))
+        .unwrap();
+    let after: Vec<String> = again
+        .list_prefixes(&ro, ACCT)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    assert_eq!(after, ids(&f));
+}
