@@ -395,7 +395,7 @@ impl KeyRing<'_> {
 /// The token whose secret is `secret`, whichever scheme and key stored it (keyed
 /// digests first; a plain SHA-256 only for records that were stored that way).
 pub(crate) fn find_token<'a>(
-    tokens: &'a std::collections::HashMap<SecretHash, TokenRecord>,
+    tokens: &'a std::collections::BTreeMap<SecretHash, TokenRecord>,
     ring: KeyRing<'_>,
     secret: &str,
 ) -> Option<&'a TokenRecord> {
@@ -414,8 +414,8 @@ pub(crate) fn find_token<'a>(
 
 /// Authenticates against the stored tokens and users (pure: `now` is an argument).
 pub(crate) fn authenticate(
-    tokens: &std::collections::HashMap<SecretHash, TokenRecord>,
-    users: &std::collections::HashMap<String, UserRecord>,
+    tokens: &std::collections::BTreeMap<SecretHash, TokenRecord>,
+    users: &std::collections::BTreeMap<String, UserRecord>,
     ring: KeyRing<'_>,
     creds: &Credentials,
     client_ip: Option<IpAddr>,
@@ -464,7 +464,7 @@ pub(crate) fn authenticate(
 mod tests {
     use super::*;
     use inregion_model::Permission;
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
 
     const TOKEN: &str = "abcdefghij0123456789_-XYZ";
 
@@ -480,8 +480,8 @@ mod tests {
     }
 
     fn setup() -> (
-        HashMap<SecretHash, TokenRecord>,
-        HashMap<String, UserRecord>,
+        BTreeMap<SecretHash, TokenRecord>,
+        BTreeMap<String, UserRecord>,
         AccountId,
     ) {
         let acct = AccountId::parse("0123456789abcdef0123456789abcdef").unwrap();
@@ -615,7 +615,7 @@ mod tests {
             authenticate(&t, &u, ring(&other), &creds, Some(ip), now).unwrap_err(),
             AuthError::InvalidToken
         );
-        let mut rec = t.drain().next().unwrap().1;
+        let mut rec = t.pop_first().unwrap().1;
         rec.secret_hash = SecretHash::sha256(TOKEN);
         t.insert(rec.secret_hash, rec.clone());
         assert_eq!(

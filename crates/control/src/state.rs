@@ -10,7 +10,7 @@ use inregion_model::{
     AccountId, AddressMapId, BindingId, Cidr, PrefixId, RegionId, RegionKey, Timestamp, TokenId,
 };
 use ipnet::IpNet;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// One record-level change. Every change upserts (or removes) one whole record, which
@@ -71,32 +71,33 @@ pub struct State {
     pub(crate) purged_through: u64,
     /// Keys adopted from restored snapshots ([`Change::AdoptTokenKey`]).
     pub(crate) adopted_keys: Vec<TokenKey>,
-    pub(crate) accounts: HashMap<AccountId, Account>,
-    pub(crate) tokens: HashMap<SecretHash, TokenRecord>,
-    pub(crate) token_ids: HashMap<TokenId, SecretHash>,
-    pub(crate) users: HashMap<String, UserRecord>,
-    pub(crate) prefixes: HashMap<PrefixId, Prefix>,
-    pub(crate) prefixes_by_account: HashMap<AccountId, BTreeSet<PrefixId>>,
-    pub(crate) regions: HashMap<RegionId, CustomRegion>,
-    pub(crate) region_by_key: HashMap<RegionKey, RegionId>,
-    /// Every binding, live or tombstone. Ordered maps for everything that grows with the
-    /// bindings: a `HashMap` doubles its table in one insert, moving every record while
-    /// the writer lock is held (measured: 10-27 ms at ~14k and ~28k bindings, twice, once
-    /// for the speculative state and once for the read state; linear in the count).
+    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    pub(crate) tokens: BTreeMap<SecretHash, TokenRecord>,
+    pub(crate) token_ids: BTreeMap<TokenId, SecretHash>,
+    pub(crate) users: BTreeMap<String, UserRecord>,
+    pub(crate) prefixes: BTreeMap<PrefixId, Prefix>,
+    pub(crate) prefixes_by_account: BTreeMap<AccountId, BTreeSet<PrefixId>>,
+    pub(crate) regions: BTreeMap<RegionId, CustomRegion>,
+    pub(crate) region_by_key: BTreeMap<RegionKey, RegionId>,
+    /// Every binding, live or tombstone. Ordered maps throughout, for everything that
+    /// grows: a `HashMap` doubles its table in one insert, moving every record while the
+    /// writer lock is held (measured: 10-27 ms at ~14k and ~28k bindings, twice, once for
+    /// the speculative state and once for the read state; and 132 ms at 28,672 per-test
+    /// accounts, whose accounts, tokens and prefixes all doubled at once).
     pub(crate) bindings: BTreeMap<BindingId, BindingRecord>,
     /// Live bindings per account in list order `(created_at, id)`.
-    pub(crate) live_order: HashMap<AccountId, BTreeSet<(Timestamp, BindingId)>>,
+    pub(crate) live_order: BTreeMap<AccountId, BTreeSet<(Timestamp, BindingId)>>,
     /// Live bindings by exact CIDR within a prefix.
     pub(crate) live_by_cidr: BTreeMap<(PrefixId, Cidr), BindingId>,
     /// Live bindings per prefix, by CIDR.
-    pub(crate) live_by_prefix: HashMap<PrefixId, BTreeSet<(Cidr, BindingId)>>,
+    pub(crate) live_by_prefix: BTreeMap<PrefixId, BTreeSet<(Cidr, BindingId)>>,
     /// Bindings by the version of their last change (the change feed's index).
     pub(crate) by_version: BTreeSet<(u64, BindingId)>,
     /// Deleted bindings by the time their deletion propagated (the purge's index: a
     /// purge reads only what it removes, not every binding).
     pub(crate) by_gone_at: BTreeSet<(Timestamp, BindingId)>,
-    pub(crate) maps: HashMap<AddressMapId, AddressMap>,
-    pub(crate) maps_by_account: HashMap<AccountId, BTreeSet<AddressMapId>>,
+    pub(crate) maps: BTreeMap<AddressMapId, AddressMap>,
+    pub(crate) maps_by_account: BTreeMap<AccountId, BTreeSet<AddressMapId>>,
     /// Bindings whose last change waits for the edge nodes ([`BindingRecord::awaits_edges`]),
     /// by version: what an activation reads.
     pub(crate) awaiting_edges: BTreeSet<(u64, BindingId)>,
