@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -22,9 +21,7 @@ pub(crate) const UNMATCHED: &str = "unmatched";
 struct RouteStats {
     /// `(method, status) -> count`; a handful of entries per route, so a vector scan.
     counts: Mutex<Vec<(String, u16, u64)>>,
-    /// One counter per bucket plus `+Inf`.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
+    latency: inregion_control::AtomicHistogram,
 }
 
 /// Request counters and latency histograms, shared by all connections.
@@ -73,11 +70,7 @@ impl Metrics {
                 None => counts.push((method.to_owned(), status, 1)),
             }
         }
-        let idx = inregion_control::latency_bucket(elapsed);
-        stats.buckets[idx].fetch_add(1, Ordering::Relaxed);
-        stats
-            .sum_nanos
-            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        stats.latency.record(elapsed);
     }
 
     /// Counts one injected fault.
@@ -136,18 +129,14 @@ impl Metrics {
         out.push_str("# TYPE inregion_http_request_duration_seconds histogram\n");
         for name in &names {
             let s = &routes[*name];
-            let counts: Vec<u64> = s
-                .buckets
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .collect();
+            let (counts, sum) = s.latency.snapshot();
             write_histogram(
                 out,
                 "inregion_http_request_duration_seconds",
                 &format!("route=\"{}\"", escape(name)),
                 &LATENCY_BUCKETS,
                 &counts,
-                s.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                sum.as_secs_f64(),
             );
         }
     }

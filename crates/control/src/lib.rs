@@ -98,7 +98,7 @@ pub use inputs::{
     UpdateBinding, WrongType, SNI_PATTERN,
 };
 pub use page::{Page, PageRequest, DEFAULT_PER_PAGE, MAX_PER_PAGE};
-pub use pipeline::{latency_bucket, CommitStats, LATENCY_BUCKETS};
+pub use pipeline::{latency_bucket, AtomicHistogram, CommitStats, LATENCY_BUCKETS};
 pub use plane::{
     base_binding_id, Activation, ControlConfig, ControlPlane, Created, EdgeNodeError,
     EdgeNodeStatus, EdgeRegistryConfig, EdgeRegistryView, Notice, ReplicaStats, RestoreError,

@@ -96,23 +96,25 @@ pub struct CommitStats {
     pub wait_sum: Duration,
 }
 
-/// A latency histogram over [`LATENCY_BUCKETS`] that threads add to without a lock.
-#[derive(Default)]
-struct AtomicHistogram {
+/// A latency histogram over [`LATENCY_BUCKETS`] that threads add to without a lock: the
+/// store's commit times and queue waits here, and the HTTP server's per-route latency.
+#[derive(Debug, Default)]
+pub struct AtomicHistogram {
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     nanos: AtomicU64,
 }
 
 impl AtomicHistogram {
-    fn record(&self, took: Duration) {
+    /// Counts one observation.
+    pub fn record(&self, took: Duration) {
         self.buckets[latency_bucket(took)].fetch_add(1, Ordering::Relaxed);
         // u64 nanoseconds hold 584 years of summed latency.
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// The buckets (not cumulative) and the sum.
-    fn snapshot(&self) -> ([u64; LATENCY_BUCKETS.len() + 1], Duration) {
+    /// The buckets (not cumulative, the last one `+Inf`) and the sum.
+    pub fn snapshot(&self) -> ([u64; LATENCY_BUCKETS.len() + 1], Duration) {
         (
             std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
             Duration::from_nanos(self.nanos.load(Ordering::Relaxed)),

@@ -309,6 +309,19 @@ mod tests {
     use crate::store::fixtures;
     use proptest::prelude::*;
 
+    /// A state holding one prefix per CIDR (of one account, ids 0, 1, ...).
+    fn holding(cidrs: impl IntoIterator<Item = Cidr>) -> State {
+        let account = fixtures::account();
+        let mut st = State::default();
+        for (i, c) in cidrs.into_iter().enumerate() {
+            let mut p = fixtures::prefix(&account);
+            p.id = PrefixId::parse(&format!("{i:032x}")).unwrap();
+            p.cidr = c;
+            st.apply(Change::Prefix(p));
+        }
+        st
+    }
+
     /// The plain model: the first block that no prefix overlaps, asking every prefix.
     fn first_free(st: &State, ipv4: bool) -> Option<Cidr> {
         candidates(ipv4).find(|c| !st.prefixes.values().any(|p| p.cidr.overlaps(c)))
@@ -361,14 +374,7 @@ mod tests {
         fn the_allocator_finds_the_first_block_no_prefix_overlaps(
             cidrs in prop::collection::vec(cidr(), 0..40),
         ) {
-            let account = fixtures::account();
-            let mut st = State::default();
-            for (i, c) in cidrs.into_iter().enumerate() {
-                let mut p = fixtures::prefix(&account);
-                p.id = PrefixId::parse(&format!("{i:032x}")).unwrap();
-                p.cidr = c;
-                st.apply(Change::Prefix(p));
-            }
+            let st = holding(cidrs);
             for ipv4 in [true, false] {
                 prop_assert_eq!(allocate(&st, ipv4), first_free(&st, ipv4));
             }
@@ -377,17 +383,10 @@ mod tests {
 
     #[test]
     fn a_documentation_range_taken_whole_moves_the_allocator_to_the_next() {
-        let account = fixtures::account();
-        let mut st = State::default();
-        for (i, c) in ["192.0.2.0/24", "198.51.100.0/25", "198.51.100.128/26"]
-            .iter()
-            .enumerate()
-        {
-            let mut p = fixtures::prefix(&account);
-            p.id = PrefixId::parse(&format!("{i:032x}")).unwrap();
-            p.cidr = Cidr::parse_strict(c).unwrap();
-            st.apply(Change::Prefix(p));
-        }
+        let st = holding(
+            ["192.0.2.0/24", "198.51.100.0/25", "198.51.100.128/26"]
+                .map(|c| Cidr::parse_strict(c).unwrap()),
+        );
         assert_eq!(
             allocate(&st, true).map(|c| c.to_string()).as_deref(),
             Some("198.51.100.192/28")
