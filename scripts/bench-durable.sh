@@ -41,7 +41,12 @@
 # default 2), SKIP_BUILD=1, BIN (a built `inregion` to measure instead: an A/B of two
 # commits), SERVE_ARGS (extra flags, e.g. "--durability process"),
 # SERVER_CPUS and CLIENT_CPUS (taskset CPU lists, e.g. 1 and 0: the server and the load
-# (wrk, the probe) on separate cores instead of sharing every core; default: unpinned).
+# (wrk, the probe) on separate cores instead of sharing every core; default: unpinned),
+# RT_PRIORITY (e.g. 10: the server's threads and the probe run SCHED_FIFO at that
+# priority during phases 1-3, wrk at the normal policy, so that the load generator cannot
+# preempt either side of the comparison: on a machine of two cores, what a load generator
+# on another machine would give; needs root or CAP_SYS_NICE; the saturated phase runs at
+# the normal policy, where a real-time server would starve wrk).
 # Traffic goes to 127.0.0.1 only; wrk is installed from Debian's packages if missing.
 set -euo pipefail
 
@@ -83,6 +88,15 @@ if [[ -n "${SERVER_CPUS:-}" ]]; then BIN_WRAP=(taskset -c "$SERVER_CPUS"); fi
 CLIENT=()
 if [[ -n "${CLIENT_CPUS:-}" ]]; then CLIENT=(taskset -c "$CLIENT_CPUS"); fi
 start_server "$WORK/out" --data "$WORK/data" --config "$WORK/bench.toml" --dev-token "$TOKEN" --propagation-delay 5h --workers "$WORKERS" ${SERVE_ARGS:-}
+PROBE_WRAP=()
+POLICY="at the normal policy"
+if [[ -n "${RT_PRIORITY:-}" ]]; then
+  POLICY="SCHED_FIFO $RT_PRIORITY (phases 1-3)"
+  # Every thread the server has now; threads it starts later inherit the policy.
+  chrt -a -f -p "$RT_PRIORITY" "$PID" >/dev/null ||
+    { echo "RT_PRIORITY: cannot make the server SCHED_FIFO (needs root or CAP_SYS_NICE)" >&2; exit 1; }
+  PROBE_WRAP=(chrt -f "$RT_PRIORITY")
+fi
 URL="$BASE/client/v4/accounts/$ACCOUNT/dls/regional_services/prefix_bindings"
 echo "server $BASE (pid $PID, $WORKERS workers, cpus ${SERVER_CPUS:-all}; load on cpus ${CLIENT_CPUS:-all}), data in $WORK/data ($(df --output=source "$WORK" | tail -1))"
 
@@ -100,7 +114,7 @@ for r in $(seq "$ROUNDS"); do
   b1=$(metric inregion_store_commit_batches_total)
   curl -s "$BASE/metrics" >"$WORK/metrics.$r.after"
   rate=$(python3 -c "print(max(1.0, ($b1 - $b0) / $SLICE))")
-  "${CLIENT[@]}" python3 scripts/fsync_probe.py "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" >"$WORK/probe.$r.out"
+  "${CLIENT[@]}" ${PROBE_WRAP[@]+"${PROBE_WRAP[@]}"} python3 scripts/fsync_probe.py "$WORK/probe.bin" "$rate" "$SLICE" "$WORK/probe.$r.lat" "$WORK/probe.$r.arr" >"$WORK/probe.$r.out"
   echo "  round $r: create $(grep RESULT "$WORK/paced.$r.out" | cut -d' ' -f2-), fsyncs $((b1 - b0)); probe $(grep RESULT "$WORK/probe.$r.out" | cut -d' ' -f2-)"
 done
 # Percentiles over all rounds: wrk's quantile points weighted by their share of requests,
@@ -188,6 +202,7 @@ echo; echo "=== 3. get one, paced as phase 1: the HTTP path without a write (the
 ID=$(curl -s "$URL?per_page=5" -H "Authorization: Bearer $TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"][2]["id"])')
 PACE_MS=$PACE_MS "${CLIENT[@]}" wrk -t1 -c"$PACED_CONNECTIONS" -d"${DURATION}s" -s "$WORK/get.lua" "$URL/$ID" | tee "$WORK/get.out"
 
+if [[ -n "${RT_PRIORITY:-}" ]]; then chrt -a -o -p 0 "$PID" >/dev/null; fi
 echo; echo "=== 4. create, saturated ($CONNECTIONS connections), ${DURATION} s"
 RUN=$((ROUNDS + 1)) "${CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/create.lua" "$URL" | tee "$WORK/sat.out"
 
@@ -198,11 +213,12 @@ read -r i50 i99 i999 <<<"$(for k in p50_ms p99_ms p999_ms; do field "$WORK/ideal
 read -r gr g50 g99 g999 <<<"$(for k in rate p50_ms p99_ms p999_ms; do field "$WORK/get.out" $k; done | xargs)"
 read -r sr serr <<<"$(for k in rate errors; do field "$WORK/sat.out" $k; done | xargs)"
 echo
-echo "=== summary ($(nproc) cores, $(df --output=source "$WORK" | tail -1); ${SERVE_ARGS:-durability full}; server cpus ${SERVER_CPUS:-all}, load cpus ${CLIENT_CPUS:-all})"
-python3 - "$pr" "$p50" "$p99" "$p999" "$perr" "$qr" "$q50" "$q99" "$q999" "$sr" "$serr" "$gr" "$g50" "$g99" "$g999" "$a50" "$a99" "$a999" "$i50" "$i99" "$i999" <<'PY'
+echo "=== summary ($(nproc) cores, $(df --output=source "$WORK" | tail -1); ${SERVE_ARGS:-durability full}; server cpus ${SERVER_CPUS:-all}, load cpus ${CLIENT_CPUS:-all}; server and probe $POLICY)"
+python3 - "${RT_PRIORITY:-0}" "$pr" "$p50" "$p99" "$p999" "$perr" "$qr" "$q50" "$q99" "$q999" "$sr" "$serr" "$gr" "$g50" "$g99" "$g999" "$a50" "$a99" "$a999" "$i50" "$i99" "$i999" <<'PY'
 import json, sys
+rt_priority = int(sys.argv[1])
 (pr, p50, p99, p999, perr, qr, q50, q99, q999, sr, serr, gr, g50, g99, g999,
- a50, a99, a999, i50, i99, i999) = map(float, sys.argv[1:])
+ a50, a99, a999, i50, i99, i999) = map(float, sys.argv[2:])
 print(f"paced create   {pr:8.0f}/s  p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  p99.9 {p999:7.3f} ms  errors {perr:.0f}")
 print(f"fsync probe    {qr:8.0f}/s  p50 {q50:7.3f} ms  p99 {q99:7.3f} ms  p99.9 {q999:7.3f} ms")
 print(f"  from when due  {'':8}   p50 {a50:7.3f} ms  p99 {a99:7.3f} ms  p99.9 {a999:7.3f} ms")
@@ -221,6 +237,6 @@ print(json.dumps({"bench": "durable-create", "paced_rate": round(pr), "p99_ratio
                   "create_p999_ms": p999, "probe_p999_ms": q999,
                   "probe_due_p99_ms": a99, "probe_due_p999_ms": a999,
                   "ideal_p99_ms": i99, "ideal_p999_ms": i999, "get_p99_ms": g99, "get_p999_ms": g999,
-                  "saturated_rate": round(sr),
+                  "saturated_rate": round(sr), "rt_priority": rt_priority,
                   "errors": perr + serr}))
 PY

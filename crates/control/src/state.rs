@@ -157,7 +157,9 @@ impl State {
             self,
             State {
                 version: self.version,
-                purged_through: version,
+                // Never lowered: a clear applied outside a commit (at version 0, say)
+                // must not forget what an earlier purge removed.
+                purged_through: self.purged_through.max(version),
                 adopted_keys,
                 edge_nodes,
                 ..State::default()
@@ -214,6 +216,15 @@ impl State {
                 self.bindings.insert(b.id, b);
             }
             Change::AddressMap(m) => {
+                // No rule moves a map to another account today; the index must not
+                // depend on that (see the prefix above).
+                if let Some(old) = self.maps.get(&m.id) {
+                    if old.account_id != m.account_id {
+                        if let Some(ids) = self.maps_by_account.get_mut(&old.account_id) {
+                            ids.remove(&m.id);
+                        }
+                    }
+                }
                 self.maps_by_account
                     .entry(m.account_id.clone())
                     .or_default()
@@ -361,3 +372,6 @@ impl State {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
