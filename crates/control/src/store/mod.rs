@@ -21,6 +21,8 @@
 mod checkpoint;
 pub(crate) mod etcd;
 mod memory;
+#[cfg(test)]
+pub(crate) mod round_trip;
 mod rows;
 mod snapshot;
 mod sqlite;

@@ -486,69 +486,113 @@ mod tests {
         events
     }
 
+    /// Writes each group of commits as one transaction (with its `meta`) into the
+    /// key-value model; a follower applies the watch events of each, and must equal the
+    /// model after every group; at the end a listing of the keys must too, with nothing of
+    /// an older generation left behind.
+    fn check_layout(groups: &[Vec<Commit>]) -> Result<(), TestCaseError> {
+        let layout = Layout::new("/t/");
+        let mut model = State::default();
+        let mut kv: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut follower = State::default();
+        let (mut generation, mut follower_gen) = (0, 0);
+        for (i, commits) in groups.iter().enumerate() {
+            let refs: Vec<&Commit> = commits.iter().collect();
+            let (mut ops, g) = layout.batch_ops(&refs, generation).unwrap();
+            generation = g;
+            for c in commits {
+                model.apply_commit(c);
+            }
+            let meta = Meta {
+                format: FORMAT,
+                version: model.version,
+                purged_through: model.purged_through,
+                generation,
+                nonce: i as u64,
+            };
+            ops.push(Op::Put(layout.meta(), serde_json::to_vec(&meta).unwrap()));
+            let events = apply_ops(&mut kv, &ops, i as u64 + 1);
+
+            // (b) the follower, from the watch events.
+            match decode_group(&layout, &events, follower_gen, 0).unwrap() {
+                Some(Remote::Batch {
+                    commit,
+                    purged_through,
+                    generation: g,
+                    ..
+                }) => {
+                    follower.apply_commit(&commit);
+                    follower.purged_through = purged_through;
+                    follower_gen = g;
+                }
+                other => panic!("{other:?}"),
+            }
+            prop_assert_eq!(follower.dump(), model.dump());
+            prop_assert_eq!(follower.purged_through, model.purged_through);
+        }
+        // (a) a listing of the key-value model.
+        let mut records = Vec::new();
+        for (k, v) in &kv {
+            let kv = Kv {
+                key: k.clone(),
+                value: v.clone(),
+                mod_revision: 1,
+            };
+            records.extend(layout.decode_put(&kv, generation).unwrap());
+        }
+        let mut listed = State::default();
+        for r in records {
+            listed.apply(r);
+        }
+        prop_assert_eq!(listed.dump(), model.dump());
+        // Nothing of an older generation is left behind.
+        let current = layout.generation(generation);
+        prop_assert!(kv
+            .keys()
+            .all(|k| !k.starts_with(b"/t/g") || k.starts_with(&current)));
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
         fn transactions_listings_and_watch_events_rebuild_the_same_state(
             batches in proptest::collection::vec(proptest::collection::vec(step(), 1..5), 1..25)
         ) {
-            let layout = Layout::new("/t/");
             let mut model = State::default();
-            let mut kv: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-            let mut follower = State::default();
-            let (mut generation, mut follower_gen) = (0, 0);
             let mut version = 0;
-            for (i, batch) in batches.iter().enumerate() {
+            let mut groups = Vec::new();
+            for batch in &batches {
                 // One group commit: each step one commit, validated on the model so far.
                 let mut commits = Vec::new();
-                let mut spec = model.clone();
                 for s in batch {
-                    let ch = changes(&spec, s, version + 1);
+                    let ch = changes(&model, s, version + 1);
                     if ch.is_empty() {
                         continue;
                     }
                     version += 1;
                     let c = Commit { version, changes: ch };
-                    spec.apply_commit(&c);
+                    model.apply_commit(&c);
                     commits.push(c);
                 }
-                if commits.is_empty() {
-                    continue;
+                if !commits.is_empty() {
+                    groups.push(commits);
                 }
-                let refs: Vec<&Commit> = commits.iter().collect();
-                let (mut ops, g) = layout.batch_ops(&refs, generation).unwrap();
-                generation = g;
-                let meta = Meta { format: FORMAT, version, purged_through: spec.purged_through, generation, nonce: i as u64 };
-                ops.push(Op::Put(layout.meta(), serde_json::to_vec(&meta).unwrap()));
-                let events = apply_ops(&mut kv, &ops, i as u64 + 1);
-                model = spec;
+            }
+            check_layout(&groups)?;
+        }
+    }
 
-                // (b) the follower, from the watch events.
-                match decode_group(&layout, &events, follower_gen, 0).unwrap() {
-                    Some(Remote::Batch { commit, purged_through, generation: g, .. }) => {
-                        follower.apply_commit(&commit);
-                        follower.purged_through = purged_through;
-                        follower_gen = g;
-                    }
-                    other => panic!("{other:?}"),
-                }
-                prop_assert_eq!(follower.dump(), model.dump());
-                prop_assert_eq!(follower.purged_through, model.purged_through);
-            }
-            // (a) a listing of the key-value model.
-            let mut records = Vec::new();
-            for (k, v) in &kv {
-                let kv = Kv { key: k.clone(), value: v.clone(), mod_revision: 1 };
-                records.extend(layout.decode_put(&kv, generation).unwrap());
-            }
-            let mut listed = State::default();
-            for r in records {
-                listed.apply(r);
-            }
-            prop_assert_eq!(listed.dump(), model.dump());
-            // Nothing of an older generation is left behind.
-            let current = layout.generation(generation);
-            prop_assert!(kv.keys().all(|k| !k.starts_with(b"/t/g") || k.starts_with(&current)));
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        /// Arbitrary field values of every record type (`store/round_trip.rs`), one
+        /// commit per transaction.
+        #[test]
+        fn arbitrary_records_survive_transactions_listings_and_watch_events(
+            h in crate::store::round_trip::history()
+        ) {
+            let groups: Vec<Vec<Commit>> = h.commits.iter().map(|c| vec![c.clone()]).collect();
+            check_layout(&groups)?;
         }
     }
 

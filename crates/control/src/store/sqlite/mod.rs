@@ -438,7 +438,7 @@ impl SqliteStore {
             }
         }
         tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'version'")?
-            .execute(params![version as i64])?;
+            .execute(params![version])?;
         if check_keys {
             let violation: Option<String> = tx
                 .query_row("PRAGMA foreign_key_check", [], |r| r.get::<_, String>(0))

@@ -80,7 +80,7 @@ pub(super) fn write(
                  DELETE FROM users; DELETE FROM accounts;",
             )?;
             tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'purged_through'")?
-                .execute(params![version as i64])?;
+                .execute(params![version])?;
         }
         // Written to the key file before the transaction (`Store::commit`).
         Change::AdoptTokenKey(_) => {}
@@ -172,7 +172,7 @@ fn write_binding(tx: &rusqlite::Transaction<'_>, b: &BindingRecord) -> Result<()
         b.active_at.as_micros(),
         b.deleted_at.map(Timestamp::as_micros),
         b.gone_at.map(Timestamp::as_micros),
-        b.version as i64,
+        b.version,
     ])?;
     Ok(())
 }

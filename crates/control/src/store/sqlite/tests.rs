@@ -368,3 +368,46 @@ fn a_schema_3_file_loses_the_unused_version_index() {
     assert_eq!(index, 0);
     assert_eq!(State::from_loaded(s.load().unwrap()).dump(), before);
 }
+
+/// A version SQLite's integers cannot hold (past `i64::MAX`) is refused by the commit
+/// that carries it, and nothing of that commit is written. It used to be written wrapped
+/// to a negative number, which the next start then refused to read: the database would
+/// not open again.
+#[test]
+fn a_version_past_i64_is_refused_at_commit_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let mut s = SqliteStore::open(&path).unwrap();
+    let a = account();
+    let p = prefix(&a);
+    let c1 = Commit {
+        version: 1,
+        changes: vec![
+            Change::Account(a.clone()),
+            Change::Prefix(p.clone()),
+            Change::Binding(binding(&a, &p, "203.0.113.0/25", 1)),
+        ],
+    };
+    s.commit(&[&c1]).unwrap();
+    let big = Commit {
+        version: 2,
+        changes: vec![Change::Binding(binding(
+            &a,
+            &p,
+            "203.0.113.128/25",
+            i64::MAX as u64 + 1,
+        ))],
+    };
+    assert!(matches!(s.commit(&[&big]), Err(StoreError::Sqlite(_))));
+    let far = Commit {
+        version: u64::MAX,
+        changes: vec![Change::Binding(binding(&a, &p, "203.0.113.128/25", 2))],
+    };
+    assert!(matches!(s.commit(&[&far]), Err(StoreError::Sqlite(_))));
+    drop(s);
+    let mut s = SqliteStore::open(&path).unwrap();
+    let mut want = State::default();
+    want.apply_commit(&c1);
+    assert_eq!(State::from_loaded(s.load().unwrap()).dump(), want.dump());
+    assert_eq!(s.load().unwrap().version, 1);
+}
