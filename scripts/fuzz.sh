@@ -8,7 +8,7 @@
 #   scripts/fuzz.sh 0.1                # 6 s each: the targets build and start (CI smoke)
 #
 # Targets (their bodies and oracles: crates/fuzz/src/lib.rs): ids, api, scenario_toml,
-# config_toml, table. Each run starts from the checked-in corpus fuzz/corpus/TARGET and
+# config_toml, table, snapshot. Each run starts from the checked-in corpus fuzz/corpus/TARGET and
 # writes what it discovers to fuzz/work/TARGET (ignored by git); with MERGE=1 the new
 # inputs that add coverage are then merged into fuzz/corpus/TARGET (libFuzzer -merge=1).
 # A crash leaves its input in fuzz/artifacts/TARGET/: copy it into
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 MINUTES=${1:?usage: scripts/fuzz.sh MINUTES [TARGET...]}
 shift
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(ids api scenario_toml config_toml table)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(ids api scenario_toml config_toml table snapshot)
 JOBS=${JOBS:-1}
 TOOLCHAIN=${TOOLCHAIN:-nightly}
 SECONDS_EACH=$(python3 -c "print(max(1, round(float('$MINUTES') * 60)))")

@@ -12,6 +12,7 @@
 //! | [`scenario_toml`] | `Scenario::from_toml_str` | no panic; an accepted scenario is consistent |
 //! | [`config_toml`] | `SeedConfig::from_toml` and seeding a fresh control plane | no panic; a refused seed changes nothing |
 //! | [`table`] | table builds from arbitrary prefix sets, every lookup method | a linear longest-match scan |
+//! | [`snapshot`] | `Snapshot::from_json` and a restore into a fresh control plane | no panic; a refused restore changes nothing; saved again, it restores to the same records |
 //!
 //! Two runners call them:
 //! - `fuzz/` (cargo-fuzz, nightly, coverage-guided; `scripts/fuzz.sh MINUTES`), one
@@ -31,11 +32,13 @@
 
 mod api_target;
 mod ids_target;
+mod snapshot_target;
 mod table_target;
 mod toml_targets;
 
 pub use api_target::api;
 pub use ids_target::ids;
+pub use snapshot_target::snapshot;
 pub use table_target::table;
 pub use toml_targets::{config_toml, scenario_toml};
 
@@ -68,4 +71,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("scenario_toml", scenario_toml),
     ("config_toml", config_toml),
     ("table", table),
+    ("snapshot", snapshot),
 ];

@@ -123,6 +123,11 @@ fn table() {
 }
 
 #[test]
+fn snapshot() {
+    check("snapshot");
+}
+
+#[test]
 fn every_target_has_a_test_and_a_cargo_fuzz_wrapper() {
     let src = include_str!("replay.rs");
     for (name, _) in inregion_fuzz::TARGETS {
