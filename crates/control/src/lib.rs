@@ -19,6 +19,8 @@
 //!     ▼
 //!   Store trait ── SqliteStore (default: WAL, a transaction and an fsync per batch,
 //!               │    storage rows of its own, migrations, constraints)
+//!               ├─ EtcdStore (replicas sharing one etcd cluster; a watch keeps each
+//!               │    replica's state current)
 //!               └─ MemoryStore (tests, simulations)
 //!     │
 //!     ▼ change feed: version(), bindings_in_force(t), changes_since(v)
@@ -51,6 +53,13 @@
 //! `records.rs` (the domain records and API views), `error.rs` (the code table),
 //! `store/` (`sqlite/`; `rows.rs` for what is on disk).
 //!
+//! How it is checked, besides the unit tests beside each rule: `tests/model.rs` runs
+//! random operations against a plain model over both local stores;
+//! `state/tests.rs` checks every index of the [`State`] against scans of its records
+//! after every change; `store/round_trip.rs` requires every store (SQLite, a snapshot,
+//! the etcd layout) to load back records with arbitrary field values exactly;
+//! `tests/crash.rs` kills a writing process and counts what was acknowledged.
+//!
 //! ## Public surface
 //!
 //! Modules are private; what the crate offers is re-exported here by name: the
@@ -59,10 +68,11 @@
 //! the records and the API views they serialize to ([`BindingRecord`], [`Binding`], ...);
 //! one error enum per operation, each an [`ApiError`]; authentication ([`Credentials`],
 //! [`Principal`], [`TokenKey`]); seeding documents ([`SeedConfig`]); fault injection
-//! rules ([`FaultSet`]); the store trait and its two backends ([`Store`],
-//! [`SqliteStore`], [`MemoryStore`], [`Snapshot`]); the change feed ([`BindingSnapshot`],
-//! [`ChangeSet`]); and the model's checked values it takes and returns. [`schema`] holds
-//! the OpenAPI schemas of the inputs that the HTTP layer documents.
+//! rules ([`FaultSet`]); the store trait and its backends ([`Store`], [`SqliteStore`],
+//! [`EtcdStore`], [`MemoryStore`]) and snapshots ([`Snapshot`]); the change feed
+//! ([`BindingSnapshot`], [`ChangeSet`]); and the model's checked values it takes and
+//! returns. [`schema`] holds the OpenAPI schemas of the inputs that the HTTP layer
+//! documents.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
