@@ -19,9 +19,7 @@ pub fn snapshot(data: &[u8]) {
             let saved = control.snapshot(crate::NOW, 0).to_json();
             let again = crate::fresh_control_plane();
             let reread = Snapshot::from_json(&saved).expect("a saved snapshot parses");
-            again
-                .restore(reread)
-                .expect("a saved snapshot restores");
+            again.restore(reread).expect("a saved snapshot restores");
             // The second control plane also adopts the first one's own key (the
             // snapshot carries it so that its tokens keep working): compare the rest.
             let records = |c: &inregion_control::ControlPlane| -> Vec<Change> {
