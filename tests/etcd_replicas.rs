@@ -14,7 +14,7 @@
 
 mod api_support;
 
-use api_support::etcd_support::{signal, unique_prefix, Cluster};
+use api_support::etcd_support::{b64, signal, unique_prefix, Cluster};
 use api_support::*;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
@@ -1999,4 +1999,127 @@ fn two_saturated_replicas_both_commit() {
             slowest[rep]
         );
     }
+}
+
+/// etcd keeps every revision until it is compacted; a cluster run without
+/// `--auto-compaction-*` reaches its space quota (2 GiB by default, 1 MiB here, most of
+/// it taken by one key's history beforehand) and then
+/// refuses every write ("mvcc: database space exceeded", its NOSPACE alarm). Creates must
+/// then answer 503 with `x-should-retry: true`, change nothing, and leave reads
+/// answering; once an operator compacts, defragments and disarms the alarm, writes go
+/// through again, on the same replica, without a restart.
+#[test]
+fn etcd_out_of_space_refuses_writes_and_recovers_once_compacted() {
+    let cluster = Cluster::start_with(1, &["--quota-backend-bytes", "1048576"]);
+    // Most of the quota taken by the history of one key (what a compaction frees), so
+    // that the live records fit easily once an operator has compacted.
+    let junk = "x".repeat(4096);
+    for _ in 0..100 {
+        cluster.put(0, "/junk", &junk).unwrap();
+    }
+    let prefix = unique_prefix();
+    let a = replica(&cluster, &prefix, &[]);
+    let c = client(Duration::from_secs(60));
+    let create = |i: u32| {
+        let cidr = format!("2001:db8:1000:{:x}::/64", i & 0xffff);
+        call(
+            &c,
+            "POST",
+            &a.base,
+            BINDINGS,
+            Some(&create_body(V6_PREFIX, &cidr, "eu")),
+        )
+    };
+    // Eight writers at once, so that several transactions are in flight when the quota
+    // is crossed: etcd applies the one that crosses it and answers it "database space
+    // exceeded" all the same, which the server must not report as a failure.
+    const WRITERS: u32 = 8;
+    let acked = Mutex::new(BTreeSet::new());
+    let refusals = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..WRITERS {
+            let (acked, refusals, create) = (&acked, &refusals, &create);
+            s.spawn(move || {
+                for n in 0..5_000 {
+                    let r = create(n * WRITERS + w);
+                    if r.status != 201 {
+                        refusals.lock().unwrap().push(r);
+                        return;
+                    }
+                    acked.lock().unwrap().insert(r.id().unwrap());
+                }
+                panic!("5,000 creates each fitted in a 1 MiB quota");
+            });
+        }
+    });
+    let mut acked = acked.into_inner().unwrap();
+    let refusals = refusals.into_inner().unwrap();
+    let refused = &refusals[0];
+    eprintln!(
+        "{} creates before etcd's quota; then {}: {}",
+        acked.len(),
+        refused.status,
+        refused.text
+    );
+    assert!(acked.len() > 10, "the quota was reached at once");
+    for refused in &refusals {
+        assert_eq!(refused.status, 503, "{}", refused.text);
+        assert_eq!(refused.retry.as_deref(), Some("true"));
+        assert!(
+            refused.text.contains("space exceeded") && refused.text.contains("auto-compaction"),
+            "the answer should say what is wrong and what to do: {}",
+            refused.text
+        );
+    }
+    let i = 10 * 5_000;
+    // Still full: refused again; reads answer and show exactly the acknowledged writes.
+    let again = create(i);
+    assert_eq!(again.status, 503, "{}", again.text);
+    let listed: BTreeSet<String> = list_all(&c, &a.base)
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        listed,
+        acked,
+        "listed but not acknowledged: {:?}; acknowledged but not listed: {:?}",
+        listed.difference(&acked).collect::<Vec<_>>(),
+        acked.difference(&listed).collect::<Vec<_>>()
+    );
+
+    // The operator's recovery: compact the history, defragment, disarm the alarm.
+    let header = cluster
+        .gateway(0, "/v3/kv/range", &json!({"key": b64(b"/")}))
+        .unwrap();
+    let revision = header["header"]["revision"].as_str().unwrap().to_owned();
+    cluster
+        .gateway(
+            0,
+            "/v3/kv/compaction",
+            &json!({"revision": revision, "physical": true}),
+        )
+        .unwrap();
+    cluster
+        .gateway(0, "/v3/maintenance/defragment", &json!({}))
+        .unwrap();
+    let alarms = cluster
+        .gateway(0, "/v3/maintenance/alarm", &json!({"action": "GET"}))
+        .unwrap();
+    for alarm in alarms["alarms"].as_array().unwrap() {
+        cluster
+            .gateway(
+                0,
+                "/v3/maintenance/alarm",
+                &json!({"action": "DEACTIVATE", "memberID": alarm["memberID"], "alarm": "NOSPACE"}),
+            )
+            .unwrap();
+    }
+    let r = create(i + 1);
+    assert_eq!(r.status, 201, "after the recovery: {}", r.text);
+    acked.insert(r.id().unwrap());
+    let listed: BTreeSet<String> = list_all(&c, &a.base)
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, acked);
 }

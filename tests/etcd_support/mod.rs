@@ -256,6 +256,8 @@ pub struct Cluster {
     /// Remove the data directories when the guard shells end (the shared cluster, which
     /// is never dropped).
     cleanup_dir: Option<PathBuf>,
+    /// Flags every member starts with besides the harness's own.
+    extra: Vec<String>,
 }
 
 fn alive(pid: u32) -> bool {
@@ -313,7 +315,17 @@ impl Cluster {
             .tempdir()
             .expect("tempdir");
         let dir = tmp.path().to_owned();
-        Self::start_in(n, &dir, Some(tmp), None)
+        Self::start_in(n, &dir, Some(tmp), None, &[])
+    }
+
+    /// [`Cluster::start`] with more flags for every member (`--quota-backend-bytes`, ...).
+    pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let tmp = tempfile::Builder::new()
+            .prefix("inregion-etcd-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = tmp.path().to_owned();
+        Self::start_in(n, &dir, Some(tmp), None, extra)
     }
 
     fn start_in(
@@ -321,6 +333,7 @@ impl Cluster {
         dir: &Path,
         tmp: Option<tempfile::TempDir>,
         cleanup_dir: Option<PathBuf>,
+        extra: &[&str],
     ) -> Cluster {
         let bin = etcd_binary();
         let mut tmp = tmp;
@@ -358,6 +371,7 @@ impl Cluster {
                     .unwrap(),
                 _tmp: None,
                 cleanup_dir: cleanup_dir.clone(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
             };
             for i in 0..n {
                 c.spawn(&bin, i, "new");
@@ -407,6 +421,7 @@ impl Cluster {
             .args(["--max-txn-ops", "10000"])
             .args(["--max-request-bytes", "33554432"])
             .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(&self.extra)
             .env("LOG", &s.log)
             .env(
                 "CLEANUP",
@@ -743,6 +758,6 @@ pub fn shared_cluster() -> &'static Cluster {
             std::process::id(),
             rand::random::<u32>()
         ));
-        Cluster::start_in(3, &dir, None, Some(dir.clone()))
+        Cluster::start_in(3, &dir, None, Some(dir.clone()), &[])
     })
 }

@@ -117,9 +117,10 @@ pub enum StoreError {
         /// The shared store's position (etcd: `meta`'s revision) that won.
         position: u64,
     },
-    /// A shared store's transaction was sent but its answer was lost: it may or may not
-    /// have taken effect. The commit pipeline settles this from the store's watch; callers
-    /// only see it when the store stays unreachable (503, outcome unknown).
+    /// A shared store's transaction was sent but its answer was lost, or was an error
+    /// that does not say whether it took effect: it may or may not have. The commit
+    /// pipeline settles this from the store's watch; callers only see it when the store
+    /// stays unreachable (503, outcome unknown).
     #[error("the store did not answer; the outcome is unknown: {what}")]
     Indeterminate {
         /// The position the transaction was conditional on.
@@ -128,6 +129,10 @@ pub enum StoreError {
         nonce: u64,
         /// What failed.
         what: String,
+        /// Whether the operation runs again at once when the transaction turns out not to
+        /// have happened (its answer was lost); `false`: `what` is the answer then (etcd
+        /// out of space refuses every write until an operator steps in).
+        retry: bool,
     },
     /// An invariant of the store or the commit pipeline broke (a panic during a
     /// commit, a thread that could not start).

@@ -665,7 +665,12 @@ impl Shared {
                 }
                 Err(StoreError::Conflict { position })
             }
-            Err(StoreError::Indeterminate { base, nonce, what }) => {
+            Err(StoreError::Indeterminate {
+                base,
+                nonce,
+                what,
+                retry,
+            }) => {
                 // The first transaction after `base` is the one that won it: ours if it
                 // carries our nonce (the watch has then applied it already).
                 let mut ours = None;
@@ -724,10 +729,18 @@ impl Shared {
                         }
                         return;
                     }
-                    Some(false) => Err(StoreError::Conflict {
+                    // It did not happen: run the operation again, unless the store's
+                    // refusal stands (it would only be refused again).
+                    Some(false) if retry => Err(StoreError::Conflict {
                         position: self.position(),
                     }),
-                    None => Err(StoreError::Indeterminate { base, nonce, what }),
+                    Some(false) => Err(StoreError::Unavailable(what)),
+                    None => Err(StoreError::Indeterminate {
+                        base,
+                        nonce,
+                        what,
+                        retry,
+                    }),
                 }
             }
             r => r,

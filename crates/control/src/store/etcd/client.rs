@@ -49,12 +49,22 @@ pub(crate) enum ClientError {
     /// etcd refused a transaction for having more operations than its `--max-txn-ops`.
     #[error("etcd refused the transaction: {0}")]
     TooManyOperations(String),
+    /// etcd's database reached its space quota (its NOSPACE alarm): it refuses every
+    /// write until an operator compacts, defragments and disarms the alarm. The
+    /// transaction that crossed the quota was applied all the same (etcd's quota applier
+    /// applies, then answers this error): its outcome is unknown.
+    #[error(
+        "etcd is out of space ({0}); compact its history, defragment it and disarm its \
+         NOSPACE alarm, and run etcd with --auto-compaction-retention so that it does not \
+         fill again"
+    )]
+    NoSpace(String),
 }
 
 impl ClientError {
     /// Whether a transaction that failed this way certainly did not take effect.
     pub(crate) fn certainly_not_applied(&self) -> bool {
-        !matches!(self, ClientError::NoAnswer(_))
+        !matches!(self, ClientError::NoAnswer(_) | ClientError::NoSpace(_))
     }
 
     /// Sorts a failure of the crate by what it says about the request's fate.
@@ -76,6 +86,12 @@ impl ClientError {
                     // etcd says this one only by its text (the code is InvalidArgument).
                     Code::InvalidArgument if status.message().contains("too many operations") => {
                         ClientError::TooManyOperations(what)
+                    }
+                    // The same: ResourceExhausted with this text (etcd's ErrNoSpace).
+                    Code::ResourceExhausted
+                        if status.message().contains("database space exceeded") =>
+                    {
+                        ClientError::NoSpace(what)
                     }
                     // etcd checked the request and refused it before applying anything.
                     _ => ClientError::Refused(what),
@@ -655,6 +671,15 @@ mod tests {
             "etcdserver: duplicate key given in txn request",
         ));
         assert!(matches!(e, ClientError::Refused(_)), "{e:?}");
+        // etcd's own text once its space quota is reached.
+        let e = sort(tonic::Status::resource_exhausted(
+            "etcdserver: mvcc: database space exceeded",
+        ));
+        assert!(matches!(e, ClientError::NoSpace(_)), "{e:?}");
+        assert!(
+            !e.certainly_not_applied(),
+            "etcd applies the txn that crosses the quota"
+        );
         let e = sort(tonic::Status::deadline_exceeded("timeout"));
         assert!(matches!(e, ClientError::NoAnswer(_)), "{e:?}");
         assert!(!e.certainly_not_applied());

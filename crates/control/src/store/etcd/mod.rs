@@ -13,7 +13,11 @@
 //!   409, as on one server).
 //! - A transaction whose answer was lost ([`StoreError::Indeterminate`]) is resolved from
 //!   the watch: the first `meta` written after the base revision carries the nonce of the
-//!   transaction that won it.
+//!   transaction that won it. So is one that etcd answered "database space exceeded":
+//!   etcd applies the transaction that crosses its space quota and *then* answers that
+//!   error (its quota applier), so the answer does not say whether it happened; the
+//!   writes after it are refused until an operator compacts, defragments and disarms
+//!   the NOSPACE alarm, and answer 503 saying so.
 //! - Each replica follows the prefix (`follow.rs`): list, then watch from the next
 //!   revision; on a compacted revision list again; after a dropped stream resume from
 //!   the last revision seen; and re-read everything periodically, repairing any
@@ -526,7 +530,10 @@ impl EtcdStore {
                     base: self.position,
                     nonce,
                     what: e.to_string(),
-                })
+                    // Out of space, etcd refuses every write after this one: say so
+                    // once this one is settled, rather than trying again.
+                    retry: !matches!(e, ClientError::NoSpace(_)),
+                });
             }
         };
         self.stats.contact();
