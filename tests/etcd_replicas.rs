@@ -2031,7 +2031,11 @@ fn etcd_out_of_space_refuses_writes_and_recovers_once_compacted() {
     let c = client(Duration::from_secs(60));
     let create = |i: u32| {
         let cidr = format!("2001:db8:1000:{:x}::/64", i & 0xffff);
-        let base = if i.is_multiple_of(2) { &a.base } else { &b.base };
+        let base = if i.is_multiple_of(2) {
+            &a.base
+        } else {
+            &b.base
+        };
         call(
             &c,
             "POST",

@@ -13,7 +13,10 @@
 //!    reads still answer, and that further writes are refused the same way;
 //! 4. removes the filler and creates more bindings, which must succeed;
 //! 5. closes the store, reopens it, and checks that every acknowledged binding is there,
-//!    no refused one is, and SQLite finds the file sound.
+//!    no refused one is, and SQLite finds the file sound;
+//! 6. fills the disk to the last byte and opens the database again: refused with the
+//!    file named and the disk said to be full (never "damaged"), then opened once there
+//!    is room.
 //!
 //! The parent only checks the child's exit status and its last line.
 
@@ -48,6 +51,24 @@ fn fill(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     for _ in 0..LEFT / chunk.len() + 1 {
         std::fs::remove_file(files.pop().unwrap()).unwrap();
+    }
+    files
+}
+
+/// Fills `dir` to the last byte (64 KiB files, then 4 KiB ones); returns the files.
+fn fill_all(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for size in [64 << 10, 4 << 10, 512] {
+        let chunk = vec![0x5a_u8; size];
+        loop {
+            let path = dir.join(format!("full-{}", files.len()));
+            let mut f = std::fs::File::create(&path).unwrap();
+            let full = f.write_all(&chunk).and_then(|()| f.sync_all()).is_err();
+            files.push(path);
+            if full {
+                break;
+            }
+        }
     }
     files
 }
@@ -139,6 +160,27 @@ fn child_on_a_full_disk() {
     for id in &acked {
         assert!(live(&cp, id), "acknowledged {id} lost after a reopen");
     }
+
+    // 6. Started again on a disk that is full to the last byte: refused with the file
+    //    named and the disk said to be full, never called damaged (which could lead an
+    //    operator to delete a sound database); started once there is room.
+    drop(cp);
+    let filler = fill_all(dir);
+    let e = SqliteStore::open(&path).expect_err("a database opened on a full disk");
+    let msg = e.to_string();
+    assert!(
+        matches!(e, StoreError::Io { .. })
+            && msg.contains("inregion.sqlite3")
+            && msg.contains("free some space"),
+        "{e:?}: {msg}"
+    );
+    for f in filler {
+        std::fs::remove_file(f).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.count_live_bindings().unwrap() as usize, acked.len());
+    drop(store);
+    println!("DISK-FULL-START {msg}");
     println!(
         "DISK-FULL-OK {} acknowledged before the disk filled, then refused with {} / {}: \
          {text}",
@@ -185,4 +227,9 @@ fn a_full_disk_refuses_writes_loses_nothing_and_recovers() {
         .find_map(|l| l.split_once("DISK-FULL-OK"))
         .map_or("", |(_, rest)| rest);
     eprintln!("disk full:{line}");
+    let start = stdout
+        .lines()
+        .find_map(|l| l.split_once("DISK-FULL-START"))
+        .map_or("", |(_, rest)| rest);
+    eprintln!("started on a full disk:{start}");
 }

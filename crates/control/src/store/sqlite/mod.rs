@@ -44,7 +44,7 @@ use crate::records::{BindingRecord, EdgeNodeRecord};
 use crate::state::{Change, Commit};
 use inregion_model::{AccountId, BindingId, Cidr, Iata, PrefixId, RegionKey, Timestamp};
 use records::{binding_row, write};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use schema::{migrate, token_keys};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,29 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// SQLite could not use the database for a reason that is not damage to it: the file
+/// named, and the free space when the disk holding it is nearly full (SQLite says only
+/// "disk I/O error" when it cannot create its `-shm` file on a full disk).
+fn cannot_use(path: &Path, e: &rusqlite::Error) -> StoreError {
+    let mut what = e.to_string();
+    if let Some(free) = free_bytes(path) {
+        if free < 1 << 20 {
+            what = format!(
+                "{what}; the disk holding it has {} KiB free: free some space and start again",
+                free >> 10
+            );
+        }
+    }
+    StoreError::io(path, std::io::Error::other(what))
+}
+
+/// The space available to this process on the file system holding `path`'s directory.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 /// `<database>-<suffix>`: where SQLite keeps `-wal` and `-shm`, and we keep `-key`.
 fn beside(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -139,9 +162,19 @@ impl SqliteStore {
     /// Errors: [`StoreError::Corrupt`] for a file that fails its integrity or schema
     /// check or a key file that is not the database's, [`StoreError::NewerSchema`] for a
     /// database of a newer version, [`StoreError::Io`] when another process has the
-    /// database open or a file cannot be created.
+    /// database open, a file cannot be created, or SQLite cannot read or write it for a
+    /// reason that is not damage to it (a full disk, an I/O error): the file is named,
+    /// and so is the free space when the disk is nearly full.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        Self::open_checked(&path, durability).map_err(|e| match e {
+            StoreError::Sqlite(e) => cannot_use(&path, &e),
+            other => other,
+        })
+    }
+
+    fn open_checked(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         let corrupt = |what: String| StoreError::Corrupt {
             path: path.clone(),
             what,
@@ -179,7 +212,13 @@ impl SqliteStore {
         let check: Vec<String> = conn
             .prepare("PRAGMA quick_check")
             .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-            .map_err(|e| corrupt(format!("not a readable SQLite database ({e})")))?;
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                    corrupt(format!("not a readable SQLite database ({e})"))
+                }
+                // Not damage: a full disk (WAL mode must create `-shm`), an I/O error.
+                _ => cannot_use(&path, &e),
+            })?;
         if check != ["ok"] {
             return Err(corrupt(format!(
                 "fails SQLite's integrity check: {}",
