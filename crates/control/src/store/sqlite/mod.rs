@@ -137,7 +137,10 @@ fn cannot_use(path: &Path, e: &rusqlite::Error) -> StoreError {
 
 /// The space available to this process on the file system holding `path`'s directory.
 fn free_bytes(path: &Path) -> Option<u64> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let st = rustix::fs::statvfs(dir).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
