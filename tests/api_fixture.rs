@@ -583,3 +583,53 @@ fn config_faults_are_the_start_rules_and_come_back_on_reset() {
     assert_eq!(s.dev("GET", "/dls/regions", None).status, 429);
     assert_eq!(metric(&s, "cfg-429"), 2);
 }
+
+/// The admin clock: malformed requests are refused and change nothing; it goes far into
+/// the future, but not past 9000-01-01, where derived times would run into the end of
+/// what timestamps hold (the end itself means "awaiting edge nodes").
+#[test]
+fn the_clock_refuses_bad_advances_and_the_end_of_time() {
+    let s = Server::start();
+    let offset = |s: &Server| s.admin("GET", "/clock", None).ok(200)["offset_seconds"].clone();
+    let before = offset(&s);
+    for (body, code) in [
+        (json!({"seconds": -1}), 1100),
+        (json!({"seconds": "60"}), 1100),
+        (json!({"duration": "soon"}), 1100),
+        (json!({}), 1101),
+        (json!({"seconds": 1, "duration": "1s"}), 1101),
+        (json!({"duration": "100000years"}), 1100),
+        (json!({"seconds": 999_999_999_999.0}), 1100),
+    ] {
+        s.admin("POST", "/clock/advance", Some(body.clone()))
+            .fails(400, code);
+        assert_eq!(offset(&s), before, "{body} moved the clock");
+    }
+    // A thousand years is fine; the bindings made then behave as at any other time.
+    let now = s
+        .admin(
+            "POST",
+            "/clock/advance",
+            Some(json!({"duration": "1000years"})),
+        )
+        .ok(200)["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(now.starts_with("30"), "{now}");
+    let b = s.create(DEMO_PREFIX, "203.0.113.0/26", "eu");
+    let id = b["id"].as_str().unwrap();
+    let state = |s: &Server| {
+        s.dev(
+            "GET",
+            &format!("/addressing/prefixes/{DEMO_PREFIX}/bindings/{id}"),
+            None,
+        )
+        .ok(200)["provisioning"]["state"]
+            .clone()
+    };
+    assert_eq!(state(&s), "provisioning");
+    s.admin("POST", "/clock/advance", Some(json!({"duration": "1h"})))
+        .ok(200);
+    assert_eq!(state(&s), "active");
+}

@@ -127,7 +127,15 @@ async fn clock(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Respon
     Ok(Success::ok(clock_view(&app)).into_response())
 }
 
-/// `POST /__inregion/clock/advance` with `{"seconds": 3600}` or `{"duration": "5h"}`.
+/// How far the admin clock may go: 9000-01-01T00:00:00Z. Timestamps end at 9999-12-31,
+/// and the end itself stands for "until a majority of edge nodes applied it"
+/// (`AWAITING_EDGES`); a clock near it would clamp every derived time (a propagation
+/// delay, a retention window) onto that marker.
+const CLOCK_LIMIT: inregion_control::Timestamp =
+    inregion_control::Timestamp::from_secs(221_845_392_000);
+
+/// `POST /__inregion/clock/advance` with `{"seconds": 3600}` or `{"duration": "5h"}`; never
+/// past [`CLOCK_LIMIT`] (400 / 1100, the clock unchanged).
 async fn advance(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -151,6 +159,18 @@ async fn advance(
             ))
         }
     };
+    let room = CLOCK_LIMIT.since(app.clock.now());
+    if d > room {
+        return Err(HttpError::bad_request(
+            1100,
+            format!(
+                "the clock cannot pass {CLOCK_LIMIT} (now {}; at most {} s more): times past \
+                 it would run into the end of what timestamps hold",
+                app.clock.now(),
+                room.as_secs()
+            ),
+        ));
+    }
     app.clock
         .advance(d)
         .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;

@@ -662,7 +662,7 @@ fn paths() -> BTreeMap<String, Map<String, Value>> {
         ("/clock", "get", admin("adminGetClock", "The server's current (possibly advanced) time",
             reference("ClockView"), None, &[])),
         ("/clock/advance", "post", admin("adminAdvanceClock",
-            "Advance the server clock by `seconds` or by a `duration` such as \"5h\"",
+            "Advance the server clock by `seconds` or by a `duration` such as \"5h\"; never past 9000-01-01T00:00:00Z (400 / 1100, the clock unchanged)",
             reference("ClockView"),
             Some((json!({"type": "object", "additionalProperties": false, "properties": {
                 "seconds": {"type": ["number", "null"], "minimum": 0},
