@@ -586,7 +586,8 @@ fn config_faults_are_the_start_rules_and_come_back_on_reset() {
 
 /// The admin clock: malformed requests are refused and change nothing; it goes far into
 /// the future, but not past 9000-01-01, where derived times would run into the end of
-/// what timestamps hold (the end itself means "awaiting edge nodes").
+/// what timestamps hold (the end itself means "awaiting edge nodes"), neither by an
+/// advance nor by a snapshot's clock offset.
 #[test]
 fn the_clock_refuses_bad_advances_and_the_end_of_time() {
     let s = Server::start();
@@ -632,4 +633,12 @@ fn the_clock_refuses_bad_advances_and_the_end_of_time() {
     s.admin("POST", "/clock/advance", Some(json!({"duration": "1h"})))
         .ok(200);
     assert_eq!(state(&s), "active");
+
+    // A snapshot whose clock offset would pass the limit is refused before anything
+    // changes.
+    let mut snap = s.admin("GET", "/snapshot", None).ok(200).clone();
+    snap["clock_offset_us"] = json!(300_000_000_000_000_000_i64);
+    let before = world(&s);
+    s.admin("POST", "/snapshot", Some(snap)).fails(400, 1905);
+    assert_eq!(world(&s), before);
 }

@@ -161,6 +161,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 (None, Some(dir)) => {
                     let (cp, clock) = open_offline(dir)?;
                     let offset = snap.clock_offset_us;
+                    clock.check_offset_us(offset)?;
                     cp.restore(snap)?;
                     clock.set_offset_us(offset)?;
                     cp.version()

@@ -18,6 +18,7 @@
 use crate::app::App;
 use crate::auth::has_cloudflare_credentials;
 use crate::body;
+use crate::clock::ClockError;
 use crate::envelope::{HttpError, Success};
 use crate::extract::{PathParams, RawBody};
 use axum::extract::State;
@@ -127,15 +128,8 @@ async fn clock(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Respon
     Ok(Success::ok(clock_view(&app)).into_response())
 }
 
-/// How far the admin clock may go: 9000-01-01T00:00:00Z. Timestamps end at 9999-12-31,
-/// and the end itself stands for "until a majority of edge nodes applied it"
-/// (`AWAITING_EDGES`); a clock near it would clamp every derived time (a propagation
-/// delay, a retention window) onto that marker.
-const CLOCK_LIMIT: inregion_control::Timestamp =
-    inregion_control::Timestamp::from_secs(221_845_392_000);
-
 /// `POST /__inregion/clock/advance` with `{"seconds": 3600}` or `{"duration": "5h"}`; never
-/// past [`CLOCK_LIMIT`] (400 / 1100, the clock unchanged).
+/// past [`crate::OffsetClock::LIMIT`] (400 / 1100, the clock unchanged).
 async fn advance(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -159,21 +153,10 @@ async fn advance(
             ))
         }
     };
-    let room = CLOCK_LIMIT.since(app.clock.now());
-    if d > room {
-        return Err(HttpError::bad_request(
-            1100,
-            format!(
-                "the clock cannot pass {CLOCK_LIMIT} (now {}; at most {} s more): times past \
-                 it would run into the end of what timestamps hold",
-                app.clock.now(),
-                room.as_secs()
-            ),
-        ));
-    }
-    app.clock
-        .advance(d)
-        .map_err(|e| HttpError::internal(format!("internal error: {e}")))?;
+    app.clock.advance(d).map_err(|e| match e {
+        ClockError::PastLimit { .. } => HttpError::bad_request(1100, e.to_string()),
+        e => HttpError::internal(format!("internal error: {e}")),
+    })?;
     tracing::info!(advanced_by = ?d, offset = ?app.clock.offset(), "admin: clock advanced");
     Ok(Success::ok(clock_view(&app)).into_response())
 }
@@ -366,6 +349,10 @@ async fn restore(
     let snap = inregion_control::Snapshot::from_json(text)
         .map_err(|e| HttpError::bad_request(1905, e.to_string()))?;
     let offset = snap.clock_offset_us;
+    // Refused before anything changes.
+    app.clock
+        .check_offset_us(offset)
+        .map_err(|e| HttpError::bad_request(1905, format!("the snapshot's clock offset: {e}")))?;
     app.control.restore_async(snap).await.map_err(admin_error)?;
     app.clock
         .set_offset_us(offset)

@@ -34,9 +34,25 @@ pub enum ClockError {
     /// The offset file does not hold an integer.
     #[error("clock offset file {0} is corrupt (expected an integer of microseconds)")]
     Corrupt(PathBuf),
+    /// The clock would pass [`OffsetClock::LIMIT`]; it was left as it was.
+    #[error(
+        "the clock cannot pass {} (it would be at {would_be}): times past it would run into \
+         the end of what timestamps hold",
+        OffsetClock::LIMIT
+    )]
+    PastLimit {
+        /// Where the clock would have been.
+        would_be: Timestamp,
+    },
 }
 
 impl OffsetClock {
+    /// How far the clock may go: 9000-01-01T00:00:00Z. Timestamps end at 9999-12-31, and
+    /// the end itself stands for "until a majority of edge nodes applied it"
+    /// (`AWAITING_EDGES`); a clock near it would clamp every time derived from it (a
+    /// propagation delay, a retention window) onto that marker.
+    pub const LIMIT: Timestamp = Timestamp::from_secs(221_845_392_000);
+
     /// A clock at wall time, not persisted.
     pub fn new() -> Self {
         Self::default()
@@ -65,19 +81,36 @@ impl OffsetClock {
     }
 
     /// Moves the clock forward by `d`; returns the new time. The new offset is on disk
-    /// (written and synced) before this returns.
+    /// (written and synced) before this returns. Past [`Self::LIMIT`]:
+    /// [`ClockError::PastLimit`], nothing changed.
     pub fn advance(&self, d: Duration) -> Result<Timestamp, ClockError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let add = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         let new = self.offset_us.load(Ordering::SeqCst).saturating_add(add);
+        self.check_offset_us(new)?;
         self.store(new)?;
         Ok(self.now())
     }
 
+    /// Whether an offset of `offset_us` keeps the clock within [`Self::LIMIT`] now
+    /// ([`ClockError::PastLimit`] if not): for a caller that must refuse before it
+    /// changes anything else (a snapshot restore).
+    pub fn check_offset_us(&self, offset_us: i64) -> Result<(), ClockError> {
+        let would_be = SystemClock
+            .now()
+            .plus(Duration::from_micros(offset_us.max(0) as u64));
+        if would_be > Self::LIMIT {
+            return Err(ClockError::PastLimit { would_be });
+        }
+        Ok(())
+    }
+
     /// Sets the offset from wall time (a reset: 0; a snapshot restore: the snapshot's),
-    /// persisted like [`Self::advance`]. Negative offsets are taken as 0.
+    /// persisted like [`Self::advance`]. Negative offsets are taken as 0; one that would
+    /// put the clock past [`Self::LIMIT`] is refused.
     pub fn set_offset_us(&self, offset_us: i64) -> Result<Timestamp, ClockError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_offset_us(offset_us)?;
         self.store(offset_us.max(0))?;
         Ok(self.now())
     }
