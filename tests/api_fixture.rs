@@ -516,17 +516,7 @@ fn stuck_and_failed_bindings() {
         Some(json!({"id": "hold", "binding": "203.0.113.0/26", "effect": "stuck"})),
     )
     .ok(200);
-    let status = |s: &Server| {
-        s.dev(
-            "GET",
-            &format!("/addressing/prefixes/{DEMO_PREFIX}/bindings/{id}"),
-            None,
-        )
-        .ok(200)["provisioning"]["state"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let status = |s: &Server| s.binding_state(DEMO_PREFIX, &id);
     s.admin("POST", "/clock/advance", Some(json!({"seconds": 60})))
         .ok(200);
     assert_eq!(status(&s), "provisioning", "held while the rule exists");
@@ -620,15 +610,7 @@ fn the_clock_refuses_bad_advances_and_the_end_of_time() {
     assert!(now.starts_with("30"), "{now}");
     let b = s.create(DEMO_PREFIX, "203.0.113.0/26", "eu");
     let id = b["id"].as_str().unwrap();
-    let state = |s: &Server| {
-        s.dev(
-            "GET",
-            &format!("/addressing/prefixes/{DEMO_PREFIX}/bindings/{id}"),
-            None,
-        )
-        .ok(200)["provisioning"]["state"]
-            .clone()
-    };
+    let state = |s: &Server| s.binding_state(DEMO_PREFIX, id);
     assert_eq!(state(&s), "provisioning");
     s.admin("POST", "/clock/advance", Some(json!({"duration": "1h"})))
         .ok(200);

@@ -150,15 +150,7 @@ fn version(s: &Server) -> u64 {
 }
 
 fn state(s: &Server, binding: &str) -> String {
-    let r = s.dev(
-        "GET",
-        &format!("/addressing/prefixes/{DEMO_PREFIX}/bindings/{binding}"),
-        None,
-    );
-    r.ok(200)["provisioning"]["state"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    s.binding_state(DEMO_PREFIX, binding)
 }
 
 /// The edge crate's plain answer for a new flow from `ingress` to `dst`, with `bound`

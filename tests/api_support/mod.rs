@@ -449,6 +449,21 @@ impl Server {
         r.ok(201).clone()
     }
 
+    /// A binding's propagation state as the Addressing service binding shows it
+    /// (`provisioning`, `active`, ...), read with the dev token (asserts 200).
+    #[track_caller]
+    pub fn binding_state(&self, prefix: &str, id: &str) -> String {
+        let r = self.dev(
+            "GET",
+            &format!("/addressing/prefixes/{prefix}/bindings/{id}"),
+            None,
+        );
+        r.ok(200)["provisioning"]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()

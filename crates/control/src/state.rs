@@ -185,17 +185,8 @@ impl State {
             Change::Prefix(p) => {
                 // A prefix seeded again for another account (allowed while it has no
                 // live bindings) leaves its old account's index.
-                if let Some(old) = self.prefixes.get(&p.id) {
-                    if old.account_id != p.account_id {
-                        if let Some(ids) = self.prefixes_by_account.get_mut(&old.account_id) {
-                            ids.remove(&p.id);
-                        }
-                    }
-                }
-                self.prefixes_by_account
-                    .entry(p.account_id.clone())
-                    .or_default()
-                    .insert(p.id.clone());
+                let old = self.prefixes.get(&p.id).map(|o| &o.account_id);
+                file_under(&mut self.prefixes_by_account, old, &p.account_id, &p.id);
                 self.prefixes.insert(p.id.clone(), p);
             }
             Change::Region(r) => {
@@ -217,18 +208,9 @@ impl State {
             }
             Change::AddressMap(m) => {
                 // No rule moves a map to another account today; the index must not
-                // depend on that (see the prefix above).
-                if let Some(old) = self.maps.get(&m.id) {
-                    if old.account_id != m.account_id {
-                        if let Some(ids) = self.maps_by_account.get_mut(&old.account_id) {
-                            ids.remove(&m.id);
-                        }
-                    }
-                }
-                self.maps_by_account
-                    .entry(m.account_id.clone())
-                    .or_default()
-                    .insert(m.id.clone());
+                // depend on that.
+                let old = self.maps.get(&m.id).map(|o| &o.account_id);
+                file_under(&mut self.maps_by_account, old, &m.account_id, &m.id);
                 self.maps.insert(m.id.clone(), m);
             }
             Change::DeleteAddressMap(id) => {
@@ -371,6 +353,22 @@ impl State {
         }
         out
     }
+}
+
+/// Files `id` under `account` in a per-account index, taking it out of `was` (the
+/// account it was filed under before this upsert, if another).
+fn file_under<T: Ord + Clone>(
+    index: &mut BTreeMap<AccountId, BTreeSet<T>>,
+    was: Option<&AccountId>,
+    account: &AccountId,
+    id: &T,
+) {
+    if let Some(was) = was.filter(|w| *w != account) {
+        if let Some(ids) = index.get_mut(was) {
+            ids.remove(id);
+        }
+    }
+    index.entry(account.clone()).or_default().insert(id.clone());
 }
 
 #[cfg(test)]

@@ -33,35 +33,17 @@ const ENV: &str = "INREGION_DISK_FULL_DIR";
 /// The tmpfs's size.
 const SIZE: &str = "4m";
 /// Room left after the filler: a few commits' worth of WAL frames.
-const LEFT: usize = 128 << 10;
+const LEFT: u64 = 128 << 10;
 
-/// Fills `dir` with 64 KiB files until the file system is full, then removes enough of
-/// them to leave about [`LEFT`] bytes. Returns the files still there.
-fn fill(dir: &Path) -> Vec<std::path::PathBuf> {
-    let chunk = vec![0x5a_u8; 64 << 10];
-    let mut files = Vec::new();
-    for i in 0.. {
-        let path = dir.join(format!("filler-{i}"));
-        let mut f = std::fs::File::create(&path).unwrap();
-        let full = f.write_all(&chunk).and_then(|()| f.sync_all()).is_err();
-        files.push(path);
-        if full {
-            break;
-        }
-    }
-    for _ in 0..LEFT / chunk.len() + 1 {
-        std::fs::remove_file(files.pop().unwrap()).unwrap();
-    }
-    files
-}
-
-/// Fills `dir` to the last byte (64 KiB files, then 4 KiB ones); returns the files.
-fn fill_all(dir: &Path) -> Vec<std::path::PathBuf> {
+/// Fills `dir` to the last byte (64 KiB files, then 4 KiB and 512 B ones), then removes
+/// files from the last written until at least `leave` bytes are free again. Returns the
+/// files still there.
+fn fill(dir: &Path, leave: u64) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for size in [64 << 10, 4 << 10, 512] {
         let chunk = vec![0x5a_u8; size];
         loop {
-            let path = dir.join(format!("full-{}", files.len()));
+            let path = dir.join(format!("filler-{}", files.len()));
             let mut f = std::fs::File::create(&path).unwrap();
             let full = f.write_all(&chunk).and_then(|()| f.sync_all()).is_err();
             files.push(path);
@@ -69,6 +51,12 @@ fn fill_all(dir: &Path) -> Vec<std::path::PathBuf> {
                 break;
             }
         }
+    }
+    let mut freed = 0;
+    while freed < leave {
+        let path = files.pop().unwrap();
+        freed += std::fs::metadata(&path).unwrap().len();
+        std::fs::remove_file(path).unwrap();
     }
     files
 }
@@ -102,7 +90,7 @@ fn child_on_a_full_disk() {
         ControlPlane::open_sqlite_with(&path, Durability::Full, ControlConfig::default()).unwrap();
     cp.seed(&seed(), Timestamp::from_secs(1_800_000_000))
         .unwrap();
-    let filler = fill(dir);
+    let filler = fill(dir, LEFT);
 
     // 2. Until the disk refuses a write.
     let mut acked = Vec::new();
@@ -165,7 +153,7 @@ fn child_on_a_full_disk() {
     //    named and the disk said to be full, never called damaged (which could lead an
     //    operator to delete a sound database); started once there is room.
     drop(cp);
-    let filler = fill_all(dir);
+    let filler = fill(dir, 0);
     let e = SqliteStore::open(&path).expect_err("a database opened on a full disk");
     let msg = e.to_string();
     assert!(

@@ -219,8 +219,10 @@ impl SqliteStore {
                 Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
                     corrupt(format!("not a readable SQLite database ({e})"))
                 }
-                // Not damage: a full disk (WAL mode must create `-shm`), an I/O error.
-                _ => cannot_use(&path, &e),
+                // Not damage (a full disk: WAL mode must create `-shm`; an I/O error):
+                // `open_with` names the file and the free space, as for every SQLite
+                // error while opening.
+                _ => e.into(),
             })?;
         if check != ["ok"] {
             return Err(corrupt(format!(
