@@ -140,7 +140,7 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .merge(admin::routes())
         .merge(crate::edge_feed::routes());
     cf.method_not_allowed_fallback(method_not_allowed)
@@ -153,6 +153,16 @@ pub fn router(app: AppState, max_body_bytes: usize) -> Router {
         .fallback(unmatched)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
+}
+
+/// `GET /healthz`: `ok`, or 503 with the reason once writes are halted (the disk failed
+/// a commit: see [`ControlPlane::halted`]), so that a supervisor's liveness check
+/// restarts the server, whose recovery then settles the failed write.
+async fn healthz(State(app): State<AppState>) -> Response {
+    match app.control.halted() {
+        None => "ok\n".into_response(),
+        Some(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("halted: {e}\n")).into_response(),
+    }
 }
 
 /// How long a request on a replica waits to confirm it has every acknowledged write

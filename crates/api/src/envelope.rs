@@ -182,6 +182,9 @@ pub struct HttpError {
     pub errors: Vec<ErrorItem>,
     /// Non-fatal notices sent along with the errors (usually empty).
     pub messages: Vec<ErrorItem>,
+    /// `x-should-retry`, where the error decides it rather than the status (see
+    /// [`inregion_control::ApiError::should_retry`]).
+    pub should_retry: Option<bool>,
 }
 
 impl HttpError {
@@ -196,6 +199,7 @@ impl HttpError {
             status,
             errors: vec![item],
             messages: Vec::new(),
+            should_retry: None,
         }
     }
 
@@ -205,6 +209,7 @@ impl HttpError {
             status,
             errors,
             messages: Vec::new(),
+            should_retry: None,
         }
     }
 
@@ -250,7 +255,10 @@ impl HttpError {
         if status.is_server_error() {
             tracing::error!(code = e.code(), error = %e, "control plane failure");
         }
-        Self::from_item(status, item)
+        Self {
+            should_retry: e.should_retry(),
+            ..Self::from_item(status, item)
+        }
     }
 
     /// The first error code (tests and logs).
@@ -269,7 +277,11 @@ impl IntoResponse for HttpError {
             result_info: None,
         });
         let mut resp = json_response(self.status, body);
-        if self.status.is_client_error() {
+        if let Some(retry) = self.should_retry {
+            let v = if retry { "true" } else { "false" };
+            resp.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static(v));
+        } else if self.status.is_client_error() {
             resp.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
         } else if self.status == StatusCode::SERVICE_UNAVAILABLE {

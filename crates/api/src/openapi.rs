@@ -643,7 +643,11 @@ fn paths() -> BTreeMap<String, Map<String, Value>> {
         "/healthz".into(),
         "get",
         json!({"operationId": "healthz", "summary": "Liveness",
-        "tags": ["Operations"], "security": [], "responses": {"200": text("ok")}}),
+        "description": "`ok`, or 503 once writes are halted: the disk failed a commit, whose \
+outcome only a restart settles (every write answers 500 with `x-should-retry: false` until \
+then; reads go on). A supervisor's liveness check on this restarts the server.",
+        "tags": ["Operations"], "security": [],
+        "responses": {"200": text("ok"), "503": text("halted: the reason")}}),
     );
 
     let ad = "/__inregion";

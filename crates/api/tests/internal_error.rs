@@ -1,10 +1,14 @@
 //! The 500 row of the contract's error table (§12), over real HTTP on loopback: when the
 //! store fails to commit, the client gets a 500 failure envelope, nothing changes, and
-//! the same request succeeds once the store works again.
+//! the same request succeeds once the store works again. When the disk fails a commit
+//! (its outcome unknown), writes halt until a restart: every write is a 500 with
+//! `x-should-retry: false`, reads go on, and `/healthz` answers 503.
 
 use inregion_api::{dev_seed, DEMO_PREFIX_ID, DEV_ACCOUNT_ID};
 use inregion_api::{router, App};
-use inregion_control::{ControlConfig, ControlPlane, MemoryStore, Timestamp};
+use inregion_control::{
+    ControlConfig, ControlPlane, CreateBinding, MemoryStore, Principal, Timestamp,
+};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +18,18 @@ const TOKEN: &str = "internal-error-test-token-000000000000";
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body).
 fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let (status, _, payload) = raw_request(addr, method, path, body);
+    let json = serde_json::from_str(&payload).unwrap_or_else(|e| panic!("{e}: {payload}"));
+    (status, json)
+}
+
+/// [`request`], returning the headers (lower-cased) and the body as text.
+fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the test server");
     let body = body.unwrap_or("");
     let head = format!(
@@ -37,8 +53,7 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u
             .contains("transfer-encoding: chunked"),
         "the test reads plain bodies only: {headers}"
     );
-    let json = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"));
-    (status, json)
+    (status, headers.to_ascii_lowercase(), payload.to_owned())
 }
 
 /// [`request`] on a blocking thread (the server runs on this test's runtime).
@@ -54,8 +69,9 @@ async fn call(
         .expect("request thread")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_commit_is_a_500_and_changes_nothing() {
+/// A server on a fresh memory store seeded with the dev seed; returns the store (to
+/// inject failures) and the address.
+async fn serve() -> (MemoryStore, Arc<ControlPlane>, SocketAddr) {
     let store = MemoryStore::new();
     let control =
         ControlPlane::open(Box::new(store.clone()), ControlConfig::default()).expect("open");
@@ -65,12 +81,19 @@ async fn a_failed_commit_is_a_500_and_changes_nothing() {
             Timestamp::from_micros(0),
         )
         .expect("seed");
-    let app = Arc::new(App::new(Arc::new(control)));
+    let control = Arc::new(control);
+    let app = Arc::new(App::new(control.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(listener, router(app, 1 << 20)).await.unwrap();
     });
+    (store, control, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_is_a_500_and_changes_nothing() {
+    let (store, _, addr) = serve().await;
 
     let bindings =
         format!("/client/v4/accounts/{DEV_ACCOUNT_ID}/dls/regional_services/prefix_bindings");
@@ -100,4 +123,73 @@ async fn a_failed_commit_is_a_500_and_changes_nothing() {
     assert_eq!(created["result"]["cidr"], "203.0.113.0/24");
     let (_, list) = call(addr, "GET", &bindings, None).await;
     assert_eq!(list["result"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fails_a_commit_halts_writes_until_a_restart() {
+    let (store, control, addr) = serve().await;
+    let bindings =
+        format!("/client/v4/accounts/{DEV_ACCOUNT_ID}/dls/regional_services/prefix_bindings");
+    let create = |cidr: &str| {
+        format!(r#"{{"prefix_id": "{DEMO_PREFIX_ID}", "cidr": "{cidr}", "region_key": "eu"}}"#)
+    };
+    let (status, _) = call(addr, "POST", &bindings, Some(&create("203.0.113.0/25"))).await;
+    assert_eq!(status, 201);
+    let version = control.version();
+
+    store.fail_next_commit_as_disk();
+    let body = create("203.0.113.128/25");
+    let failed = tokio::task::spawn_blocking({
+        let (bindings, body) = (bindings.clone(), body.clone());
+        move || raw_request(addr, "POST", &bindings, Some(&body))
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.0, 500, "{failed:?}");
+    assert!(failed.1.contains("x-should-retry: false"), "{failed:?}");
+    assert!(
+        failed.2.contains("may or may not have taken effect"),
+        "{failed:?}"
+    );
+
+    // The store itself would commit now; the control plane does not let it, so that what
+    // the failed commit left cannot be overwritten before a restart settles it.
+    for (method, path, body) in [
+        ("POST", bindings.clone(), Some(create("203.0.114.0/24"))),
+        ("POST", bindings.clone(), Some(body)),
+    ] {
+        let (status, headers, payload) =
+            tokio::task::spawn_blocking(move || raw_request(addr, method, &path, body.as_deref()))
+                .await
+                .unwrap();
+        assert_eq!(status, 500, "{payload}");
+        assert!(headers.contains("x-should-retry: false"), "{headers}");
+        assert!(payload.contains("no write is accepted until"), "{payload}");
+    }
+    assert_eq!(control.version(), version, "a halted control plane changed");
+    assert_eq!(store.commit_calls(), 2, "a halted write reached the store");
+    assert!(control.halted().is_some());
+
+    // Reads go on; the supervisor is told.
+    let (status, list) = call(addr, "GET", &bindings, None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["result"].as_array().unwrap().len(), 1, "{list}");
+    let (status, _, text) =
+        tokio::task::spawn_blocking(move || raw_request(addr, "GET", "/healthz", None))
+            .await
+            .unwrap();
+    assert_eq!(status, 503, "{text}");
+    assert!(text.starts_with("halted: "), "{text}");
+
+    // A restart (a new control plane on the same records) writes again.
+    drop(control);
+    let control = ControlPlane::open(Box::new(store.clone()), ControlConfig::default()).unwrap();
+    assert!(control.halted().is_none());
+    assert_eq!(control.version(), version);
+    let now = Timestamp::from_micros(0);
+    let new = CreateBinding::new(DEMO_PREFIX_ID, "203.0.114.0/24", "eu");
+    control
+        .create_binding(&Principal::system(), DEV_ACCOUNT_ID, new, now)
+        .expect("a write after the restart");
+    assert_eq!(control.version(), version + 1);
 }

@@ -3,7 +3,7 @@
 //!
 //! | code | HTTP | variants |
 //! | --- | --- | --- |
-//! | 1000 | 500 / 503 | `Store(_)` (any operation) — internal; 503 when a shared store (etcd) is unavailable |
+//! | 1000 | 500 / 503 | `Store(_)` (any operation) — internal; 503 when a shared store (etcd) is unavailable; 500 with `x-should-retry: false` once the disk failed a commit ([`StoreError::DiskFailed`]) |
 //! | 1101 | 400 | `MissingField`, `MembershipFieldMissing` (address-map create) |
 //! | 1102 | 400 | `Cidr(_)` |
 //! | 1103 | 400 | `OutsidePrefix` |
@@ -45,6 +45,12 @@ pub trait ApiError: std::error::Error {
     fn pointer(&self) -> Option<String> {
         None
     }
+    /// Whether the same request may succeed if sent again (`x-should-retry`), where the
+    /// error says so; `None` leaves it to the status (4xx: no, 503: yes, 500: unsaid,
+    /// which the official SDKs retry).
+    fn should_retry(&self) -> Option<bool> {
+        None
+    }
     /// Nested causes (`errors[].error_chain`), as `(code, message)` pairs.
     fn error_chain(&self) -> Vec<(u32, String)> {
         Vec::new()
@@ -55,7 +61,8 @@ pub trait ApiError: std::error::Error {
 pub const INTERNAL_CODE: u32 = 1000;
 
 /// The durable store failed; the operation did not take effect (500 / 1000 when it
-/// reaches the API). Each variant carries its cause as a typed source, so callers and
+/// reaches the API), unless the variant says its outcome is unknown
+/// ([`StoreError::DiskFailed`], [`StoreError::Indeterminate`]). Each variant carries its cause as a typed source, so callers and
 /// tests match on the kind rather than on text.
 ///
 /// Causes are behind `Arc` so that the error stays `Clone` (a failed batch fails every
@@ -101,6 +108,27 @@ pub enum StoreError {
         found: i64,
         /// The newest version this program knows.
         supported: i64,
+    },
+    /// The disk failed while a commit was being made durable (an I/O error from a write
+    /// or an fsync inside SQLite). Whether the commit reached the disk is unknown: its
+    /// WAL frames may have been written, and SQLite's recovery replays them after a crash
+    /// even though the commit reported failure (and on Linux a failed fsync may have
+    /// dropped the pages it could not write, so trying again proves nothing). The commit
+    /// pipeline therefore halts writes after this error ([`crate::ControlPlane::halted`]):
+    /// every later write gets it too, until a restart lets SQLite's recovery settle what
+    /// is on disk. Reads go on. 500, `x-should-retry: false`.
+    #[error(
+        "{}: the disk failed while making a write durable ({source}); a write answered \
+         with this error may or may not have taken effect, and no write is accepted until \
+         the server restarts (SQLite's recovery then settles what is on disk)",
+        path.display()
+    )]
+    DiskFailed {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// SQLite's error (an `SQLITE_IOERR_*` code).
+        #[source]
+        source: std::sync::Arc<rusqlite::Error>,
     },
     /// A failure made on purpose ([`crate::MemoryStore::fail_next_commits`]).
     #[error("injected commit failure")]
@@ -196,6 +224,10 @@ impl ApiError for StoreError {
             _ => 500,
         }
     }
+    /// A halted store refuses every write until a restart: sending it again is futile.
+    fn should_retry(&self) -> Option<bool> {
+        matches!(self, StoreError::DiskFailed { .. }).then_some(false)
+    }
 }
 
 /// The first three checks of every operation (§3.2 precedence): the account is reachable
@@ -263,6 +295,13 @@ macro_rules! api_error {
                 match self {
                     $($t::$v $( ( $($p)* ) )? $( { $($f)* } )? => $status,)*
                     $($($t::$d(e) => e.http_status(),)*)?
+                }
+            }
+            #[allow(unused_variables)]
+            fn should_retry(&self) -> Option<bool> {
+                match self {
+                    $($t::$v $( ( $($p)* ) )? $( { $($f)* } )? => None,)*
+                    $($($t::$d(e) => e.should_retry(),)*)?
                 }
             }
             $(fn pointer(&self) -> Option<String> {
@@ -597,6 +636,12 @@ impl ApiError for CreateAddressMapError {
             Self::Ip { refusal, .. } => refusal.http_status(),
             Self::MembershipFieldMissing { .. } | Self::Membership { .. } | Self::DefaultSni => 400,
             Self::Store(e) => e.http_status(),
+        }
+    }
+    fn should_retry(&self) -> Option<bool> {
+        match self {
+            Self::Store(e) => e.should_retry(),
+            _ => None,
         }
     }
     fn pointer(&self) -> Option<String> {

@@ -58,7 +58,10 @@
 //! `state/tests.rs` checks every index of the [`State`] against scans of its records
 //! after every change; `store/round_trip.rs` requires every store (SQLite, a snapshot,
 //! the etcd layout) to load back records with arbitrary field values exactly;
-//! `tests/crash.rs` kills a writing process and counts what was acknowledged.
+//! `tests/crash.rs` kills a writing process and counts what was acknowledged;
+//! `tests/disk_full.rs` fills a real (tmpfs) disk; `tests/fsync_error.rs` makes the
+//! disk fail an fsync at a commit (an `LD_PRELOAD` shim) and checks that writes halt
+//! until a restart settles it ([`ControlPlane::halted`]).
 //!
 //! ## Public surface
 //!

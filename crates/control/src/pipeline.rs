@@ -39,7 +39,7 @@ use crate::store::Store;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -251,6 +251,12 @@ pub(crate) struct Shared {
     position: AtomicU64,
     /// A shared store's counters and the reads of its newest position.
     pub(crate) replica: Option<Replica>,
+    /// Set by the first commit that failed with an outcome the store cannot settle
+    /// ([`StoreError::DiskFailed`]): every later batch fails with it, without reaching
+    /// the store. Committing again would let the next commit overwrite what the failed
+    /// one may have left in the WAL, so the answer "unknown" could turn into "no" now and
+    /// into "yes" after a crash; only a restart (SQLite's recovery) settles it.
+    halted: OnceLock<StoreError>,
 }
 
 /// What the control plane keeps of a shared (etcd) store besides the committer's copy.
@@ -616,6 +622,11 @@ impl Shared {
         ticket
     }
 
+    /// Why writes are halted, if they are (see `halted`).
+    pub(crate) fn halted(&self) -> Option<StoreError> {
+        self.halted.get().cloned()
+    }
+
     pub(crate) fn stats(&self) -> CommitStats {
         let (duration_buckets, duration_sum) = self.durations.snapshot();
         let (wait_buckets, wait_sum) = self.waits.snapshot();
@@ -634,6 +645,8 @@ impl Shared {
         let commits: Vec<&Commit> = batch.iter().filter_map(|p| p.commit.as_ref()).collect();
         let result = if commits.is_empty() {
             Ok(())
+        } else if let Some(e) = self.halted.get() {
+            Err(e.clone())
         } else {
             // A store that panics must not leave its writers waiting forever: the batch
             // fails like any store error, and so does everything queued behind it.
@@ -768,6 +781,10 @@ impl Shared {
                 }
             }
             Err(e) => {
+                if matches!(e, StoreError::DiskFailed { .. }) && self.halted.set(e.clone()).is_ok()
+                {
+                    tracing::error!(error = %e, "writes halted until a restart");
+                }
                 let later = {
                     let mut w = lock(&self.writer);
                     let later = std::mem::take(&mut w.queue.items);
@@ -875,6 +892,7 @@ impl Committer {
             version_waiters: Mutex::new(Vec::new()),
             position: AtomicU64::new(position),
             replica,
+            halted: OnceLock::new(),
         });
         if let Some(etcd) = store.as_etcd() {
             etcd.follow(Shared::remote_sink(&shared))?;

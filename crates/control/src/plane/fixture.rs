@@ -301,6 +301,12 @@ impl ApiError for RestoreError {
             RestoreError::Store(e) => e.http_status(),
         }
     }
+    fn should_retry(&self) -> Option<bool> {
+        match self {
+            RestoreError::Snapshot(_) => None,
+            RestoreError::Store(e) => e.should_retry(),
+        }
+    }
 }
 
 #[cfg(test)]

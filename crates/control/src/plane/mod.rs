@@ -475,6 +475,14 @@ impl ControlPlane {
         self.pipe.shared().stats()
     }
 
+    /// Why writes are halted, if they are: the disk failed a commit
+    /// ([`StoreError::DiskFailed`]), and every write is refused with that error until
+    /// the process restarts. Reads go on. `/healthz` answers 503 with it, so that a
+    /// supervisor restarts the server.
+    pub fn halted(&self) -> Option<StoreError> {
+        self.pipe.shared().halted()
+    }
+
     /// The store's kind (`sqlite`, `memory`).
     pub fn store_kind(&self) -> &'static str {
         self.store_kind

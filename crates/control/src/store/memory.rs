@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 /// Keeps the records in memory. Clones share the same contents, so dropping a
 /// [`crate::ControlPlane`] and opening a new one on a clone is a "restart".
 ///
-/// [`MemoryStore::fail_next_commits`] makes the next commits fail, to test the error path.
+/// [`MemoryStore::fail_next_commits`] makes the next commits fail, to test the error path;
+/// [`MemoryStore::fail_next_commit_as_disk`] makes the next one fail as a disk that failed
+/// an fsync would, to test the halt that follows.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
@@ -19,6 +21,7 @@ pub struct MemoryStore {
 struct Inner {
     state: State,
     fail_next: usize,
+    disk_fails_next: bool,
     commits: u64,
     /// Random per store (shared by its clones, like the records).
     token_key: TokenKey,
@@ -29,6 +32,7 @@ impl Default for Inner {
         Self {
             state: State::default(),
             fail_next: 0,
+            disk_fails_next: false,
             commits: 0,
             token_key: TokenKey::random(),
         }
@@ -44,6 +48,12 @@ impl MemoryStore {
     /// Makes the next `n` calls to `commit` fail (and change nothing).
     pub fn fail_next_commits(&self, n: usize) {
         self.lock().fail_next = n;
+    }
+
+    /// Makes the next call to `commit` fail with [`StoreError::DiskFailed`] (an
+    /// `SQLITE_IOERR_FSYNC`, as SQLite reports a failed fsync) and change nothing.
+    pub fn fail_next_commit_as_disk(&self) {
+        self.lock().disk_fails_next = true;
     }
 
     /// How many successful `commit` calls (batches) there were.
@@ -73,6 +83,15 @@ impl Store for MemoryStore {
         if g.fail_next > 0 {
             g.fail_next -= 1;
             return Err(StoreError::Injected);
+        }
+        if std::mem::take(&mut g.disk_fails_next) {
+            return Err(StoreError::DiskFailed {
+                path: "memory".into(),
+                source: Arc::new(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                    Some("injected: fsync failed".into()),
+                )),
+            });
         }
         for c in commits {
             g.state.apply_commit(c);

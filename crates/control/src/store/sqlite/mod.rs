@@ -452,7 +452,22 @@ impl Store for SqliteStore {
         if clears {
             self.conn.pragma_update(None, "foreign_keys", "ON")?;
         }
-        r
+        r.map_err(|e| match e {
+            // An I/O error while committing (a failed write or fsync): the frames may be
+            // in the WAL, where recovery after a crash would find them, so the outcome is
+            // unknown; the pipeline halts writes on it (see `StoreError::DiskFailed`). A
+            // full disk is `SQLITE_FULL`, not this: nothing was written, and writes go on
+            // once there is room.
+            StoreError::Sqlite(source)
+                if source.sqlite_error_code() == Some(ErrorCode::SystemIoFailure) =>
+            {
+                StoreError::DiskFailed {
+                    path: self.path.clone(),
+                    source,
+                }
+            }
+            e => e,
+        })
     }
 
     fn token_key(&self) -> TokenKey {
