@@ -21,7 +21,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{seed, ACCT, PREFIX};
+use common::{feed_versions, seed, ACCT, PREFIX};
 const ENV: &str = "INREGION_CRASH_DB";
 const ENV_MODE: &str = "INREGION_CRASH_DURABILITY";
 /// Kill rounds per durability mode.
@@ -156,13 +156,7 @@ fn crash_rounds(mode: &str) {
         // print); never fewer than acknowledged.
         assert!(live as usize >= acked_total.len());
         // Versions: one per committed operation, consecutive from the seed's.
-        let versions: std::collections::BTreeSet<u64> = cp
-            .changes_since(0)
-            .unwrap()
-            .bindings
-            .iter()
-            .map(|b| b.version)
-            .collect();
+        let versions = feed_versions(&cp);
         assert_eq!(versions.len() as u64, live);
         assert_eq!(versions.iter().next_back().copied(), Some(cp.version()));
         eprintln!(

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{seed, ACCT, PREFIX};
+use common::{feed_versions, seed, ACCT, PREFIX};
 
 const ENV_DB: &str = "INREGION_FSYNC_ERROR_DB";
 /// Read by the shim: fsyncs fail while this file exists.
@@ -193,15 +193,9 @@ fn a_failed_fsync_halts_writes_until_a_restart_settles_them() {
     );
     assert!(!live.contains(&C.to_string()), "C was refused: {live:?}");
     let b_survived = live.contains(&B.to_string());
-    let versions: Vec<u64> = cp
-        .changes_since(0)
-        .unwrap()
-        .bindings
-        .iter()
-        .map(|b| b.version)
-        .collect();
+    let versions = feed_versions(&cp);
     assert_eq!(versions.len(), live.len(), "{versions:?} {live:?}");
-    assert_eq!(versions.iter().max().copied(), Some(cp.version()));
+    assert_eq!(versions.last().copied(), Some(cp.version()));
     eprintln!(
         "after the crash and restart: B (answered \"outcome unknown\") survived: {b_survived}"
     );

@@ -2,7 +2,8 @@
 //! and one approved IPv6 prefix.
 #![allow(dead_code)]
 
-use inregion_control::SeedConfig;
+use inregion_control::{ControlPlane, SeedConfig};
+use std::collections::BTreeSet;
 
 /// The account.
 pub(crate) const ACCT: &str = "0123456789abcdef0123456789abcdef";
@@ -29,4 +30,15 @@ asn = 64496
 /// The account and its prefix.
 pub(crate) fn seed() -> SeedConfig {
     seed_with("")
+}
+
+/// The version of every binding in the change feed (live and deleted): after a restart,
+/// one per committed binding operation, the newest the control plane's version.
+pub(crate) fn feed_versions(cp: &ControlPlane) -> BTreeSet<u64> {
+    cp.changes_since(0)
+        .unwrap()
+        .bindings
+        .iter()
+        .map(|b| b.version)
+        .collect()
 }
