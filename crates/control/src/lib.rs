@@ -54,7 +54,8 @@
 //! `store/` (`sqlite/`; `rows.rs` for what is on disk).
 //!
 //! How it is checked, besides the unit tests beside each rule: `tests/model.rs` runs
-//! random operations against a plain model over both local stores;
+//! random operations against a plain model over both local stores (and, over the memory
+//! store, with commit and disk failures injected at random operations);
 //! `state/tests.rs` checks every index of the [`State`] against scans of its records
 //! after every change; `store/round_trip.rs` requires every store (SQLite, a snapshot,
 //! the etcd layout) to load back records with arbitrary field values exactly;

@@ -5,6 +5,11 @@
 //! page, provisioning states, the data plane's bindings in force, the version) must
 //! agree. At the end, a control plane reopened from the store must equal the one before.
 //!
+//! Over the memory store, some operations run with a commit failure armed: a failure
+//! (`fail_next_commits`) must change nothing, and the same operation must then succeed as
+//! the model says; a disk failure (`fail_next_commit_as_disk`) must change nothing and
+//! halt writes until the control plane is reopened, after which the operation succeeds.
+//!
 //! The model shares no rule code with the crate: the CIDR inputs come from a table with
 //! hand-written expectations (canonical text or "invalid"), containment uses `ipnet`.
 
@@ -162,7 +167,7 @@ impl MB {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Model {
     now: i64,
     bindings: Vec<MB>,
@@ -171,6 +176,9 @@ struct Model {
     version: u64,
     /// Registered edge nodes and when each last reported.
     nodes: std::collections::BTreeMap<String, i64>,
+    /// When this run of the control plane first looked at its nodes: a node registered
+    /// before a restart counts as last heard from then (when it reported is not durable).
+    registry_started: Option<i64>,
 }
 
 impl Model {
@@ -206,11 +214,17 @@ struct Harness {
 }
 
 fn open(store: Box<dyn Store>) -> ControlPlane {
+    open_with_ids(store, Some(1))
+}
+
+/// [`open`] with another id seed (`None`: random), for a restart: the first run's seed
+/// would hand out its ids again.
+fn open_with_ids(store: Box<dyn Store>, id_seed: Option<u64>) -> ControlPlane {
     ControlPlane::open(
         store,
         ControlConfig {
             propagation_delay: Duration::from_secs((DELAY_H * HOUR) as u64),
-            id_seed: Some(1),
+            id_seed,
             tombstone_retention: Duration::from_secs((RETENTION_H * HOUR) as u64),
             ..ControlConfig::default()
         },
@@ -436,6 +450,8 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
         Op::Advance { minutes } => m.now += i64::from(*minutes) * 60,
         Op::Node { node, register } => {
             let (id, dc) = NODES[*node];
+            // Any call on the registry starts its run's liveness baseline.
+            let started = *m.registry_started.get_or_insert(m.now);
             // The registry runs on the wall clock; here the same as the emulated one.
             let accepted = if *register {
                 let report = inregion_feed::wire::NodeReport {
@@ -463,7 +479,8 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             if accepted {
                 let before = m.nodes.len();
                 let now_s = m.now;
-                m.nodes.retain(|_, seen| *seen + EXPIRY_S > now_s);
+                m.nodes
+                    .retain(|_, seen| (*seen).max(started) + EXPIRY_S > now_s);
                 if m.nodes.len() < before {
                     m.version += 1;
                 }
@@ -477,7 +494,9 @@ fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), TestCaseError> {
             prop_assert_eq!(ids, m.nodes.keys().map(String::as_str).collect::<Vec<_>>());
         }
         Op::Purge => {
-            let n = h.cp.purge_tombstones(now).unwrap();
+            let n =
+                h.cp.purge_tombstones(now)
+                    .map_err(|e| TestCaseError::fail(format!("purge: {e}")))?;
             let before = m.bindings.len();
             let horizon = m.now - (DELAY_H + RETENTION_H) * HOUR;
             m.bindings.retain(|b| b.deleted.is_none_or(|d| d > horizon));
@@ -571,6 +590,96 @@ fn run(
     Ok(())
 }
 
+/// A commit failure armed for one operation.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    None,
+    /// `fail_next_commits(1)`.
+    Commit,
+    /// `fail_next_commit_as_disk()`.
+    Disk,
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![16 => Just(Fault::None), 3 => Just(Fault::Commit), 1 => Just(Fault::Disk)]
+}
+
+/// [`run`] over a memory store, each operation with its [`Fault`].
+fn run_with_faults(ops: &[(Op, Fault)]) -> Result<(), TestCaseError> {
+    let store = MemoryStore::new();
+    let mut m = Model::default();
+    let mut h = setup(open(Box::new(store.clone())), &mut m);
+    check_state(&h, &m)?;
+    for (op, fault) in ops {
+        match fault {
+            Fault::None => step(&h, &mut m, op)?,
+            Fault::Commit | Fault::Disk => {
+                let before = h.cp.dump();
+                match fault {
+                    Fault::Disk => store.fail_next_commit_as_disk(),
+                    _ => store.fail_next_commits(1),
+                }
+                let mut trial = m.clone();
+                // As the model says: then the operation did not commit (a refusal, a
+                // read, the clock), and the failure is still armed.
+                let as_modelled = step(&h, &mut trial, op).is_ok();
+                store.fail_next_commits(0);
+                if as_modelled {
+                    prop_assert!(h.cp.halted().is_none());
+                    m = trial;
+                } else {
+                    // It tried to commit, and failed: nothing changed.
+                    prop_assert_eq!(&h.cp.dump(), &before, "a failed commit changed {:?}", op);
+                    prop_assert_eq!(h.cp.halted().is_some(), matches!(fault, Fault::Disk));
+                    if matches!(fault, Fault::Disk) {
+                        // Halted: writes fail without reaching the store. A restart lifts it.
+                        let again = h.cp.create_binding(
+                            &h.p,
+                            ACCT,
+                            CreateBinding::new(P6, "2001:db8:ffff::/48", "eu"),
+                            Timestamp::from_secs(m.now),
+                        );
+                        prop_assert!(
+                            matches!(
+                                again,
+                                Err(CreateBindingError::Store(StoreError::DiskFailed { .. }))
+                            ),
+                            "{:?}",
+                            again
+                        );
+                        prop_assert_eq!(&h.cp.dump(), &before);
+                        h = restart(h, &store);
+                        m.registry_started = None;
+                        prop_assert!(h.cp.halted().is_none());
+                        prop_assert_eq!(h.cp.dump(), before);
+                    }
+                    step(&h, &mut m, op)?;
+                }
+            }
+        }
+        check_state(&h, &m)?;
+    }
+    let before = h.cp.dump();
+    drop(h);
+    prop_assert_eq!(open(Box::new(store)).dump(), before);
+    Ok(())
+}
+
+/// Reopens the control plane on `store`, as a restart of the server would.
+fn restart(h: Harness, store: &MemoryStore) -> Harness {
+    let Harness { cp, map, base, .. } = h;
+    drop(cp);
+    let cp = open_with_ids(Box::new(store.clone()), None);
+    let p = cp
+        .authenticate(
+            &Credentials::ApiToken(TOKEN.into()),
+            None,
+            Timestamp::from_secs(base),
+        )
+        .unwrap();
+    Harness { cp, p, map, base }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -579,6 +688,14 @@ proptest! {
         let store = MemoryStore::new();
         let s2 = store.clone();
         run(&ops, Box::new(store), move || Box::new(s2))?;
+    }
+
+    /// Commit failures and disk failures at random operations.
+    #[test]
+    fn failed_commits_change_nothing_and_a_disk_failure_halts_until_a_restart(
+        ops in prop::collection::vec((op(), fault()), 1..60)
+    ) {
+        run_with_faults(&ops)?;
     }
 }
 

@@ -20,8 +20,8 @@ pub struct MemoryStore {
 #[derive(Debug)]
 struct Inner {
     state: State,
-    fail_next: usize,
-    disk_fails_next: bool,
+    /// Failures armed for the next commits, in order.
+    fail_next: Vec<StoreError>,
     commits: u64,
     /// Random per store (shared by its clones, like the records).
     token_key: TokenKey,
@@ -31,8 +31,7 @@ impl Default for Inner {
     fn default() -> Self {
         Self {
             state: State::default(),
-            fail_next: 0,
-            disk_fails_next: false,
+            fail_next: Vec::new(),
             commits: 0,
             token_key: TokenKey::random(),
         }
@@ -45,15 +44,23 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Makes the next `n` calls to `commit` fail (and change nothing).
+    /// Makes the next `n` calls to `commit` fail with [`StoreError::Injected`] (and change
+    /// nothing), replacing any failures armed before: `0` disarms.
     pub fn fail_next_commits(&self, n: usize) {
-        self.lock().fail_next = n;
+        self.lock().fail_next = vec![StoreError::Injected; n];
     }
 
     /// Makes the next call to `commit` fail with [`StoreError::DiskFailed`] (an
-    /// `SQLITE_IOERR_FSYNC`, as SQLite reports a failed fsync) and change nothing.
+    /// `SQLITE_IOERR_FSYNC`, as SQLite reports a failed fsync) and change nothing,
+    /// replacing any failures armed before.
     pub fn fail_next_commit_as_disk(&self) {
-        self.lock().disk_fails_next = true;
+        self.lock().fail_next = vec![StoreError::DiskFailed {
+            path: "memory".into(),
+            source: Arc::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                Some("injected: fsync failed".into()),
+            )),
+        }];
     }
 
     /// How many successful `commit` calls (batches) there were.
@@ -80,18 +87,8 @@ impl Store for MemoryStore {
 
     fn commit(&mut self, commits: &[&Commit]) -> Result<(), StoreError> {
         let mut g = self.lock();
-        if g.fail_next > 0 {
-            g.fail_next -= 1;
-            return Err(StoreError::Injected);
-        }
-        if std::mem::take(&mut g.disk_fails_next) {
-            return Err(StoreError::DiskFailed {
-                path: "memory".into(),
-                source: Arc::new(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-                    Some("injected: fsync failed".into()),
-                )),
-            });
+        if !g.fail_next.is_empty() {
+            return Err(g.fail_next.remove(0));
         }
         for c in commits {
             g.state.apply_commit(c);
