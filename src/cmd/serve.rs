@@ -26,7 +26,8 @@ pub(crate) enum LogFormat {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DurabilityArg {
     /// SQLite `synchronous=FULL`: the write-ahead log is fsynced before a write is
-    /// acknowledged, so it survives a crash of the server, of the OS and a power loss.
+    /// acknowledged, so it survives a crash of the server, of the OS and a power loss. A
+    /// disk that fails an fsync halts writes (500, /healthz 503) until a restart.
     Full,
     /// SQLite `synchronous=NORMAL`: the write-ahead log is written, not fsynced, per
     /// write. An acknowledged write survives a crash or kill -9 of the server, not an OS

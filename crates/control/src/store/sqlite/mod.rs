@@ -11,6 +11,10 @@
 //! - One `BEGIN IMMEDIATE … COMMIT` per batch: the control plane's group commit hands
 //!   over everything queued while the previous batch was syncing, so one fsync covers
 //!   many operations.
+//! - An I/O error at a commit (a failed write or fsync) is [`StoreError::DiskFailed`]:
+//!   the commit's frames may be in the WAL, where a crash would replay them, so the
+//!   outcome is unknown and the control plane halts writes until a restart. A full disk
+//!   (`SQLITE_FULL`) is not that: nothing was written, and writes resume with room.
 //! - Checkpoints run off the commit path, on a connection of their own (`checkpoint.rs`).
 //! - Row bodies are storage records of their own (`rows.rs`), never the API's shapes;
 //!   the schema is versioned by `PRAGMA user_version`, with one migration per version.
