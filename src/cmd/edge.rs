@@ -71,6 +71,13 @@ pub(crate) struct Args {
     /// /edge/v1/nodes/{id}). By default a stopped node stays registered and counted.
     #[arg(long)]
     deregister_on_exit: bool,
+    /// Keep the last version followed in this file (JSON, written at most every 2 s and
+    /// on exit, atomically), and at start answer from it until the source answers:
+    /// a node restarted while serve is unreachable then keeps deciding (answers marked
+    /// stale, version 0 reported to the registry) instead of answering 503. A cache of
+    /// another --control, or one that does not parse, is ignored with a warning.
+    #[arg(long, env = "INREGION_EDGE_CACHE")]
+    cache: Option<std::path::PathBuf>,
     /// Log format (logs go to stderr; filter with RUST_LOG, e.g. RUST_LOG=inregion_node=debug).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -93,6 +100,7 @@ fn config(args: &Args) -> anyhow::Result<NodeConfig> {
     c.seed = args.seed;
     c.resync_interval = args.resync_interval;
     c.deregister_on_exit = args.deregister_on_exit;
+    c.cache = args.cache.clone();
     c.apply_delay = match (&args.apply_delay, &args.apply_delay_dist) {
         (_, Some(d)) => parse_apply_delay(d)?,
         (Some(d), None) => DelayDistribution::Fixed(*d),

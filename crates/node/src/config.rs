@@ -71,12 +71,16 @@ pub struct NodeConfig {
     pub deregister_on_exit: bool,
     /// The `wait_ms` of each long poll (capped at 30,000 by the source).
     pub wait_ms: u64,
+    /// The table cache (`--cache FILE`): the last version followed is kept there, and a
+    /// start applies it as the first table until the source answers (see the crate's
+    /// documentation). `None`: no cache, a start answers 503 until the source does.
+    pub cache: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
     /// A configuration with the defaults of `inregion edge` for these data centers,
     /// source and token: listen on `127.0.0.1:8788`, no apply delay, seed 1, resync every
-    /// 60 s, no deregistration, 25 s long polls.
+    /// 60 s, no deregistration, 25 s long polls, no table cache.
     pub fn new(dcs: Vec<Iata>, control: ControlUrl, edge_token: impl Into<String>) -> Self {
         NodeConfig {
             dcs,
@@ -89,12 +93,14 @@ impl NodeConfig {
             resync_interval: Duration::from_secs(60),
             deregister_on_exit: false,
             wait_ms: 25_000,
+            cache: None,
         }
     }
 
     /// Checks the configuration against the reference data: at least one data center,
     /// each known and given once, `node_id` only with a single one and well formed, a
-    /// non-empty token. Returns the node ids, in data-center order.
+    /// non-empty token, a cache file (if any) in a directory that exists. Returns the
+    /// node ids, in data-center order.
     pub fn validate(&self, refdata: &ReferenceData) -> Result<Vec<String>, NodeError> {
         if self.dcs.is_empty() {
             return Err(NodeError::Config("--dc: at least one data center".into()));
@@ -111,6 +117,15 @@ impl NodeConfig {
         }
         if self.edge_token.is_empty() {
             return Err(NodeError::Config("--edge-token must not be empty".into()));
+        }
+        if let Some(path) = &self.cache {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if path.is_dir() || dir.is_some_and(|d| !d.is_dir()) {
+                return Err(NodeError::Config(format!(
+                    "--cache {}: must name a file in an existing directory",
+                    path.display()
+                )));
+            }
         }
         match &self.node_id {
             Some(_) if self.dcs.len() > 1 => Err(NodeError::Config(

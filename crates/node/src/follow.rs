@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inregion_feed::wire::NodeReport;
+use inregion_feed::wire::{NodeReport, Snapshot};
 use inregion_feed::{ApplyError, Follower, NextRequest};
 use tokio::sync::watch;
 
@@ -51,6 +51,8 @@ fn publish(sh: &Shared, f: &mut Follower, changed: bool, after_snapshot: bool) {
         return;
     };
     let bindings: Vec<_> = f.bindings().collect();
+    // The table from the cache at start is this very version: nothing to rebuild.
+    let changed = changed && !sh.same_as_cache(version, &bindings, f.regions());
     match sh.apply_version(version, &bindings, f.regions(), changed, after_snapshot) {
         Ok(ApplyOutcome::NeedRegions(keys)) => {
             tracing::info!(
@@ -60,7 +62,15 @@ fn publish(sh: &Shared, f: &mut Follower, changed: bool, after_snapshot: bool) {
             );
             f.must_relist();
         }
-        Ok(_) => {}
+        Ok(ApplyOutcome::Applied | ApplyOutcome::Unchanged) => {
+            sh.source_applied(|| Snapshot {
+                epoch: 0,
+                version,
+                purged_through: 0,
+                regions: f.regions().to_vec(),
+                bindings,
+            });
+        }
         Err(e) => tracing::error!(error = %e, version, "could not apply the version"),
     }
 }

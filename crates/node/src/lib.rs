@@ -27,6 +27,10 @@
 //!   503 `unavailable` until a first version from the source has reached the ingress data
 //!   center (with an apply delay, that is after its delay); afterwards an unreachable
 //!   source leaves the last table in force and marks answers `stale`.
+//! - **A restart does not need the source** when the node has a table cache
+//!   ([`NodeConfig::cache`], `cache.rs`): the last version followed is applied at start,
+//!   answers are `stale` until the source's own snapshot replaces it, and the registry is
+//!   told version 0 meanwhile (a cached table never counts towards a majority).
 //! - **Fail closed on unknown regions.** A binding whose region key no definition names
 //!   (neither managed nor in the snapshot's custom regions, after re-reading it) is
 //!   bound to a region whose only member is a synthetic data center (no location, always
@@ -55,6 +59,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod cache;
 pub mod config;
 mod follow;
 pub mod query;
@@ -160,8 +165,38 @@ pub async fn start_with_source<S: FeedSource>(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // The cache before the tasks: the follower's first version must reach the writer,
+    // and a cached table must be in force before the first heartbeat.
+    let cache_writer = match &config.cache {
+        None => None,
+        Some(path) => {
+            match cache::load(path, &shared.source_name) {
+                Ok(Some(loaded)) => {
+                    let version = loaded.snapshot.version;
+                    match shared.apply_cache(loaded) {
+                        Ok(()) => tracing::info!(
+                            version,
+                            path = %path.display(),
+                            "answering from the table cache (marked stale) until the source answers"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "the table cache is ignored"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the table cache is ignored"),
+            }
+            let (tx, rx) = watch::channel(None);
+            let _ = shared.cache_tx.set(tx);
+            Some(cache::writer(
+                path.clone(),
+                shared.source_name.clone(),
+                rx,
+                stop_rx.clone(),
+            ))
+        }
+    };
     let wait = Duration::from_millis(config.wait_ms.min(inregion_feed::wire::MAX_WAIT_MS));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(follow::follow(
             Arc::clone(&shared),
             Arc::clone(&source),
@@ -177,6 +212,7 @@ pub async fn start_with_source<S: FeedSource>(
         )),
         tokio::spawn(follow::timer(Arc::clone(&shared), stop_rx.clone())),
     ];
+    tasks.extend(cache_writer.map(tokio::spawn));
     let app = api::router(Arc::clone(&shared));
     let mut server_stop = stop_rx.clone();
     let deregister = config.deregister_on_exit;

@@ -3,20 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use inregion_edge::{
     region_table, DcId, DcSpec, DelayDistribution, Edge, EdgeConfig, RegionIndex, RegionSpec,
     RttModel, SimTime, Topology,
 };
-use inregion_feed::wire::{FeedBinding, NodeView};
+use inregion_feed::wire::{FeedBinding, NodeView, Snapshot};
 use inregion_model::{BindingId, Iata, ReferenceData, RegionDefinition, RegionKey};
 use inregion_table::Table;
 use ipnet::IpNet;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::query::{decision_view, BindingView, CheckedFlow, DecisionView};
 use crate::NodeError;
@@ -83,15 +83,24 @@ pub(crate) struct FeedStatus {
     pub(crate) feed_failing_since: Option<SystemTime>,
     /// Since when heartbeats cannot reach the source (transport errors only).
     pub(crate) registry_failing_since: Option<SystemTime>,
+    /// The table in force came from the cache (`--cache`), not yet from the source: its
+    /// version and when the cache was written.
+    pub(crate) cached: Option<(u64, SystemTime)>,
 }
 
 impl FeedStatus {
-    /// Since when the source is unreachable (feed or heartbeats), `None` when it is not.
+    /// Since when what the node answers from may be out of date, `None` when it is
+    /// not: since the source became unreachable (feed or heartbeats), or since the cache
+    /// the table came from was written.
     pub(crate) fn stale_since(&self) -> Option<SystemTime> {
-        match (self.feed_failing_since, self.registry_failing_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.feed_failing_since,
+            self.registry_failing_since,
+            self.cached.map(|(_, at)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -111,6 +120,11 @@ pub(crate) struct Shared {
     pub(crate) applied: Notify,
     /// Wakes the timer: the edge's next deadline may have moved.
     pub(crate) timer: Notify,
+    /// Where each version applied from the source goes to be written to the cache
+    /// (`--cache`; unset without one).
+    pub(crate) cache_tx: OnceLock<watch::Sender<Option<Arc<Snapshot>>>>,
+    /// The cache applied at start, until the first version from the source replaces it.
+    pub(crate) from_cache: Mutex<Option<Arc<Snapshot>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -308,7 +322,53 @@ impl Shared {
             has_table: AtomicBool::new(false),
             applied: Notify::new(),
             timer: Notify::new(),
+            cache_tx: OnceLock::new(),
+            from_cache: Mutex::new(None),
         })
+    }
+
+    /// Applies a table cache read at start (see `cache.rs`): the first table, marked
+    /// stale since the cache was written, reported to the registry as nothing applied.
+    pub(crate) fn apply_cache(&self, loaded: crate::cache::Loaded) -> Result<(), NodeError> {
+        let s = loaded.snapshot;
+        match self.apply_version(s.version, &s.bindings, &s.regions, true, true)? {
+            ApplyOutcome::NeedRegions(keys) => {
+                return Err(NodeError::Config(format!(
+                    "the cache names unknown regions {keys:?}"
+                )))
+            }
+            ApplyOutcome::Applied | ApplyOutcome::Unchanged => {}
+        }
+        self.feed().cached = Some((s.version, loaded.written_at));
+        *lock(&self.from_cache) = Some(Arc::new(s));
+        Ok(())
+    }
+
+    /// Called before a version from the source is applied: whether it is the cached
+    /// table's own version and content (then nothing needs rebuilding). Ends the cached
+    /// state either way, once the version is applied ([`Shared::source_applied`]).
+    pub(crate) fn same_as_cache(
+        &self,
+        version: u64,
+        bindings: &[FeedBinding],
+        regions: &[RegionDefinition],
+    ) -> bool {
+        lock(&self.from_cache)
+            .as_ref()
+            .is_some_and(|c| c.version == version && c.bindings == bindings && c.regions == regions)
+    }
+
+    /// A version from the source was applied: the table no longer comes from the cache,
+    /// and the version is handed to the cache writer (when there is a cache).
+    pub(crate) fn source_applied(&self, snapshot: impl FnOnce() -> Snapshot) {
+        if lock(&self.from_cache).take().is_some() {
+            self.feed().cached = None;
+            tracing::info!("the source's table replaces the cached one");
+            self.applied.notify_one();
+        }
+        if let Some(tx) = self.cache_tx.get() {
+            tx.send_replace(Some(Arc::new(snapshot())));
+        }
     }
 
     /// Monotonic time since the process started, as the edge's time.
@@ -554,8 +614,13 @@ impl Shared {
         Some(out)
     }
 
-    /// The applied version of each of the process's data centers.
+    /// The applied version of each of the process's data centers (0 while the table
+    /// comes from the cache: nothing from the source is applied yet, and the registry
+    /// must not count this node for a version it may not have).
     pub(crate) fn applied_versions(&self) -> Vec<(Iata, u64)> {
+        if self.feed().cached.is_some() {
+            return self.dcs.iter().map(|&code| (code, 0)).collect();
+        }
         let c = self.core();
         let topo = c.edge.topology();
         self.dcs

@@ -878,3 +878,98 @@ async fn periodic_resync_repairs_and_a_restarted_source_is_reread() {
     );
     n.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_without_its_source_answers_from_its_cache() {
+    let (f, addr) = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("table.json");
+    f.put(1, "203.0.113.0/24", "eu");
+    let v2 = f.put(2, "198.51.100.0/24", "us");
+    let n = node(addr, "IAD", |c| c.cache = Some(cache.clone())).await;
+    n.applied(v2).await;
+    let fresh = n.decide("IAD", "203.0.113.10", 1000).await;
+    assert_eq!(fresh["verdict"], "forwarded", "{fresh}");
+    n.stop().await;
+    let written: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    assert_eq!(written["snapshot"]["version"], v2, "{written}");
+
+    // The source is down; a node started on the cache decides from it, marked stale,
+    // and reports to the registry that it applied nothing from the source.
+    f.m().down = true;
+    f.m().refuse_snapshots = true;
+    let n = node(addr, "IAD", |c| c.cache = Some(cache.clone())).await;
+    let s = n.status().await;
+    assert_eq!(
+        (
+            s["has_table"].clone(),
+            s["cached_version"].clone(),
+            s["stale"].clone()
+        ),
+        (json!(true), json!(v2), json!(true)),
+        "{s}"
+    );
+    let d = n.decide("IAD", "203.0.113.10", 1000).await;
+    assert_eq!(
+        (
+            d["verdict"].clone(),
+            d["processed_at"].clone(),
+            d["stale"].clone()
+        ),
+        (
+            fresh["verdict"].clone(),
+            fresh["processed_at"].clone(),
+            json!(true)
+        ),
+        "{d}"
+    );
+    assert_eq!(d["table_version"], v2, "{d}");
+    let reported = |f: &F| f.m().nodes.get("IAD").map(|(r, _)| r.applied_version);
+    let t = Instant::now();
+    while reported(&f).is_none() {
+        assert!(t.elapsed() < Duration::from_secs(5), "no heartbeat");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reported(&f), Some(0));
+
+    // The source is back, one version on: its table replaces the cache's.
+    f.delete(2);
+    let v4 = f.put(3, "192.0.2.0/24", "eu");
+    f.m().down = false;
+    f.m().refuse_snapshots = false;
+    let s = n
+        .until("the source's table", |s| {
+            s["applied_version"] == v4 && s["cached_version"].is_null()
+        })
+        .await;
+    assert_eq!(s["stale"], false, "{s}");
+    let t = Instant::now();
+    while reported(&f) != Some(v4) {
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", reported(&f));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        n.decide("IAD", "198.51.100.10", 1).await["binding"],
+        Value::Null
+    );
+    n.stop().await;
+    let written: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    assert_eq!(written["snapshot"]["version"], v4, "{written}");
+    assert_eq!(written["snapshot"]["bindings"].as_array().unwrap().len(), 2);
+
+    // A cache written for another source is not used: no table until that one answers.
+    let (other, other_addr) = fake().await;
+    other.m().refuse_snapshots = true;
+    let n = node(other_addr, "IAD", |c| c.cache = Some(cache.clone())).await;
+    let (status, v) = n.get("/v1/decide?src=1.2.3.4&dst=203.0.113.1&dc=IAD").await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(n.status().await["cached_version"], Value::Null);
+    n.stop().await;
+    // Nor a damaged one.
+    std::fs::write(&cache, b"{\"format\": 1, \"source\": ").unwrap();
+    f.m().refuse_snapshots = true;
+    let n = node(addr, "IAD", |c| c.cache = Some(cache.clone())).await;
+    let (status, _) = n.get("/v1/decide?src=1.2.3.4&dst=203.0.113.1&dc=IAD").await;
+    assert_eq!(status, 503);
+    n.stop().await;
+}
