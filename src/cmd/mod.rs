@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod edge;
+mod files;
 pub(crate) mod openapi;
 pub(crate) mod serve;
 pub(crate) mod simulate;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::files::write_whole;
+
 const AFTER_HELP: &str = "\
 Examples:
   inregion simulate scenarios/quickstart.toml --out out/quickstart
@@ -111,7 +113,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut written = Vec::new();
     if let Some(dir) = &args.out {
         // Everything is rendered before anything is written, and each file is written
-        // whole or not at all (see `write_whole`).
+        // whole or not at all (see `files::write_whole`).
         let mut files: Vec<(String, Vec<u8>)> =
             vec![("report.json".into(), report.to_json().into())];
         for (name, text) in report.csv_files() {
@@ -128,7 +130,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;
         for (name, bytes) in &files {
             let path = dir.join(name);
-            write_whole(&path, bytes).with_context(|| {
+            write_whole(&path, bytes, false).with_context(|| {
                 format!(
                     "cannot write {} ({} of {} files written before it)",
                     path.display(),
@@ -162,21 +164,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to `path` whole or not at all: into a hidden temporary file in the
-/// same directory, then renamed over `path`. A full disk or an interrupted run leaves the
-/// previous file (or none), never a truncated report or plot.
-fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(Default::default, |n| n.to_string_lossy());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
@@ -184,30 +171,5 @@ pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::write_whole;
-
-    #[test]
-    fn files_are_replaced_whole_and_failures_leave_no_debris() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("report.json");
-        write_whole(&path, b"first").unwrap();
-        write_whole(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
-        // A write that cannot land (the name is taken by a directory) fails and leaves
-        // neither a temporary file nor a change behind.
-        let blocked = dir.path().join("plot.png");
-        std::fs::create_dir(&blocked).unwrap();
-        assert!(write_whole(&blocked, b"x").is_err());
-        assert!(blocked.is_dir());
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
     }
 }

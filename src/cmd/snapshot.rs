@@ -60,19 +60,9 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
         println!("{text}");
         return Ok(());
     }
-    // Owner-only: a snapshot holds token digests and the keys they were made with.
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())
-        .and_then(|()| f.sync_all())
+    // Owner-only: a snapshot holds token digests and the keys they were made with. Whole
+    // or not at all: a failed save leaves the previous snapshot in place.
+    super::files::write_whole(path, text.as_bytes(), true)
         .with_context(|| format!("writing {}", path.display()))
 }
 
