@@ -147,7 +147,8 @@ pub(crate) async fn writer(
     mut rx: watch::Receiver<Option<Arc<Snapshot>>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut written: Option<u64> = None;
+    // What was last written (by identity: a repaired version keeps its number).
+    let mut written: Option<Arc<Snapshot>> = None;
     let mut last: Option<Instant> = None;
     loop {
         let stopping = tokio::select! {
@@ -163,13 +164,15 @@ pub(crate) async fn writer(
             }
         }
         let newest = rx.borrow_and_update().clone();
-        if let Some(s) = newest.filter(|s| written != Some(s.version)) {
+        let unwritten = newest.filter(|s| !written.as_ref().is_some_and(|w| Arc::ptr_eq(w, s)));
+        if let Some(s) = unwritten {
             let (p, src, version) = (path.clone(), source.clone(), s.version);
-            let r = tokio::task::spawn_blocking(move || write(&p, &src, &s)).await;
+            let snapshot = Arc::clone(&s);
+            let r = tokio::task::spawn_blocking(move || write(&p, &src, &snapshot)).await;
             match r {
                 Ok(Ok(())) => {
                     tracing::debug!(version, path = %path.display(), "table cache written");
-                    written = Some(version);
+                    written = Some(s);
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(version, path = %path.display(), error = %e, "could not write the table cache")
