@@ -74,7 +74,8 @@ pub(crate) struct Args {
     /// Keep the last version followed in this file (JSON, written at most every 2 s and
     /// on exit, atomically), and at start answer from it until the source answers:
     /// a node restarted while serve is unreachable then keeps deciding (answers marked
-    /// stale, version 0 reported to the registry) instead of answering 503. A cache of
+    /// stale, version 0 reported to the registry, installed at once whatever the apply
+    /// delay) instead of answering 503. A cache of
     /// another --control, or one that does not parse, is ignored with a warning.
     #[arg(long, env = "INREGION_EDGE_CACHE")]
     cache: Option<std::path::PathBuf>,

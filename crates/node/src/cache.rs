@@ -16,8 +16,9 @@
 //!   age: since the cache was written) and the heartbeat reports version 0 (nothing
 //!   from the source), until the first version from the source replaces it. The node
 //!   still reads a full snapshot from the source (the cache never stands in for one), so
-//!   a source restarted or rolled back in the meantime is followed correctly. With an
-//!   apply delay (`--apply-delay`), the cached version is held back like any other.
+//!   a source restarted or rolled back in the meantime is followed correctly. The cached
+//!   version is installed at once, whatever the apply delay (`--apply-delay` holds back
+//!   new versions; this one was applied before the restart).
 //! - A missing cache is normal (first start); an unreadable one, or one from another
 //!   source, is logged and ignored: the node starts as without one.
 

@@ -68,6 +68,9 @@ pub(crate) struct Core {
     /// The source's version 0 (nothing ever committed) was applied: the initial empty
     /// tables are that version.
     empty_source_applied: bool,
+    /// The next version applied is installed at once everywhere, whatever the apply
+    /// delay: the table cache at start (applied before the restart already).
+    install_next_at_once: bool,
 }
 
 /// The feed's status, for `/v1/status` and `/metrics`.
@@ -317,6 +320,7 @@ impl Shared {
                 decisions: BTreeMap::new(),
                 last_bindings: 0,
                 empty_source_applied: false,
+                install_next_at_once: false,
             }),
             feed: Mutex::new(FeedStatus::default()),
             has_table: AtomicBool::new(false),
@@ -327,11 +331,16 @@ impl Shared {
         })
     }
 
-    /// Applies a table cache read at start (see `cache.rs`): the first table, marked
-    /// stale since the cache was written, reported to the registry as nothing applied.
+    /// Applies a table cache read at start (see `cache.rs`): the first table, installed at
+    /// once at every data center (it was applied before the restart; no apply delay),
+    /// marked stale since the cache was written, reported to the registry as nothing
+    /// applied.
     pub(crate) fn apply_cache(&self, loaded: crate::cache::Loaded) -> Result<(), NodeError> {
         let s = loaded.snapshot;
-        match self.apply_version(s.version, &s.bindings, &s.regions, true, true)? {
+        self.core().install_next_at_once = true;
+        let applied = self.apply_version(s.version, &s.bindings, &s.regions, true, true);
+        self.core().install_next_at_once = false;
+        match applied? {
             ApplyOutcome::NeedRegions(keys) => {
                 return Err(NodeError::Config(format!(
                     "the cache names unknown regions {keys:?}"
@@ -520,8 +529,10 @@ impl Shared {
         while c.versions.len() > KEPT_VERSIONS {
             c.versions.pop_first();
         }
-        let immediate =
-            fresh || matches!(self.apply_delay, DelayDistribution::Fixed(d) if d.is_zero());
+        let at_once = std::mem::take(&mut c.install_next_at_once);
+        let immediate = fresh
+            || at_once
+            || matches!(self.apply_delay, DelayDistribution::Fixed(d) if d.is_zero());
         if version == 0 {
             // The source never committed anything (a fresh edge is at version 0, and
             // a version-0 source after another one made `fresh` rebuild it): the

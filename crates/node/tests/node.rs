@@ -957,6 +957,24 @@ async fn a_node_restarted_without_its_source_answers_from_its_cache() {
     assert_eq!(written["snapshot"]["version"], v4, "{written}");
     assert_eq!(written["snapshot"]["bindings"].as_array().unwrap().len(), 2);
 
+    // An apply delay holds new versions back, not the cached one (applied before).
+    f.m().down = true;
+    f.m().refuse_snapshots = true;
+    let n = node(addr, "IAD", |c| {
+        c.cache = Some(cache.clone());
+        c.apply_delay = inregion_edge::DelayDistribution::Fixed(Duration::from_secs(30));
+    })
+    .await;
+    let d = n.decide("IAD", "192.0.2.1", 5).await;
+    assert_eq!(
+        (d["table_version"].clone(), d["stale"].clone()),
+        (json!(v4), json!(true)),
+        "{d}"
+    );
+    n.stop().await;
+    f.m().down = false;
+    f.m().refuse_snapshots = false;
+
     // A cache written for another source is not used: no table until that one answers.
     let (other, other_addr) = fake().await;
     other.m().refuse_snapshots = true;
