@@ -129,6 +129,17 @@ fn create_body(prefix: &str, cidr: &str, region: &str) -> Value {
     json!({"prefix_id": prefix, "cidr": cidr, "region_key": region})
 }
 
+/// `POST` a binding of `cidr` in `prefix` to `region` through `base`.
+fn create(c: &Client, base: &str, prefix: &str, cidr: &str, region: &str) -> Answer {
+    call(
+        c,
+        "POST",
+        base,
+        BINDINGS,
+        Some(&create_body(prefix, cidr, region)),
+    )
+}
+
 /// Every binding of the dev account through `base`, all pages (asserts 200s).
 fn list_all(c: &Client, base: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -193,13 +204,7 @@ fn every_write_through_one_replica_is_read_through_the_other() {
         // acknowledgement: a patch, a duplicate create, a delete (collected, not asserted
         // one by one, to see how often).
         let mut first_write_after = |cidr: String, prefix: &str, method: &str, what: &str| {
-            let a = call(
-                &c,
-                "POST",
-                base(w),
-                BINDINGS,
-                Some(&create_body(prefix, &cidr, "eu")),
-            );
+            let a = create(&c, base(w), prefix, &cidr, "eu");
             assert_eq!(a.status, 201, "{}: {}", ctx("create"), a.text);
             let id = a.id().unwrap();
             let (path, body) = match method {
@@ -250,16 +255,12 @@ fn every_write_through_one_replica_is_read_through_the_other() {
             })),
         );
         assert_eq!(seed.status, 200, "{}: {}", ctx("seed"), seed.text);
-        let b = call(
+        let b = create(
             &c,
-            "POST",
             base(rd),
-            BINDINGS,
-            Some(&create_body(
-                V6_PREFIX,
-                &format!("2001:db8:100d:{round:x}::/64"),
-                &key,
-            )),
+            V6_PREFIX,
+            &format!("2001:db8:100d:{round:x}::/64"),
+            &key,
         );
         if b.status != 201 {
             failures.push(format!(
@@ -297,13 +298,7 @@ fn every_write_through_one_replica_is_read_through_the_other() {
         }
         // Create.
         let cidr = format!("203.0.113.{}/32", round);
-        let a = call(
-            &c,
-            "POST",
-            base(w),
-            BINDINGS,
-            Some(&create_body(DEMO_PREFIX, &cidr, "eu")),
-        );
+        let a = create(&c, base(w), DEMO_PREFIX, &cidr, "eu");
         assert_eq!(a.status, 201, "{}: {}", ctx("create"), a.text);
         let b = a.body["result"].clone();
         let id = a.id().unwrap();
@@ -319,13 +314,7 @@ fn every_write_through_one_replica_is_read_through_the_other() {
         let listed = list_all(&c, base(rd));
         assert!(listed.contains(&b), "{}: list {listed:?}", ctx("create"));
         // A duplicate through the other replica is a conflict at once.
-        let d = call(
-            &c,
-            "POST",
-            base(rd),
-            BINDINGS,
-            Some(&create_body(DEMO_PREFIX, &cidr, "us")),
-        );
+        let d = create(&c, base(rd), DEMO_PREFIX, &cidr, "us");
         assert_eq!(
             (d.status, d.code()),
             (409, Some(1108)),
@@ -379,13 +368,7 @@ fn every_write_through_one_replica_is_read_through_the_other() {
                 ctx("delete")
             );
             // And the CIDR can be bound again through the reader.
-            let again = call(
-                &c,
-                "POST",
-                base(rd),
-                BINDINGS,
-                Some(&create_body(DEMO_PREFIX, &cidr, "ca")),
-            );
+            let again = create(&c, base(rd), DEMO_PREFIX, &cidr, "ca");
             assert_eq!(
                 again.status,
                 201,
@@ -421,16 +404,12 @@ fn every_write_through_one_replica_is_read_through_the_other() {
                 ctx("custom region"),
                 regions.text
             );
-            let b = call(
+            let b = create(
                 &c,
-                "POST",
                 base(rd),
-                BINDINGS,
-                Some(&create_body(
-                    V6_PREFIX,
-                    &format!("2001:db8:1000:{round:x}::/64"),
-                    &key,
-                )),
+                V6_PREFIX,
+                &format!("2001:db8:1000:{round:x}::/64"),
+                &key,
             );
             assert_eq!(
                 b.status,
@@ -1163,13 +1142,7 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
                     } else {
                         let cidr = format!("2001:db8:100{w:x}:{i:x}::/64");
                         let op = h.record(Kind::Create, rep, V6_PREFIX, &cidr, "", || {
-                            call(
-                                &c,
-                                "POST",
-                                &bases[rep],
-                                BINDINGS,
-                                Some(&create_body(V6_PREFIX, &cidr, "eu")),
-                            )
+                            create(&c, &bases[rep], V6_PREFIX, &cidr, "eu")
                         });
                         if op.a.status == 201 {
                             live.push(op.id.clone());
@@ -1188,13 +1161,7 @@ fn run_load(bases: &[String; 2], h: &History, stop: &AtomicBool) {
                 while !stop.load(Ordering::Relaxed) {
                     let cidr = format!("2001:db8:{:x}:{i:x}::/64", 0x1008 + rep);
                     let op = h.record(Kind::Probe, rep, V6_PREFIX, &cidr, "", || {
-                        call(
-                            &c,
-                            "POST",
-                            base,
-                            BINDINGS,
-                            Some(&create_body(V6_PREFIX, &cidr, "eu")),
-                        )
+                        create(&c, base, V6_PREFIX, &cidr, "eu")
                     });
                     if op.a.status == 201 {
                         h.record(Kind::Delete, rep, "", "", &op.id, || {
@@ -1452,13 +1419,7 @@ fn without_quorum_writes_answer_503_and_reads_answer_the_last_state() {
     let t = Instant::now();
     let (cluster, _prefix, r) = two_replicas(&[]);
     let c = client(Duration::from_secs(60));
-    let b = call(
-        &c,
-        "POST",
-        &r[0].base,
-        BINDINGS,
-        Some(&create_body(DEMO_PREFIX, "203.0.113.0/24", "eu")),
-    );
+    let b = create(&c, &r[0].base, DEMO_PREFIX, "203.0.113.0/24", "eu");
     assert_eq!(b.status, 201, "{}", b.text);
     let id = b.id().unwrap();
     let before = [list_all(&c, &r[0].base), list_all(&c, &r[1].base)];
@@ -1470,16 +1431,12 @@ fn without_quorum_writes_answer_503_and_reads_answer_the_last_state() {
     let mut failures = Vec::new();
     for (i, s) in r.iter().enumerate() {
         let t0 = Instant::now();
-        let w = call(
+        let w = create(
             &c,
-            "POST",
             &s.base,
-            BINDINGS,
-            Some(&create_body(
-                DEMO_PREFIX,
-                &format!("203.0.114.{}/32", i),
-                "eu",
-            )),
+            DEMO_PREFIX,
+            &format!("203.0.114.{}/32", i),
+            "eu",
         );
         let took = t0.elapsed();
         eprintln!(
@@ -1538,17 +1495,7 @@ fn without_quorum_writes_answer_503_and_reads_answer_the_last_state() {
     for (i, s) in r.iter().enumerate() {
         loop {
             n += 1;
-            let w = call(
-                &c,
-                "POST",
-                &s.base,
-                BINDINGS,
-                Some(&create_body(
-                    DEMO_PREFIX,
-                    &format!("203.0.115.{n}/32"),
-                    "eu",
-                )),
-            );
+            let w = create(&c, &s.base, DEMO_PREFIX, &format!("203.0.115.{n}/32"), "eu");
             if w.status == 201 {
                 break;
             }
@@ -1656,13 +1603,7 @@ fn a_hung_etcd_member_is_left_behind() {
     let mut create_next = |acknowledged: &mut Vec<String>| {
         let cidr = format!("2001:db8:1000:{:x}::/64", 0x2000 + n);
         n += 1;
-        let a = call(
-            &c,
-            "POST",
-            &s.base,
-            BINDINGS,
-            Some(&create_body(V6_PREFIX, &cidr, "eu")),
-        );
+        let a = create(&c, &s.base, V6_PREFIX, &cidr, "eu");
         if a.status == 201 {
             acknowledged.push(canon(&cidr));
         }
@@ -1738,13 +1679,7 @@ fn a_watch_resumed_past_a_compaction_lists_again() {
     let create = |base: &str, cidr: &str, deadline: Instant| {
         let mut refused = 0;
         loop {
-            let r = call(
-                &c,
-                "POST",
-                base,
-                BINDINGS,
-                Some(&create_body(V6_PREFIX, cidr, "eu")),
-            );
+            let r = create(&c, base, V6_PREFIX, cidr, "eu");
             if r.status == 201 {
                 return refused;
             }
@@ -1955,13 +1890,7 @@ fn two_saturated_replicas_both_commit() {
                     while start.elapsed() < FOR {
                         let cidr = format!("2001:db8:1000:{w:x}:{i:x}::/80");
                         let t = Instant::now();
-                        let a = call(
-                            &c,
-                            "POST",
-                            base,
-                            BINDINGS,
-                            Some(&create_body(V6_PREFIX, &cidr, "eu")),
-                        );
+                        let a = create(&c, base, V6_PREFIX, &cidr, "eu");
                         slowest = slowest.max(t.elapsed());
                         if a.status == 201 {
                             created += 1;
@@ -2036,13 +1965,7 @@ fn etcd_out_of_space_refuses_writes_and_recovers_once_compacted() {
         } else {
             &b.base
         };
-        call(
-            &c,
-            "POST",
-            base,
-            BINDINGS,
-            Some(&create_body(V6_PREFIX, &cidr, "eu")),
-        )
+        create(&c, base, V6_PREFIX, &cidr, "eu")
     };
     // Eight writers at once through two replicas, so that several transactions are in
     // flight when the quota is crossed: etcd applies the one that crosses it and answers
