@@ -164,7 +164,7 @@ async fn status(State(sh): State<Arc<Shared>>) -> Response {
         "table_prefixes": s.table_prefixes,
         "bindings": s.bindings,
         "stale": s.feed.stale_since().is_some(),
-        "cached_version": s.feed.cached.map(|(v, _)| v),
+        "cached_version": s.feed.cached.as_ref().map(|c| c.snapshot.version),
         "last_error": s.feed.last_error,
         "stale_since": s.feed.stale_since().map(|t| humantime::format_rfc3339_millis(t).to_string()),
         "changes_applied": s.feed.changes_applied,

@@ -68,9 +68,6 @@ pub(crate) struct Core {
     /// The source's version 0 (nothing ever committed) was applied: the initial empty
     /// tables are that version.
     empty_source_applied: bool,
-    /// The next version applied is installed at once everywhere, whatever the apply
-    /// delay: the table cache at start (applied before the restart already).
-    install_next_at_once: bool,
 }
 
 /// The feed's status, for `/v1/status` and `/metrics`.
@@ -86,9 +83,17 @@ pub(crate) struct FeedStatus {
     pub(crate) feed_failing_since: Option<SystemTime>,
     /// Since when heartbeats cannot reach the source (transport errors only).
     pub(crate) registry_failing_since: Option<SystemTime>,
-    /// The table in force came from the cache (`--cache`), not yet from the source: its
-    /// version and when the cache was written.
-    pub(crate) cached: Option<(u64, SystemTime)>,
+    /// The table in force came from the cache (`--cache`), not yet from the source.
+    pub(crate) cached: Option<Cached>,
+}
+
+/// The table cache applied at start, until the first version from the source.
+#[derive(Debug, Clone)]
+pub(crate) struct Cached {
+    /// Its version, bindings and regions.
+    pub(crate) snapshot: Arc<Snapshot>,
+    /// When it was written: answers made from it are stale since then.
+    pub(crate) written_at: SystemTime,
 }
 
 impl FeedStatus {
@@ -99,7 +104,7 @@ impl FeedStatus {
         [
             self.feed_failing_since,
             self.registry_failing_since,
-            self.cached.map(|(_, at)| at),
+            self.cached.as_ref().map(|c| c.written_at),
         ]
         .into_iter()
         .flatten()
@@ -126,8 +131,6 @@ pub(crate) struct Shared {
     /// Where each version applied from the source goes to be written to the cache
     /// (`--cache`; unset without one).
     pub(crate) cache_tx: OnceLock<watch::Sender<Option<Arc<Snapshot>>>>,
-    /// The cache applied at start, until the first version from the source replaces it.
-    pub(crate) from_cache: Mutex<Option<Arc<Snapshot>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -320,14 +323,12 @@ impl Shared {
                 decisions: BTreeMap::new(),
                 last_bindings: 0,
                 empty_source_applied: false,
-                install_next_at_once: false,
             }),
             feed: Mutex::new(FeedStatus::default()),
             has_table: AtomicBool::new(false),
             applied: Notify::new(),
             timer: Notify::new(),
             cache_tx: OnceLock::new(),
-            from_cache: Mutex::new(None),
         })
     }
 
@@ -337,10 +338,7 @@ impl Shared {
     /// applied.
     pub(crate) fn apply_cache(&self, loaded: crate::cache::Loaded) -> Result<(), NodeError> {
         let s = loaded.snapshot;
-        self.core().install_next_at_once = true;
-        let applied = self.apply_version(s.version, &s.bindings, &s.regions, true, true);
-        self.core().install_next_at_once = false;
-        match applied? {
+        match self.apply(s.version, &s.bindings, &s.regions, true, true, true)? {
             ApplyOutcome::NeedRegions(keys) => {
                 return Err(NodeError::Config(format!(
                     "the cache names unknown regions {keys:?}"
@@ -348,8 +346,10 @@ impl Shared {
             }
             ApplyOutcome::Applied | ApplyOutcome::Unchanged => {}
         }
-        self.feed().cached = Some((s.version, loaded.written_at));
-        *lock(&self.from_cache) = Some(Arc::new(s));
+        self.feed().cached = Some(Cached {
+            snapshot: Arc::new(s),
+            written_at: loaded.written_at,
+        });
         Ok(())
     }
 
@@ -362,16 +362,16 @@ impl Shared {
         bindings: &[FeedBinding],
         regions: &[RegionDefinition],
     ) -> bool {
-        lock(&self.from_cache)
-            .as_ref()
-            .is_some_and(|c| c.version == version && c.bindings == bindings && c.regions == regions)
+        self.feed().cached.as_ref().is_some_and(|c| {
+            let s = &c.snapshot;
+            s.version == version && s.bindings == bindings && s.regions == regions
+        })
     }
 
     /// A version from the source was applied: the table no longer comes from the cache,
     /// and the version is handed to the cache writer (when there is a cache).
     pub(crate) fn source_applied(&self, snapshot: impl FnOnce() -> Snapshot) {
-        if lock(&self.from_cache).take().is_some() {
-            self.feed().cached = None;
+        if self.feed().cached.take().is_some() {
             tracing::info!("the source's table replaces the cached one");
             self.applied.notify_one();
         }
@@ -458,6 +458,20 @@ impl Shared {
         changed: bool,
         allow_unknown: bool,
     ) -> Result<ApplyOutcome, NodeError> {
+        self.apply(version, bindings, regions, changed, allow_unknown, false)
+    }
+
+    /// [`Shared::apply_version`]; `at_once`: installed at every data center now, whatever
+    /// the apply delay (the table cache at start, applied before the restart).
+    fn apply(
+        &self,
+        version: u64,
+        bindings: &[FeedBinding],
+        regions: &[RegionDefinition],
+        changed: bool,
+        allow_unknown: bool,
+        at_once: bool,
+    ) -> Result<ApplyOutcome, NodeError> {
         let (topo, mut set, published, prev_map) = {
             let c = self.core();
             let prev = c
@@ -529,7 +543,6 @@ impl Shared {
         while c.versions.len() > KEPT_VERSIONS {
             c.versions.pop_first();
         }
-        let at_once = std::mem::take(&mut c.install_next_at_once);
         let immediate = fresh
             || at_once
             || matches!(self.apply_delay, DelayDistribution::Fixed(d) if d.is_zero());
