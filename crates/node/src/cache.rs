@@ -10,7 +10,8 @@
 //!   the old cache or the new one, never half of one.
 //! - **When**: after a version from the source is applied, at most every
 //!   [`WRITE_EVERY`] (the newest one at the end of each pause, so a burst of versions
-//!   costs one write), and once more when the node stops.
+//!   costs one write), and once more when the node stops, after its follow loop has
+//!   ended (so the last version it applied is the one kept).
 //! - **What a start does with it**: a cache from the same source is applied as the
 //!   first table before the source is asked; decisions are then marked `stale` (their
 //!   age: since the cache was written) and the heartbeat reports version 0 (nothing
@@ -39,15 +40,15 @@ pub(crate) const WRITE_EVERY: Duration = Duration::from_secs(2);
 /// This format's number; a file of another is ignored (and rewritten).
 const FORMAT: u32 = 1;
 
-/// The file's contents.
+/// The file's contents: written with `S = &Snapshot` (no copy), read with `Snapshot`.
 #[derive(Debug, Serialize, Deserialize)]
-struct CacheFile {
+struct CacheFile<S> {
     format: u32,
     /// The source the version came from (`FeedSource::describe`).
     source: String,
     /// When it was written (RFC 3339), for the age of answers made from it.
     written_at: String,
-    snapshot: Snapshot,
+    snapshot: S,
 }
 
 /// A cache read at start.
@@ -96,7 +97,8 @@ pub(crate) fn load(path: &Path, source: &str) -> Result<Option<Loaded>, LoadErro
         path: path.to_owned(),
         what,
     };
-    let file: CacheFile = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+    let file: CacheFile<Snapshot> =
+        serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
     if file.format != FORMAT {
         return Err(format(format!("format {}, expected {FORMAT}", file.format)));
     }
@@ -126,7 +128,7 @@ pub(crate) fn write(path: &Path, source: &str, snapshot: &Snapshot) -> std::io::
         format: FORMAT,
         source: source.to_owned(),
         written_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        snapshot: snapshot.clone(),
+        snapshot,
     };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     {
@@ -140,8 +142,9 @@ pub(crate) fn write(path: &Path, source: &str, snapshot: &Snapshot) -> std::io::
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Writes what `rx` holds to the cache at `path`: at most every [`WRITE_EVERY`], and
-/// once more (the newest) when `stop` says so.
+/// Writes what `rx` holds to the cache at `path`, at most every [`WRITE_EVERY`], until
+/// the sender is dropped (when the follow loop has ended: it may still apply a version
+/// after the stop was asked for), then once more, the newest. `stop` cuts a pause short.
 pub(crate) async fn writer(
     path: PathBuf,
     source: String,
@@ -152,11 +155,8 @@ pub(crate) async fn writer(
     let mut written: Option<Arc<Snapshot>> = None;
     let mut last: Option<Instant> = None;
     loop {
-        let stopping = tokio::select! {
-            r = rx.changed() => r.is_err(),
-            _ = stopped(&mut stop) => true,
-        };
-        if !stopping {
+        let closed = rx.changed().await.is_err();
+        if !closed && !*stop.borrow() {
             if let Some(due) = last.map(|t| t + WRITE_EVERY) {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
@@ -182,7 +182,7 @@ pub(crate) async fn writer(
             }
             last = Some(Instant::now());
         }
-        if stopping || *stop.borrow() {
+        if closed {
             return;
         }
     }

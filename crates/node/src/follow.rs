@@ -146,6 +146,14 @@ pub(crate) async fn follow<S: FeedSource>(
     resync_every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    // However this returns, the cache writer then writes the last version applied.
+    struct CloseCache<'a>(&'a Shared);
+    impl Drop for CloseCache<'_> {
+        fn drop(&mut self) {
+            self.0.close_cache();
+        }
+    }
+    let _close_cache = CloseCache(&sh);
     let mut f = Follower::new();
     let mut backoff = Backoff::new();
     let mut next_resync = Instant::now() + resync_every;

@@ -186,7 +186,7 @@ pub async fn start_with_source<S: FeedSource>(
                 Err(e) => tracing::warn!(error = %e, "the table cache is ignored"),
             }
             let (tx, rx) = watch::channel(None);
-            let _ = shared.cache_tx.set(tx);
+            shared.open_cache(tx);
             Some(cache::writer(
                 path.clone(),
                 shared.source_name.clone(),

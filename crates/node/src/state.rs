@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use inregion_edge::{
@@ -130,7 +130,8 @@ pub(crate) struct Shared {
     pub(crate) timer: Notify,
     /// Where each version applied from the source goes to be written to the cache
     /// (`--cache`; unset without one).
-    pub(crate) cache_tx: OnceLock<watch::Sender<Option<Arc<Snapshot>>>>,
+    /// Dropped when the follow loop ends, which tells the writer to write its last.
+    cache_tx: Mutex<Option<watch::Sender<Option<Arc<Snapshot>>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -328,7 +329,7 @@ impl Shared {
             has_table: AtomicBool::new(false),
             applied: Notify::new(),
             timer: Notify::new(),
-            cache_tx: OnceLock::new(),
+            cache_tx: Mutex::new(None),
         })
     }
 
@@ -375,9 +376,19 @@ impl Shared {
             tracing::info!("the source's table replaces the cached one");
             self.applied.notify_one();
         }
-        if let Some(tx) = self.cache_tx.get() {
+        if let Some(tx) = lock(&self.cache_tx).as_ref() {
             tx.send_replace(Some(Arc::new(snapshot())));
         }
+    }
+
+    /// Where applied versions go to be written to the cache (see `cache::writer`).
+    pub(crate) fn open_cache(&self, tx: watch::Sender<Option<Arc<Snapshot>>>) {
+        *lock(&self.cache_tx) = Some(tx);
+    }
+
+    /// No more versions for the cache: its writer writes the last one and ends.
+    pub(crate) fn close_cache(&self) {
+        lock(&self.cache_tx).take();
     }
 
     /// Monotonic time since the process started, as the edge's time.
